@@ -1,0 +1,360 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include "sink.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/falloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SINK_BUF (8u << 20)
+
+/* ---- registry of temporary files, for signal handlers ----------------
+ * A fixed table of paths; a slot is published by setting `used` after the
+ * path is complete, so an async-signal handler only ever sees whole paths. */
+#define TMP_SLOTS 32
+static char tmp_paths[TMP_SLOTS][PATH_MAX];
+static volatile sig_atomic_t tmp_used[TMP_SLOTS];
+static pthread_mutex_t tmp_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int tmp_register(const char *path)
+{
+    if (strlen(path) >= PATH_MAX)
+        return -1;
+    pthread_mutex_lock(&tmp_lock);
+    int slot = -1;
+    for (int i = 0; i < TMP_SLOTS; i++) {
+        if (!tmp_used[i]) {
+            strcpy(tmp_paths[i], path);
+            __atomic_thread_fence(__ATOMIC_SEQ_CST);
+            tmp_used[i] = 1;
+            slot = i;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&tmp_lock);
+    return slot;
+}
+
+static void tmp_unregister(int slot)
+{
+    if (slot < 0)
+        return;
+    pthread_mutex_lock(&tmp_lock);
+    tmp_used[slot] = 0;
+    pthread_mutex_unlock(&tmp_lock);
+}
+
+void mrimg_cleanup_temporaries(void)
+{
+    /* async-signal-safe: unlink() only, no locks */
+    for (int i = 0; i < TMP_SLOTS; i++) {
+        if (tmp_used[i]) {
+            unlink(tmp_paths[i]);
+            tmp_used[i] = 0;
+        }
+    }
+}
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static int write_all(mrimg_sink *s, const void *data, size_t len, uint64_t off, mrimg_error *err)
+{
+    const char *p = data;
+    while (len) {
+        size_t chunk = len > (1u << 30) ? (1u << 30) : len;
+        ssize_t n = pwrite(s->fd, p, chunk, (off_t)off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return err_sys(err, errno, "cannot write %s at offset %llu", s->target,
+                           (unsigned long long)off);
+        }
+        if (n == 0)
+            return err_sys(err, ENOSPC, "cannot write %s at offset %llu", s->target,
+                           (unsigned long long)off);
+        p += n;
+        off += (uint64_t)n;
+        len -= (size_t)n;
+        s->written += (uint64_t)n;
+    }
+    if (off > s->size)
+        s->size = off;
+    return 0;
+}
+
+static char *make_tmp_name(const char *target, mrimg_error *err)
+{
+    const char *slash = strrchr(target, '/');
+    size_t dirlen = slash ? (size_t)(slash - target) + 1 : 0;
+    const char *base = slash ? slash + 1 : target;
+    size_t n = dirlen + strlen(base) + 32;
+    char *t = xmalloc(n, err);
+    if (!t)
+        return NULL;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    unsigned long r = (unsigned long)ts.tv_nsec ^ ((unsigned long)getpid() << 16) ^
+                      (unsigned long)(uintptr_t)t;
+    snprintf(t, n, "%.*s.%s.%06lx.tmp", (int)dirlen, target, base, r & 0xffffff);
+    return t;
+}
+
+int sink_create(mrimg_sink *s, const char *target, unsigned flags, mrimg_error *err)
+{
+    memset(s, 0, sizeof(*s));
+    s->fd = -1;
+    s->slot = -1;
+    s->flags = flags;
+    struct stat st;
+    if (!(flags & SINK_FORCE) && lstat(target, &st) == 0)
+        return err_set(err, MRIMG_ERR_EXISTS, MRIMG_OFF_NONE, 0,
+                       "%s already exists (use --force to replace it)", target);
+    if (lstat(target, &st) == 0 && S_ISDIR(st.st_mode))
+        return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0, "%s is a directory", target);
+    s->target = xstrdup(target, err);
+    if (!s->target)
+        return MRIMG_ERR_NOMEM;
+    for (int attempt = 0; attempt < 100; attempt++) {
+        free(s->tmp);
+        s->tmp = make_tmp_name(target, err);
+        if (!s->tmp)
+            goto fail;
+        /* register first so that a signal between open and register cannot
+         * leak the file; unlinking a not-yet-existing path is harmless */
+        s->slot = tmp_register(s->tmp);
+        s->fd = open(s->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (s->fd >= 0)
+            break;
+        int e = errno;
+        tmp_unregister(s->slot);
+        s->slot = -1;
+        if (e != EEXIST) {
+            err_sys(err, e, "cannot create a temporary file beside %s", target);
+            goto fail;
+        }
+    }
+    if (s->fd < 0) {
+        err_set(err, MRIMG_ERR_IO, MRIMG_OFF_NONE, 0, "cannot create a temporary file beside %s",
+                target);
+        goto fail;
+    }
+    s->cap = SINK_BUF;
+    s->buf = xmalloc_aligned(s->cap, err);
+    if (!s->buf) {
+        sink_abort(s);
+        return MRIMG_ERR_NOMEM;
+    }
+    return 0;
+fail:
+    free(s->tmp);
+    free(s->target);
+    s->tmp = s->target = NULL;
+    return err ? err->code : MRIMG_ERR_IO;
+}
+
+int sink_flush(mrimg_sink *s, mrimg_error *err)
+{
+    if (s->len) {
+        int rc = write_all(s, s->buf, s->len, s->pos, err);
+        if (rc < 0)
+            return rc;
+        s->pos += s->len;
+        s->len = 0;
+    }
+    return 0;
+}
+
+int sink_write(mrimg_sink *s, const void *data, size_t len, mrimg_error *err)
+{
+    const uint8_t *p = data;
+    if (s->len == 0 && len >= s->cap) {
+        int rc = write_all(s, p, len, s->pos, err);
+        if (rc == 0)
+            s->pos += len;
+        return rc;
+    }
+    while (len) {
+        size_t room = s->cap - s->len;
+        size_t n = len < room ? len : room;
+        memcpy(s->buf + s->len, p, n);
+        s->len += n;
+        p += n;
+        len -= n;
+        if (s->len == s->cap) {
+            int rc = sink_flush(s, err);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+int sink_seek(mrimg_sink *s, uint64_t off, mrimg_error *err)
+{
+    int rc = sink_flush(s, err);
+    if (rc < 0)
+        return rc;
+    s->pos = off;
+    return 0;
+}
+
+int sink_pwrite(mrimg_sink *s, const void *data, size_t len, uint64_t off, mrimg_error *err)
+{
+    int rc = sink_flush(s, err);
+    if (rc < 0)
+        return rc;
+    return write_all(s, data, len, off, err);
+}
+
+int sink_truncate(mrimg_sink *s, uint64_t size, mrimg_error *err)
+{
+    int rc = sink_flush(s, err);
+    if (rc < 0)
+        return rc;
+    if (ftruncate(s->fd, (off_t)size) != 0)
+        return err_sys(err, errno, "cannot set the size of %s", s->target);
+    s->size = size;
+    return 0;
+}
+
+int sink_punch(mrimg_sink *s, uint64_t off, uint64_t len, mrimg_error *err)
+{
+    int rc = sink_flush(s, err);
+    if (rc < 0 || len == 0)
+        return rc;
+    if (fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0)
+        return 0;
+    if (errno != EOPNOTSUPP && errno != ENOSYS)
+        return err_sys(err, errno, "cannot punch a hole in %s", s->target);
+    static const uint8_t zeros[65536];
+    while (len) {
+        size_t n = len > sizeof(zeros) ? sizeof(zeros) : (size_t)len;
+        rc = write_all(s, zeros, n, off, err);
+        if (rc < 0)
+            return rc;
+        off += n;
+        len -= n;
+    }
+    return 0;
+}
+
+int sink_reserve(mrimg_sink *s, uint64_t off, uint64_t len, mrimg_error *err)
+{
+    if (len == 0)
+        return 0;
+    if (fallocate(s->fd, FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0)
+        return 0;
+    if (errno == EOPNOTSUPP || errno == ENOSYS)
+        return err_set(err, MRIMG_ERR_UNSUPPORTED, MRIMG_OFF_NONE, 0,
+                       "the file system of %s cannot reserve space", s->target);
+    return err_sys(err, errno, "cannot reserve %llu bytes for %s", (unsigned long long)len,
+                   s->target);
+}
+
+static void fsync_dir(const char *target)
+{
+    const char *slash = strrchr(target, '/');
+    char dir[PATH_MAX];
+    if (slash) {
+        size_t n = (size_t)(slash - target);
+        if (n == 0)
+            n = 1;
+        if (n >= sizeof(dir))
+            return;
+        memcpy(dir, target, n);
+        dir[n] = '\0';
+    } else {
+        strcpy(dir, ".");
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+}
+
+int sink_commit(mrimg_sink *s, const char *final_magic, mrimg_error *err)
+{
+    int rc = sink_flush(s, err);
+    if (rc < 0)
+        return rc;
+    if (fsync(s->fd) != 0)
+        return err_sys(err, errno, "cannot sync %s", s->target);
+    if (final_magic) {
+        rc = write_all(s, final_magic, 16, 0, err);
+        if (rc < 0)
+            return rc;
+        if (fsync(s->fd) != 0)
+            return err_sys(err, errno, "cannot sync %s", s->target);
+    }
+    if (close(s->fd) != 0) {
+        s->fd = -1;
+        return err_sys(err, errno, "cannot close %s", s->target);
+    }
+    s->fd = -1;
+    if (s->flags & SINK_FORCE) {
+        if (rename(s->tmp, s->target) != 0)
+            return err_sys(err, errno, "cannot rename the output to %s", s->target);
+    } else {
+        long r;
+#ifdef SYS_renameat2
+        r = syscall(SYS_renameat2, AT_FDCWD, s->tmp, AT_FDCWD, s->target, 1 /* NOREPLACE */);
+        if (r != 0 && (errno == EINVAL || errno == ENOSYS)) {
+#else
+        r = -1;
+        {
+#endif
+            /* no renameat2 here: link() refuses to replace as well */
+            if (link(s->tmp, s->target) == 0) {
+                unlink(s->tmp);
+                errno = 0;
+                r = 0;
+            } else {
+                r = -1;
+            }
+        }
+        if (r != 0) {
+            if (errno == EEXIST)
+                return err_set(err, MRIMG_ERR_EXISTS, MRIMG_OFF_NONE, 0,
+                               "%s appeared while converting; not replaced (use --force)",
+                               s->target);
+            return err_sys(err, errno, "cannot rename the output to %s", s->target);
+        }
+    }
+    tmp_unregister(s->slot);
+    s->slot = -1;
+    fsync_dir(s->target);
+    free(s->tmp);
+    s->tmp = NULL;
+    free(s->buf);
+    s->buf = NULL;
+    free(s->target);
+    s->target = NULL;
+    return 0;
+}
+
+void sink_abort(mrimg_sink *s)
+{
+    if (s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
+    if (s->tmp)
+        unlink(s->tmp);
+    tmp_unregister(s->slot);
+    s->slot = -1;
+    free(s->tmp);
+    free(s->buf);
+    free(s->target);
+    s->tmp = NULL;
+    s->buf = NULL;
+    s->target = NULL;
+}

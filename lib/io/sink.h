@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Output side of the I/O layer.  Every output is written to a temporary
+ * file created 0600 with O_EXCL beside the target, then fsync'd and renamed
+ * over the target by sink_commit().  Until then the target is untouched. */
+#ifndef MRIMG_IO_SINK_H
+#define MRIMG_IO_SINK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../util/util.h"
+
+#define SINK_FORCE 0x1u   /* replace an existing target */
+
+typedef struct mrimg_sink {
+    int fd;
+    char *target;
+    char *tmp;
+    int slot;            /* index in the signal-cleanup registry, -1 none */
+    unsigned flags;
+    /* sequential writes are buffered */
+    uint8_t *buf;
+    size_t cap, len;
+    uint64_t pos;        /* file offset of buf[0] */
+    uint64_t written;    /* bytes handed to the kernel */
+    uint64_t size;       /* highest offset written or truncated to */
+} mrimg_sink;
+
+MRIMG_INTERNAL int sink_create(mrimg_sink *s, const char *target, unsigned flags,
+                               mrimg_error *err);
+/* Buffered sequential write at the current position. */
+MRIMG_INTERNAL int sink_write(mrimg_sink *s, const void *data, size_t len, mrimg_error *err);
+/* Current sequential position. */
+static inline uint64_t sink_tell(const mrimg_sink *s) { return s->pos + s->len; }
+/* Move the sequential position (flushes the buffer). */
+MRIMG_INTERNAL int sink_seek(mrimg_sink *s, uint64_t off, mrimg_error *err);
+/* Unbuffered positional write (flushes the sequential buffer first). */
+MRIMG_INTERNAL int sink_pwrite(mrimg_sink *s, const void *data, size_t len, uint64_t off,
+                               mrimg_error *err);
+MRIMG_INTERNAL int sink_flush(mrimg_sink *s, mrimg_error *err);
+/* Set the logical file size (holes beyond the written data). */
+MRIMG_INTERNAL int sink_truncate(mrimg_sink *s, uint64_t size, mrimg_error *err);
+/* Turn [off, off+len) back into a hole, or write zeros where punching is
+ * not supported. */
+MRIMG_INTERNAL int sink_punch(mrimg_sink *s, uint64_t off, uint64_t len, mrimg_error *err);
+/* Reserve [off, off+len) with fallocate (keeps the size).  Returns
+ * MRIMG_ERR_UNSUPPORTED when the file system cannot. */
+MRIMG_INTERNAL int sink_reserve(mrimg_sink *s, uint64_t off, uint64_t len, mrimg_error *err);
+/* Flush, fsync; if final_magic is not NULL write those 16 bytes at offset 0
+ * and fsync again; then rename onto the target and fsync the directory. */
+MRIMG_INTERNAL int sink_commit(mrimg_sink *s, const char *final_magic, mrimg_error *err);
+/* Remove the temporary file (no-op after a commit). */
+MRIMG_INTERNAL void sink_abort(mrimg_sink *s);
+
+#endif

@@ -1,0 +1,219 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include "source.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int src_stat(mrimg_source *s, mrimg_error *err)
+{
+    struct stat st;
+    if (fstat(s->fd, &st) != 0)
+        return err_sys(err, errno, "%s: stat", s->name);
+    if (S_ISDIR(st.st_mode)) {
+        return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0, "%s is a directory", s->name);
+    }
+    s->regular = S_ISREG(st.st_mode);
+    s->size = st.st_size > 0 ? (uint64_t)st.st_size : 0;
+    s->allocated = (uint64_t)st.st_blocks * 512u;
+    if (S_ISBLK(st.st_mode)) {
+        off_t end = lseek(s->fd, 0, SEEK_END);
+        if (end > 0)
+            s->size = (uint64_t)end;
+    }
+    return 0;
+}
+
+int src_open_fd(mrimg_source *s, int fd, const char *name, bool own, mrimg_error *err)
+{
+    memset(s, 0, sizeof(*s));
+    s->fd = fd;
+    s->own_fd = own;
+    s->name = xstrdup(name ? name : "(fd)", err);
+    if (!s->name)
+        return MRIMG_ERR_NOMEM;
+    int rc = src_stat(s, err);
+    if (rc < 0) {
+        free(s->name);
+        s->name = NULL;
+        return rc;
+    }
+    return 0;
+}
+
+int src_open(mrimg_source *s, const char *path, mrimg_error *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOATIME);
+    if (fd < 0 && errno == EPERM)
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return err_sys(err, errno, "cannot open %s", path);
+    int rc = src_open_fd(s, fd, path, true, err);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    return 0;
+}
+
+void src_close(mrimg_source *s)
+{
+    if (s->own_fd && s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
+    free(s->name);
+    s->name = NULL;
+}
+
+ssize_t src_pread_some(mrimg_source *s, void *buf, size_t len, uint64_t off, mrimg_error *err)
+{
+    size_t done = 0;
+    if (off > (uint64_t)INT64_MAX)
+        return 0;
+    while (done < len) {
+        ssize_t n = pread(s->fd, (char *)buf + done, len - done, (off_t)(off + done));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return err_sys(err, errno, "read error in %s at offset %llu", s->name,
+                           (unsigned long long)(off + done));
+        }
+        if (n == 0)
+            break;
+        done += (size_t)n;
+    }
+    return (ssize_t)done;
+}
+
+int src_pread(mrimg_source *s, void *buf, size_t len, uint64_t off, const char *what,
+              mrimg_error *err)
+{
+    ssize_t n = src_pread_some(s, buf, len, off, err);
+    if (n < 0)
+        return (int)n;
+    if ((size_t)n < len)
+        return err_set(err, MRIMG_ERR_TRUNCATED, MRIMG_OFF_FILE, off + (uint64_t)n,
+                       "file ends inside %s (%zu of %zu bytes present)", what, (size_t)n, len);
+    return 0;
+}
+
+int src_next_data(mrimg_source *s, uint64_t off, uint64_t *data, uint64_t *end, mrimg_error *err)
+{
+    (void)err;
+    if (off >= s->size) {
+        *data = *end = s->size;
+        return 0;
+    }
+    if (s->seek_probe >= 0 && s->regular) {
+        off_t d = lseek(s->fd, (off_t)off, SEEK_DATA);
+        if (d < 0 && errno == ENXIO) {
+            s->seek_probe = 1;
+            *data = *end = s->size;
+            return 0;
+        }
+        if (d >= 0) {
+            off_t h = lseek(s->fd, d, SEEK_HOLE);
+            if (h >= d) {
+                s->seek_probe = 1;
+                *data = (uint64_t)d;
+                *end = MRIMG_MIN((uint64_t)h, s->size);
+                if (*data > s->size)
+                    *data = s->size;
+                return 0;
+            }
+        }
+        /* EINVAL / ENOTSUP: the file system has no hole map */
+        s->seek_probe = -1;
+    }
+    *data = off;
+    *end = s->size;
+    return 0;
+}
+
+bool src_is_hole(mrimg_source *s, uint64_t off, uint64_t len)
+{
+    if (len == 0 || off >= s->size)
+        return off >= s->size;
+    uint64_t d, e;
+    if (src_next_data(s, off, &d, &e, NULL) < 0)
+        return false;
+    return d >= off + len || d >= s->size;
+}
+
+void src_drop_cache(mrimg_source *s, uint64_t off, uint64_t len)
+{
+    if (s->regular && len)
+        (void)posix_fadvise(s->fd, (off_t)off, (off_t)len, POSIX_FADV_DONTNEED);
+}
+
+/* ---- instream -------------------------------------------------------- */
+
+int in_init(mrimg_instream *in, mrimg_source *src, uint64_t start, uint64_t end, size_t cap,
+            mrimg_error *err)
+{
+    memset(in, 0, sizeof(*in));
+    in->src = src;
+    in->cap = cap;
+    in->next = start;
+    in->end = end;
+    in->dropped = start;
+    in->buf = xmalloc_aligned(cap, err);
+    return in->buf ? 0 : MRIMG_ERR_NOMEM;
+}
+
+void in_free(mrimg_instream *in)
+{
+    free(in->buf);
+    in->buf = NULL;
+}
+
+ssize_t in_fill(mrimg_instream *in, mrimg_error *err)
+{
+    if (in->r > 0) {
+        memmove(in->buf, in->buf + in->r, in->w - in->r);
+        in->w -= in->r;
+        in->r = 0;
+    }
+    if (in->w < in->cap && in->next < in->end) {
+        size_t want = in->cap - in->w;
+        if ((uint64_t)want > in->end - in->next)
+            want = (size_t)(in->end - in->next);
+        ssize_t n = src_pread_some(in->src, in->buf + in->w, want, in->next, err);
+        if (n < 0)
+            return n;
+        in->w += (size_t)n;
+        in->next += (uint64_t)n;
+        if ((size_t)n < want)
+            in->end = in->next; /* file shrank or ended early */
+        /* keep the page cache clean on huge inputs: drop what is consumed */
+        if (in->next - in->dropped >= (64u << 20)) {
+            uint64_t upto = in->next - (in->w);
+            if (upto > in->dropped) {
+                src_drop_cache(in->src, in->dropped, upto - in->dropped);
+                in->dropped = upto;
+            }
+        }
+    }
+    return (ssize_t)(in->w - in->r);
+}
+
+int in_need(mrimg_instream *in, size_t n, const char *what, mrimg_error *err)
+{
+    if (n > in->cap)
+        return err_set(err, MRIMG_ERR_LIMIT, MRIMG_OFF_FILE, in_pos(in),
+                       "%s of %zu bytes exceeds the %zu-byte input buffer", what, n, in->cap);
+    while (in_avail(in) < n) {
+        size_t before = in_avail(in);
+        ssize_t a = in_fill(in, err);
+        if (a < 0)
+            return (int)a;
+        if ((size_t)a == before)
+            return err_set(err, MRIMG_ERR_TRUNCATED, MRIMG_OFF_FILE, in_pos(in),
+                           "input ends inside %s (%zu of %zu bytes present)", what, before, n);
+    }
+    return 0;
+}

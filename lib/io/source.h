@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Input side of the I/O layer: a read-only file with positional reads,
+ * its data/hole map, and a buffered sequential reader over it. */
+#ifndef MRIMG_IO_SOURCE_H
+#define MRIMG_IO_SOURCE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../util/util.h"
+
+typedef struct mrimg_source {
+    int fd;
+    bool own_fd;
+    char *name;          /* for messages */
+    uint64_t size;       /* st_size at open */
+    uint64_t allocated;  /* st_blocks * 512 at open */
+    bool regular;        /* S_ISREG */
+    bool seek_data_ok;   /* SEEK_DATA works on this file (probed lazily) */
+    int seek_probe;      /* 0 unknown, 1 works, -1 not supported */
+} mrimg_source;
+
+/* Open path read-only (O_RDONLY|O_CLOEXEC, O_NOATIME when permitted). */
+MRIMG_INTERNAL int src_open(mrimg_source *s, const char *path, mrimg_error *err);
+/* Wrap an existing descriptor (not closed by src_close unless own). */
+MRIMG_INTERNAL int src_open_fd(mrimg_source *s, int fd, const char *name, bool own,
+                               mrimg_error *err);
+MRIMG_INTERNAL void src_close(mrimg_source *s);
+
+/* Read exactly len bytes at off.  Reading past the end is
+ * MRIMG_ERR_TRUNCATED naming `what` and the offset. */
+MRIMG_INTERNAL int src_pread(mrimg_source *s, void *buf, size_t len, uint64_t off,
+                             const char *what, mrimg_error *err);
+/* Read up to len bytes at off; returns bytes read (0 at EOF) or <0. */
+MRIMG_INTERNAL ssize_t src_pread_some(mrimg_source *s, void *buf, size_t len, uint64_t off,
+                                      mrimg_error *err);
+
+/* Data/hole map.  Finds the first data byte at or after off and the end of
+ * that data run.  Sets *data = *end = size when only a hole follows.  When
+ * the file system cannot report holes, the whole file is one data run.
+ * Never required for correctness: it only lets callers skip holes. */
+MRIMG_INTERNAL int src_next_data(mrimg_source *s, uint64_t off, uint64_t *data, uint64_t *end,
+                                 mrimg_error *err);
+/* true if [off, off+len) lies entirely in a hole (never true without
+ * SEEK_HOLE support). */
+MRIMG_INTERNAL bool src_is_hole(mrimg_source *s, uint64_t off, uint64_t len);
+
+/* Drop cached pages [off, off+len) after they were consumed. */
+MRIMG_INTERNAL void src_drop_cache(mrimg_source *s, uint64_t off, uint64_t len);
+
+/* ---- buffered sequential reader ------------------------------------- */
+
+typedef struct mrimg_instream {
+    mrimg_source *src;
+    uint8_t *buf;
+    size_t cap;
+    size_t r, w;         /* unread bytes are buf[r..w) */
+    uint64_t next;       /* file offset of buf[w] (next byte to read from file) */
+    uint64_t end;        /* file offset where this stream's input ends */
+    uint64_t dropped;    /* page-cache bytes already dropped */
+} mrimg_instream;
+
+/* A reader of [start, end) of the source with a buffer of cap bytes. */
+MRIMG_INTERNAL int in_init(mrimg_instream *in, mrimg_source *src, uint64_t start, uint64_t end,
+                           size_t cap, mrimg_error *err);
+MRIMG_INTERNAL void in_free(mrimg_instream *in);
+/* Move unread bytes to the front and read more.  Returns the number of
+ * unread bytes afterwards (0 only at the end), or <0 on error. */
+MRIMG_INTERNAL ssize_t in_fill(mrimg_instream *in, mrimg_error *err);
+/* File offset of the next unread byte. */
+static inline uint64_t in_pos(const mrimg_instream *in) { return in->next - (in->w - in->r); }
+static inline size_t in_avail(const mrimg_instream *in) { return in->w - in->r; }
+/* Ensure at least n (<= cap) unread bytes; 0 ok, MRIMG_ERR_TRUNCATED if the
+ * input ends first (what names the missing structure). */
+MRIMG_INTERNAL int in_need(mrimg_instream *in, size_t n, const char *what, mrimg_error *err);
+
+#endif

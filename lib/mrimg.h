@@ -1,0 +1,397 @@
+/*
+ * mrimg.h - libmrimg, a library for libvirt save images and QEMU migration
+ * streams.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * libmrimg reads the files that `virsh save` and `virsh managedsave` write
+ * (a 92-byte libvirt header, the domain XML, an optional save cookie, and a
+ * QEMU migration stream that is either plain, compressed with gzip, bzip2,
+ * xz, lzop or zstd, or laid out in QEMU's mapped-ram format), as well as bare
+ * QEMU migration streams written by `migrate file:PATH`.  It decodes every
+ * payload in-process, parses the migration stream, gives a uniform view of
+ * guest RAM over both RAM layouts, and converts and verifies images.
+ *
+ * Conventions
+ * -----------
+ * - Every function that can fail takes a `mrimg_error *err` as its last
+ *   argument (which may be NULL) and returns a negative mrimg_code, or NULL,
+ *   on failure.  The library never prints, never exits and never aborts on
+ *   bad input: every problem becomes an error value that names the file
+ *   offset concerned and what was expected there.
+ * - Inputs are opened read-only and are never modified, except by the
+ *   explicitly in-place operation mrimg_sparsify().
+ * - Handles are not thread-safe: use one handle per thread.  Different
+ *   handles may be used concurrently.
+ * - Sizes and offsets are uint64_t bytes.  "File offsets" are absolute
+ *   positions in the input file; "stream offsets" are positions in the
+ *   (decompressed) QEMU migration stream, 0 being its first magic byte.
+ *
+ * Resource bounds (see docs/limits.md): XML and cookie <= 64 MiB together
+ * (data_len cap), <= 4096 RAM blocks, RAM block names <= 255 bytes, a RAM block
+ * <= 16 TiB and the sum of all blocks <= 64 TiB, at most 64 capabilities in
+ * the configuration section, a VMDESCRIPTION JSON <= 64 MiB.  Memory used by
+ * the library is bounded by these caps and by the bitmaps (1 bit per guest
+ * page, 32 KiB per GiB of guest RAM), never by a length read from a file.
+ */
+#ifndef MRIMG_H
+#define MRIMG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define MRIMG_API __attribute__((visibility("default")))
+#else
+#define MRIMG_API
+#endif
+
+/* ======================================================================
+ * Version
+ * ====================================================================== */
+
+#define MRIMG_VERSION_MAJOR 0
+#define MRIMG_VERSION_MINOR 1
+#define MRIMG_VERSION_PATCH 0
+#define MRIMG_VERSION_STRING "0.1.0"
+
+/*! mrimg_version_string(): the version of the library actually linked. */
+MRIMG_API const char *mrimg_version_string(void);
+
+/* ======================================================================
+ * Errors
+ * ====================================================================== */
+
+typedef enum mrimg_code {
+    MRIMG_OK = 0,
+    MRIMG_ERR_IO = -1,          /* a system call failed (sys_errno is set) */
+    MRIMG_ERR_NOMEM = -2,       /* out of memory */
+    MRIMG_ERR_INVAL = -3,       /* invalid argument from the caller */
+    MRIMG_ERR_FORMAT = -4,      /* the input is corrupt or not what it claims */
+    MRIMG_ERR_TRUNCATED = -5,   /* the input ends before it should */
+    MRIMG_ERR_INCOMPLETE = -6,  /* a partial save (magic LibvirtQemudPart) */
+    MRIMG_ERR_UNSUPPORTED = -7, /* valid, but a feature this library refuses */
+    MRIMG_ERR_CHECKSUM = -8,    /* a codec checksum does not match */
+    MRIMG_ERR_LIMIT = -9,       /* a value exceeds a documented resource cap */
+    MRIMG_ERR_EXISTS = -10,     /* the output exists and overwriting was not asked */
+    MRIMG_ERR_NOSPC = -11,      /* no space left on the output device */
+    MRIMG_ERR_INTERRUPTED = -12 /* cancelled through the progress callback */
+} mrimg_code;
+
+/* Where mrimg_error.offset points. */
+typedef enum mrimg_offset_kind {
+    MRIMG_OFF_NONE = 0,   /* no offset applies */
+    MRIMG_OFF_FILE = 1,   /* absolute offset in the file */
+    MRIMG_OFF_STREAM = 2  /* offset in the decompressed migration stream */
+} mrimg_offset_kind;
+
+typedef struct mrimg_error {
+    mrimg_code code;
+    int sys_errno;                 /* errno for MRIMG_ERR_IO / NOSPC, else 0 */
+    mrimg_offset_kind offset_kind;
+    uint64_t offset;
+    /* Human-readable text, already naming the offset, e.g.
+     * "at file offset 0x5c: expected QEMU stream magic QEVM, found 1f 8b 08 00" */
+    char message[512];
+} mrimg_error;
+
+/*! mrimg_code_name(): a stable short name ("format", "truncated", ...). */
+MRIMG_API const char *mrimg_code_name(mrimg_code code);
+
+/*! mrimg_error_clear(): reset *err to MRIMG_OK. */
+MRIMG_API void mrimg_error_clear(mrimg_error *err);
+
+/* ======================================================================
+ * Progress and cancellation
+ * ====================================================================== */
+
+/* Called from long operations with the work done and the total (0 if the
+ * total is unknown).  Returning non-zero cancels the operation, which then
+ * fails with MRIMG_ERR_INTERRUPTED. */
+typedef int (*mrimg_progress_fn)(void *opaque, uint64_t done, uint64_t total);
+
+/* ======================================================================
+ * Formats
+ * ====================================================================== */
+
+/* The values are the libvirt on-disk `format` field. */
+typedef enum mrimg_format {
+    MRIMG_FORMAT_RAW = 0,
+    MRIMG_FORMAT_GZIP = 1,
+    MRIMG_FORMAT_BZIP2 = 2,
+    MRIMG_FORMAT_XZ = 3,
+    MRIMG_FORMAT_LZOP = 4,
+    MRIMG_FORMAT_ZSTD = 5,
+    MRIMG_FORMAT_SPARSE = 6,
+    MRIMG_FORMAT_COUNT = 7
+} mrimg_format;
+
+/*! mrimg_format_name(): "raw", "gzip", ..., "sparse"; NULL if unknown. */
+MRIMG_API const char *mrimg_format_name(int format);
+/*! mrimg_format_from_name(): the inverse; -1 if unknown. */
+MRIMG_API int mrimg_format_from_name(const char *name);
+
+/* ======================================================================
+ * Opening an image
+ * ====================================================================== */
+
+typedef struct mrimg_image mrimg_image;
+
+typedef struct mrimg_open_opts {
+    /* Bare QEMU streams: file offset where the stream starts (the `offset=`
+     * of a `file:` URI).  Ignored when the file has a libvirt header.  With
+     * 0, a bare stream must start at offset 0. */
+    uint64_t stream_offset;
+    /* Threads the decoders may use (0 = one per online CPU). */
+    unsigned threads;
+} mrimg_open_opts;
+
+/*! mrimg_open():
+ *  Open PATH read-only and parse its container: the libvirt header, XML and
+ *  cookie, or the QEMU stream magic of a bare stream.  The payload is not
+ *  read yet.  A partial save (LibvirtQemudPart) opens successfully: check
+ *  mrimg_container_info.complete.  opts may be NULL.
+ *  @return a handle, or NULL with *err set. */
+MRIMG_API mrimg_image *mrimg_open(const char *path, const mrimg_open_opts *opts,
+                                  mrimg_error *err);
+
+/*! mrimg_cleanup_temporaries(): remove every temporary output file the
+ *  library has created and not yet committed.  Async-signal-safe: call it
+ *  from a SIGINT/SIGTERM handler before re-raising the signal. */
+MRIMG_API void mrimg_cleanup_temporaries(void);
+
+/*! mrimg_close(): release everything; NULL is accepted. */
+MRIMG_API void mrimg_close(mrimg_image *img);
+
+/* ----------------------------------------------------------------------
+ * Container
+ * ---------------------------------------------------------------------- */
+
+#define MRIMG_HEADER_SIZE 92u
+#define MRIMG_DATA_LEN_MAX (64u * 1024u * 1024u) /* cap on data_len */
+
+typedef struct mrimg_container_info {
+    int is_libvirt;        /* 1: libvirt header; 0: bare QEMU stream */
+    int complete;          /* 1: LibvirtQemudSave; 0: LibvirtQemudPart */
+    int foreign_endian;    /* header fields were byte-swapped to be read */
+    uint32_t version;      /* 1 or 2 */
+    uint32_t data_len;     /* metadata region size (XML+cookie+padding) */
+    uint32_t was_running;  /* raw value; non-zero means running */
+    uint32_t format;       /* mrimg_format */
+    uint32_t cookie_offset;/* relative to byte 92; 0 = no cookie */
+    uint32_t reserved_nonzero; /* count of reserved words that are not 0 */
+    const char *xml;       /* NUL-terminated domain XML ("" for bare) */
+    size_t xml_len;        /* strlen(xml) */
+    const char *cookie;    /* NUL-terminated cookie XML, or NULL */
+    size_t cookie_len;
+    uint64_t padding_nonzero; /* non-zero bytes in the padding */
+    uint64_t payload_offset;  /* 92 + data_len, or the bare stream offset */
+    uint64_t file_size;       /* logical size (st_size) */
+    uint64_t file_allocated;  /* st_blocks * 512 */
+    int payload_format;    /* effective payload encoding (mrimg_format);
+                            * version-1 headers always give RAW */
+} mrimg_container_info;
+
+MRIMG_API const mrimg_container_info *mrimg_container(const mrimg_image *img);
+
+/* ----------------------------------------------------------------------
+ * Stream scan: one pass over the payload that parses the whole migration
+ * stream and fills the stream and RAM summaries below.  For mapped-ram
+ * payloads it reads only headers and bitmaps (and, with
+ * MRIMG_SCAN_CONTENT, the pages, to count zero-filled ones); for plain
+ * payloads it reads and decodes everything.
+ * ---------------------------------------------------------------------- */
+
+#define MRIMG_SCAN_CONTENT 0x1u /* mapped-ram: read pages to find zero ones */
+#define MRIMG_SCAN_TAIL    0x2u /* read and check the VMDESCRIPTION JSON */
+
+#define MRIMG_NAME_MAX 255
+#define MRIMG_MAX_BLOCKS 4096
+#define MRIMG_MAX_CAPS 64
+
+typedef struct mrimg_ram_block_info {
+    char name[MRIMG_NAME_MAX + 1];
+    uint64_t used_length;     /* bytes, from the block list */
+    uint64_t page_size;       /* target page size used for this block */
+    uint64_t pages;           /* used_length / page_size */
+    uint64_t pages_data;      /* pages whose final content is data */
+    uint64_t pages_zero;      /* pages known to be zero (record or bitmap) */
+    uint64_t pages_absent;    /* plain: pages never sent */
+    uint64_t records;         /* plain: PAGE+ZERO records for this block */
+    int has_postcopy_page_size; uint64_t postcopy_page_size;
+    int has_mr_addr; uint64_t mr_addr;
+    /* mapped-ram only */
+    int mapped;
+    uint32_t mapped_version;
+    uint64_t bitmap_offset;   /* absolute file offset */
+    uint64_t bitmap_size;     /* bytes */
+    uint64_t pages_offset;    /* absolute file offset of page 0 */
+    uint64_t header_offset;   /* absolute file offset of the 28-byte header */
+    uint64_t pages_zero_filled; /* with MRIMG_SCAN_CONTENT: bit set, bytes 0 */
+} mrimg_ram_block_info;
+
+typedef struct mrimg_stream_info {
+    uint64_t stream_offset;   /* file offset of the magic (raw/sparse) */
+    uint32_t stream_version;  /* 3 */
+    int has_config;
+    char machine[MRIMG_NAME_MAX + 1];
+    int has_page_bits; uint32_t page_bits;
+    unsigned ncaps; char caps[MRIMG_MAX_CAPS][MRIMG_NAME_MAX + 1];
+    int has_uuid; uint8_t uuid[16];
+    int mapped_ram;           /* configuration lists mapped-ram */
+    int x_ignore_shared;
+    uint64_t target_page_size;
+    /* records before the tail */
+    uint64_t sections_start, sections_part, sections_end, sections_full;
+    uint64_t commands;        /* COMMAND records before the tail */
+    uint64_t cmd_counts[16];  /* per command id 0..15 (ids above counted in 0) */
+    uint32_t ram_section_id;
+    uint64_t ram_sections;    /* START + PART + END of the ram section */
+    int multi_pass;           /* plain: some page was sent more than once */
+    int ordered;              /* plain: records in block-list / page order */
+    uint64_t page_records, zero_records, xbzrle_records;
+    uint64_t ram_total;       /* MEM_SIZE total bytes */
+    unsigned nblocks;
+    /* where things are, as stream offsets */
+    uint64_t ram_end;         /* first byte after the RAM END footer */
+    uint64_t tail_size;       /* bytes from ram_end to the end of the stream */
+    uint64_t stream_size;     /* bytes of the whole (decompressed) stream */
+    int has_eof;              /* EOF byte found at the end of the devices */
+    uint64_t eof_offset;      /* stream offset of the EOF byte */
+    int has_vmdesc;
+    uint64_t vmdesc_offset, vmdesc_size; /* JSON bytes */
+    uint64_t device_sections; /* FULL/END sections in the tail, from the JSON */
+    uint64_t trailing_bytes;  /* bytes after the stream's end */
+    int trailing_zero;        /* ... and all of them are zero */
+    /* payload (compressed) */
+    uint64_t payload_size;    /* bytes of payload in the file */
+    uint64_t payload_members; /* gzip members / xz streams / zstd frames... */
+    uint64_t payload_trailing;/* bytes after the last compressed member */
+    int payload_trailing_zero;
+} mrimg_stream_info;
+
+/*! mrimg_scan(): parse the whole stream (see above).  Results are cached in
+ *  the handle; a second call returns at once.  progress may be NULL.
+ *  @return MRIMG_OK or a negative code. */
+MRIMG_API int mrimg_scan(mrimg_image *img, unsigned flags,
+                         mrimg_progress_fn progress, void *opaque,
+                         mrimg_error *err);
+
+MRIMG_API const mrimg_stream_info *mrimg_stream(const mrimg_image *img);
+MRIMG_API unsigned mrimg_block_count(const mrimg_image *img);
+MRIMG_API const mrimg_ram_block_info *mrimg_block(const mrimg_image *img,
+                                                  unsigned index);
+
+/* ======================================================================
+ * RAM view: guest RAM over either stream layout
+ * ====================================================================== */
+
+/* Receives guest RAM in canonical order: blocks in block-list order, pages
+ * ascending, every page of every block exactly once.
+ *  data != NULL: npages pages of content, npages * page_size bytes (a page
+ *                may still happen to be all zero);
+ *  data == NULL: npages pages that are zero (a ZERO record, a clear
+ *                mapped-ram bit, or never sent).
+ * block == MRIMG_WALK_RESTART: forget everything received so far; the walk
+ * starts again from the first page (happens once, on plain streams found to
+ * be multi-pass or out of order while walking).
+ * Return 0 to go on, <0 (with *err set) to stop the walk. */
+#define MRIMG_WALK_RESTART 0xffffffffu
+typedef int (*mrimg_ram_fn)(void *opaque, unsigned block, uint64_t first_page,
+                            uint64_t npages, const uint8_t *data, mrimg_error *err);
+
+/*! mrimg_ram_walk(): deliver all of guest RAM to fn (see above), with the
+ *  last record of each page winning.  Mapped-ram: bitmap order, reading only
+ *  set pages and only data extents.  Plain: one pass when the stream is a
+ *  single ordered pass (and the scan results are filled in on the way);
+ *  otherwise the stream is replayed once into a temporary sparse file in
+ *  $TMPDIR and walked from there.
+ *  @return MRIMG_OK or a negative code. */
+MRIMG_API int mrimg_ram_walk(mrimg_image *img, mrimg_ram_fn fn, void *opaque,
+                             mrimg_progress_fn progress, void *pctx, mrimg_error *err);
+
+/*! mrimg_ram_read(): random access to the final content of pages
+ *  [first_page, first_page + npages) of block `block` into buf (npages *
+ *  page_size bytes; zero for pages that hold no data).  Needs a scan (done
+ *  on demand).  On plain streams the first call replays the stream into a
+ *  temporary sparse file ($TMPDIR) that later calls read from. */
+MRIMG_API int mrimg_ram_read(mrimg_image *img, unsigned block, uint64_t first_page,
+                             uint64_t npages, void *buf, mrimg_error *err);
+
+/*! mrimg_ram_page_has_data(): 1 if the page's final record is data (PAGE
+ *  record / mapped-ram bit set), 0 if it is zero or absent, <0 on error
+ *  (needs a scan, done on demand). */
+MRIMG_API int mrimg_ram_page_has_data(mrimg_image *img, unsigned block, uint64_t page,
+                                      mrimg_error *err);
+
+/* ======================================================================
+ * Conversion
+ * ====================================================================== */
+
+/* Output kinds beyond the libvirt formats (MRIMG_FORMAT_RAW..SPARSE). */
+#define MRIMG_OUT_QEMU 16         /* bare QEMU stream, plain layout */
+#define MRIMG_OUT_QEMU_MAPPED 17  /* bare QEMU stream, mapped-ram layout */
+#define MRIMG_OUT_RAM 18          /* a directory: one sparse raw file per RAM block */
+
+typedef struct mrimg_convert_opts {
+    int out;                  /* MRIMG_FORMAT_* (libvirt image) or MRIMG_OUT_* */
+    int level;                /* compression level, -1: the libvirt default
+                               * (gzip 6, bzip2 9, xz 3, lzop 3, zstd 3) */
+    unsigned threads;         /* 0: one per online CPU */
+    int force;                /* replace an existing output */
+    int compact;              /* plain output: rewrite a multi-pass stream as
+                               * one pass (last record of each page wins) */
+    const char *xml;          /* replacement domain XML, or NULL to keep */
+    int running;              /* -1 keep, 0 paused, 1 running */
+    int allow_incomplete;     /* convert a partial save whose stream is whole */
+    int preallocate;          /* sparse outputs: reserve the data runs first */
+    mrimg_progress_fn progress;
+    void *progress_ctx;
+} mrimg_convert_opts;
+
+/*! mrimg_convert_opts_init(): defaults (out = raw, level -1, running -1). */
+MRIMG_API void mrimg_convert_opts_init(mrimg_convert_opts *o);
+
+typedef struct mrimg_convert_stats {
+    uint64_t in_bytes;        /* payload bytes read from the input */
+    uint64_t stream_bytes;    /* decoded stream bytes processed */
+    uint64_t out_bytes;       /* logical size of the output */
+    uint64_t out_allocated;   /* bytes allocated on disk for the output */
+    uint64_t pages_data;      /* RAM pages written with data */
+    uint64_t pages_zero;      /* RAM pages found zero (holes / ZERO records) */
+    int reencoded;            /* the RAM section was rewritten */
+} mrimg_convert_stats;
+
+/*! mrimg_convert(): write `in` to out_path in the format o->out.
+ *  The output is created as a temporary file (0600, O_EXCL) beside
+ *  out_path, written, fsync'd, given its final libvirt magic, and renamed
+ *  over out_path only when everything succeeded; on any error (or
+ *  cancellation through the progress callback, or after
+ *  mrimg_cleanup_temporaries()) out_path is untouched.  stats may be NULL. */
+MRIMG_API int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
+                            mrimg_convert_stats *stats, mrimg_error *err);
+
+/* ======================================================================
+ * Image information: extents, XML (lib/info/)
+ * ====================================================================== */
+/* @@INFO-API@@ */
+
+/* ======================================================================
+ * Verification, comparison, digests (lib/verify/)
+ * ====================================================================== */
+/* @@VERIFY-API@@ */
+
+/* ======================================================================
+ * In-place hole punching and preallocation
+ * ====================================================================== */
+/* @@SPARSIFY-API@@ */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MRIMG_H */

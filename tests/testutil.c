@@ -1,0 +1,275 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include "testutil.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+const char *fixture_path(const char *rel)
+{
+    static char bufs[8][4096];
+    static unsigned next;
+    char *b = bufs[next++ % 8];
+    const char *base = getenv("MRIMG_FIXTURES");
+    snprintf(b, 4096, "%s/%s", base ? base : MRIMG_FIXTURES, rel);
+    return b;
+}
+
+uint8_t *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *p = malloc((size_t)n + 1);
+    if (p && fread(p, 1, (size_t)n, f) != (size_t)n) {
+        free(p);
+        p = NULL;
+    }
+    fclose(f);
+    if (p) {
+        p[n] = 0;
+        *len = (size_t)n;
+    }
+    return p;
+}
+
+char *test_tmpdir(const char *tag)
+{
+    const char *t = getenv("TMPDIR");
+    char *p = NULL;
+    if (asprintf(&p, "%s/mrimg-%s-XXXXXX", t ? t : "/tmp", tag) < 0)
+        return NULL;
+    if (!mkdtemp(p)) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static int rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void test_rmdir_all(const char *dir)
+{
+    if (dir)
+        nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ---- a very small JSON reader, enough for facts.json ----------------- */
+
+typedef struct {
+    const char *p, *end;
+} js;
+
+static void ws(js *j)
+{
+    while (j->p < j->end && isspace((unsigned char)*j->p))
+        j->p++;
+}
+
+static int jstr(js *j, char *out, size_t cap)
+{
+    ws(j);
+    if (j->p >= j->end || *j->p != '"')
+        return -1;
+    j->p++;
+    size_t n = 0;
+    while (j->p < j->end && *j->p != '"') {
+        char c = *j->p++;
+        if (c == '\\' && j->p < j->end)
+            c = *j->p++;
+        if (n + 1 < cap)
+            out[n++] = c;
+    }
+    if (cap)
+        out[n] = 0;
+    j->p++;
+    return 0;
+}
+
+static void jskip(js *j);
+
+static void jskip(js *j)
+{
+    ws(j);
+    if (j->p >= j->end)
+        return;
+    char c = *j->p;
+    if (c == '"') {
+        char tmp[1];
+        jstr(j, tmp, 0);
+    } else if (c == '{' || c == '[') {
+        char close = c == '{' ? '}' : ']';
+        j->p++;
+        for (;;) {
+            ws(j);
+            if (j->p >= j->end)
+                return;
+            if (*j->p == close) {
+                j->p++;
+                return;
+            }
+            if (*j->p == ',' || *j->p == ':') {
+                j->p++;
+                continue;
+            }
+            jskip(j);
+        }
+    } else {
+        while (j->p < j->end && !strchr(",}] \n\r\t", *j->p))
+            j->p++;
+    }
+}
+
+static uint64_t jnum(js *j)
+{
+    ws(j);
+    if (j->p < j->end && *j->p == 'n') { /* null */
+        jskip(j);
+        return UINT64_MAX;
+    }
+    return strtoull(j->p, (char **)&j->p, 10);
+}
+
+static void parse_ramblock(fact_file *f, const char *line)
+{
+    char name[256], psz[16], unit[16], off[32], used[32];
+    if (sscanf(line, "%255s %15s %15s %31s %31s", name, psz, unit, off, used) != 5)
+        return;
+    if (strcmp(name, "Block") == 0 || f->nblocks >= 32)
+        return;
+    fact_block *b = &f->blocks[f->nblocks++];
+    snprintf(b->name, sizeof(b->name), "%s", name);
+    b->used = strtoull(used, NULL, 16);
+}
+
+static void parse_file_obj(js *j, fact_file *f)
+{
+    memset(f, 0, sizeof(*f));
+    j->p++; /* { */
+    for (;;) {
+        ws(j);
+        if (*j->p == '}') {
+            j->p++;
+            return;
+        }
+        if (*j->p == ',') {
+            j->p++;
+            continue;
+        }
+        char key[64];
+        jstr(j, key, sizeof(key));
+        ws(j);
+        j->p++; /* : */
+        ws(j);
+        if (!strcmp(key, "file"))
+            jstr(j, f->file, sizeof(f->file));
+        else if (!strcmp(key, "machine"))
+            jstr(j, f->machine, sizeof(f->machine));
+        else if (!strcmp(key, "mem_mib"))
+            f->mem_mib = jnum(j);
+        else if (!strcmp(key, "offset"))
+            f->offset = jnum(j);
+        else if (!strcmp(key, "size"))
+            f->size = jnum(j);
+        else if (!strcmp(key, "allocated"))
+            f->allocated = jnum(j);
+        else if (!strcmp(key, "blob_gpa"))
+            f->blob_gpa = jnum(j);
+        else if (!strcmp(key, "blob_len"))
+            f->blob_len = jnum(j);
+        else if (!strcmp(key, "live")) {
+            f->live = *j->p == 't';
+            jskip(j);
+        } else if (!strcmp(key, "capabilities")) {
+            const char *s = j->p;
+            jskip(j);
+            f->mapped = memmem(s, (size_t)(j->p - s), "\"mapped-ram\"", 12) != NULL;
+        } else if (!strcmp(key, "qemu_ram_stats")) {
+            j->p++;
+            for (;;) {
+                ws(j);
+                if (*j->p == '}') {
+                    j->p++;
+                    break;
+                }
+                if (*j->p == ',') {
+                    j->p++;
+                    continue;
+                }
+                char k2[64];
+                jstr(j, k2, sizeof(k2));
+                ws(j);
+                j->p++;
+                uint64_t v = jnum(j);
+                if (!strcmp(k2, "normal"))
+                    f->normal = v, f->has_stats = v != UINT64_MAX;
+                else if (!strcmp(k2, "duplicate"))
+                    f->duplicate = v;
+                else if (!strcmp(k2, "total"))
+                    f->total = v;
+            }
+        } else if (!strcmp(key, "info_ramblock")) {
+            j->p++;
+            for (;;) {
+                ws(j);
+                if (*j->p == ']') {
+                    j->p++;
+                    break;
+                }
+                if (*j->p == ',') {
+                    j->p++;
+                    continue;
+                }
+                char line[512];
+                jstr(j, line, sizeof(line));
+                parse_ramblock(f, line);
+            }
+        } else {
+            jskip(j);
+        }
+    }
+}
+
+unsigned facts_load(fact_file *out, unsigned max)
+{
+    size_t len;
+    uint8_t *buf = read_file(fixture_path("qemu/facts.json"), &len);
+    if (!buf)
+        return 0;
+    js j = {(const char *)buf, (const char *)buf + len};
+    const char *files = strstr(j.p, "\"files\"");
+    unsigned n = 0;
+    if (files) {
+        j.p = strchr(files, '[') + 1;
+        for (;;) {
+            ws(&j);
+            if (j.p >= j.end || *j.p == ']')
+                break;
+            if (*j.p == ',') {
+                j.p++;
+                continue;
+            }
+            if (*j.p == '{' && n < max)
+                parse_file_obj(&j, &out[n++]);
+            else
+                jskip(&j);
+        }
+    }
+    free(buf);
+    return n;
+}

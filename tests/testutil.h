@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Helpers for the unit tests: fixture paths, facts.json, temp dirs. */
+#ifndef MRIMG_TESTUTIL_H
+#define MRIMG_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "mrimg.h"
+
+/* Path of an unpacked fixture: fixture_path("qemu/plain.mig"). Static buffer
+ * per call slot (8 slots, reused round-robin). */
+const char *fixture_path(const char *rel);
+/* Read a whole (small) file; *len set; NULL on failure. Caller frees. */
+uint8_t *read_file(const char *path, size_t *len);
+/* A fresh empty directory under $TMPDIR (removed by test_rmdir_all). */
+char *test_tmpdir(const char *tag);
+void test_rmdir_all(const char *dir);
+
+/* facts.json (tests/facts.c parses it with a tiny JSON reader) */
+typedef struct fact_block { char name[256]; uint64_t used; } fact_block;
+typedef struct fact_file {
+    char file[64];
+    char machine[64];
+    uint64_t mem_mib, offset, size, allocated, normal, duplicate, total;
+    int has_stats, live, mapped;
+    unsigned nblocks;
+    fact_block blocks[32];
+    uint64_t blob_gpa, blob_len;
+} fact_file;
+/* Loads fixtures/qemu/facts.json; returns the number of files (<= max). */
+unsigned facts_load(fact_file *out, unsigned max);
+
+#endif

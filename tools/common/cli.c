@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "cli.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "out.h"
+
+const char *cli_prog = "mrimg";
+
+void cli_init(const char *prog)
+{
+    const char *s = strrchr(prog, '/');
+    cli_prog = s ? s + 1 : prog;
+}
+
+static void vmsg(const char *kind, const char *file, const char *fmt, va_list ap)
+{
+    fflush(stdout);
+    fprintf(stderr, "%s: ", cli_prog);
+    if (file)
+        fprintf(stderr, "%s: ", file);
+    if (kind)
+        fprintf(stderr, "%s: ", kind);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+void cli_error(const char *file, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg(NULL, file, fmt, ap);
+    va_end(ap);
+}
+
+void cli_warn(const char *file, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg("warning", file, fmt, ap);
+    va_end(ap);
+}
+
+void cli_lib_error(const char *file, const mrimg_error *e)
+{
+    cli_error(file, "%s", e->message[0] ? e->message : mrimg_code_name(e->code));
+}
+
+void cli_version(void)
+{
+    printf("%s (mrimg) %s\n", cli_prog, mrimg_version_string());
+    printf("Copyright (C) 2026 the mrimg authors.\n"
+           "License LGPL-2.1-or-later: GNU Lesser GPL version 2.1 or later.\n");
+}
+
+void cli_usage_hint(void) { fprintf(stderr, "Try '%s --help' for more information.\n", cli_prog); }
+
+bool cli_parse_u64(const char *s, uint64_t *res)
+{
+    if (!s || !*s || *s == '-')
+        return false;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 0);
+    if (errno || end == s)
+        return false;
+    unsigned shift = 0;
+    switch (*end) {
+    case 'k': case 'K': shift = 10; end++; break;
+    case 'm': case 'M': shift = 20; end++; break;
+    case 'g': case 'G': shift = 30; end++; break;
+    case 't': case 'T': shift = 40; end++; break;
+    default: break;
+    }
+    if (shift && (*end == 'i' || *end == 'I') && (end[1] == 'B' || end[1] == 'b'))
+        end += 2;
+    if (*end)
+        return false;
+    if (shift && v > (UINT64_MAX >> shift))
+        return false;
+    *res = (uint64_t)v << shift;
+    return true;
+}
+
+int cli_parse_output(const char *s)
+{
+    if (!strcmp(s, "human"))
+        return OUT_HUMAN;
+    if (!strcmp(s, "json"))
+        return OUT_JSON;
+    return -1;
+}
+
+/* ---- progress -------------------------------------------------------- */
+
+static volatile sig_atomic_t got_signal;
+static int progress_on;
+static const char *progress_what = "";
+static struct timespec progress_t0, progress_last;
+static int progress_shown;
+
+void cli_progress_setup(int mode, const char *what)
+{
+    progress_on = mode < 0 ? isatty(STDERR_FILENO) : mode;
+    progress_what = what ? what : "";
+    clock_gettime(CLOCK_MONOTONIC, &progress_t0);
+    progress_last = progress_t0;
+    progress_shown = 0;
+}
+
+static double secs(const struct timespec *a, const struct timespec *b)
+{
+    return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+int cli_progress(void *opaque, uint64_t done, uint64_t total)
+{
+    (void)opaque;
+    if (got_signal)
+        return 1;
+    if (!progress_on)
+        return 0;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (progress_shown && secs(&progress_last, &now) < 0.2 && done < total)
+        return 0;
+    progress_last = now;
+    char a[32], b[32], c[32];
+    double el = secs(&progress_t0, &now);
+    double rate = el > 0 ? (double)done / el : 0;
+    if (total)
+        fprintf(stderr, "\r%s%s%5.1f%% (%s of %s, %s/s)   ", progress_what,
+                *progress_what ? ": " : "", total ? 100.0 * (double)done / (double)total : 0.0,
+                fmt_size(a, sizeof(a), done), fmt_size(b, sizeof(b), total),
+                fmt_size(c, sizeof(c), (uint64_t)rate));
+    else
+        fprintf(stderr, "\r%s%s%s (%s/s)   ", progress_what, *progress_what ? ": " : "",
+                fmt_size(a, sizeof(a), done), fmt_size(b, sizeof(b), (uint64_t)rate));
+    progress_shown = 1;
+    return 0;
+}
+
+void cli_progress_done(void)
+{
+    if (progress_on && progress_shown)
+        fputc('\n', stderr);
+    progress_shown = 0;
+}
+
+/* ---- signals --------------------------------------------------------- */
+
+static void on_signal(int sig)
+{
+    got_signal = 1;
+    mrimg_cleanup_temporaries();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void cli_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+char *cli_read_text(const char *path, size_t max)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        cli_error(path, "%s", strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *b = malloc(cap);
+    while (b) {
+        if (n + 1 >= cap) {
+            if (cap >= max) {
+                cli_error(path, "larger than %zu bytes", max);
+                free(b);
+                b = NULL;
+                break;
+            }
+            cap *= 2;
+            char *nb = realloc(b, cap);
+            if (!nb) {
+                free(b);
+                b = NULL;
+                break;
+            }
+            b = nb;
+        }
+        size_t r = fread(b + n, 1, cap - n - 1, f);
+        if (r == 0)
+            break;
+        n += r;
+    }
+    if (b && ferror(f)) {
+        cli_error(path, "read error");
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    if (b) {
+        b[n] = '\0';
+        if (strlen(b) != n) {
+            cli_error(path, "contains a NUL byte");
+            free(b);
+            b = NULL;
+        }
+    }
+    return b;
+}

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Shared command-line manners: messages as "tool: file: what went wrong",
+ * --version, progress on stderr, signal handling that leaves no temporary
+ * output behind. */
+#ifndef MRIMG_TOOLS_CLI_H
+#define MRIMG_TOOLS_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mrimg.h"
+
+extern const char *cli_prog;
+
+void cli_init(const char *prog);
+/* "prog: file: message" on stderr (file may be NULL). */
+void cli_error(const char *file, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cli_warn(const char *file, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cli_lib_error(const char *file, const mrimg_error *e);
+void cli_version(void);
+/* "Try 'prog --help' for more information." */
+void cli_usage_hint(void);
+
+/* Parse a byte count/offset: decimal, 0x hex, optional K/M/G/T (binary)
+ * suffix.  false on garbage or overflow. */
+bool cli_parse_u64(const char *s, uint64_t *res);
+/* Parse "human" / "json" for --output; returns 0/1 or -1. */
+int cli_parse_output(const char *s);
+
+/* Progress on stderr.  mode: -1 auto (if stderr is a terminal), 0 off,
+ * 1 on.  cli_progress is a mrimg_progress_fn; it also returns non-zero
+ * after a SIGINT/SIGTERM so that the library stops cleanly. */
+void cli_progress_setup(int mode, const char *what);
+int cli_progress(void *opaque, uint64_t done, uint64_t total);
+void cli_progress_done(void);
+
+/* SIGINT/SIGTERM/SIGHUP: remove the library's temporary outputs, then die
+ * of the signal. */
+void cli_signals(void);
+
+/* Read a whole small file (e.g. an XML) into a NUL-terminated string. */
+char *cli_read_text(const char *path, size_t max);
+
+#endif

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* One output path for human and JSON output.  A tool describes its result
+ * once, as nested objects, lists and typed values; the emitter renders it
+ * either as indented "label: value" lines or as JSON with the keys.  So the
+ * two forms cannot drift apart. */
+#ifndef MRIMG_TOOLS_OUT_H
+#define MRIMG_TOOLS_OUT_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct out out;
+
+enum { OUT_HUMAN = 0, OUT_JSON = 1 };
+
+out *out_new(FILE *f, int mode);
+/* Finish the document (closes any open containers) and free. */
+void out_free(out *o);
+int out_is_json(const out *o);
+
+/* Containers.  key: the JSON member name (ignored inside lists); title: the
+ * human heading (NULL: no heading, children are not indented). */
+void out_obj(out *o, const char *key, const char *title);
+void out_list(out *o, const char *key, const char *title);
+void out_end(out *o);
+
+/* Values.  label: the human label (NULL: use key). */
+void out_str(out *o, const char *key, const char *label, const char *v);
+void out_u64(out *o, const char *key, const char *label, uint64_t v);
+void out_i64(out *o, const char *key, const char *label, int64_t v);
+/* human: 0x1a2b (6699); json: number */
+void out_off(out *o, const char *key, const char *label, uint64_t v);
+/* human: 1.5 GiB (1610612736 bytes); json: number of bytes */
+void out_size(out *o, const char *key, const char *label, uint64_t v);
+void out_bool(out *o, const char *key, const char *label, int v);
+void out_double(out *o, const char *key, const char *label, double v, int decimals);
+void out_null(out *o, const char *key, const char *label);
+/* A line of free text for humans only (not in JSON). */
+void out_note(out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* "1.5 GiB" into buf (for messages). */
+const char *fmt_size(char *buf, size_t cap, uint64_t v);
+
+#endif
