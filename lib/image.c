@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Opening an image: container, payload codec, and the decoded stream. */
+#include "image.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+/* Look for the QEMU magic in the first MiBs, to suggest --offset. */
+static bool find_stream_magic(mrimg_source *src, uint64_t *at)
+{
+    enum { SPAN = 16u << 20, BUF = 1u << 20 };
+    static const uint8_t magic[8] = {'Q', 'E', 'V', 'M', 0, 0, 0, 3};
+    uint8_t *b = malloc(BUF + 8);
+    if (!b)
+        return false;
+    bool found = false;
+    for (uint64_t off = 0; off < SPAN && off < src->size && !found; off += BUF) {
+        ssize_t n = src_pread_some(src, b, BUF + 8, off, NULL);
+        if (n < 8)
+            break;
+        void *m = memmem(b, (size_t)n, magic, sizeof(magic));
+        if (m) {
+            *at = off + (uint64_t)((uint8_t *)m - b);
+            found = true;
+        }
+    }
+    free(b);
+    return found;
+}
+
+static int probe_bare(mrimg_image *img, mrimg_error *err)
+{
+    uint8_t head[16] = {0};
+    uint64_t off = img->ci.payload_offset;
+    ssize_t n = src_pread_some(&img->src, head, sizeof(head), off, err);
+    if (n < 0)
+        return (int)n;
+    if (n >= 4 && memcmp(head, QEMU_STREAM_MAGIC, 4) == 0) {
+        img->codec = &codec_raw;
+        return 0;
+    }
+    const mrimg_codec *c = codec_probe(head, (size_t)n);
+    if (c) {
+        /* a bare stream compressed by hand, e.g. `zstd plain.mig` */
+        img->codec = c;
+        img->ci.payload_format = c->format;
+        return 0;
+    }
+    char hex[64];
+    hex_bytes(hex, head, (size_t)n, 8);
+    uint64_t at;
+    if (off == 0 && find_stream_magic(&img->src, &at))
+        return err_set(err, MRIMG_ERR_FORMAT, MRIMG_OFF_FILE, off,
+                       "not a libvirt save image or QEMU migration stream (found %s); a QEMU "
+                       "stream starts at offset %llu (0x%llx): pass that offset",
+                       n ? hex : "an empty file", (unsigned long long)at,
+                       (unsigned long long)at);
+    return err_set(err, MRIMG_ERR_FORMAT, MRIMG_OFF_FILE, off,
+                   "not a libvirt save image or QEMU migration stream: expected \"%s\" or "
+                   "\"QEVM\", found %s",
+                   LIBVIRT_MAGIC_FINAL, n ? hex : "an empty file");
+}
+
+mrimg_image *mrimg_open(const char *path, const mrimg_open_opts *opts, mrimg_error *err)
+{
+    mrimg_error_clear(err);
+    if (!path)
+        return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0, "no path given"), NULL;
+    mrimg_image *img = xcalloc(1, sizeof(*img), err);
+    if (!img)
+        return NULL;
+    if (opts)
+        img->opts = *opts;
+    if (src_open(&img->src, path, err) < 0) {
+        free(img);
+        return NULL;
+    }
+    int rc = ctr_read(&img->src, img->opts.stream_offset, &img->ci, &img->meta, err);
+    if (rc == 0) {
+        if (img->ci.is_libvirt) {
+            img->codec = codec_by_format(img->ci.payload_format == MRIMG_FORMAT_SPARSE
+                                             ? MRIMG_FORMAT_RAW
+                                             : img->ci.payload_format);
+            img->mapped_payload = img->ci.payload_format == MRIMG_FORMAT_SPARSE;
+        } else {
+            rc = probe_bare(img, err);
+        }
+    }
+    if (rc < 0) {
+        mrimg_close(img);
+        return NULL;
+    }
+    return img;
+}
+
+void mrimg_close(mrimg_image *img)
+{
+    if (!img)
+        return;
+    img_blocks_free(img);
+    if (img->have_mat)
+        src_close(&img->mat);
+    free(img->mat_base);
+    src_close(&img->src);
+    free(img->meta);
+    free(img);
+}
+
+const mrimg_container_info *mrimg_container(const mrimg_image *img) { return &img->ci; }
+const mrimg_stream_info *mrimg_stream(const mrimg_image *img) { return &img->si; }
+unsigned mrimg_block_count(const mrimg_image *img) { return img->nblocks; }
+const mrimg_ram_block_info *mrimg_block(const mrimg_image *img, unsigned index)
+{
+    return index < img->nblocks ? &img->blocks[index].info : NULL;
+}
+
+void img_blocks_free(mrimg_image *img)
+{
+    if (img->blocks) {
+        for (unsigned i = 0; i < img->nblocks; i++) {
+            lb_free(&img->blocks[i].data);
+            lb_free(&img->blocks[i].seen);
+        }
+        free(img->blocks);
+    }
+    img->blocks = NULL;
+    img->nblocks = 0;
+}
+
+int img_stream_open(mrimg_image *img, srd *s, mrimg_decoder *dec, mrimg_error *err)
+{
+    memset(dec, 0, sizeof(*dec));
+    uint64_t off = img->ci.payload_offset;
+    uint8_t head[16] = {0};
+    ssize_t n = src_pread_some(&img->src, head, sizeof(head), off, err);
+    if (n < 0)
+        return (int)n;
+    if (n == 0)
+        return err_set(err, MRIMG_ERR_TRUNCATED, MRIMG_OFF_FILE, off,
+                       "the file ends where the payload should start");
+    const mrimg_codec *found = codec_probe(head, (size_t)n);
+    bool qevm = n >= 4 && memcmp(head, QEMU_STREAM_MAGIC, 4) == 0;
+    const char *want = img->ci.is_libvirt ? mrimg_format_name(img->ci.payload_format)
+                                          : img->codec->name;
+    if (img->codec == &codec_raw) {
+        if (!qevm && found)
+            return err_set(err, MRIMG_ERR_FORMAT, MRIMG_OFF_FILE, off,
+                           "the header says the payload is %s, but it is %s-compressed", want,
+                           found->name);
+        return srd_init_raw(s, &img->src, off, SRD_BUF, err);
+    }
+    if (found != img->codec) {
+        char hex[64];
+        hex_bytes(hex, head, (size_t)n, 8);
+        return err_set(err, MRIMG_ERR_FORMAT, MRIMG_OFF_FILE, off,
+                       "the header says the payload is %s, but it starts with %s%s%s", want,
+                       qevm ? "a plain QEMU stream" : found ? found->name : hex,
+                       found && !qevm ? " magic" : "", "");
+    }
+    int rc = dec_open(dec, img->codec, &img->src, off, img->src.size, img->opts.threads, err);
+    if (rc < 0)
+        return rc;
+    rc = srd_init_dec(s, dec, SRD_BUF, err);
+    if (rc < 0)
+        dec_close(dec);
+    return rc;
+}
+
+void img_stream_close(srd *s, mrimg_decoder *dec)
+{
+    srd_free(s);
+    if (dec->codec)
+        dec_close(dec);
+}
+
+int img_peek_config(mrimg_image *img, sp_config *cfg, mrimg_error *err)
+{
+    srd s;
+    mrimg_decoder dec;
+    int rc = img_stream_open(img, &s, &dec, err);
+    if (rc < 0)
+        return rc;
+    mrimg_stream_info si;
+    memset(&si, 0, sizeof(si));
+    sp_parser p;
+    rc = sp_init(&p, &s, img->src.size, &si, NULL, NULL, err);
+    if (rc == 0)
+        rc = sp_parse_head(&p, err);
+    if (rc == 0)
+        *cfg = p.cfg;
+    sp_free(&p);
+    img_stream_close(&s, &dec);
+    return rc;
+}

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The image handle shared by the RAM view, convert and verify layers. */
+#ifndef MRIMG_IMAGE_H
+#define MRIMG_IMAGE_H
+
+#include "codec/codec.h"
+#include "container/libvirt.h"
+#include "stream/reader.h"
+#include "util/bitmap.h"
+
+/* Per-block state of the RAM view. */
+typedef struct img_block {
+    mrimg_ram_block_info info;
+    sp_block sp;             /* as parsed (mapped-ram offsets) */
+    lbitmap data;            /* final content is data (PAGE / bit set) */
+    lbitmap seen;            /* plain: some record was seen */
+} img_block;
+
+struct mrimg_image {
+    mrimg_source src;
+    mrimg_open_opts opts;
+    mrimg_container_info ci;
+    char *meta;                  /* metadata region copy */
+    const mrimg_codec *codec;    /* payload decoder (raw for raw and sparse) */
+    bool mapped_payload;         /* payload is a mapped-ram stream */
+    /* scan results */
+    bool scanned;
+    unsigned scan_flags;
+    mrimg_stream_info si;
+    sp_config cfg;
+    img_block *blocks;
+    unsigned nblocks;
+    mrimg_dec_stats dstats;
+    /* plain streams replayed into a temporary sparse file for random access */
+    bool have_mat;
+    mrimg_source mat;
+    uint64_t *mat_base;          /* per block: offset of page 0 in mat */
+};
+
+/* Open the payload of img for parsing: *s reads the decoded stream; *dec
+ * is used for compressed payloads (dec->codec is NULL for raw). */
+MRIMG_INTERNAL int img_stream_open(mrimg_image *img, srd *s, mrimg_decoder *dec,
+                                   mrimg_error *err);
+MRIMG_INTERNAL void img_stream_close(srd *s, mrimg_decoder *dec);
+/* Parse the stream header and configuration section only. */
+MRIMG_INTERNAL int img_peek_config(mrimg_image *img, sp_config *cfg, mrimg_error *err);
+/* Walk an image whose pages are addressable (mapped-ram, or replayed). */
+MRIMG_INTERNAL int img_walk_bitmapped(mrimg_image *img, mrimg_ram_fn fn, void *opaque,
+                                      mrimg_progress_fn progress, void *pctx, mrimg_error *err);
+/* Make the pages of img addressable: scan, and replay plain streams. */
+MRIMG_INTERNAL int img_addressable(mrimg_image *img, mrimg_progress_fn progress, void *pctx,
+                                   mrimg_error *err);
+/* Release scan results (blocks and bitmaps). */
+MRIMG_INTERNAL void img_blocks_free(mrimg_image *img);
+
+#endif

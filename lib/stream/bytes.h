@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* A buffered reader of the decoded migration stream.  Over a raw payload it
+ * reads the file directly (and can seek, which mapped-ram needs); over a
+ * compressed payload it pulls from the codec's decoder.  Parsing happens in
+ * place in a large buffer; records never cost a system call each. */
+#ifndef MRIMG_STREAM_BYTES_H
+#define MRIMG_STREAM_BYTES_H
+
+#include "../codec/codec.h"
+
+#define SRD_BUF (8u << 20)
+
+/* Called with every stream byte, in order, just before it leaves the
+ * buffer (used to copy a stream verbatim while it is parsed). */
+typedef int (*srd_tap_fn)(void *ctx, const uint8_t *p, size_t n, mrimg_error *err);
+
+typedef struct srd {
+    mrimg_decoder *dec;     /* compressed payload, or NULL */
+    mrimg_source *src;      /* raw payload: direct reads */
+    uint64_t base;          /* raw: file offset of stream offset 0 */
+    uint64_t limit;         /* raw: stream offset of the end of the file */
+    uint8_t *buf;
+    size_t cap, r, w;
+    uint64_t buf_pos;       /* stream offset of buf[0] */
+    bool eof;
+    srd_tap_fn tap;
+    void *tap_ctx;
+    size_t tapped;          /* bytes of buf[0..] already passed to tap */
+    uint64_t dropped;       /* raw: page cache dropped up to this file offset */
+    mrimg_progress_fn progress;
+    void *progress_ctx;
+    uint64_t progress_total;
+    uint64_t progress_next;
+} srd;
+
+MRIMG_INTERNAL int srd_init_raw(srd *s, mrimg_source *src, uint64_t base, size_t cap,
+                                mrimg_error *err);
+MRIMG_INTERNAL int srd_init_dec(srd *s, mrimg_decoder *dec, size_t cap, mrimg_error *err);
+MRIMG_INTERNAL void srd_free(srd *s);
+
+static inline uint64_t srd_pos(const srd *s) { return s->buf_pos + s->r; }
+static inline size_t srd_avail(const srd *s) { return s->w - s->r; }
+static inline const uint8_t *srd_ptr(const srd *s) { return s->buf + s->r; }
+static inline bool srd_seekable(const srd *s) { return s->dec == NULL; }
+/* Offset kind and value to name a stream position in an error. */
+static inline mrimg_offset_kind srd_okind(const srd *s)
+{
+    return s->dec ? MRIMG_OFF_STREAM : MRIMG_OFF_FILE;
+}
+static inline uint64_t srd_eoff(const srd *s, uint64_t pos) { return s->dec ? pos : s->base + pos; }
+
+/* Make at least n bytes available at srd_ptr().  MRIMG_ERR_TRUNCATED names
+ * `what` if the stream ends first. */
+MRIMG_INTERNAL int srd_need(srd *s, size_t n, const char *what, mrimg_error *err);
+/* Like srd_need but returns 1 if available, 0 at a clean end (fewer bytes). */
+MRIMG_INTERNAL int srd_peek(srd *s, size_t n, mrimg_error *err);
+static inline void srd_consume(srd *s, size_t n) { s->r += n; }
+/* Skip n bytes (may exceed the buffer). */
+MRIMG_INTERNAL int srd_skip(srd *s, uint64_t n, const char *what, mrimg_error *err);
+/* Raw payloads only: continue reading at stream offset pos. */
+MRIMG_INTERNAL int srd_seek(srd *s, uint64_t pos, mrimg_error *err);
+/* Pass everything left to fn in large pieces, until the end of the stream. */
+MRIMG_INTERNAL int srd_drain(srd *s, srd_tap_fn fn, void *ctx, mrimg_error *err);
+/* Hand untapped bytes before the read position to the tap. */
+MRIMG_INTERNAL int srd_flush_tap(srd *s, mrimg_error *err);
+
+#endif
