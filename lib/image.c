@@ -82,6 +82,10 @@ mrimg_image *mrimg_open(const char *path, const mrimg_open_opts *opts, mrimg_err
                                              ? MRIMG_FORMAT_RAW
                                              : img->ci.payload_format);
             img->mapped_payload = img->ci.payload_format == MRIMG_FORMAT_SPARSE;
+            if (!img->codec)
+                rc = err_set(err, MRIMG_ERR_UNSUPPORTED, MRIMG_OFF_FILE, 28,
+                             "no decoder for payload format %s",
+                             mrimg_format_name(img->ci.payload_format));
         } else {
             rc = probe_bare(img, err);
         }
