@@ -1,0 +1,691 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Conversion pipelines.
+ *
+ *  passthrough   plain -> raw/compressed/bare plain: the decoded stream is
+ *                copied byte for byte into the encoder while it is parsed
+ *                (parsing validates it; nothing is re-encoded).
+ *  to mapped     any -> sparse / bare mapped-ram: the output layout is
+ *                computed from the block list (every pages_offset known
+ *                before a page is written); pages go to their slots with
+ *                coalesced positional writes, zero pages stay holes, a later
+ *                record of a page overwrites it (multi-pass), bitmaps are
+ *                written last; commands and the device-state tail are copied.
+ *  to plain      mapped-ram (or a multi-pass plain stream with compact) ->
+ *                plain: one PART section with every page in block order
+ *                (PAGE for data, ZERO otherwise), read through the RAM view.
+ *  ram           one sparse raw file per RAM block.
+ *
+ * The output is a temporary file beside the target (see io/sink.c), given
+ * the final libvirt magic and renamed only after everything succeeded. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../image.h"
+#include "../stream/writer.h"
+
+#define PWB_SIZE (8u << 20)
+
+typedef struct cv {
+    mrimg_image *in;
+    const mrimg_convert_opts *o;
+    mrimg_convert_stats *st;
+    mrimg_sink sink;
+    bool sink_open;
+    bool libvirt_out;
+    bool mapped_out;
+    bool in_mapped;
+    uint64_t out_base;          /* file offset of the output stream */
+    mrimg_encoder enc;
+    bool have_enc;
+    sw w;
+    /* re-encoding state */
+    sp_config cfg;
+    bool have_cfg;
+    sp_block *blocks;           /* a copy of the input's block list */
+    unsigned nblocks;
+    sp_section ram;             /* the RAM START header */
+    bool in_ram;                /* between RAM START and its footer */
+    bool part_written;
+    bool postcopy;
+    uint64_t page_size;
+    /* mapped output */
+    uint64_t *o_pages;          /* per block: absolute pages_offset */
+    uint64_t *o_bitmap;         /* per block: absolute bitmap_offset */
+    lbitmap *o_bits;
+    uint8_t *pwb;               /* coalesced page writes */
+    int pwb_block;
+    uint64_t pwb_first, pwb_count;
+} cv;
+
+/* ---- output plumbing ---------------------------------------------------- */
+
+static int out_enc(void *ctx, const void *p, size_t n, mrimg_error *err)
+{
+    return enc_write(&((cv *)ctx)->enc, p, n, err);
+}
+
+static int out_sink(void *ctx, const void *p, size_t n, mrimg_error *err)
+{
+    return sink_write(&((cv *)ctx)->sink, p, n, err);
+}
+
+/* Move the mapped output's main stream to stream offset pos. */
+static int jump(cv *c, uint64_t pos, mrimg_error *err)
+{
+    c->w.pos = pos;
+    return sink_seek(&c->sink, c->out_base + pos, err);
+}
+
+static int pwb_flush(cv *c, mrimg_error *err)
+{
+    if (!c->pwb_count)
+        return 0;
+    uint64_t off = c->o_pages[c->pwb_block] + c->pwb_first * c->page_size;
+    int rc = sink_pwrite(&c->sink, c->pwb, (size_t)(c->pwb_count * c->page_size), off, err);
+    c->pwb_count = 0;
+    return rc;
+}
+
+/* A data page for the mapped output. */
+static int mapped_put(cv *c, unsigned block, uint64_t page, const uint8_t *data, mrimg_error *err)
+{
+    lbitmap *bits = &c->o_bits[block];
+    if (!data || mem_is_zero(data, (size_t)c->page_size)) {
+        c->st->pages_zero++;
+        if (!lb_test(bits, page))
+            return 0;
+        /* a page written earlier became zero (multi-pass): drop its bytes */
+        lb_clear(bits, page);
+        if ((int)block == c->pwb_block && page >= c->pwb_first &&
+            page < c->pwb_first + c->pwb_count) {
+            int rc = pwb_flush(c, err);
+            if (rc < 0)
+                return rc;
+        }
+        return sink_punch(&c->sink, c->o_pages[block] + page * c->page_size, c->page_size, err);
+    }
+    c->st->pages_data++;
+    int rc = lb_set(bits, page, err);
+    if (rc < 0)
+        return rc;
+    bool contiguous = c->pwb_count && (int)block == c->pwb_block &&
+                      page == c->pwb_first + c->pwb_count &&
+                      (c->pwb_count + 1) * c->page_size <= PWB_SIZE;
+    if (!contiguous) {
+        rc = pwb_flush(c, err);
+        if (rc < 0)
+            return rc;
+        c->pwb_block = (int)block;
+        c->pwb_first = page;
+    }
+    memcpy(c->pwb + c->pwb_count * c->page_size, data, (size_t)c->page_size);
+    c->pwb_count++;
+    return 0;
+}
+
+static int mapped_walk_cb(void *opaque, unsigned block, uint64_t first, uint64_t n,
+                          const uint8_t *data, mrimg_error *err)
+{
+    cv *c = opaque;
+    if (block == MRIMG_WALK_RESTART)
+        return 0;
+    if (!data) {
+        c->st->pages_zero += n;
+        return 0;
+    }
+    for (uint64_t k = 0; k < n; k++) {
+        int rc = mapped_put(c, block, first + k, data + k * c->page_size, err);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Write every block's bitmap at its offset. */
+static int mapped_bitmaps(cv *c, mrimg_error *err)
+{
+    enum { CHUNK = 1u << 20 };
+    uint8_t *buf = xmalloc(CHUNK, err);
+    if (!buf)
+        return MRIMG_ERR_NOMEM;
+    int rc = 0;
+    for (unsigned b = 0; b < c->nblocks && rc == 0; b++) {
+        uint64_t total = (c->blocks[b].pages + 63) / 64 * 8, done = 0;
+        while (done < total && rc == 0) {
+            size_t n = (size_t)MRIMG_MIN((uint64_t)CHUNK, total - done);
+            lb_store_le(&c->o_bits[b], done * 8, buf, n / 8);
+            if (!mem_is_zero(buf, n))
+                rc = sink_pwrite(&c->sink, buf, n, c->o_bitmap[b] + done, err);
+            done += n;
+        }
+    }
+    free(buf);
+    return rc;
+}
+
+/* ---- to plain: every page from the RAM view ------------------------------ */
+
+static int plain_walk_cb(void *opaque, unsigned block, uint64_t first, uint64_t n,
+                         const uint8_t *data, mrimg_error *err)
+{
+    cv *c = opaque;
+    if (block == MRIMG_WALK_RESTART)
+        return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0, "unexpected walk restart");
+    const sp_block *b = &c->blocks[block];
+    for (uint64_t k = 0; k < n; k++) {
+        const uint8_t *pg = data ? data + k * c->page_size : NULL;
+        if (pg && mem_is_zero(pg, (size_t)c->page_size))
+            pg = NULL;
+        if (pg)
+            c->st->pages_data++;
+        else
+            c->st->pages_zero++;
+        int rc = sw_page(&c->w, (int)block, b, first + k, c->page_size, pg, err);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- event handlers for the re-encoding pipelines ----------------------- */
+
+static int re_on_config(void *ctx, const sp_config *cfg, mrimg_error *err)
+{
+    cv *c = ctx;
+    c->cfg = *cfg;
+    c->have_cfg = true;
+    if (c->mapped_out) {
+        for (unsigned i = 0; i < cfg->ncaps; i++)
+            if (!strcmp(cfg->caps[i], CAP_X_IGNORE_SHARED))
+                return err_set(err, MRIMG_ERR_UNSUPPORTED, MRIMG_OFF_NONE, 0,
+                               "the stream uses x-ignore-shared, which QEMU 10 cannot combine "
+                               "with mapped-ram");
+    }
+    int rc = sw_header(&c->w, err);
+    return rc ? rc : sw_config(&c->w, cfg, c->mapped_out ? 1 : 0, err);
+}
+
+static int write_part_eos(cv *c, mrimg_error *err)
+{
+    int rc = sw_section_short(&c->w, QEMU_VM_SECTION_PART, c->ram.id, err);
+    if (rc == 0)
+        rc = sw_eos(&c->w, err);
+    if (rc == 0)
+        rc = sw_footer(&c->w, c->ram.id, err);
+    return rc;
+}
+
+static int re_on_command(void *ctx, const sp_command *cmd, mrimg_error *err)
+{
+    cv *c = ctx;
+    if (cmd->cmd == MIG_CMD_POSTCOPY_ADVISE && c->mapped_out)
+        return err_set(err, MRIMG_ERR_UNSUPPORTED, MRIMG_OFF_NONE, 0,
+                       "the stream was saved with postcopy-ram, which QEMU cannot combine with "
+                       "mapped-ram; convert it to a plain format instead");
+    return sw_command(&c->w, cmd, err);
+}
+
+static int re_on_section(void *ctx, const sp_section *s, mrimg_error *err)
+{
+    cv *c = ctx;
+    if (s->type == QEMU_VM_SECTION_START) {
+        if (c->mapped_out && !c->have_cfg)
+            return err_set(err, MRIMG_ERR_UNSUPPORTED, MRIMG_OFF_NONE, 0,
+                           "the stream has no configuration section, so it cannot announce "
+                           "mapped-ram");
+        if (!c->have_cfg) {
+            int rc = sw_header(&c->w, err);
+            if (rc < 0)
+                return rc;
+        }
+        c->ram = *s;
+        c->in_ram = true;
+        return sw_section_start(&c->w, s, err);
+    }
+    return 0;
+}
+
+static int re_on_blocks(void *ctx, const sp_block *b, unsigned n, mrimg_error *err)
+{
+    cv *c = ctx;
+    c->blocks = xcalloc(n, sizeof(*b), err);
+    if (!c->blocks)
+        return MRIMG_ERR_NOMEM;
+    memcpy(c->blocks, b, n * sizeof(*b));
+    c->nblocks = n;
+    uint64_t total = 0;
+    for (unsigned i = 0; i < n; i++)
+        total += b[i].used_length;
+    int rc = sw_mem_size(&c->w, total, err);
+    if (rc < 0)
+        return rc;
+    if (c->mapped_out) {
+        c->o_pages = xcalloc(n, sizeof(uint64_t), err);
+        c->o_bitmap = xcalloc(n, sizeof(uint64_t), err);
+        c->o_bits = xcalloc(n, sizeof(lbitmap), err);
+        if (!c->o_pages || !c->o_bitmap || !c->o_bits)
+            return MRIMG_ERR_NOMEM;
+    }
+    for (unsigned i = 0; i < n && rc == 0; i++) {
+        rc = sw_block(&c->w, &b[i], err);
+        if (rc < 0 || !c->mapped_out)
+            continue;
+        uint64_t hdr = c->out_base + c->w.pos;
+        uint64_t bm = hdr + MAPPED_RAM_HDR_SIZE;
+        uint64_t pages = round_up(bm + (b[i].pages + 63) / 64 * 8, MAPPED_RAM_ALIGN);
+        c->o_bitmap[i] = bm;
+        c->o_pages[i] = pages;
+        rc = lb_init(&c->o_bits[i], b[i].pages, err);
+        if (rc == 0)
+            rc = sw_mapped_header(&c->w, c->page_size, bm, pages, err);
+        if (rc == 0)
+            rc = jump(c, pages + b[i].used_length - c->out_base, err);
+    }
+    return rc;
+}
+
+static int re_on_page(void *ctx, unsigned block, uint64_t page, const uint8_t *data, uint64_t pos,
+                      mrimg_error *err)
+{
+    (void)pos;
+    cv *c = ctx;
+    if (c->mapped_out)
+        return mapped_put(c, block, page, data, err);
+    return 0; /* to plain: the content comes from the RAM view */
+}
+
+static int re_on_section_end(void *ctx, const sp_section *s, mrimg_error *err)
+{
+    cv *c = ctx;
+    int rc = 0;
+    if (s->type == QEMU_VM_SECTION_START) {
+        c->in_ram = false;
+        rc = sw_eos(&c->w, err);
+        if (rc == 0)
+            rc = sw_footer(&c->w, s->id, err);
+        if (rc < 0)
+            return rc;
+        if (c->mapped_out) {
+            /* QEMU writes one EOS-only PART after the setup */
+            rc = write_part_eos(c, err);
+        } else {
+            /* one PART carrying every page */
+            rc = sw_section_short(&c->w, QEMU_VM_SECTION_PART, s->id, err);
+            if (rc == 0)
+                rc = img_walk_bitmapped(c->in, plain_walk_cb, c, c->o->progress,
+                                        c->o->progress_ctx, err);
+            if (rc == 0)
+                rc = sw_eos(&c->w, err);
+            if (rc == 0)
+                rc = sw_footer(&c->w, s->id, err);
+        }
+        c->part_written = true;
+    } else if (s->type == QEMU_VM_SECTION_END) {
+        rc = sw_section_short(&c->w, QEMU_VM_SECTION_END, s->id, err);
+        if (rc == 0)
+            rc = sw_eos(&c->w, err);
+        if (rc == 0)
+            rc = sw_footer(&c->w, s->id, err);
+    }
+    return rc;
+}
+
+static int re_on_tail(void *ctx, const uint8_t *p, size_t n, mrimg_error *err)
+{
+    return sw_bytes(&((cv *)ctx)->w, p, n, err);
+}
+
+/* ---- pipelines ---------------------------------------------------------- */
+
+static int tap_out(void *ctx, const uint8_t *p, size_t n, mrimg_error *err)
+{
+    cv *c = ctx;
+    c->st->stream_bytes += n;
+    return sw_bytes(&c->w, p, n, err);
+}
+
+static int run_parse(cv *c, const sp_handler *h, bool tap, mrimg_error *err)
+{
+    srd s;
+    mrimg_decoder dec;
+    int rc = img_stream_open(c->in, &s, &dec, err);
+    if (rc < 0)
+        return rc;
+    s.progress = c->o->progress;
+    s.progress_ctx = c->o->progress_ctx;
+    s.progress_total = c->in->src.size - c->in->ci.payload_offset;
+    if (tap) {
+        s.tap = tap_out;
+        s.tap_ctx = c;
+    }
+    mrimg_stream_info si;
+    memset(&si, 0, sizeof(si));
+    sp_parser p;
+    rc = sp_init(&p, &s, c->in->src.size, &si, h, c, err);
+    if (rc == 0)
+        rc = sp_parse(&p, err);
+    if (rc == MRIMG_ERR_UNSUPPORTED && tap) {
+        /* a stream we cannot fully interpret is still copied verbatim; its
+         * structure was checked as far as it could be */
+        mrimg_error_clear(err);
+        rc = srd_drain(&s, NULL, NULL, err);
+    }
+    c->st->in_bytes = dec.codec ? dec.st.in_bytes : srd_pos(&s);
+    if (!tap)
+        c->st->stream_bytes = srd_pos(&s);
+    if (rc == 0 && c->mapped_out)
+        rc = pwb_flush(c, err);
+    sp_free(&p);
+    img_stream_close(&s, &dec);
+    return rc;
+}
+
+static int pipeline_passthrough(cv *c, mrimg_error *err)
+{
+    static const sp_handler h = {0};
+    return run_parse(c, &h, true, err);
+}
+
+static const sp_handler re_handler = {
+    .on_config = re_on_config,
+    .on_section = re_on_section,
+    .on_section_end = re_on_section_end,
+    .on_command = re_on_command,
+    .on_blocks = re_on_blocks,
+    .on_page = re_on_page,
+    .on_tail = re_on_tail,
+};
+
+static int pipeline_to_mapped(cv *c, mrimg_error *err)
+{
+    c->pwb = xmalloc_aligned(PWB_SIZE, err);
+    if (!c->pwb)
+        return MRIMG_ERR_NOMEM;
+    c->pwb_block = -1;
+    c->st->reencoded = 1;
+    int rc = run_parse(c, &re_handler, false, err);
+    if (rc == 0 && c->in_mapped) {
+        /* pages of a mapped-ram input are not in its stream: copy them */
+        rc = img_walk_bitmapped(c->in, mapped_walk_cb, c, c->o->progress, c->o->progress_ctx,
+                                err);
+        if (rc == 0)
+            rc = pwb_flush(c, err);
+    }
+    if (rc == 0)
+        rc = mapped_bitmaps(c, err);
+    if (rc == 0)
+        rc = sink_truncate(&c->sink, c->out_base + c->w.pos, err);
+    return rc;
+}
+
+static int pipeline_to_plain(cv *c, mrimg_error *err)
+{
+    c->st->reencoded = 1;
+    /* the pages come from the RAM view: mapped-ram or a replayed stream */
+    int rc = img_addressable(c->in, c->o->progress, c->o->progress_ctx, err);
+    return rc ? rc : run_parse(c, &re_handler, false, err);
+}
+
+/* ---- one sparse raw file per block ---------------------------------------- */
+
+typedef struct ram_out {
+    cv *c;
+    const char *dir;
+    mrimg_sink *sinks;
+    unsigned n;
+    uint8_t *buf;
+} ram_out;
+
+static void block_file_name(char *out, size_t cap, const char *name, unsigned idx,
+                            const mrimg_image *in)
+{
+    char b[MRIMG_NAME_MAX + 1];
+    size_t k = 0;
+    for (const char *p = name; *p && k < MRIMG_NAME_MAX; p++) {
+        if (p == name && *p == '/')
+            continue;
+        unsigned char ch = (unsigned char)*p;
+        b[k++] = (ch == '/' || ch < 0x20 || ch == 0x7f) ? '_' : (char)ch;
+    }
+    b[k] = '\0';
+    if (k == 0 || !strcmp(b, ".") || !strcmp(b, ".."))
+        snprintf(b, sizeof(b), "block%u", idx);
+    /* names that collide after the substitution get the block index */
+    for (unsigned j = 0; j < idx; j++) {
+        char o[MRIMG_NAME_MAX + 1];
+        size_t m = 0;
+        const char *on = mrimg_block(in, j)->name;
+        for (const char *p = on; *p && m < MRIMG_NAME_MAX; p++) {
+            if (p == on && *p == '/')
+                continue;
+            unsigned char ch = (unsigned char)*p;
+            o[m++] = (ch == '/' || ch < 0x20 || ch == 0x7f) ? '_' : (char)ch;
+        }
+        o[m] = '\0';
+        if (!strcmp(o, b)) {
+            size_t l = strlen(b);
+            snprintf(b + MRIMG_MIN(l, (size_t)MRIMG_NAME_MAX - 12), 12, "-%u", idx);
+            break;
+        }
+    }
+    snprintf(out, cap, "%s", b);
+}
+
+static int ram_cb(void *opaque, unsigned block, uint64_t first, uint64_t n, const uint8_t *data,
+                  mrimg_error *err)
+{
+    ram_out *r = opaque;
+    if (block == MRIMG_WALK_RESTART || !data) {
+        if (!data && block != MRIMG_WALK_RESTART)
+            r->c->st->pages_zero += n;
+        return 0;
+    }
+    uint64_t ps = r->c->page_size;
+    /* write runs of non-zero pages */
+    uint64_t k = 0;
+    while (k < n) {
+        while (k < n && mem_is_zero(data + k * ps, (size_t)ps)) {
+            r->c->st->pages_zero++;
+            k++;
+        }
+        uint64_t s = k;
+        while (k < n && !mem_is_zero(data + k * ps, (size_t)ps))
+            k++;
+        if (k > s) {
+            r->c->st->pages_data += k - s;
+            int rc = sink_pwrite(&r->sinks[block], data + s * ps, (size_t)((k - s) * ps),
+                                 (first + s) * ps, err);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+static int pipeline_ram(cv *c, const char *dir, mrimg_error *err)
+{
+    int rc = img_addressable(c->in, c->o->progress, c->o->progress_ctx, err);
+    if (rc < 0)
+        return rc;
+    struct stat st;
+    if (stat(dir, &st) == 0) {
+        if (!S_ISDIR(st.st_mode))
+            return err_set(err, MRIMG_ERR_EXISTS, MRIMG_OFF_NONE, 0,
+                           "%s exists and is not a directory", dir);
+        if (!c->o->force)
+            return err_set(err, MRIMG_ERR_EXISTS, MRIMG_OFF_NONE, 0,
+                           "%s already exists (use --force to write into it)", dir);
+    } else if (mkdir(dir, 0700) != 0) {
+        return err_sys(err, errno, "cannot create directory %s", dir);
+    }
+    unsigned n = mrimg_block_count(c->in);
+    ram_out r = {c, dir, NULL, n, NULL};
+    r.sinks = xcalloc(n, sizeof(*r.sinks), err);
+    if (!r.sinks)
+        return MRIMG_ERR_NOMEM;
+    unsigned opened = 0;
+    for (unsigned i = 0; i < n; i++) {
+        char name[MRIMG_NAME_MAX + 16], path[4096 + 300];
+        block_file_name(name, sizeof(name), mrimg_block(c->in, i)->name, i, c->in);
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        rc = sink_create(&r.sinks[i], path, c->o->force ? SINK_FORCE : 0, err);
+        if (rc < 0)
+            break;
+        opened++;
+    }
+    if (rc == 0) {
+        c->page_size = c->in->si.target_page_size;
+        rc = img_walk_bitmapped(c->in, ram_cb, &r, c->o->progress, c->o->progress_ctx, err);
+    }
+    for (unsigned i = 0; i < opened && rc == 0; i++) {
+        rc = sink_truncate(&r.sinks[i], mrimg_block(c->in, i)->used_length, err);
+        if (rc == 0) {
+            c->st->out_bytes += r.sinks[i].size;
+            rc = sink_commit(&r.sinks[i], NULL, err);
+        }
+    }
+    for (unsigned i = 0; i < opened; i++)
+        sink_abort(&r.sinks[i]); /* no-op for committed ones */
+    free(r.sinks);
+    return rc;
+}
+
+/* ---- entry point -------------------------------------------------------- */
+
+void mrimg_convert_opts_init(mrimg_convert_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->out = MRIMG_FORMAT_RAW;
+    o->level = -1;
+    o->running = -1;
+}
+
+int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opts *opts,
+                  mrimg_convert_stats *stats, mrimg_error *err)
+{
+    mrimg_error_clear(err);
+    mrimg_convert_opts defaults;
+    if (!opts) {
+        mrimg_convert_opts_init(&defaults);
+        opts = &defaults;
+    }
+    mrimg_convert_stats local;
+    if (!stats)
+        stats = &local;
+    memset(stats, 0, sizeof(*stats));
+    if (!in || !out_path)
+        return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0, "no input or output");
+
+    cv c;
+    memset(&c, 0, sizeof(c));
+    c.in = in;
+    c.o = opts;
+    c.st = stats;
+    int out = opts->out;
+    c.libvirt_out = out >= MRIMG_FORMAT_RAW && out < MRIMG_FORMAT_COUNT;
+    if (!c.libvirt_out && out != MRIMG_OUT_QEMU && out != MRIMG_OUT_QEMU_MAPPED &&
+        out != MRIMG_OUT_RAM)
+        return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0, "unknown output format %d", out);
+    c.mapped_out = out == MRIMG_FORMAT_SPARSE || out == MRIMG_OUT_QEMU_MAPPED;
+
+    if (in->ci.is_libvirt && !in->ci.complete && !opts->allow_incomplete)
+        return err_set(err, MRIMG_ERR_INCOMPLETE, MRIMG_OFF_FILE, 0,
+                       "the input is an incomplete save (magic %s): the save never finished",
+                       LIBVIRT_MAGIC_PARTIAL);
+    if (c.libvirt_out && !opts->xml && !in->ci.is_libvirt)
+        return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0,
+                       "a libvirt image needs a domain XML: the input is a bare QEMU stream, so "
+                       "give one (--xml FILE)");
+
+    /* which layout does the input have? */
+    sp_config cfg;
+    int rc = img_peek_config(in, &cfg, err);
+    if (rc < 0)
+        return rc;
+    c.in_mapped = false;
+    for (unsigned i = 0; i < cfg.ncaps; i++)
+        c.in_mapped |= !strcmp(cfg.caps[i], CAP_MAPPED_RAM);
+    if (c.in_mapped) {
+        rc = mrimg_scan(in, 0, opts->progress, opts->progress_ctx, err);
+        if (rc < 0)
+            return rc;
+    }
+    c.page_size = cfg.has_page_bits ? 1ull << cfg.page_bits : 4096;
+
+    if (out == MRIMG_OUT_RAM)
+        return pipeline_ram(&c, out_path, err);
+
+    bool to_plain = !c.mapped_out && c.in_mapped;
+    if (!c.mapped_out && !c.in_mapped && opts->compact) {
+        rc = mrimg_scan(in, 0, opts->progress, opts->progress_ctx, err);
+        if (rc < 0)
+            return rc;
+        to_plain = in->si.multi_pass || !in->si.ordered;
+    }
+
+    rc = sink_create(&c.sink, out_path, opts->force ? SINK_FORCE : 0, err);
+    if (rc < 0)
+        return rc;
+    if (c.libvirt_out) {
+        ctr_out co = {
+            .format = (uint32_t)out,
+            .was_running = opts->running >= 0 ? (uint32_t)(opts->running != 0)
+                           : in->ci.is_libvirt ? in->ci.was_running
+                                               : 0,
+            .xml = opts->xml ? opts->xml : in->ci.xml,
+            .cookie = in->ci.cookie,
+            .min_data_len = in->ci.is_libvirt ? in->ci.data_len : 0,
+        };
+        rc = ctr_write(&c.sink, &co, &c.out_base, err);
+    }
+    if (rc == 0 && !c.mapped_out) {
+        int fmt = c.libvirt_out ? out : MRIMG_FORMAT_RAW;
+        mrimg_enc_opts eo = {opts->level, opts->threads};
+        const mrimg_codec *codec = codec_by_format(fmt);
+        rc = codec ? enc_open(&c.enc, codec, &c.sink, &eo, err)
+                   : err_set(err, MRIMG_ERR_UNSUPPORTED, MRIMG_OFF_NONE, 0,
+                             "no encoder for format %s", mrimg_format_name(fmt));
+        if (rc == 0) {
+            c.have_enc = true;
+            sw_init(&c.w, out_enc, &c);
+        }
+    } else if (rc == 0) {
+        sw_init(&c.w, out_sink, &c);
+    }
+
+    if (rc == 0) {
+        if (c.mapped_out)
+            rc = pipeline_to_mapped(&c, err);
+        else if (to_plain)
+            rc = pipeline_to_plain(&c, err);
+        else
+            rc = pipeline_passthrough(&c, err);
+    }
+    if (rc == 0 && c.have_enc)
+        rc = enc_finish(&c.enc, err);
+    if (rc == 0) {
+        stats->out_bytes = c.sink.size > sink_tell(&c.sink) ? c.sink.size : sink_tell(&c.sink);
+        struct stat st;
+        if (sink_flush(&c.sink, err) == 0 && fstat(c.sink.fd, &st) == 0) {
+            stats->out_bytes = (uint64_t)st.st_size;
+            stats->out_allocated = (uint64_t)st.st_blocks * 512;
+        }
+        rc = sink_commit(&c.sink, c.libvirt_out ? LIBVIRT_MAGIC_FINAL : NULL, err);
+    }
+    if (c.have_enc)
+        enc_close(&c.enc);
+    if (rc < 0)
+        sink_abort(&c.sink);
+    if (c.o_bits)
+        for (unsigned i = 0; i < c.nblocks; i++)
+            lb_free(&c.o_bits[i]);
+    free(c.o_bits);
+    free(c.o_pages);
+    free(c.o_bitmap);
+    free(c.blocks);
+    free(c.pwb);
+    return rc;
+}

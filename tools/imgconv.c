@@ -1,0 +1,255 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* imgconv: convert a libvirt save image or QEMU migration stream to any
+ * other format.  Options, one library call, a report. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "mrimg.h"
+#include "out.h"
+
+enum {
+    EXIT_OK = 0,
+    EXIT_INPUT = 1,   /* the input cannot be converted */
+    EXIT_USAGE = 2,
+    EXIT_OUTPUT = 3,  /* the output cannot be written */
+};
+
+enum {
+    OPT_COMPACT = 256,
+    OPT_XML,
+    OPT_RUNNING,
+    OPT_PAUSED,
+    OPT_OFFSET,
+    OPT_ALLOW_INCOMPLETE,
+    OPT_OUTPUT,
+    OPT_PREALLOCATE,
+};
+
+static void usage(void)
+{
+    printf("Usage: %s [-O FORMAT] [OPTION]... INPUT OUTPUT\n"
+           "Convert a libvirt save image or QEMU migration stream to another format.\n"
+           "\n"
+           "Formats (-O):\n"
+           "  raw, gzip, bzip2, xz, lzop, zstd, sparse\n"
+           "                        libvirt save image with that payload format\n"
+           "  qemu                  bare QEMU migration stream, plain layout\n"
+           "  qemu-mapped           bare QEMU migration stream, mapped-ram layout\n"
+           "  ram                   OUTPUT is a directory: one sparse raw file per RAM block\n"
+           "\n"
+           "Options:\n"
+           "  -O, --format=FORMAT   output format (default: raw for libvirt inputs,\n"
+           "                        qemu for bare streams)\n"
+           "  -l, --level=N         compression level (default: what libvirt's tools use:\n"
+           "                        gzip 6, bzip2 9, xz 3, lzop 3, zstd 3)\n"
+           "  -T, --threads=N       compression threads (default: all online CPUs)\n"
+           "  -f, --force           replace OUTPUT if it exists\n"
+           "      --compact         rewrite a multi-pass (live) plain stream as one pass\n"
+           "      --xml=FILE        replace the domain XML (the data region grows if needed)\n"
+           "      --running         restore should start the guest's vCPUs\n"
+           "      --paused          restore should leave the guest paused\n"
+           "      --offset=N        the input is a bare stream starting at byte N\n"
+           "      --allow-incomplete  convert a partial save whose stream is complete\n"
+           "  -p, --progress        show progress (default: when stderr is a terminal)\n"
+           "  -q, --quiet           no progress, no warnings\n"
+           "  -v, --verbose         print a summary when done\n"
+           "      --output=FMT      summary format: human or json (implies -v)\n"
+           "  -h, --help            show this help and exit\n"
+           "  -V, --version         show the version and exit\n"
+           "\n"
+           "OUTPUT is written to a temporary file beside it and renamed into place only\n"
+           "when complete; on any error or interruption OUTPUT is left untouched.\n"
+           "\n"
+           "Exit status: 0 success, 1 the input cannot be converted, 2 usage error,\n"
+           "3 the output cannot be written; 128+N when killed by signal N.\n",
+           cli_prog);
+}
+
+static int format_from_arg(const char *s)
+{
+    int f = mrimg_format_from_name(s);
+    if (f >= 0)
+        return f;
+    if (!strcmp(s, "qemu") || !strcmp(s, "plain"))
+        return MRIMG_OUT_QEMU;
+    if (!strcmp(s, "qemu-mapped") || !strcmp(s, "mapped"))
+        return MRIMG_OUT_QEMU_MAPPED;
+    if (!strcmp(s, "ram"))
+        return MRIMG_OUT_RAM;
+    return -1;
+}
+
+static const char *out_name(int fmt)
+{
+    switch (fmt) {
+    case MRIMG_OUT_QEMU: return "qemu";
+    case MRIMG_OUT_QEMU_MAPPED: return "qemu-mapped";
+    case MRIMG_OUT_RAM: return "ram";
+    default: return mrimg_format_name(fmt);
+    }
+}
+
+static int exit_for(mrimg_code c)
+{
+    switch (c) {
+    case MRIMG_ERR_EXISTS:
+    case MRIMG_ERR_NOSPC:
+    case MRIMG_ERR_IO:
+        return EXIT_OUTPUT;
+    case MRIMG_ERR_INVAL:
+        return EXIT_USAGE;
+    default:
+        return EXIT_INPUT;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    cli_init(argv[0]);
+    static const struct option longopts[] = {
+        {"format", required_argument, NULL, 'O'},
+        {"level", required_argument, NULL, 'l'},
+        {"threads", required_argument, NULL, 'T'},
+        {"force", no_argument, NULL, 'f'},
+        {"compact", no_argument, NULL, OPT_COMPACT},
+        {"xml", required_argument, NULL, OPT_XML},
+        {"running", no_argument, NULL, OPT_RUNNING},
+        {"paused", no_argument, NULL, OPT_PAUSED},
+        {"offset", required_argument, NULL, OPT_OFFSET},
+        {"allow-incomplete", no_argument, NULL, OPT_ALLOW_INCOMPLETE},
+        {"progress", no_argument, NULL, 'p'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"output", required_argument, NULL, OPT_OUTPUT},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    mrimg_convert_opts o;
+    mrimg_convert_opts_init(&o);
+    int ofmt = -1, progress = -1, quiet = 0, verbose = 0, outmode = OUT_HUMAN;
+    const char *xml_path = NULL;
+    mrimg_open_opts oo = {0};
+    uint64_t v;
+    int c;
+    while ((c = getopt_long(argc, argv, "O:l:T:fpqvhV", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'O':
+            ofmt = format_from_arg(optarg);
+            if (ofmt < 0) {
+                cli_error(NULL, "unknown format '%s'", optarg);
+                cli_usage_hint();
+                return EXIT_USAGE;
+            }
+            break;
+        case 'l':
+            if (!cli_parse_u64(optarg, &v) || v > 99) {
+                cli_error(NULL, "invalid level '%s'", optarg);
+                return EXIT_USAGE;
+            }
+            o.level = (int)v;
+            break;
+        case 'T':
+            if (!cli_parse_u64(optarg, &v) || v == 0 || v > 1024) {
+                cli_error(NULL, "invalid thread count '%s'", optarg);
+                return EXIT_USAGE;
+            }
+            o.threads = (unsigned)v;
+            break;
+        case 'f': o.force = 1; break;
+        case OPT_COMPACT: o.compact = 1; break;
+        case OPT_XML: xml_path = optarg; break;
+        case OPT_RUNNING: o.running = 1; break;
+        case OPT_PAUSED: o.running = 0; break;
+        case OPT_OFFSET:
+            if (!cli_parse_u64(optarg, &oo.stream_offset)) {
+                cli_error(NULL, "invalid offset '%s'", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case OPT_ALLOW_INCOMPLETE: o.allow_incomplete = 1; break;
+        case 'p': progress = 1; break;
+        case 'q': quiet = 1; progress = 0; break;
+        case 'v': verbose = 1; break;
+        case OPT_OUTPUT:
+            outmode = cli_parse_output(optarg);
+            if (outmode < 0) {
+                cli_error(NULL, "invalid output format '%s' (human or json)", optarg);
+                return EXIT_USAGE;
+            }
+            verbose = 1;
+            break;
+        case 'h': usage(); return EXIT_OK;
+        case 'V': cli_version(); return EXIT_OK;
+        default: cli_usage_hint(); return EXIT_USAGE;
+        }
+    }
+    if (argc - optind != 2) {
+        cli_error(NULL, argc - optind < 2 ? "missing INPUT or OUTPUT" : "too many arguments");
+        cli_usage_hint();
+        return EXIT_USAGE;
+    }
+    const char *in_path = argv[optind], *out_path = argv[optind + 1];
+    cli_signals();
+
+    char *xml = NULL;
+    if (xml_path) {
+        xml = cli_read_text(xml_path, MRIMG_DATA_LEN_MAX);
+        if (!xml)
+            return EXIT_USAGE;
+        o.xml = xml;
+    }
+    oo.threads = o.threads;
+    mrimg_error err;
+    mrimg_image *img = mrimg_open(in_path, &oo, &err);
+    if (!img) {
+        cli_lib_error(in_path, &err);
+        free(xml);
+        return exit_for(err.code) == EXIT_OUTPUT ? EXIT_INPUT : exit_for(err.code);
+    }
+    const mrimg_container_info *ci = mrimg_container(img);
+    if (ofmt < 0)
+        ofmt = ci->is_libvirt ? MRIMG_FORMAT_RAW : MRIMG_OUT_QEMU;
+    o.out = ofmt;
+
+    cli_progress_setup(progress, "converting");
+    o.progress = cli_progress;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    mrimg_convert_stats st;
+    int rc = mrimg_convert(img, out_path, &o, &st, &err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    cli_progress_done();
+    int status = EXIT_OK;
+    if (rc < 0) {
+        /* name the file the problem is about */
+        int e = exit_for(err.code);
+        cli_lib_error(e == EXIT_OUTPUT ? out_path : in_path, &err);
+        status = e;
+    } else if (verbose) {
+        double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+        out *w = out_new(stdout, outmode);
+        out_str(w, "input", "input", in_path);
+        out_str(w, "output", "output", out_path);
+        out_str(w, "format", "format", out_name(ofmt));
+        out_bool(w, "reencoded", "RAM section re-encoded", st.reencoded);
+        out_size(w, "input-bytes", "payload read", st.in_bytes);
+        out_size(w, "stream-bytes", "stream processed", st.stream_bytes);
+        out_size(w, "output-size", "output size", st.out_bytes);
+        out_size(w, "output-allocated", "output allocated", st.out_allocated);
+        if (st.reencoded) {
+            out_u64(w, "pages-data", "pages with data", st.pages_data);
+            out_u64(w, "pages-zero", "zero pages", st.pages_zero);
+        }
+        out_double(w, "seconds", "seconds", secs, 3);
+        out_free(w);
+    }
+    (void)quiet;
+    mrimg_close(img);
+    free(xml);
+    return status;
+}
