@@ -348,7 +348,10 @@ typedef struct mrimg_convert_opts {
     const char *xml;          /* replacement domain XML, or NULL to keep */
     int running;              /* -1 keep, 0 paused, 1 running */
     int allow_incomplete;     /* convert a partial save whose stream is whole */
-    int preallocate;          /* sparse outputs: reserve the data runs first */
+    int preallocate;          /* sparse outputs: reserve the data runs before
+                               * writing (needs a sparse or raw input, whose
+                               * pages with data are known after reading its
+                               * metadata; a full disk fails at the start) */
     mrimg_progress_fn progress;
     void *progress_ctx;
 } mrimg_convert_opts;
@@ -364,6 +367,7 @@ typedef struct mrimg_convert_stats {
     uint64_t pages_data;      /* RAM pages written with data */
     uint64_t pages_zero;      /* RAM pages found zero (holes / ZERO records) */
     int reencoded;            /* the RAM section was rewritten */
+    uint64_t preallocated;    /* bytes reserved up front (preallocate) */
 } mrimg_convert_stats;
 
 /*! mrimg_convert(): write `in` to out_path in the format o->out.
@@ -389,6 +393,30 @@ MRIMG_API int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_c
  * In-place hole punching and preallocation
  * ====================================================================== */
 /* @@SPARSIFY-API@@ */
+
+typedef struct mrimg_sparsify_stats {
+    uint64_t allocated_before;  /* st_blocks * 512 before */
+    uint64_t allocated_after;   /* ... and after */
+    uint64_t bytes_punched;     /* bytes of the ranges handed to fallocate */
+    uint64_t bytes_read;        /* data read to look for zero pages */
+    uint64_t pages_examined;    /* pages of the pages regions not already holes */
+    uint64_t runs_punched;      /* fallocate calls */
+} mrimg_sparsify_stats;
+
+/*! mrimg_sparsify(): give a sparse (mapped-ram) image its holes back, in
+ *  place.  Punches (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) every
+ *  page-aligned run inside each RAM block's pages region whose bitmap bit
+ *  is clear (QEMU never reads those pages) or whose content is all zero;
+ *  never in the header, XML, block list, bitmaps or the stream, so the
+ *  guest state read back is unchanged, at every moment of the run (an
+ *  interrupted run leaves a valid image).  Existing holes are skipped with
+ *  SEEK_DATA/SEEK_HOLE.  On a raw or compressed libvirt image only the zero
+ *  padding of the XML region is punched; bare plain streams are refused.
+ *  A file system without hole punching gives MRIMG_ERR_UNSUPPORTED and no
+ *  change.  stats may be NULL. */
+MRIMG_API int mrimg_sparsify(const char *path, uint64_t stream_offset,
+                             mrimg_progress_fn progress, void *pctx,
+                             mrimg_sparsify_stats *stats, mrimg_error *err);
 
 #ifdef __cplusplus
 }

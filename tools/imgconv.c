@@ -27,12 +27,15 @@ enum {
     OPT_ALLOW_INCOMPLETE,
     OPT_OUTPUT,
     OPT_PREALLOCATE,
+    OPT_SPARSIFY,
 };
 
 static void usage(void)
 {
     printf("Usage: %s [-O FORMAT] [OPTION]... INPUT OUTPUT\n"
-           "Convert a libvirt save image or QEMU migration stream to another format.\n"
+           "  or:  %s --sparsify [OPTION]... FILE\n"
+           "Convert a libvirt save image or QEMU migration stream to another format,\n"
+           "or give a sparse image its holes back in place.\n"
            "\n"
            "Formats (-O):\n"
            "  raw, gzip, bzip2, xz, lzop, zstd, sparse\n"
@@ -54,6 +57,10 @@ static void usage(void)
            "      --paused          restore should leave the guest paused\n"
            "      --offset=N        the input is a bare stream starting at byte N\n"
            "      --allow-incomplete  convert a partial save whose stream is complete\n"
+           "      --preallocate     sparse outputs: reserve the space of the pages with\n"
+           "                        data before writing (sparse or raw inputs)\n"
+           "      --sparsify        in place: punch holes in FILE's pages regions where\n"
+           "                        pages are zero or not part of the image\n"
            "  -p, --progress        show progress (default: when stderr is a terminal)\n"
            "  -q, --quiet           no progress, no warnings\n"
            "  -v, --verbose         print a summary when done\n"
@@ -66,7 +73,7 @@ static void usage(void)
            "\n"
            "Exit status: 0 success, 1 the input cannot be converted, 2 usage error,\n"
            "3 the output cannot be written; 128+N when killed by signal N.\n",
-           cli_prog);
+           cli_prog, cli_prog);
 }
 
 static int format_from_arg(const char *s)
@@ -107,6 +114,36 @@ static int exit_for(mrimg_code c)
     }
 }
 
+static int do_sparsify(const char *path, uint64_t offset, int progress, int quiet, int outmode)
+{
+    cli_signals();
+    cli_progress_setup(progress, "sparsifying");
+    mrimg_sparsify_stats st;
+    mrimg_error err;
+    int rc = mrimg_sparsify(path, offset, cli_progress, NULL, &st, &err);
+    cli_progress_done();
+    if (rc < 0) {
+        cli_lib_error(path, &err);
+        return err.code == MRIMG_ERR_IO || err.code == MRIMG_ERR_NOSPC ? EXIT_OUTPUT
+                                                                       : EXIT_INPUT;
+    }
+    if (!quiet) {
+        out *w = out_new(stdout, outmode);
+        out_str(w, "file", "file", path);
+        out_size(w, "allocated-before", "allocated before", st.allocated_before);
+        out_size(w, "allocated-after", "allocated after", st.allocated_after);
+        out_size(w, "given-back", "given back",
+                 st.allocated_before > st.allocated_after
+                     ? st.allocated_before - st.allocated_after
+                     : 0);
+        out_size(w, "punched", "ranges punched", st.bytes_punched);
+        out_u64(w, "punch-calls", "punch calls", st.runs_punched);
+        out_size(w, "read", "data examined", st.bytes_read);
+        out_free(w);
+    }
+    return EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
     cli_init(argv[0]);
@@ -121,6 +158,8 @@ int main(int argc, char **argv)
         {"paused", no_argument, NULL, OPT_PAUSED},
         {"offset", required_argument, NULL, OPT_OFFSET},
         {"allow-incomplete", no_argument, NULL, OPT_ALLOW_INCOMPLETE},
+        {"preallocate", no_argument, NULL, OPT_PREALLOCATE},
+        {"sparsify", no_argument, NULL, OPT_SPARSIFY},
         {"progress", no_argument, NULL, 'p'},
         {"quiet", no_argument, NULL, 'q'},
         {"verbose", no_argument, NULL, 'v'},
@@ -131,7 +170,7 @@ int main(int argc, char **argv)
     };
     mrimg_convert_opts o;
     mrimg_convert_opts_init(&o);
-    int ofmt = -1, progress = -1, quiet = 0, verbose = 0, outmode = OUT_HUMAN;
+    int ofmt = -1, progress = -1, quiet = 0, verbose = 0, outmode = OUT_HUMAN, sparsify = 0;
     const char *xml_path = NULL;
     mrimg_open_opts oo = {0};
     uint64_t v;
@@ -172,6 +211,8 @@ int main(int argc, char **argv)
             }
             break;
         case OPT_ALLOW_INCOMPLETE: o.allow_incomplete = 1; break;
+        case OPT_PREALLOCATE: o.preallocate = 1; break;
+        case OPT_SPARSIFY: sparsify = 1; break;
         case 'p': progress = 1; break;
         case 'q': quiet = 1; progress = 0; break;
         case 'v': verbose = 1; break;
@@ -187,6 +228,14 @@ int main(int argc, char **argv)
         case 'V': cli_version(); return EXIT_OK;
         default: cli_usage_hint(); return EXIT_USAGE;
         }
+    }
+    if (sparsify) {
+        if (argc - optind != 1) {
+            cli_error(NULL, "--sparsify takes exactly one FILE");
+            cli_usage_hint();
+            return EXIT_USAGE;
+        }
+        return do_sparsify(argv[optind], oo.stream_offset, progress, quiet, outmode);
     }
     if (argc - optind != 2) {
         cli_error(NULL, argc - optind < 2 ? "missing INPUT or OUTPUT" : "too many arguments");
@@ -241,6 +290,8 @@ int main(int argc, char **argv)
         out_size(w, "stream-bytes", "stream processed", st.stream_bytes);
         out_size(w, "output-size", "output size", st.out_bytes);
         out_size(w, "output-allocated", "output allocated", st.out_allocated);
+        if (o.preallocate)
+            out_size(w, "preallocated", "preallocated", st.preallocated);
         if (st.reencoded) {
             out_u64(w, "pages-data", "pages with data", st.pages_data);
             out_u64(w, "pages-zero", "zero pages", st.pages_zero);

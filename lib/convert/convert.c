@@ -166,6 +166,55 @@ static int mapped_bitmaps(cv *c, mrimg_error *err)
     return rc;
 }
 
+/* ---- preallocation -------------------------------------------------------- */
+
+/* Reserve the output slots of the pages the input says hold data. */
+static int prealloc_block(cv *c, unsigned bi, mrimg_error *err)
+{
+    if (bi >= c->in->nblocks)
+        return 0;
+    const lbitmap *d = &c->in->blocks[bi].data;
+    uint64_t i = lb_next_set(d, 0);
+    while (i < d->nbits) {
+        uint64_t e = lb_next_clear(d, i);
+        uint64_t len = (e - i) * c->page_size;
+        int rc = sink_reserve(&c->sink, c->o_pages[bi] + i * c->page_size, len, err);
+        if (rc < 0)
+            return rc;
+        c->st->preallocated += len;
+        i = lb_next_set(d, e);
+    }
+    return 0;
+}
+
+/* Give back reserved slots whose page turned out to be zero. */
+static int prealloc_trim(cv *c, mrimg_error *err)
+{
+    for (unsigned bi = 0; bi < c->nblocks && bi < c->in->nblocks; bi++) {
+        const lbitmap *d = &c->in->blocks[bi].data;
+        uint64_t i = lb_next_set(d, 0);
+        while (i < d->nbits) {
+            uint64_t e = lb_next_clear(d, i);
+            for (uint64_t p = i; p < e;) {
+                if (lb_test(&c->o_bits[bi], p)) {
+                    p++;
+                    continue;
+                }
+                uint64_t q = p;
+                while (q < e && !lb_test(&c->o_bits[bi], q))
+                    q++;
+                int rc = sink_punch(&c->sink, c->o_pages[bi] + p * c->page_size,
+                                    (q - p) * c->page_size, err);
+                if (rc < 0)
+                    return rc;
+                p = q;
+            }
+            i = lb_next_set(d, e);
+        }
+    }
+    return 0;
+}
+
 /* ---- to plain: every page from the RAM view ------------------------------ */
 
 static int plain_walk_cb(void *opaque, unsigned block, uint64_t first, uint64_t n,
@@ -279,6 +328,8 @@ static int re_on_blocks(void *ctx, const sp_block *b, unsigned n, mrimg_error *e
         c->o_bitmap[i] = bm;
         c->o_pages[i] = pages;
         rc = lb_init(&c->o_bits[i], b[i].pages, err);
+        if (rc == 0 && c->o->preallocate)
+            rc = prealloc_block(c, i, err);
         if (rc == 0)
             rc = sw_mapped_header(&c->w, c->page_size, bm, pages, err);
         if (rc == 0)
@@ -414,6 +465,8 @@ static int pipeline_to_mapped(cv *c, mrimg_error *err)
         if (rc == 0)
             rc = pwb_flush(c, err);
     }
+    if (rc == 0 && c->o->preallocate)
+        rc = prealloc_trim(c, err);
     if (rc == 0)
         rc = mapped_bitmaps(c, err);
     if (rc == 0)
@@ -614,6 +667,21 @@ int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opt
             return rc;
     }
     c.page_size = cfg.has_page_bits ? 1ull << cfg.page_bits : 4096;
+    if (opts->preallocate) {
+        if (!c.mapped_out)
+            return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0,
+                           "preallocation applies to sparse (mapped-ram) outputs only");
+        if (in->codec != &codec_raw)
+            return err_set(err, MRIMG_ERR_UNSUPPORTED, MRIMG_OFF_NONE, 0,
+                           "preallocation needs a sparse or raw input: a %s payload does not "
+                           "tell which pages hold data without decompressing it all",
+                           in->codec->name);
+        /* the pages with data, from the block list and bitmaps (mapped) or
+         * one pass over the records (raw) */
+        rc = mrimg_scan(in, 0, opts->progress, opts->progress_ctx, err);
+        if (rc < 0)
+            return rc;
+    }
 
     if (out == MRIMG_OUT_RAM)
         return pipeline_ram(&c, out_path, err);

@@ -1,0 +1,220 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* In-place hole punching for sparse (mapped-ram) images.
+ *
+ * Only pages of the RAM blocks' pages regions are ever punched: those whose
+ * bitmap bit is clear (not part of the image: QEMU never reads them) and
+ * those whose bytes are all zero (a hole reads back as the same zeros);
+ * besides them, all-zero pages of the alignment padding between a block's
+ * bitmap and its pages, and of the zero padding of libvirt's XML region.
+ * Each punch is independent, so an interrupted run leaves a valid image
+ * with the same guest state.  Existing holes are skipped with SEEK_DATA /
+ * SEEK_HOLE; pages are read in large buffers and dropped from the page
+ * cache afterwards, as `fallocate --dig-holes` does. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../image.h"
+
+#define SP_CHUNK (8u << 20)
+
+typedef struct spz {
+    mrimg_image *img;
+    int fd;                      /* read-write descriptor of the same file */
+    const char *path;
+    uint8_t *buf;
+    uint64_t run_off, run_len;   /* pending punch */
+    mrimg_sparsify_stats *st;
+    mrimg_progress_fn progress;
+    void *pctx;
+    uint64_t done, total;
+} spz;
+
+static int punch_flush(spz *z, mrimg_error *err)
+{
+    if (!z->run_len)
+        return 0;
+    if (fallocate(z->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)z->run_off,
+                  (off_t)z->run_len) != 0) {
+        int e = errno;
+        if (e == EOPNOTSUPP || e == ENOSYS)
+            return err_set(err, MRIMG_ERR_UNSUPPORTED, MRIMG_OFF_NONE, 0,
+                           "the file system cannot punch holes%s",
+                           z->st->runs_punched ? " (some holes were punched before this)"
+                                               : "; nothing was changed");
+        return err_sys(err, e, "cannot punch a hole in %s at offset %llu", z->path,
+                       (unsigned long long)z->run_off);
+    }
+    z->st->bytes_punched += z->run_len;
+    z->st->runs_punched++;
+    z->run_len = 0;
+    return 0;
+}
+
+static int punch(spz *z, uint64_t off, uint64_t len, mrimg_error *err)
+{
+    if (z->run_len && z->run_off + z->run_len == off) {
+        z->run_len += len;
+        return 0;
+    }
+    int rc = punch_flush(z, err);
+    z->run_off = off;
+    z->run_len = len;
+    return rc;
+}
+
+static int tick(spz *z, uint64_t n, mrimg_error *err)
+{
+    z->done += n;
+    if (z->progress && z->progress(z->pctx, z->done, z->total))
+        return err_set(err, MRIMG_ERR_INTERRUPTED, MRIMG_OFF_NONE, 0, "interrupted");
+    return 0;
+}
+
+/* Pages [first, first+n) at file offset base + i*ps: punch the zero ones
+ * (or all of them when must_read is false), reading only data extents. */
+static int do_pages(spz *z, uint64_t base, uint64_t ps, uint64_t first, uint64_t n,
+                    bool must_read, mrimg_error *err)
+{
+    mrimg_source *src = &z->img->src;
+    uint64_t end = first + n;
+    uint64_t i = first;
+    while (i < end) {
+        uint64_t off = base + i * ps, d, de;
+        int rc = src_next_data(src, off, &d, &de, err);
+        if (rc < 0)
+            return rc;
+        if (d >= base + end * ps)
+            break; /* only holes are left */
+        if (d >= off + ps) { /* whole pages of hole: skip them */
+            i = (d - base) / ps;
+            continue;
+        }
+        uint64_t k = MRIMG_MIN(end - i, (uint64_t)SP_CHUNK / ps);
+        if (de > off) /* up to the end of this data run */
+            k = MRIMG_MIN(k, (de - off + ps - 1) / ps);
+        z->st->pages_examined += k;
+        if (!must_read) {
+            rc = punch(z, off, k * ps, err);
+        } else {
+            rc = src_pread(src, z->buf, (size_t)(k * ps), off, "pages", err);
+            if (rc < 0)
+                return rc;
+            z->st->bytes_read += k * ps;
+            for (uint64_t j = 0; j < k && rc == 0; j++)
+                if (mem_is_zero(z->buf + j * ps, (size_t)ps))
+                    rc = punch(z, off + j * ps, ps, err);
+            src_drop_cache(src, off, k * ps);
+        }
+        if (rc == 0)
+            rc = tick(z, k * ps, err);
+        if (rc < 0)
+            return rc;
+        i += k;
+    }
+    return 0;
+}
+
+static int do_block(spz *z, img_block *b, mrimg_error *err)
+{
+    uint64_t ps = b->info.page_size, pages = b->info.pages, i = 0;
+    /* the alignment gap between the bitmap and the pages: zero padding */
+    uint64_t gap = round_up(b->info.bitmap_offset + b->info.bitmap_size, ps);
+    if (gap < b->info.pages_offset) {
+        int rc = do_pages(z, gap, ps, 0, (b->info.pages_offset - gap) / ps, true, err);
+        if (rc < 0)
+            return rc;
+    }
+    while (i < pages) {
+        uint64_t set = lb_next_set(&b->data, i);
+        int rc = 0;
+        if (set > i) /* clear bits: not part of the image */
+            rc = do_pages(z, b->info.pages_offset, ps, i, set - i, false, err);
+        if (rc < 0)
+            return rc;
+        if (set >= pages)
+            break;
+        uint64_t clr = lb_next_clear(&b->data, set);
+        rc = do_pages(z, b->info.pages_offset, ps, set, clr - set, true, err);
+        if (rc < 0)
+            return rc;
+        i = clr;
+    }
+    return punch_flush(z, err);
+}
+
+int mrimg_sparsify(const char *path, uint64_t stream_offset, mrimg_progress_fn progress,
+                   void *pctx, mrimg_sparsify_stats *stats, mrimg_error *err)
+{
+    mrimg_error_clear(err);
+    mrimg_sparsify_stats local;
+    if (!stats)
+        stats = &local;
+    memset(stats, 0, sizeof(*stats));
+    mrimg_open_opts oo = {.stream_offset = stream_offset};
+    mrimg_image *img = mrimg_open(path, &oo, err);
+    if (!img)
+        return err ? err->code : MRIMG_ERR_IO;
+    spz z = {.img = img, .fd = -1, .path = path, .st = stats, .progress = progress,
+             .pctx = pctx};
+    int rc = 0;
+    const mrimg_container_info *ci = &img->ci;
+    bool mapped = false;
+    if (ci->payload_format == MRIMG_FORMAT_RAW || ci->payload_format == MRIMG_FORMAT_SPARSE) {
+        rc = mrimg_scan(img, 0, NULL, NULL, err);
+        mapped = rc == 0 && img->si.mapped_ram;
+    }
+    if (rc == 0 && !mapped && !ci->is_libvirt)
+        rc = err_set(err, MRIMG_ERR_UNSUPPORTED, MRIMG_OFF_NONE, 0,
+                     "a plain QEMU stream has no pages region to give holes back to; convert "
+                     "it to a sparse (mapped-ram) image instead");
+    if (rc < 0)
+        goto out;
+
+    z.fd = open(path, O_RDWR | O_CLOEXEC);
+    if (z.fd < 0) {
+        rc = err_sys(err, errno, "cannot open %s for writing", path);
+        goto out;
+    }
+    struct stat st;
+    if (fstat(z.fd, &st) != 0 || (uint64_t)st.st_size != img->src.size) {
+        rc = err_set(err, MRIMG_ERR_IO, MRIMG_OFF_NONE, 0, "%s changed while being read", path);
+        goto out;
+    }
+    stats->allocated_before = (uint64_t)st.st_blocks * 512;
+    z.buf = xmalloc_aligned(SP_CHUNK, err);
+    if (!z.buf) {
+        rc = MRIMG_ERR_NOMEM;
+        goto out;
+    }
+    if (mapped)
+        for (unsigned i = 0; i < img->nblocks; i++)
+            z.total += img->blocks[i].info.used_length;
+
+    /* the zero padding of libvirt's XML region */
+    if (ci->is_libvirt) {
+        uint64_t used = MRIMG_HEADER_SIZE +
+                        (ci->cookie ? (uint64_t)ci->cookie_offset + ci->cookie_len + 1
+                                    : (uint64_t)ci->xml_len + 1);
+        uint64_t a = round_up(used, 4096), b = ci->payload_offset / 4096 * 4096;
+        if (b > a)
+            rc = do_pages(&z, a, 4096, 0, (b - a) / 4096, true, err);
+        if (rc == 0)
+            rc = punch_flush(&z, err);
+    }
+    for (unsigned i = 0; mapped && rc == 0 && i < img->nblocks; i++)
+        rc = do_block(&z, &img->blocks[i], err);
+    if (rc == 0 && fsync(z.fd) != 0)
+        rc = err_sys(err, errno, "cannot sync %s", path);
+    if (fstat(z.fd, &st) == 0)
+        stats->allocated_after = (uint64_t)st.st_blocks * 512;
+out:
+    if (z.fd >= 0)
+        close(z.fd);
+    free(z.buf);
+    mrimg_close(img);
+    return rc;
+}
