@@ -42,6 +42,8 @@ typedef struct mrimg_decoder {
     unsigned threads;
     mrimg_dec_stats st;
     bool done;               /* the end was reached (dec_read returned 0) */
+    int pending_rc;          /* an error met after bytes were returned, */
+    mrimg_error pending_err; /* reported by the next dec_read() */
     void *priv;              /* codec state */
 } mrimg_decoder;
 

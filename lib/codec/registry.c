@@ -6,7 +6,7 @@
 #include "codec.h"
 
 static const mrimg_codec *const codecs[] = {
-    &codec_raw,
+    &codec_raw, &codec_lzop,
 };
 
 static const char *const format_names[MRIMG_FORMAT_COUNT] = {
@@ -73,11 +73,22 @@ int dec_open(mrimg_decoder *d, const mrimg_codec *c, mrimg_source *src, uint64_t
 
 ssize_t dec_read(mrimg_decoder *d, void *buf, size_t cap, mrimg_error *err)
 {
+    if (d->pending_rc < 0) {
+        if (err)
+            *err = d->pending_err;
+        return d->pending_rc;
+    }
     size_t got = 0;
     while (got < cap && !d->done) {
-        ssize_t n = d->codec->dec_read(d, (uint8_t *)buf + got, cap - got, err);
-        if (n < 0)
-            return n;
+        ssize_t n = d->codec->dec_read(d, (uint8_t *)buf + got, cap - got,
+                                       got ? &d->pending_err : err);
+        if (n < 0) {
+            if (!got)
+                return n;
+            /* hand out the good bytes first; the error comes next time */
+            d->pending_rc = (int)n;
+            break;
+        }
         if (n == 0) {
             d->done = true;
             break;
