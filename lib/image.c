@@ -151,7 +151,10 @@ int img_stream_open(mrimg_image *img, srd *s, mrimg_decoder *dec, mrimg_error *e
             return err_set(err, MRIMG_ERR_FORMAT, MRIMG_OFF_FILE, off,
                            "the header says the payload is %s, but it is %s-compressed", want,
                            found->name);
-        return srd_init_raw(s, &img->src, off, SRD_BUF, err);
+        int rc = srd_init_raw(s, &img->src, off, SRD_BUF, err);
+        if (rc == 0 && !img->mapped_payload && img->opts.threads != 1)
+            srd_prefetch_start(s);
+        return rc;
     }
     if (found != img->codec) {
         char hex[64];
@@ -167,6 +170,8 @@ int img_stream_open(mrimg_image *img, srd *s, mrimg_decoder *dec, mrimg_error *e
     rc = srd_init_dec(s, dec, SRD_BUF, err);
     if (rc < 0)
         dec_close(dec);
+    else if (img->opts.threads != 1)
+        srd_prefetch_start(s); /* decode on another core */
     return rc;
 }
 

@@ -424,6 +424,7 @@ static int run_parse(cv *c, const sp_handler *h, bool tap, mrimg_error *err)
         mrimg_error_clear(err);
         rc = srd_drain(&s, NULL, NULL, err);
     }
+    srd_prefetch_stop(&s); /* the decoder's statistics are final now */
     c->st->in_bytes = dec.codec ? dec.st.in_bytes : srd_pos(&s);
     if (!tap)
         c->st->stream_bytes = srd_pos(&s);

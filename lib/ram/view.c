@@ -206,6 +206,7 @@ static int run_pass(mrimg_image *img, pass_ctx *pc, mrimg_progress_fn progress, 
     if (rc == 0)
         rc = sp_parse(&p, err);
     sp_free(&p);
+    srd_prefetch_stop(&s); /* the decoder's statistics are final now */
     if (pc->scan) {
         si->payload_size = img->src.size - img->ci.payload_offset;
         if (dec.codec) {

@@ -9,6 +9,14 @@
 #include "../codec/codec.h"
 
 #define SRD_BUF (8u << 20)
+/* Room in front of a prefetched buffer for the unparsed end of the
+ * previous one (a record cut by the buffer boundary). */
+#define SRD_HEAD (1u << 20)
+
+/* Read-ahead: a thread fills the next buffer (file reads, or decoding)
+ * while the caller parses the current one; buffers are swapped, not
+ * copied. */
+typedef struct srd_prefetch srd_prefetch;
 
 /* Called with every stream byte, in order, just before it leaves the
  * buffer (used to copy a stream verbatim while it is parsed). */
@@ -31,12 +39,19 @@ typedef struct srd {
     void *progress_ctx;
     uint64_t progress_total;
     uint64_t progress_next;
+    srd_prefetch *pf;       /* read-ahead thread, or NULL */
+    uint64_t in_bytes;      /* compressed bytes consumed (for progress) */
 } srd;
 
 MRIMG_INTERNAL int srd_init_raw(srd *s, mrimg_source *src, uint64_t base, size_t cap,
                                 mrimg_error *err);
 MRIMG_INTERNAL int srd_init_dec(srd *s, mrimg_decoder *dec, size_t cap, mrimg_error *err);
 MRIMG_INTERNAL void srd_free(srd *s);
+/* Start reading ahead on a second thread (no-op on failure: the reader
+ * then works synchronously).  Stops by itself at the first seek. */
+MRIMG_INTERNAL void srd_prefetch_start(srd *s);
+/* Stop the read-ahead thread (the decoder may be used again afterwards). */
+MRIMG_INTERNAL void srd_prefetch_stop(srd *s);
 
 static inline uint64_t srd_pos(const srd *s) { return s->buf_pos + s->r; }
 static inline size_t srd_avail(const srd *s) { return s->w - s->r; }
