@@ -6,7 +6,7 @@
 #include "codec.h"
 
 static const mrimg_codec *const codecs[] = {
-    &codec_raw, &codec_lzop,
+    &codec_raw, &codec_gzip, &codec_bzip2, &codec_xz, &codec_lzop, &codec_zstd,
 };
 
 static const char *const format_names[MRIMG_FORMAT_COUNT] = {
