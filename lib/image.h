@@ -16,6 +16,16 @@ typedef struct img_block {
     lbitmap seen;            /* plain: some record was seen */
 } img_block;
 
+/* An observer of the device-state tail (the stream bytes after the RAM END
+ * section), called by every pass that scans the stream: start() with the
+ * tail's stream offset (again when a later pass re-scans: start over), then
+ * bytes() with the tail in order.  Used by lib/verify for digests. */
+typedef struct img_tail_hook {
+    int (*start)(void *ctx, uint64_t pos, mrimg_error *err);
+    int (*bytes)(void *ctx, const uint8_t *p, size_t n, mrimg_error *err);
+    void *ctx;
+} img_tail_hook;
+
 struct mrimg_image {
     mrimg_source src;
     mrimg_open_opts opts;
@@ -25,6 +35,8 @@ struct mrimg_image {
     bool mapped_payload;         /* payload is a mapped-ram stream */
     /* scan results */
     bool scanned;
+    bool scan_tried;             /* a scan ran (it may have failed: then the
+                                  * results below hold what it found) */
     unsigned scan_flags;
     mrimg_stream_info si;
     sp_config cfg;
@@ -35,6 +47,7 @@ struct mrimg_image {
     bool have_mat;
     mrimg_source mat;
     uint64_t *mat_base;          /* per block: offset of page 0 in mat */
+    img_tail_hook tail_hook;     /* optional (all NULL: none) */
 };
 
 /* Open the payload of img for parsing: *s reads the decoded stream; *dec

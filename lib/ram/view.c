@@ -165,6 +165,20 @@ static int pass_on_page(void *ctx, unsigned block, uint64_t page, const uint8_t 
     return 0;
 }
 
+static int pass_on_tail_start(void *ctx, uint64_t pos, mrimg_error *err)
+{
+    pass_ctx *pc = ctx;
+    const img_tail_hook *h = &pc->img->tail_hook;
+    return pc->scan && h->start ? h->start(h->ctx, pos, err) : 0;
+}
+
+static int pass_on_tail(void *ctx, const uint8_t *p, size_t n, mrimg_error *err)
+{
+    pass_ctx *pc = ctx;
+    const img_tail_hook *h = &pc->img->tail_hook;
+    return pc->scan && h->bytes ? h->bytes(h->ctx, p, n, err) : 0;
+}
+
 static void finish_plain_stats(mrimg_image *img)
 {
     for (unsigned i = 0; i < img->nblocks; i++) {
@@ -198,6 +212,8 @@ static int run_pass(mrimg_image *img, pass_ctx *pc, mrimg_progress_fn progress, 
         .on_config = pass_on_config,
         .on_blocks = pass_on_blocks,
         .on_page = pass_on_page,
+        .on_tail_start = pass_on_tail_start,
+        .on_tail = pass_on_tail,
     };
     mrimg_stream_info scratch, *si = pc->scan ? &img->si : &scratch;
     memset(&scratch, 0, sizeof(scratch));
@@ -412,13 +428,21 @@ int mrimg_scan(mrimg_image *img, unsigned flags, mrimg_progress_fn progress, voi
     int rc = 0;
     if (!img->scanned) {
         pass_ctx pc = {.img = img, .scan = true};
+        img->scan_tried = true;
         rc = run_pass(img, &pc, progress, opaque, err);
-        if (rc == 0 && img->si.mapped_ram) {
-            for (unsigned i = 0; i < img->nblocks && rc == 0; i++) {
+        /* A failed scan keeps what it found (stream info so far, the block
+         * list, plain page counts).  The bitmaps of a complete mapped-ram
+         * block list are loaded even then: the parser checked that they
+         * lie inside the file, and they say what the file holds. */
+        if (img->si.mapped_ram && (rc == 0 || rc != MRIMG_ERR_NOMEM)) {
+            for (unsigned i = 0; i < img->nblocks; i++) {
                 img_block *b = &img->blocks[i];
-                rc = load_bitmap(img, b, err);
+                mrimg_error e2;
+                int brc = load_bitmap(img, b, rc == 0 ? err : &e2);
                 b->info.pages_data = lb_count(&b->data);
                 b->info.pages_zero = b->info.pages - b->info.pages_data;
+                if (brc < 0 && rc == 0)
+                    rc = brc;
             }
         }
         if (rc < 0)

@@ -132,6 +132,7 @@ void sp_free(sp_parser *p)
 static int parse_config(sp_parser *p, mrimg_error *err)
 {
     sp_config *c = &p->cfg;
+    p->at = SP_AT_CONFIG;
     c->present = true;
     c->start = srd_pos(p->in);
     srd_consume(p->in, 1); /* 0x07 */
@@ -259,6 +260,7 @@ static int parse_config(sp_parser *p, mrimg_error *err)
 
 static int parse_mem_size(sp_parser *p, uint64_t total, uint64_t rec_at, mrimg_error *err)
 {
+    p->at = SP_AT_BLOCKS;
     if (p->have_blocks)
         return err_set(err, MRIMG_ERR_UNSUPPORTED, EAT(p, rec_at),
                        "a second RAM block list (the RAM setup restarted); not supported");
@@ -341,6 +343,7 @@ static int parse_mem_size(sp_parser *p, uint64_t total, uint64_t rec_at, mrimg_e
             b->mr_addr = get_be64(p);
         }
         if (p->mapped) {
+            p->at = SP_AT_MAPPED;
             rc = need(p, MAPPED_RAM_HDR_SIZE, "mapped-ram block header", err);
             if (rc < 0)
                 return rc;
@@ -393,6 +396,7 @@ static int parse_mem_size(sp_parser *p, uint64_t total, uint64_t rec_at, mrimg_e
             if (rc < 0)
                 return rc;
         }
+        p->at = SP_AT_BLOCKS;
         block_index(p, p->nblocks);
         p->nblocks++;
     }
@@ -591,6 +595,7 @@ static int parse_command(sp_parser *p, mrimg_error *err)
 {
     mrimg_stream_info *si = p->si;
     sp_command c;
+    p->at = SP_AT_COMMAND;
     c.start = srd_pos(p->in);
     int rc = need(p, 5, "command header", err);
     if (rc < 0)
@@ -665,6 +670,7 @@ static int parse_section(sp_parser *p, uint8_t type, bool *ram_end, mrimg_error 
 {
     mrimg_stream_info *si = p->si;
     sp_section s;
+    p->at = SP_AT_SECTION;
     memset(&s, 0, sizeof(s));
     s.type = type;
     s.start = srd_pos(p->in);
@@ -725,11 +731,13 @@ static int parse_section(sp_parser *p, uint8_t type, bool *ram_end, mrimg_error 
         if (rc < 0)
             return rc;
     }
+    p->at = SP_AT_RAM;
     rc = parse_ram_body(p, err);
     if (rc < 0)
         return rc;
     if (!p->have_blocks)
         return err_set(err, MRIMG_ERR_FORMAT, E(p), "RAM section ends without a block list");
+    p->at = SP_AT_FOOTER;
     rc = parse_footer(p, &s, err);
     if (rc < 0)
         return rc;
@@ -865,6 +873,7 @@ int sp_parse(sp_parser *p, mrimg_error *err)
     mrimg_stream_info *si = p->si;
     bool done = false;
     while (!done) {
+        p->at = SP_AT_RECORD;
         rc = need(p, 1, "next record (section, command or EOF)", err);
         if (rc < 0)
             return rc;
@@ -900,6 +909,7 @@ int sp_parse(sp_parser *p, mrimg_error *err)
         if (rc < 0)
             return rc;
     }
+    p->at = SP_AT_TAIL;
     p->tail_start = si->ram_end;
     rc = srd_drain(p->in, tail_cb, p, err);
     if (rc < 0)

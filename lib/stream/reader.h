@@ -128,8 +128,16 @@ typedef struct sp_handler {
     int (*on_tail)(void *ctx, const uint8_t *p, size_t n, mrimg_error *err);
 } sp_handler;
 
+/* What the parser is reading (sp_parser.at): names the part of the stream
+ * an error is about, for the verifier's check names. */
+enum {
+    SP_AT_HEADER = 0, SP_AT_CONFIG, SP_AT_RECORD, SP_AT_SECTION, SP_AT_BLOCKS,
+    SP_AT_MAPPED, SP_AT_RAM, SP_AT_FOOTER, SP_AT_COMMAND, SP_AT_TAIL
+};
+
 typedef struct sp_parser {
     srd *in;
+    int at;                            /* SP_AT_*: what is being read */
     const sp_handler *h;
     void *ctx;
     mrimg_stream_info *si;             /* counters and offsets are filled in */

@@ -28,7 +28,7 @@ MRIMG_INTERNAL int err_set(mrimg_error *err, mrimg_code code,
                            const char *fmt, ...) MRIMG_PRINTF(5, 6);
 MRIMG_INTERNAL int err_setv(mrimg_error *err, mrimg_code code,
                             mrimg_offset_kind kind, uint64_t off,
-                            const char *fmt, va_list ap);
+                            const char *fmt, va_list ap) MRIMG_PRINTF(5, 0);
 /* An I/O error from errno: "what: strerror(errno)"; ENOSPC/EDQUOT map to
  * MRIMG_ERR_NOSPC. */
 MRIMG_INTERNAL int err_sys(mrimg_error *err, int errnum, const char *fmt, ...)

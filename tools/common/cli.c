@@ -21,6 +21,8 @@ void cli_init(const char *prog)
 }
 
 static void vmsg(const char *kind, const char *file, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+static void vmsg(const char *kind, const char *file, const char *fmt, va_list ap)
 {
     fflush(stdout);
     fprintf(stderr, "%s: ", cli_prog);
