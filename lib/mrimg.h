@@ -388,6 +388,178 @@ MRIMG_API int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_c
  * Verification, comparison, digests (lib/verify/)
  * ====================================================================== */
 /* @@VERIFY-API@@ */
+/* Verification answers "will this file restore?" offline: every check of
+ * docs/imgverify.1 runs and every problem found is reported (up to a cap),
+ * each with a stable check name, a severity, the offset concerned and a
+ * message.  Independent checks go on after a problem: the container checks
+ * all run, a stream error stops the stream walk but the mapped-ram checks of
+ * the blocks found so far still run, and a compressed payload is decoded to
+ * its end to verify its checksums and trailing data. */
+
+typedef enum mrimg_severity {
+    MRIMG_SEV_WARNING = 1,  /* unusual, but the image restores */
+    MRIMG_SEV_ERROR = 2     /* the image will not restore, or cannot be
+                             * proven complete */
+} mrimg_severity;
+
+typedef struct mrimg_problem {
+    const char *check;      /* stable check name, e.g. "payload.checksum" */
+    mrimg_severity severity;
+    mrimg_offset_kind offset_kind;
+    uint64_t offset;
+    char message[512];
+} mrimg_problem;
+
+#define MRIMG_VERIFY_MAX_PROBLEMS 1000u
+
+typedef struct mrimg_verify_opts {
+    uint64_t stream_offset;   /* bare QEMU streams: as in mrimg_open_opts */
+    unsigned threads;         /* decoder threads (0: one per online CPU) */
+    unsigned max_problems;    /* problems kept (0: MRIMG_VERIFY_MAX_PROBLEMS);
+                               * the rest are only counted */
+    int skip_data;            /* mapped-ram: do not read the page data */
+    mrimg_progress_fn progress;
+    void *progress_ctx;
+} mrimg_verify_opts;
+
+typedef struct mrimg_verify_result {
+    uint64_t errors, warnings;    /* all problems found, kept or not */
+    uint64_t dropped;             /* problems found beyond max_problems */
+    unsigned nproblems;           /* problems kept, in the order found */
+    const mrimg_problem *problems;
+    /* what was looked at */
+    int is_libvirt;               /* libvirt header present */
+    int complete;                 /* final magic (libvirt) */
+    int format;                   /* header format field, -1 for bare streams */
+    int payload_format;           /* the payload's actual encoding, -1 unknown */
+    int mapped_ram;               /* the stream announces mapped-ram */
+    uint64_t file_size;
+    uint64_t payload_offset;
+    uint64_t payload_bytes;       /* payload bytes read (compressed) */
+    uint64_t stream_bytes;        /* decoded stream bytes parsed */
+    uint64_t codec_checks;        /* codec checksums verified */
+    uint64_t codec_members;       /* gzip members, xz streams, zstd frames... */
+    uint64_t data_read;           /* mapped-ram page bytes read */
+    unsigned nblocks;             /* RAM blocks listed */
+    uint64_t ram_bytes;           /* their total length */
+    uint64_t device_sections;     /* device sections explained by the JSON */
+    int stream_parsed;            /* the whole stream parsed without error */
+    int vmdesc_checked;           /* the VMDESCRIPTION JSON was validated */
+    int devices_checked;          /* the device state was walked to its EOF */
+} mrimg_verify_result;
+
+/*! mrimg_verify():
+ *  Run every check on the image at path.  *res receives the result (free
+ *  it with mrimg_verify_free), also when the function fails part-way (then
+ *  it holds what was found before), or NULL.  opts may be NULL.
+ *  @return MRIMG_OK when the verification ran to its end, whatever it found;
+ *  a negative code when it could not (I/O error, out of memory, cancelled). */
+MRIMG_API int mrimg_verify(const char *path, const mrimg_verify_opts *opts,
+                           mrimg_verify_result **res, mrimg_error *err);
+MRIMG_API void mrimg_verify_free(mrimg_verify_result *res);
+
+typedef struct mrimg_check_desc {
+    const char *name;         /* "container.magic" */
+    const char *what;         /* one line: what it verifies */
+} mrimg_check_desc;
+
+/*! mrimg_verify_checks(): the table of every check name (*n entries). */
+MRIMG_API const mrimg_check_desc *mrimg_verify_checks(unsigned *n);
+
+/* ---- Digest: a format-independent content digest of the guest state -------
+ * digest v1 (SHA-256), stable across versions of this library:
+ *   block digest  = SHA-256("mrimg-ram-block-v1" 00, be16 name length, name,
+ *                   be64 used_length, be64 page_size, then for every page
+ *                   whose content is not all zero, ascending: be64 page
+ *                   index, the page bytes)
+ *   device digest = SHA-256(device state: the stream bytes after the RAM END
+ *                   section up to, not including, the EOF record)
+ *   image digest  = SHA-256("mrimg-digest-v1" 00, be32 block count, for each
+ *                   block in list order: be16 name length, name, be64
+ *                   used_length, be64 page_size, block digest; then be64
+ *                   device-state length, device digest)
+ * Zero and absent pages are skipped, so the plain and mapped-ram layouts,
+ * every compression and single- or multi-pass streams of the same guest
+ * state give the same digest.  The XML and the VMDESCRIPTION are not part
+ * of it. */
+
+#define MRIMG_DIGEST_LEN 32
+
+typedef struct mrimg_block_digest {
+    char name[MRIMG_NAME_MAX + 1];
+    uint64_t used_length, page_size;
+    uint64_t pages_nonzero;       /* pages that entered the digest */
+    uint8_t digest[MRIMG_DIGEST_LEN];
+} mrimg_block_digest;
+
+typedef struct mrimg_digest {
+    uint8_t digest[MRIMG_DIGEST_LEN];         /* image digest */
+    uint8_t device_digest[MRIMG_DIGEST_LEN];
+    uint64_t device_offset;                   /* stream offset of the device state */
+    uint64_t device_bytes;
+    unsigned nblocks;
+    mrimg_block_digest *blocks;
+} mrimg_digest;
+
+/*! mrimg_digest_compute(): walk img's RAM and device state once and compute
+ *  the digest v1 (see above).  *out is freed with mrimg_digest_free. */
+MRIMG_API int mrimg_digest_compute(mrimg_image *img, mrimg_digest **out,
+                                   mrimg_progress_fn progress, void *pctx,
+                                   mrimg_error *err);
+MRIMG_API void mrimg_digest_free(mrimg_digest *d);
+/*! mrimg_digest_hex(): 64 lowercase hex digits and a NUL into out[65]. */
+MRIMG_API void mrimg_digest_hex(const uint8_t *digest, char *out);
+
+/* ---- Compare: the same guest state in two images, whatever their formats -- */
+
+typedef struct mrimg_range {
+    uint64_t offset, length;
+} mrimg_range;
+
+typedef struct mrimg_compare_block {
+    char name[MRIMG_NAME_MAX + 1];
+    int index_a, index_b;         /* position in each block list, -1: absent */
+    uint64_t length_a, length_b;  /* used_length in each */
+    uint64_t page_size;
+    uint64_t pages_compared;      /* pages present in both */
+    uint64_t pages_differ;        /* of those, pages whose content differs */
+    uint64_t first_diff_page;     /* UINT64_MAX when none differs */
+    uint8_t digest_a[MRIMG_DIGEST_LEN], digest_b[MRIMG_DIGEST_LEN];
+    int identical;                /* same length and same content */
+} mrimg_compare_block;
+
+#define MRIMG_COMPARE_RANGES 32
+
+typedef struct mrimg_compare_result {
+    int identical;                /* same guest: RAM and device state identical */
+    int ram_identical;            /* same blocks (names, lengths), same content */
+    int blocks_same_order;        /* the block lists are identical, in order */
+    int device_identical;
+    int xml_identical, cookie_identical;
+    uint64_t granule;             /* pages per compared unit (1: exact per page;
+                                   * more for very large guests, see docs) */
+    unsigned nblocks;             /* union of both block lists */
+    mrimg_compare_block *blocks;
+    /* device state: offsets relative to its start */
+    uint64_t device_bytes_a, device_bytes_b;
+    int device_detail;            /* both device states were compared byte by
+                                   * byte (0: only by digest, too large) */
+    uint64_t device_first_diff;   /* UINT64_MAX when identical */
+    uint64_t device_bytes_differ; /* differing bytes in the common length */
+    unsigned ndevice_ranges;      /* first differing byte runs */
+    mrimg_range device_ranges[MRIMG_COMPARE_RANGES];
+    char *xml_diff;               /* short unified-diff-like text, or NULL */
+    char *cookie_diff;
+    mrimg_digest *digest_a, *digest_b; /* full digests of both images */
+} mrimg_compare_result;
+
+/*! mrimg_compare(): walk both images (concurrently, one thread each) and
+ *  compare RAM page by page, the device state byte by byte and the XML.
+ *  Memory: 8 bytes per guest page per image, capped (docs/imgverify.1).
+ *  @return MRIMG_OK (identical or not: see the result) or a negative code. */
+MRIMG_API int mrimg_compare(mrimg_image *a, mrimg_image *b, mrimg_compare_result **out,
+                            mrimg_progress_fn progress, void *pctx, mrimg_error *err);
+MRIMG_API void mrimg_compare_free(mrimg_compare_result *r);
 
 /* ======================================================================
  * In-place hole punching and preallocation
@@ -406,8 +578,10 @@ typedef struct mrimg_sparsify_stats {
 /*! mrimg_sparsify(): give a sparse (mapped-ram) image its holes back, in
  *  place.  Punches (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) every
  *  page-aligned run inside each RAM block's pages region whose bitmap bit
- *  is clear (QEMU never reads those pages) or whose content is all zero;
- *  never in the header, XML, block list, bitmaps or the stream, so the
+ *  is clear (QEMU never reads those pages) or whose content is all zero,
+ *  and the all-zero pages of the alignment padding before each block's
+ *  pages and of libvirt's XML-region padding; never in the header, XML,
+ *  block list, bitmaps or the stream, so the
  *  guest state read back is unchanged, at every moment of the run (an
  *  interrupted run leaves a valid image).  Existing holes are skipped with
  *  SEEK_DATA/SEEK_HOLE.  On a raw or compressed libvirt image only the zero

@@ -1,0 +1,1449 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Verification: every check of docs/imgverify.1, all problems reported.
+ *
+ * Order: the container (own parse of the header and metadata region, so
+ * that every container check runs even when an earlier one failed); the
+ * payload encoding against the header; one pass over the decoded stream
+ * with the stream parser (its first error stops the stream walk, and the
+ * payload is then still decoded to its end for the codec checksums and the
+ * trailing data); the end of the stream (EOF, VMDESCRIPTION, the device
+ * state walked with the JSON); the mapped-ram regions of every block found
+ * (headers, bounds, alignment, overlaps, bitmaps) and their data extents. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <lzma.h>
+
+#include "vfy.h"
+
+/* ---- the check table ------------------------------------------------------ */
+
+static const mrimg_check_desc checks[] = {
+    {"container.magic", "the file starts with the libvirt magic or a QEMU stream"},
+    {"container.incomplete", "the libvirt magic is LibvirtQemudSave, not LibvirtQemudPart "
+                             "(a save that never finished)"},
+    {"container.truncated", "the file holds the whole 92-byte libvirt header"},
+    {"container.version", "the header version is 2 (or 1), in either byte order"},
+    {"container.format", "the header format is a known one (0..6)"},
+    {"container.data_len", "data_len is non-zero, within the 64 MiB cap and inside the file"},
+    {"container.cookie", "the cookie offset lies inside data_len, the cookie is NUL-terminated "
+                         "well-formed XML with a <cookie> root"},
+    {"container.xml", "the domain XML is NUL-terminated, well-formed, with a <domain> root "
+                      "holding <name> and <uuid>"},
+    {"container.padding", "the metadata padding is zero (warning)"},
+    {"container.reserved", "the reserved header words are zero (warning)"},
+    {"container.running", "was_running is 0 or 1 (warning)"},
+    {"payload.format", "the payload is encoded as the header says"},
+    {"payload.decode", "the compressed payload decodes to its end"},
+    {"payload.truncated", "the compressed payload is complete"},
+    {"payload.checksum", "every codec checksum matches (gzip CRC32/ISIZE, bzip2 CRCs, xz "
+                         "checks, zstd frame checksums, lzop checksums)"},
+    {"payload.trailing", "no bytes follow the payload or the stream; error when libvirt's "
+                         "'tool -dc' would fail because of them"},
+    {"stream.magic", "the stream starts with the QEVM magic"},
+    {"stream.version", "the stream version is 3"},
+    {"stream.config", "the configuration section is present and valid"},
+    {"stream.section", "every record is a known section type, framed as it should be"},
+    {"stream.footer", "every RAM section ends with its footer"},
+    {"stream.command", "every command is known, with a valid length, loadable from a file"},
+    {"stream.blocks", "the RAM block list is valid and its lengths add up to its total"},
+    {"stream.ram", "every RAM record is valid; every page is sent (warning)"},
+    {"stream.truncated", "the stream does not end early"},
+    {"stream.vmdesc", "the VMDESCRIPTION is present and is well-formed JSON"},
+    {"stream.devices", "the device sections are exactly explained by the VMDESCRIPTION"},
+    {"mapped.format", "container format 6 if and only if the stream announces mapped-ram"},
+    {"mapped.header", "each mapped-ram block header has version 1"},
+    {"mapped.page_size", "each mapped-ram header's page size is the target page size"},
+    {"mapped.alignment", "pages_offset is page-aligned (error) and 1 MiB-aligned (warning)"},
+    {"mapped.region", "each block's bitmap and pages lie inside the file"},
+    {"mapped.overlap", "bitmaps, page regions and the main stream do not overlap"},
+    {"mapped.bitmap", "each bitmap is readable and sets no bit past the block's last page"},
+    {"mapped.stream", "the main stream continues validly after each block's pages"},
+};
+
+const mrimg_check_desc *mrimg_verify_checks(unsigned *n)
+{
+    if (n)
+        *n = (unsigned)MRIMG_ARRAY_SIZE(checks);
+    return checks;
+}
+
+/* ---- problem list ----------------------------------------------------------- */
+
+static void vf_addv(vf_list *l, const char *check, mrimg_severity sev, mrimg_offset_kind kind,
+                    uint64_t off, const char *fmt, va_list ap) MRIMG_PRINTF(6, 0);
+static void vf_addv(vf_list *l, const char *check, mrimg_severity sev, mrimg_offset_kind kind,
+                    uint64_t off, const char *fmt, va_list ap)
+{
+    if (sev == MRIMG_SEV_ERROR)
+        l->errors++;
+    else
+        l->warnings++;
+    if (l->n >= l->max) {
+        l->dropped++;
+        return;
+    }
+    if (l->n == l->cap) {
+        unsigned nc = l->cap ? l->cap * 2 : 16;
+        mrimg_problem *v = realloc(l->v, nc * sizeof(*v));
+        if (!v) {
+            l->nomem = true;
+            l->dropped++;
+            return;
+        }
+        l->v = v;
+        l->cap = nc;
+    }
+    mrimg_problem *p = &l->v[l->n++];
+    memset(p, 0, sizeof(*p));
+    p->check = check;
+    p->severity = sev;
+    p->offset_kind = kind;
+    p->offset = kind == MRIMG_OFF_NONE ? 0 : off;
+    vsnprintf(p->message, sizeof(p->message), fmt, ap);
+}
+
+void vf_add(vf_list *l, const char *check, mrimg_severity sev, mrimg_offset_kind kind, uint64_t off,
+            const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vf_addv(l, check, sev, kind, off, fmt, ap);
+    va_end(ap);
+}
+
+/* A library error as a problem: the offset prefix of its message is
+ * dropped (the problem carries the offset). */
+static const char *bare_message(const mrimg_error *e)
+{
+    const char *m = e->message;
+    if (e->offset_kind != MRIMG_OFF_NONE && !strncmp(m, "at ", 3)) {
+        const char *c = strstr(m, "): ");
+        if (c)
+            m = c + 3;
+    }
+    return m;
+}
+
+void vf_add_err(vf_list *l, const char *check, mrimg_severity sev, const mrimg_error *e)
+{
+    vf_add(l, check, sev, e->offset_kind, e->offset, "%s", bare_message(e));
+}
+
+unsigned vf_count(const vf_list *l, const char *check)
+{
+    unsigned c = 0;
+    for (unsigned i = 0; i < l->n; i++)
+        c += !strcmp(l->v[i].check, check);
+    return c;
+}
+
+#define ERR(v, check, ...) vf_add(&(v)->l, check, MRIMG_SEV_ERROR, __VA_ARGS__)
+#define WARN(v, check, ...) vf_add(&(v)->l, check, MRIMG_SEV_WARNING, __VA_ARGS__)
+#define FILEOFF MRIMG_OFF_FILE
+#define NOOFF MRIMG_OFF_NONE, 0
+
+/* ---- state ------------------------------------------------------------------ */
+
+typedef struct vf {
+    vf_list l;
+    const mrimg_verify_opts *o;
+    mrimg_verify_result *res;
+    mrimg_image *img;            /* built by hand: the container may be broken */
+    /* container */
+    bool libvirt;
+    int hdr_format;              /* -1 bare or unknown */
+    int hdr_version;
+    bool have_payload;           /* payload location known */
+    int expect_enc;              /* what libvirt would decode with (-1 unknown) */
+    int enc;                     /* actual encoding (mrimg_format; -1 unknown) */
+    bool compressed;
+    /* stream pass */
+    sp_config cfg;
+    bool mapped;                 /* configuration lists mapped-ram */
+    sp_block *blocks;            /* parsed blocks (+ a partial one) */
+    unsigned nblocks;            /* complete blocks */
+    bool partial_block;          /* blocks[nblocks] holds a read mapped header */
+    uint64_t page_size;
+    lbitmap *seen;               /* plain: pages with a record */
+    uint64_t ram_footers, ram_nofooters;
+    mrimg_stream_info si;
+    bool parsed;                 /* sp_parse succeeded */
+    bool stream_error;           /* a stream problem stopped the parse */
+    mrimg_offset_kind sk;        /* how stream positions are reported */
+    uint64_t sbase;              /* ... and their base */
+} vf;
+
+/* ---- container -------------------------------------------------------------- */
+
+static uint32_t host_u32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static void check_xml(vf *v, const char *check, const char *text, size_t len, uint64_t at,
+                      const char *root, bool domain)
+{
+    vx_result r;
+    vx_check(text, len, &r);
+    if (!r.ok) {
+        ERR(v, check, FILEOFF, at + r.where, "%s is not well-formed XML: %s",
+            domain ? "the domain XML" : "the save cookie", r.msg);
+        return;
+    }
+    if (strcmp(r.root, root) != 0) {
+        ERR(v, check, FILEOFF, at, "the root element is <%s> (expected <%s>)", r.root, root);
+        return;
+    }
+    if (domain && (!r.has_name || !r.has_uuid))
+        ERR(v, check, FILEOFF, at, "the <domain> element has no <%s>%s",
+            !r.has_name ? "name" : "uuid", !r.has_name && !r.has_uuid ? " and no <uuid>" : "");
+}
+
+static uint64_t count_nonzero(const char *p, size_t n)
+{
+    uint64_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += p[i] != 0;
+    return c;
+}
+
+/* Look for the QEMU magic in the first MiBs (to suggest an offset). */
+static bool find_magic(mrimg_source *src, uint64_t *at)
+{
+    enum { SPAN = 16u << 20, BUF = 1u << 20 };
+    static const uint8_t magic[8] = {'Q', 'E', 'V', 'M', 0, 0, 0, 3};
+    uint8_t *b = malloc(BUF + 8);
+    bool found = false;
+    for (uint64_t off = 0; b && off < SPAN && off < src->size && !found; off += BUF) {
+        ssize_t n = src_pread_some(src, b, BUF + 8, off, NULL);
+        if (n < 8)
+            break;
+        void *m = memmem(b, (size_t)n, magic, sizeof(magic));
+        if (m) {
+            *at = off + (uint64_t)((uint8_t *)m - b);
+            found = true;
+        }
+    }
+    free(b);
+    return found;
+}
+
+static int check_container(vf *v, mrimg_error *err)
+{
+    mrimg_image *img = v->img;
+    mrimg_source *src = &img->src;
+    mrimg_container_info *ci = &img->ci;
+    ci->file_size = src->size;
+    ci->file_allocated = src->allocated;
+    ci->xml = "";
+    v->hdr_format = -1;
+    v->expect_enc = -1;
+    v->enc = -1;
+    uint8_t h[MRIMG_HEADER_SIZE];
+    size_t have = (size_t)MRIMG_MIN((uint64_t)sizeof(h), src->size);
+    int rc = src_pread(src, h, have, 0, "libvirt header", err);
+    if (rc < 0)
+        return rc;
+
+    if (have < 7 || memcmp(h, "Libvirt", 7) != 0) {
+        /* a bare QEMU stream, or nothing we know */
+        ci->is_libvirt = 0;
+        ci->complete = 1;
+        uint64_t off = v->o->stream_offset;
+        if (off > src->size)
+            return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0,
+                           "stream offset %llu is beyond the end of the file (%llu bytes)",
+                           (unsigned long long)off, (unsigned long long)src->size);
+        ci->payload_offset = off;
+        uint8_t head[16] = {0};
+        ssize_t n = src_pread_some(src, head, sizeof(head), off, err);
+        if (n < 0)
+            return (int)n;
+        const mrimg_codec *c = codec_probe(head, (size_t)n);
+        if (n >= 4 && memcmp(head, QEMU_STREAM_MAGIC, 4) == 0) {
+            v->enc = MRIMG_FORMAT_RAW;
+        } else if (c) {
+            v->enc = c->format;
+        } else {
+            char hex[64] = "an empty file";
+            if (n)
+                hex_bytes(hex, head, (size_t)n, 8);
+            uint64_t at;
+            if (off == 0 && find_magic(src, &at))
+                ERR(v, "container.magic", FILEOFF, off,
+                    "not a libvirt save image or QEMU migration stream (found %s); a QEMU stream "
+                    "starts at offset %llu (0x%llx): pass that offset",
+                    hex, (unsigned long long)at, (unsigned long long)at);
+            else
+                ERR(v, "container.magic", FILEOFF, off,
+                    "not a libvirt save image or QEMU migration stream: expected \"%s\" or "
+                    "\"QEVM\", found %s",
+                    LIBVIRT_MAGIC_FINAL, hex);
+            return 0;
+        }
+        v->expect_enc = v->enc;
+        v->have_payload = true;
+        return 0;
+    }
+
+    /* a libvirt header */
+    v->libvirt = true;
+    ci->is_libvirt = 1;
+    bool final = have >= 16 && memcmp(h, LIBVIRT_MAGIC_FINAL, 16) == 0;
+    bool part = have >= 16 && memcmp(h, LIBVIRT_MAGIC_PARTIAL, 16) == 0;
+    ci->complete = final;
+    if (part) {
+        ERR(v, "container.incomplete", FILEOFF, 0,
+            "the magic is \"%s\": the save never finished (libvirt refuses to restore it; "
+            "`virsh start` deletes such a managed save)",
+            LIBVIRT_MAGIC_PARTIAL);
+    } else if (!final) {
+        char hex[64];
+        hex_bytes(hex, h, MRIMG_MIN(have, (size_t)16), 16);
+        ERR(v, "container.magic", FILEOFF, 0,
+            "the image magic is incorrect: expected \"%s\", found %s", LIBVIRT_MAGIC_FINAL, hex);
+    }
+    if (have < sizeof(h)) {
+        ERR(v, "container.truncated", FILEOFF, have,
+            "the file ends inside the 92-byte libvirt header (%zu bytes present)", have);
+        return 0;
+    }
+    uint32_t version = host_u32(h + 16), data_len = host_u32(h + 20),
+             was_running = host_u32(h + 24), format = host_u32(h + 28),
+             cookie = host_u32(h + 32);
+    if (version > 2) {
+        ci->foreign_endian = 1;
+        version = bswap32(version);
+        data_len = bswap32(data_len);
+        was_running = bswap32(was_running);
+        format = bswap32(format);
+        cookie = bswap32(cookie);
+    }
+    ci->version = version;
+    ci->data_len = data_len;
+    ci->was_running = was_running;
+    ci->format = format;
+    ci->cookie_offset = cookie;
+    v->hdr_version = (int)version;
+    for (int i = 0; i < 14; i++)
+        ci->reserved_nonzero += host_u32(h + 36 + 4 * i) != 0;
+
+    if (version > 2)
+        ERR(v, "container.version", FILEOFF, 16,
+            "image version %u is not supported (expected 2, or 1, in either byte order)",
+            version);
+    else if (version == 0)
+        WARN(v, "container.version", FILEOFF, 16,
+             "image version 0 (libvirt writes 2; it reads 0 as an old version-1 image)");
+    if (format >= MRIMG_FORMAT_COUNT) {
+        ERR(v, "container.format", FILEOFF, 28,
+            "unsupported save image format %u (expected 0..6: raw, gzip, bzip2, xz, lzop, zstd, "
+            "sparse)",
+            format);
+    } else {
+        v->hdr_format = (int)format;
+        /* version 1 predates compression: libvirt treats the payload as raw,
+         * but format 6 still takes the sparse path */
+        v->expect_enc = (version < 2 && format != MRIMG_FORMAT_SPARSE) ? MRIMG_FORMAT_RAW
+                        : format == MRIMG_FORMAT_SPARSE                  ? MRIMG_FORMAT_RAW
+                                                                         : (int)format;
+        if (version < 2 && format != MRIMG_FORMAT_RAW && format != MRIMG_FORMAT_SPARSE)
+            WARN(v, "container.format", FILEOFF, 28,
+                 "format %u (%s) in a version-%u header: libvirt ignores it and restores the "
+                 "payload as raw",
+                 format, mrimg_format_name((int)format), version);
+    }
+    if (was_running > 1)
+        WARN(v, "container.running", FILEOFF, 24,
+             "was_running is %u (libvirt writes 0 or 1; any non-zero value means running)",
+             was_running);
+    if (ci->reserved_nonzero)
+        WARN(v, "container.reserved", FILEOFF, 36,
+             "%u of the 14 reserved header words are not zero", ci->reserved_nonzero);
+
+    /* data_len and the metadata region */
+    if (data_len == 0) {
+        ERR(v, "container.data_len", FILEOFF, 20,
+            "invalid header data length 0 (it must cover the XML region)");
+        return 0;
+    }
+    if (data_len > MRIMG_DATA_LEN_MAX) {
+        ERR(v, "container.data_len", FILEOFF, 20,
+            "header data length %u exceeds the %u-byte cap (libvirt would try to allocate it)",
+            data_len, MRIMG_DATA_LEN_MAX);
+        return 0;
+    }
+    uint64_t end = MRIMG_HEADER_SIZE + (uint64_t)data_len;
+    bool meta_whole = end <= src->size;
+    if (!meta_whole)
+        ERR(v, "container.data_len", FILEOFF, src->size,
+            "the file ends inside the metadata region: data_len %u needs %llu bytes, the file "
+            "has %llu (truncated, or data_len is wrong)",
+            data_len, (unsigned long long)end, (unsigned long long)src->size);
+    size_t mlen = (size_t)MRIMG_MIN(end, src->size) - MRIMG_HEADER_SIZE;
+    char *m = xmalloc(mlen + 1, err);
+    if (!m)
+        return MRIMG_ERR_NOMEM;
+    rc = src_pread(src, m, mlen, MRIMG_HEADER_SIZE, "XML region", err);
+    if (rc < 0) {
+        free(m);
+        return rc;
+    }
+    m[mlen] = '\0';
+    img->meta = m;
+    bool cookie_ok = true;
+    if (cookie > data_len) {
+        ERR(v, "container.cookie", FILEOFF, 32,
+            "cookie offset %u exceeds the data length %u (libvirt 11.3 would compute a negative "
+            "cookie length)",
+            cookie, data_len);
+        cookie_ok = false;
+    }
+    size_t xml_part = (cookie && cookie_ok) ? cookie : data_len;
+    xml_part = MRIMG_MIN(xml_part, mlen);
+    const char *nul = memchr(m, 0, xml_part);
+    if (!nul) {
+        if (meta_whole)
+            ERR(v, "container.xml", FILEOFF, MRIMG_HEADER_SIZE,
+                "the domain XML is not NUL-terminated within its %zu bytes", xml_part);
+    } else {
+        ci->xml = m;
+        ci->xml_len = (size_t)(nul - m);
+        if (cookie_ok)
+            ci->padding_nonzero = count_nonzero(nul + 1, xml_part - ci->xml_len - 1);
+        check_xml(v, "container.xml", m, ci->xml_len, MRIMG_HEADER_SIZE, "domain", true);
+        if (cookie && cookie_ok && cookie != ci->xml_len + 1)
+            WARN(v, "container.cookie", FILEOFF, 32,
+                 "cookie offset %u does not directly follow the XML (%zu bytes with its NUL)",
+                 cookie, ci->xml_len + 1);
+    }
+    if (cookie && cookie_ok && cookie < mlen) {
+        size_t cpart = mlen - cookie;
+        const char *c = m + cookie;
+        const char *cnul = memchr(c, 0, cpart);
+        if (!cnul) {
+            if (meta_whole)
+                ERR(v, "container.cookie", FILEOFF, MRIMG_HEADER_SIZE + (uint64_t)cookie,
+                    "the save cookie is not NUL-terminated within its %zu bytes", cpart);
+        } else {
+            ci->cookie = c;
+            ci->cookie_len = (size_t)(cnul - c);
+            ci->padding_nonzero += count_nonzero(cnul + 1, cpart - ci->cookie_len - 1);
+            check_xml(v, "container.cookie", c, ci->cookie_len,
+                      MRIMG_HEADER_SIZE + (uint64_t)cookie, "cookie", false);
+        }
+    }
+    if (ci->padding_nonzero)
+        WARN(v, "container.padding", FILEOFF, MRIMG_HEADER_SIZE,
+             "%llu non-zero bytes in the padding of the metadata region (ignored by libvirt)",
+             (unsigned long long)ci->padding_nonzero);
+    if (!meta_whole)
+        return 0;
+    ci->payload_offset = end;
+    v->have_payload = true;
+
+    /* the payload's actual encoding */
+    uint8_t head[16] = {0};
+    ssize_t n = src_pread_some(src, head, sizeof(head), end, err);
+    if (n < 0)
+        return (int)n;
+    if (n == 0) {
+        ERR(v, "payload.truncated", FILEOFF, end,
+            "the file ends where the payload should start (no QEMU stream at all)");
+        v->have_payload = false;
+        return 0;
+    }
+    const mrimg_codec *c = codec_probe(head, (size_t)n);
+    bool qevm = n >= 4 && memcmp(head, QEMU_STREAM_MAGIC, 4) == 0;
+    v->enc = qevm ? MRIMG_FORMAT_RAW : c ? c->format : -1;
+    if (v->expect_enc >= 0 && v->enc >= 0 && v->enc != v->expect_enc) {
+        ERR(v, "payload.format", FILEOFF, end,
+            "the header says the payload is %s%s, but it is %s: libvirt could not restore it",
+            mrimg_format_name(v->hdr_format),
+            v->hdr_version < 2 && v->hdr_format != MRIMG_FORMAT_RAW ? " (read as raw: version 1)"
+                                                                     : "",
+            qevm ? "a plain QEMU stream" : c->name);
+    } else if (v->enc < 0) {
+        char hex[64];
+        hex_bytes(hex, head, (size_t)n, 8);
+        const mrimg_codec *want = v->expect_enc > 0 ? codec_by_format(v->expect_enc) : NULL;
+        if (want && want->magic) {
+            /* the decoder cannot even start: nothing more to check */
+            if ((size_t)n < want->magic_len && memcmp(head, want->magic, (size_t)n) == 0)
+                ERR(v, "payload.truncated", FILEOFF, end + (uint64_t)n,
+                    "the file ends inside the %s magic of the payload (%zd bytes present)",
+                    want->name, n);
+            else
+                ERR(v, "payload.format", FILEOFF, end,
+                    "the header says the payload is %s, but it starts with %s (no %s magic)",
+                    want->name, hex, want->name);
+            v->have_payload = false;
+            return 0;
+        }
+        /* a raw payload with a bad magic is reported by stream.magic */
+        v->enc = v->expect_enc >= 0 ? v->expect_enc : MRIMG_FORMAT_RAW;
+    }
+    return 0;
+}
+
+/* ---- decoder error classification ---------------------------------------------- */
+
+/* bzip2 cannot tell a CRC mismatch from corrupt data; the stored CRCs can
+ * be checked against each other: the stream CRC is the fold of the block
+ * CRCs.  Returns 1 when a stored CRC is inconsistent (*at: the stream's
+ * file offset), 0 when they agree, <0 on error. */
+static int bzip2_crcs_inconsistent(mrimg_source *src, uint64_t start, uint64_t end, uint64_t *at,
+                                   mrimg_error *err)
+{
+    enum { BUF = 1u << 20 };
+    uint8_t *b = xmalloc(BUF, err);
+    if (!b)
+        return MRIMG_ERR_NOMEM;
+    const uint64_t BLK = 0x314159265359ull, EOS = 0x177245385090ull, M48 = (1ull << 48) - 1;
+    uint64_t sh = 0, bits = 0, stream_at = start;
+    uint32_t comb = 0;
+    int want = 0;          /* 32-bit field to read after a magic: 1 block CRC, 2 stream CRC */
+    unsigned got = 0;
+    uint32_t field = 0;
+    int result = 0;
+    for (uint64_t off = start; off < end && result == 0;) {
+        size_t n = (size_t)MRIMG_MIN((uint64_t)BUF, end - off);
+        int rc = src_pread(src, b, n, off, "bzip2 payload", err);
+        if (rc < 0) {
+            free(b);
+            return rc;
+        }
+        for (size_t i = 0; i < n && result == 0; i++) {
+            for (int k = 7; k >= 0; k--) {
+                unsigned bit = (b[i] >> k) & 1;
+                bits++;
+                if (want) {
+                    field = field << 1 | bit;
+                    if (++got == 32) {
+                        if (want == 1) {
+                            comb = ((comb << 1) | (comb >> 31)) ^ field;
+                        } else {
+                            if (field != comb) {
+                                *at = stream_at;
+                                result = 1;
+                                break;
+                            }
+                            comb = 0;
+                            stream_at = off + i + 1;
+                        }
+                        want = 0;
+                        sh = 0;
+                    }
+                    continue;
+                }
+                sh = ((sh << 1) | bit) & M48;
+                if (bits >= 48 && (sh == BLK || sh == EOS)) {
+                    want = sh == BLK ? 1 : 2;
+                    got = 0;
+                    field = 0;
+                }
+            }
+        }
+        off += n;
+    }
+    free(b);
+    return result;
+}
+
+/* xz reports a failed integrity check and corrupt data alike; decoding
+ * again with the checks ignored tells them apart.  1: the data decodes
+ * (so a check failed), 0: it does not, <0 error. */
+static int xz_decodes_without_checks(mrimg_source *src, uint64_t start, uint64_t end,
+                                     mrimg_error *err)
+{
+    enum { IN = 1u << 20, OUT = 4u << 20 };
+    lzma_stream z = LZMA_STREAM_INIT;
+    if (lzma_stream_decoder(&z, UINT64_MAX, LZMA_CONCATENATED | LZMA_IGNORE_CHECK) != LZMA_OK)
+        return err_set(err, MRIMG_ERR_NOMEM, MRIMG_OFF_NONE, 0, "liblzma initialisation failed");
+    uint8_t *in = xmalloc(IN, err), *out = in ? xmalloc(OUT, err) : NULL;
+    int result = 0;
+    if (!in || !out) {
+        result = MRIMG_ERR_NOMEM;
+        goto done;
+    }
+    uint64_t off = start;
+    uint64_t streams_out = 0;
+    for (;;) {
+        if (z.avail_in == 0 && off < end) {
+            size_t n = (size_t)MRIMG_MIN((uint64_t)IN, end - off);
+            int rc = src_pread(src, in, n, off, "xz payload", err);
+            if (rc < 0) {
+                result = rc;
+                goto done;
+            }
+            z.next_in = in;
+            z.avail_in = n;
+            off += n;
+        }
+        z.next_out = out;
+        z.avail_out = OUT;
+        lzma_ret r = lzma_code(&z, off >= end && z.avail_in == 0 ? LZMA_FINISH : LZMA_RUN);
+        streams_out += OUT - z.avail_out;
+        if (r == LZMA_STREAM_END) {
+            result = 1;
+            break;
+        }
+        if (r == LZMA_OK)
+            continue;
+        /* garbage after at least some decoded data is trailing data */
+        result = (r == LZMA_FORMAT_ERROR && streams_out > 0) ? 1 : 0;
+        break;
+    }
+done:
+    lzma_end(&z);
+    free(in);
+    free(out);
+    return result;
+}
+
+static bool fatal_code(int rc)
+{
+    return rc == MRIMG_ERR_IO || rc == MRIMG_ERR_NOMEM || rc == MRIMG_ERR_INTERRUPTED ||
+           rc == MRIMG_ERR_NOSPC || rc == MRIMG_ERR_INVAL;
+}
+
+/* A decoder error as a problem.  Returns <0 only for fatal errors. */
+static int payload_problem(vf *v, const mrimg_error *e, mrimg_error *err)
+{
+    mrimg_image *img = v->img;
+    const char *check = "payload.decode";
+    if (e->code == MRIMG_ERR_CHECKSUM) {
+        check = "payload.checksum";
+    } else if (e->code == MRIMG_ERR_TRUNCATED) {
+        check = "payload.truncated";
+    } else if (e->code == MRIMG_ERR_FORMAT && v->enc == MRIMG_FORMAT_BZIP2) {
+        uint64_t at = 0;
+        int r = bzip2_crcs_inconsistent(&img->src, img->ci.payload_offset, img->src.size, &at,
+                                        err);
+        if (r < 0)
+            return r;
+        if (r == 1) {
+            ERR(v, "payload.checksum", FILEOFF, at,
+                "a bzip2 CRC does not match: the block CRCs stored in the bzip2 stream starting "
+                "here do not combine to its stream CRC (a stored CRC is damaged)");
+            return 0;
+        }
+    } else if (e->code == MRIMG_ERR_FORMAT && v->enc == MRIMG_FORMAT_XZ) {
+        int r = xz_decodes_without_checks(&img->src, img->ci.payload_offset, img->src.size, err);
+        if (r < 0)
+            return r;
+        if (r == 1) {
+            vf_add(&v->l, "payload.checksum", MRIMG_SEV_ERROR, e->offset_kind, e->offset,
+                   "an xz integrity check does not match (the data decodes with the checks "
+                   "ignored)");
+            return 0;
+        }
+    }
+    vf_add_err(&v->l, check, MRIMG_SEV_ERROR, e);
+    return 0;
+}
+
+/* ---- the stream pass ------------------------------------------------------------- */
+
+static int on_config(void *ctx, const sp_config *c, mrimg_error *err)
+{
+    (void)err;
+    vf *v = ctx;
+    v->cfg = *c;
+    for (unsigned i = 0; i < c->ncaps; i++) {
+        if (strcmp(c->caps[i], CAP_MAPPED_RAM) && strcmp(c->caps[i], CAP_X_IGNORE_SHARED))
+            WARN(v, "stream.config", v->sk, v->sbase + c->start,
+                 "capability \"%s\" in the configuration is not one QEMU 10.0 validates "
+                 "(x-ignore-shared, mapped-ram): an older QEMU refuses the stream",
+                 c->caps[i]);
+        if (!strcmp(c->caps[i], CAP_MAPPED_RAM))
+            v->mapped = true;
+    }
+    return 0;
+}
+
+static int on_section_end(void *ctx, const sp_section *s, mrimg_error *err)
+{
+    (void)err;
+    vf *v = ctx;
+    if (s->footer)
+        v->ram_footers++;
+    else
+        v->ram_nofooters++;
+    return 0;
+}
+
+static int on_blocks(void *ctx, const sp_block *b, unsigned n, mrimg_error *err)
+{
+    vf *v = ctx;
+    (void)b;
+    if (v->seen || v->mapped)
+        return 0;
+    v->seen = xcalloc(n ? n : 1, sizeof(*v->seen), err);
+    if (!v->seen)
+        return MRIMG_ERR_NOMEM;
+    for (unsigned i = 0; i < n; i++) {
+        int rc = lb_init(&v->seen[i], b[i].pages, err);
+        if (rc < 0)
+            return rc;
+    }
+    v->nblocks = n;
+    return 0;
+}
+
+static int on_page(void *ctx, unsigned block, uint64_t page, const uint8_t *data, uint64_t pos,
+                   mrimg_error *err)
+{
+    (void)data;
+    (void)pos;
+    vf *v = ctx;
+    if (v->seen && block < v->nblocks && !lb_test(&v->seen[block], page))
+        return lb_set(&v->seen[block], page, err);
+    return 0;
+}
+
+/* Which check a parser error belongs to. */
+static const char *parser_check(const vf *v, const sp_parser *p, const mrimg_error *e)
+{
+    if (e->code == MRIMG_ERR_TRUNCATED && p->at != SP_AT_MAPPED && p->at != SP_AT_TAIL)
+        return "stream.truncated";
+    switch (p->at) {
+    case SP_AT_HEADER: return "stream.magic";
+    case SP_AT_CONFIG: return "stream.config";
+    case SP_AT_RECORD: return "stream.section";
+    case SP_AT_SECTION: return "stream.section";
+    case SP_AT_BLOCKS: return "stream.blocks";
+    case SP_AT_MAPPED: return e->code == MRIMG_ERR_TRUNCATED && !v->partial_block
+                                  ? "stream.truncated"
+                                  : "mapped.header";
+    case SP_AT_RAM: return "stream.ram";
+    case SP_AT_FOOTER: return "stream.footer";
+    case SP_AT_COMMAND: return "stream.command";
+    case SP_AT_TAIL: return "stream.truncated";
+    default: return "stream.section";
+    }
+}
+
+/* Locate the EOF record and VMDESCRIPTION in a tail window whose end the
+ * parser could not explain: a JSON followed by other bytes, or a JSON whose
+ * length field is wrong.  Returns the window index of the EOF byte or -1. */
+static ptrdiff_t find_vmdesc(const uint8_t *w, size_t n, size_t *json_len, bool *len_ok)
+{
+    size_t end = n;
+    while (end > 0 && w[end - 1] == 0)
+        end--;
+    unsigned tried = 0;
+    for (size_t c = n >= 7 ? n - 7 : 0; n >= 7 && tried < 16; c--) {
+        if (w[c] == QEMU_VM_EOF && w[c + 1] == QEMU_VM_VMDESCRIPTION && w[c + 6] == '{') {
+            tried++;
+            uint32_t L = rd_be32(w + c + 2);
+            char msg[8];
+            size_t where;
+            if ((uint64_t)c + 6 + L <= n && L > 0 && w[c + 6 + L - 1] == '}' &&
+                vj_parse((const char *)w + c + 6, L, NULL, &where, msg, sizeof(msg)) == 0) {
+                *json_len = L;
+                *len_ok = true;
+                return (ptrdiff_t)c;
+            }
+            if (end > c + 6 &&
+                vj_parse((const char *)w + c + 6, end - (c + 6), NULL, &where, msg, sizeof(msg)) ==
+                    0) {
+                *json_len = end - (c + 6);
+                *len_ok = false;
+                return (ptrdiff_t)c;
+            }
+        }
+        if (c == 0)
+            break;
+    }
+    return -1;
+}
+
+/* The end of the stream: EOF record, VMDESCRIPTION, device state. */
+static void check_tail(vf *v, sp_parser *p, bool parse_ok, vf_devwalk *dwr)
+{
+    mrimg_stream_info *si = &v->si;
+    const uint8_t *w = p->tail;
+    size_t n = p->tail_len;
+    uint64_t wpos = p->tail_start;       /* stream offset of w[0] */
+    bool whole = p->tail_start == si->ram_end;
+    memset(dwr, 0, sizeof(*dwr));
+
+    size_t eof_i = 0, json_len = 0;
+    bool have_json = false;
+    if (parse_ok) {
+        if (si->has_vmdesc) {
+            eof_i = (size_t)(si->eof_offset - wpos);
+            json_len = (size_t)si->vmdesc_size;
+            have_json = true;
+        } else {
+            eof_i = (size_t)(si->eof_offset - wpos);
+        }
+        if (si->trailing_bytes)
+            WARN(v, "payload.trailing", v->sk, v->sbase + si->stream_size,
+                 "%llu zero bytes after the end of the QEMU stream (QEMU does not read them)",
+                 (unsigned long long)si->trailing_bytes);
+    } else {
+        bool len_ok = false;
+        ptrdiff_t c = find_vmdesc(w, n, &json_len, &len_ok);
+        if (c < 0) {
+            ERR(v, "stream.truncated", v->sk, v->sbase + wpos + n,
+                "the stream ends inside the device state: there is no EOF record and "
+                "VMDESCRIPTION at its end (the file is truncated, or the end is damaged)");
+            return;
+        }
+        eof_i = (size_t)c;
+        have_json = true;
+        si->has_eof = 1;
+        si->eof_offset = wpos + eof_i;
+        si->has_vmdesc = 1;
+        si->vmdesc_offset = wpos + eof_i + 6;
+        si->vmdesc_size = json_len;
+        if (!len_ok) {
+            ERR(v, "stream.vmdesc", v->sk, v->sbase + si->eof_offset + 2,
+                "the VMDESCRIPTION length field says %u bytes, but the JSON has %zu",
+                rd_be32(w + eof_i + 2), json_len);
+        } else {
+            size_t after = n - (eof_i + 6 + json_len);
+            const uint8_t *t = w + eof_i + 6 + json_len;
+            bool zero = mem_is_zero(t, after);
+            WARN(v, "payload.trailing", v->sk, v->sbase + si->vmdesc_offset + json_len,
+                 "%zu bytes%s follow the end of the QEMU stream (after its VMDESCRIPTION); "
+                 "QEMU does not read them",
+                 after, zero ? " (all zero)" : "");
+        }
+    }
+    if (!have_json) {
+        if (v->cfg.present)
+            ERR(v, "stream.vmdesc", v->sk, v->sbase + si->eof_offset + 1,
+                "no VMDESCRIPTION after the EOF record: QEMU writes one unless the machine "
+                "suppresses it (Xen), so the file is probably cut right after the EOF byte "
+                "(QEMU itself would load it with a warning)");
+        else
+            WARN(v, "stream.vmdesc", v->sk, v->sbase + si->eof_offset + 1,
+                 "no VMDESCRIPTION after the EOF record (nor a configuration section: a Xen "
+                 "stream?); the device state cannot be checked");
+        return;
+    }
+    /* validate the JSON and walk the devices with it */
+    const char *json = (const char *)w + eof_i + 6;
+    vj_doc doc;
+    size_t where = 0;
+    char msg[160];
+    int rc = vj_parse(json, json_len, &doc, &where, msg, sizeof(msg));
+    if (rc < 0) {
+        ERR(v, "stream.vmdesc", v->sk, v->sbase + si->vmdesc_offset + where,
+            "the VMDESCRIPTION is not valid JSON: %s (at byte %zu of %zu)", msg, where, json_len);
+        return;
+    }
+    v->res->vmdesc_checked = 1;
+    if (doc.count == 0 || doc.n[0].type != VJ_OBJ) {
+        ERR(v, "stream.vmdesc", v->sk, v->sbase + si->vmdesc_offset,
+            "the VMDESCRIPTION is not a JSON object");
+    } else if (vj_get(&doc, 0, "devices") < 0) {
+        ERR(v, "stream.vmdesc", v->sk, v->sbase + si->vmdesc_offset,
+            "the VMDESCRIPTION has no \"devices\" list");
+    } else {
+        uint64_t ps = 0;
+        if (vj_u64(&doc, vj_get(&doc, 0, "page_size"), &ps) && ps != v->page_size)
+            ERR(v, "stream.vmdesc", v->sk, v->sbase + si->vmdesc_offset,
+                "the VMDESCRIPTION says page_size %llu, the stream uses %llu",
+                (unsigned long long)ps, (unsigned long long)v->page_size);
+        if (!whole) {
+            dwr->skipped = true;
+            snprintf(dwr->note, sizeof(dwr->note),
+                     "the device state is larger than the %u MiB window: not walked",
+                     SP_TAIL_WINDOW >> 20);
+        } else {
+            vf_walk_devices(&doc, w, eof_i, wpos, v->sk, v->sbase, &v->l, dwr);
+        }
+    }
+    vj_free(&doc);
+}
+
+static int drain_payload(vf *v, srd *s, mrimg_decoder *dec, mrimg_error *err)
+{
+    if (!dec->codec)
+        return 0;
+    mrimg_error e;
+    mrimg_error_clear(&e);
+    int rc = srd_drain(s, NULL, NULL, &e);
+    if (rc < 0) {
+        if (fatal_code(rc)) {
+            *err = e;
+            return rc;
+        }
+        return payload_problem(v, &e, err);
+    }
+    return 0;
+}
+
+static int stream_pass(vf *v, mrimg_error *err)
+{
+    mrimg_image *img = v->img;
+    srd s;
+    mrimg_decoder dec;
+    mrimg_error e;
+    mrimg_error_clear(&e);
+    int rc = img_stream_open(img, &s, &dec, &e);
+    if (rc < 0) {
+        if (fatal_code(rc)) {
+            *err = e;
+            return rc;
+        }
+        return payload_problem(v, &e, err);
+    }
+    v->compressed = dec.codec != NULL;
+    v->sk = v->compressed ? MRIMG_OFF_STREAM : MRIMG_OFF_FILE;
+    v->sbase = v->compressed ? 0 : img->ci.payload_offset;
+    s.progress = v->o->progress;
+    s.progress_ctx = v->o->progress_ctx;
+    s.progress_total = img->src.size - img->ci.payload_offset;
+
+    static const sp_handler h = {
+        .on_config = on_config,
+        .on_section_end = on_section_end,
+        .on_blocks = on_blocks,
+        .on_page = on_page,
+    };
+    sp_parser p;
+    memset(&v->si, 0, sizeof(v->si));
+    rc = sp_init(&p, &s, img->src.size, &v->si, &h, v, err);
+    if (rc < 0) {
+        img_stream_close(&s, &dec);
+        return rc;
+    }
+    /* magic and version first: nothing else can be read without them */
+    bool head_ok = false;
+    rc = srd_peek(&s, 8, &e);
+    if (rc < 0) {
+        if (fatal_code(rc)) {
+            *err = e;
+            goto out;
+        }
+        rc = payload_problem(v, &e, err);
+        goto out;
+    }
+    if (rc == 0) {
+        ERR(v, "stream.truncated", v->sk, v->sbase + srd_avail(&s),
+            "the stream ends inside its 8-byte header (%zu bytes)", srd_avail(&s));
+        rc = drain_payload(v, &s, &dec, err);
+        goto out;
+    }
+    const uint8_t *hd = srd_ptr(&s);
+    if (rd_be32(hd) != QEMU_FILE_MAGIC) {
+        char hex[32];
+        hex_bytes(hex, hd, 4, 4);
+        ERR(v, "stream.magic", v->sk, v->sbase,
+            "expected the QEMU stream magic \"QEVM\" (51 45 56 4d), found %s", hex);
+    } else if (rd_be32(hd + 4) != QEMU_FILE_VERSION) {
+        ERR(v, "stream.version", v->sk, v->sbase + 4, "QEMU stream version %u (expected 3%s)",
+            rd_be32(hd + 4), rd_be32(hd + 4) == 2 ? "; version 2 is obsolete" : "");
+    } else {
+        head_ok = true;
+    }
+    if (!head_ok) {
+        v->stream_error = true;
+        rc = drain_payload(v, &s, &dec, err);
+        goto out;
+    }
+
+    mrimg_error_clear(&e);
+    rc = sp_parse(&p, &e);
+    v->page_size = p.page_size;
+    v->mapped = p.mapped;
+    /* blocks found so far, with a partly read one (its mapped header read) */
+    if (p.blocks) {
+        unsigned nb = p.nblocks + (p.nblocks < MRIMG_MAX_BLOCKS && p.blocks[p.nblocks].mapped);
+        v->partial_block = nb > p.nblocks;
+        v->blocks = xcalloc(nb ? nb : 1, sizeof(*v->blocks), err);
+        if (!v->blocks) {
+            rc = MRIMG_ERR_NOMEM;
+            goto out;
+        }
+        memcpy(v->blocks, p.blocks, nb * sizeof(*v->blocks));
+        v->nblocks = p.nblocks;
+    }
+    if (rc < 0) {
+        if (fatal_code(rc)) {
+            *err = e;
+            goto out;
+        }
+        if (dec.codec && e.offset_kind == MRIMG_OFF_FILE) {
+            /* the decoder failed: the payload is damaged, the rest unreadable */
+            rc = payload_problem(v, &e, err);
+            v->stream_error = true;
+            goto out;
+        }
+        v->stream_error = true;
+        const char *check = parser_check(v, &p, &e);
+        /* the mapped-ram header checks below report these themselves */
+        bool mine = p.at == SP_AT_MAPPED && v->partial_block;
+        if (v->mapped && v->nblocks > 0 && !v->compressed) {
+            const sp_block *lb = &v->blocks[v->nblocks - 1];
+            uint64_t cont = lb->pages_offset + lb->used_length;
+            if (e.offset_kind == MRIMG_OFF_FILE && e.offset == cont &&
+                e.code != MRIMG_ERR_TRUNCATED &&
+                (p.at == SP_AT_BLOCKS || p.at == SP_AT_RAM))
+                check = "mapped.stream";
+        }
+        if (p.at == SP_AT_TAIL) {
+            vf_devwalk dw;
+            check_tail(v, &p, false, &dw);
+            v->res->device_sections = dw.sections;
+            v->res->devices_checked = dw.complete;
+        } else if (!strcmp(check, "mapped.stream")) {
+            vf_add(&v->l, check, MRIMG_SEV_ERROR, e.offset_kind, e.offset,
+                   "the main stream does not continue validly after the pages of block \"%s\": "
+                   "%s",
+                   v->blocks[v->nblocks - 1].name, bare_message(&e));
+        } else if (!mine) {
+            vf_add_err(&v->l, check, MRIMG_SEV_ERROR, &e);
+        }
+        rc = drain_payload(v, &s, &dec, err);
+        goto out;
+    }
+    v->parsed = true;
+    v->res->stream_parsed = 1;
+    {
+        vf_devwalk dw;
+        check_tail(v, &p, true, &dw);
+        v->res->device_sections = dw.sections;
+        v->res->devices_checked = dw.complete;
+    }
+    rc = 0;
+out:
+    if (dec.codec) {
+        img->dstats = dec.st;
+        v->res->payload_bytes = dec.st.in_bytes;
+        v->res->codec_checks = dec.st.checks;
+        v->res->codec_members = dec.st.members;
+        if (rc == 0 && dec.done && dec.st.trailing) {
+            uint64_t at = img->src.size - dec.st.trailing;
+            if (dec.st.tool_rejects && dec.st.note[0])
+                ERR(v, "payload.trailing", FILEOFF, at, "%s; libvirt's restore would fail",
+                    dec.st.note);
+            else if (dec.st.tool_rejects)
+                ERR(v, "payload.trailing", FILEOFF, at,
+                    "%llu bytes after the %s payload: `%s -dc` would fail, and with it "
+                    "libvirt's restore",
+                    (unsigned long long)dec.st.trailing, dec.codec->name, dec.codec->name);
+            else if (dec.st.note[0])
+                WARN(v, "payload.trailing", FILEOFF, at, "%s", dec.st.note);
+            else
+                WARN(v, "payload.trailing", FILEOFF, at,
+                     "%llu %sbytes after the %s payload (`%s -dc` accepts them)",
+                     (unsigned long long)dec.st.trailing, dec.st.trailing_zero ? "zero " : "",
+                     dec.codec->name, dec.codec->name);
+        } else if (rc == 0 && dec.done && dec.st.tool_rejects) {
+            ERR(v, "payload.trailing", FILEOFF, img->src.size,
+                "%s (libvirt's restore would fail)",
+                dec.st.note[0] ? dec.st.note : "the stock tool would reject this payload");
+        }
+    } else {
+        v->res->payload_bytes = srd_pos(&s);
+    }
+    v->res->stream_bytes = srd_pos(&s);
+    sp_free(&p);
+    img_stream_close(&s, &dec);
+    return rc;
+}
+
+/* ---- plain-stream checks after the pass ----------------------------------------------- */
+
+static void check_plain(vf *v)
+{
+    if (v->mapped || !v->parsed || !v->seen)
+        return;
+    if (v->cfg.present)
+        for (unsigned i = 0; i < v->cfg.ncaps; i++)
+            if (!strcmp(v->cfg.caps[i], CAP_X_IGNORE_SHARED))
+                return; /* ignored blocks are never sent */
+    for (unsigned i = 0; i < v->nblocks; i++) {
+        uint64_t seen = lb_count(&v->seen[i]);
+        if (seen < v->blocks[i].pages) {
+            uint64_t first = lb_next_clear(&v->seen[i], 0);
+            WARN(v, "stream.ram", NOOFF,
+                 "block \"%s\": %llu of %llu pages are never sent, the first is page %llu "
+                 "(QEMU sends every page in its first pass; the destination keeps its own "
+                 "content for them)",
+                 v->blocks[i].name, (unsigned long long)(v->blocks[i].pages - seen),
+                 (unsigned long long)v->blocks[i].pages, (unsigned long long)first);
+        }
+    }
+}
+
+static void check_stream_misc(vf *v)
+{
+    if (v->stream_error && !v->parsed && v->ram_footers + v->ram_nofooters == 0)
+        return;
+    if (v->parsed && !v->cfg.present)
+        WARN(v, "stream.config", v->sk, v->sbase + 8,
+             "no configuration section: QEMU 10.0 refuses such a stream unless "
+             "send-configuration is off (Xen)");
+    if (v->ram_nofooters && v->ram_footers)
+        ERR(v, "stream.footer", NOOFF,
+            "%llu RAM sections end without a footer while %llu have one: QEMU rejects the "
+            "stream (\"Missing section footer\")",
+            (unsigned long long)v->ram_nofooters, (unsigned long long)v->ram_footers);
+    else if (v->ram_nofooters && v->parsed)
+        WARN(v, "stream.footer", NOOFF,
+             "no section has a footer (send-section-footer off): QEMU only loads it with the "
+             "same setting");
+}
+
+/* ---- mapped-ram ------------------------------------------------------------------------ */
+
+typedef struct region {
+    uint64_t start, end;
+    char what[MRIMG_NAME_MAX + 40];
+} region;
+
+static int cmp_region(const void *a, const void *b)
+{
+    const region *x = a, *y = b;
+    return x->start < y->start ? -1 : x->start > y->start ? 1 : 0;
+}
+
+static void check_format_vs_stream(vf *v)
+{
+    if (!v->libvirt || v->hdr_format < 0 || !v->cfg.present)
+        return;
+    if (v->hdr_format == MRIMG_FORMAT_SPARSE && !v->mapped)
+        ERR(v, "mapped.format", FILEOFF, 28,
+            "the header says format 6 (sparse) but the stream does not announce mapped-ram: "
+            "libvirt would restore it with mapped-ram on and QEMU would refuse it");
+    else if (v->hdr_format != MRIMG_FORMAT_SPARSE && v->mapped)
+        ERR(v, "mapped.format", FILEOFF, 28,
+            "the stream announces mapped-ram but the header says format %d (%s), not 6 "
+            "(sparse): libvirt would restore it without mapped-ram and QEMU would refuse it",
+            v->hdr_format, mrimg_format_name(v->hdr_format));
+}
+
+static int read_bitmaps_and_data(vf *v, lbitmap *bm, const bool *usable, mrimg_error *err);
+
+static int check_mapped(vf *v, mrimg_error *err)
+{
+    if (!v->mapped)
+        return 0;
+    if (v->compressed) {
+        ERR(v, "mapped.format", NOOFF,
+            "a mapped-ram stream inside a %s-compressed payload: its absolute offsets cannot "
+            "be followed and QEMU cannot load it",
+            mrimg_format_name(v->enc));
+        return 0;
+    }
+    mrimg_image *img = v->img;
+    uint64_t fsize = img->src.size, ps = v->page_size;
+    unsigned nb = v->nblocks + (v->partial_block ? 1 : 0);
+    if (nb == 0)
+        return 0;
+    region *rg = xcalloc(2 * (size_t)nb + nb + 1, sizeof(*rg), err);
+    bool *usable = xcalloc(nb, sizeof(bool), err);
+    lbitmap *bm = xcalloc(nb, sizeof(lbitmap), err);
+    if (!rg || !usable || !bm) {
+        free(rg);
+        free(usable);
+        free(bm);
+        return MRIMG_ERR_NOMEM;
+    }
+    size_t nr = 0;
+    uint64_t stream_from = img->ci.payload_offset;
+    for (unsigned i = 0; i < nb; i++) {
+        const sp_block *b = &v->blocks[i];
+        uint64_t hat = b->header_offset;
+        bool ok = true;
+        if (b->mversion != MAPPED_RAM_VERSION) {
+            if (b->mversion > MAPPED_RAM_VERSION) {
+                ERR(v, "mapped.header", FILEOFF, hat,
+                    "block \"%s\": mapped-ram header version %u (QEMU 10.0 reads only 1)",
+                    b->name, b->mversion);
+                ok = false;
+            } else {
+                WARN(v, "mapped.header", FILEOFF, hat,
+                     "block \"%s\": mapped-ram header version 0 (QEMU writes 1)", b->name);
+            }
+        }
+        if (b->mpage_size != ps) {
+            ERR(v, "mapped.page_size", FILEOFF, hat + 4,
+                "block \"%s\": mapped-ram page size %llu differs from the target page size %llu",
+                b->name, (unsigned long long)b->mpage_size, (unsigned long long)ps);
+            ok = false;
+        }
+        if (b->pages_offset % ps) {
+            ERR(v, "mapped.alignment", FILEOFF, hat + 20,
+                "block \"%s\": pages offset 0x%llx is not a multiple of the %llu-byte page size "
+                "(QEMU: \"region has bad alignment\")",
+                b->name, (unsigned long long)b->pages_offset, (unsigned long long)ps);
+            ok = false;
+        } else if (b->pages_offset % MAPPED_RAM_ALIGN) {
+            WARN(v, "mapped.alignment", FILEOFF, hat + 20,
+                 "block \"%s\": pages offset 0x%llx is not 1 MiB-aligned as QEMU writes it "
+                 "(a restore with direct-io may fail)",
+                 b->name, (unsigned long long)b->pages_offset);
+        }
+        uint64_t bsz = (b->pages + 63) / 64 * 8, bend, pend;
+        bool bm_in = add_ok(b->bitmap_offset, bsz, &bend) && bend <= fsize;
+        bool pg_in = add_ok(b->pages_offset, b->used_length, &pend) && pend <= fsize;
+        if (!bm_in)
+            ERR(v, "mapped.region", FILEOFF, hat + 12,
+                "block \"%s\": bitmap [0x%llx, +%llu) lies beyond the end of the file (%llu "
+                "bytes)",
+                b->name, (unsigned long long)b->bitmap_offset, (unsigned long long)bsz,
+                (unsigned long long)fsize);
+        if (!pg_in)
+            ERR(v, "mapped.region", FILEOFF, hat + 20,
+                "block \"%s\": pages [0x%llx, +%llu) lie beyond the end of the file (%llu bytes)",
+                b->name, (unsigned long long)b->pages_offset, (unsigned long long)b->used_length,
+                (unsigned long long)fsize);
+        if (pg_in && pend < hat + MAPPED_RAM_HDR_SIZE)
+            ERR(v, "mapped.region", FILEOFF, hat + 20,
+                "block \"%s\": its pages end at 0x%llx, before its own header: the stream "
+                "cannot continue after them",
+                b->name, (unsigned long long)pend);
+        /* regions for the overlap check */
+        if (hat + MAPPED_RAM_HDR_SIZE > stream_from) {
+            region *r = &rg[nr++];
+            r->start = stream_from;
+            r->end = hat + MAPPED_RAM_HDR_SIZE;
+            snprintf(r->what, sizeof(r->what), "the main stream up to the header of \"%s\"",
+                     b->name);
+        }
+        if (bm_in && bsz) {
+            region *r = &rg[nr++];
+            r->start = b->bitmap_offset;
+            r->end = bend;
+            snprintf(r->what, sizeof(r->what), "the bitmap of \"%s\"", b->name);
+        }
+        if (pg_in) {
+            region *r = &rg[nr++];
+            r->start = b->pages_offset;
+            r->end = pend;
+            snprintf(r->what, sizeof(r->what), "the pages of \"%s\"", b->name);
+            stream_from = pend;
+        }
+        usable[i] = ok && bm_in && pg_in && i < v->nblocks;
+        if (!ok || !bm_in)
+            usable[i] = false;
+    }
+    if (v->parsed && v->si.stream_size) {
+        uint64_t send = img->ci.payload_offset + v->si.stream_size;
+        if (send > stream_from) {
+            region *r = &rg[nr++];
+            r->start = stream_from;
+            r->end = send;
+            snprintf(r->what, sizeof(r->what), "the main stream after the last block");
+        }
+    }
+    qsort(rg, nr, sizeof(*rg), cmp_region);
+    unsigned reported = 0;
+    for (size_t i = 0; i + 1 < nr && reported < 64; i++) {
+        /* compare with every later region that starts before this one ends */
+        for (size_t j = i + 1; j < nr && rg[j].start < rg[i].end && reported < 64; j++) {
+            ERR(v, "mapped.overlap", FILEOFF, rg[j].start,
+                "%s [0x%llx, 0x%llx) overlaps %s [0x%llx, 0x%llx)", rg[j].what,
+                (unsigned long long)rg[j].start, (unsigned long long)rg[j].end, rg[i].what,
+                (unsigned long long)rg[i].start, (unsigned long long)rg[i].end);
+            reported++;
+        }
+    }
+    free(rg);
+    int rc = read_bitmaps_and_data(v, bm, usable, err);
+    for (unsigned i = 0; i < nb; i++)
+        lb_free(&bm[i]);
+    free(bm);
+    free(usable);
+    return rc;
+}
+
+static int read_bitmaps_and_data(vf *v, lbitmap *bm, const bool *usable, mrimg_error *err)
+{
+    enum { CHUNK = 8u << 20 };
+    mrimg_image *img = v->img;
+    unsigned nb = v->nblocks + (v->partial_block ? 1 : 0);
+    uint8_t *buf = xmalloc_aligned(CHUNK, err);
+    if (!buf)
+        return MRIMG_ERR_NOMEM;
+    int rc = 0;
+    uint64_t total = 0;
+    for (unsigned i = 0; i < nb && rc == 0; i++) {
+        const sp_block *b = &v->blocks[i];
+        uint64_t bsz = (b->pages + 63) / 64 * 8, bend;
+        if (!add_ok(b->bitmap_offset, bsz, &bend) || bend > img->src.size)
+            continue;
+        rc = lb_init(&bm[i], b->pages, err);
+        uint64_t extra = 0, first_extra = 0;
+        for (uint64_t done = 0; rc == 0 && done < bsz;) {
+            size_t n = (size_t)MRIMG_MIN((uint64_t)CHUNK, bsz - done);
+            rc = src_pread(&img->src, buf, n, b->bitmap_offset + done, "mapped-ram bitmap", err);
+            if (rc < 0)
+                break;
+            rc = lb_load_le(&bm[i], done * 8, buf, n / 8, err);
+            if (rc < 0)
+                break;
+            /* bits at or past b->pages */
+            uint64_t first_bit = done * 8;
+            for (size_t k = 0; k < n / 8; k++) {
+                uint64_t bit = first_bit + 64 * (uint64_t)k;
+                if (bit + 64 <= b->pages)
+                    continue;
+                uint64_t w = rd_le64(buf + 8 * k);
+                if (bit < b->pages)
+                    w &= ~((1ull << (b->pages - bit)) - 1);
+                if (w) {
+                    if (!extra)
+                        first_extra = bit + (uint64_t)__builtin_ctzll(w);
+                    extra += (uint64_t)__builtin_popcountll(w);
+                }
+            }
+            done += n;
+        }
+        if (rc < 0)
+            break;
+        if (extra)
+            ERR(v, "mapped.bitmap", FILEOFF, b->bitmap_offset + first_extra / 8,
+                "block \"%s\": %llu bitmap bits are set past its last page (%llu pages; first "
+                "stray bit %llu): the bitmap is damaged",
+                b->name, (unsigned long long)extra, (unsigned long long)b->pages,
+                (unsigned long long)first_extra);
+        if (usable[i])
+            total += lb_count(&bm[i]) * b->mpage_size;
+    }
+    /* read the data extents of the set pages */
+    uint64_t done_bytes = 0;
+    for (unsigned i = 0; i < nb && rc == 0 && !v->o->skip_data; i++) {
+        if (!usable[i])
+            continue;
+        const sp_block *b = &v->blocks[i];
+        uint64_t ps = b->mpage_size, max = CHUNK / ps;
+        uint64_t p = 0;
+        while (p < b->pages && rc == 0) {
+            uint64_t set = lb_next_set(&bm[i], p);
+            if (set >= b->pages)
+                break;
+            uint64_t clr = lb_next_clear(&bm[i], set);
+            uint64_t first = set, n = clr - set;
+            while (n && rc == 0) {
+                uint64_t off = b->pages_offset + first * ps, d, de;
+                rc = src_next_data(&img->src, off, &d, &de, err);
+                if (rc < 0)
+                    break;
+                uint64_t k;
+                if (d > off && d - off >= ps) { /* a hole: zero pages, nothing to read */
+                    k = MRIMG_MIN(n, (d - off) / ps);
+                } else {
+                    k = MRIMG_MIN(n, max);
+                    if (de > off)
+                        k = MRIMG_MIN(k, (de - off + ps - 1) / ps);
+                    rc = src_pread(&img->src, buf, (size_t)(k * ps), off, "RAM pages", err);
+                    if (rc < 0)
+                        break;
+                    src_drop_cache(&img->src, off, k * ps);
+                    v->res->data_read += k * ps;
+                }
+                first += k;
+                n -= k;
+                done_bytes += k * ps;
+                if (v->o->progress && v->o->progress(v->o->progress_ctx, done_bytes, total))
+                    rc = err_set(err, MRIMG_ERR_INTERRUPTED, MRIMG_OFF_NONE, 0, "interrupted");
+            }
+            p = clr;
+        }
+    }
+    free(buf);
+    return rc;
+}
+
+/* ---- entry point --------------------------------------------------------------------- */
+
+void mrimg_verify_free(mrimg_verify_result *r)
+{
+    if (!r)
+        return;
+    free((void *)r->problems);
+    free(r);
+}
+
+int mrimg_verify(const char *path, const mrimg_verify_opts *opts, mrimg_verify_result **res,
+                 mrimg_error *err)
+{
+    mrimg_error_clear(err);
+    if (res)
+        *res = NULL;
+    if (!path || !res)
+        return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0, "no path or result given");
+    static const mrimg_verify_opts defaults;
+    vf v;
+    memset(&v, 0, sizeof(v));
+    v.o = opts ? opts : &defaults;
+    v.l.max = v.o->max_problems ? v.o->max_problems : MRIMG_VERIFY_MAX_PROBLEMS;
+    v.res = xcalloc(1, sizeof(*v.res), err);
+    if (!v.res)
+        return MRIMG_ERR_NOMEM;
+    v.page_size = 4096;
+    v.img = xcalloc(1, sizeof(*v.img), err);
+    if (!v.img) {
+        free(v.res);
+        return MRIMG_ERR_NOMEM;
+    }
+    v.img->opts.stream_offset = v.o->stream_offset;
+    v.img->opts.threads = v.o->threads;
+    int rc = src_open(&v.img->src, path, err);
+    if (rc < 0) {
+        free(v.img);
+        free(v.res);
+        return rc;
+    }
+    rc = check_container(&v, err);
+    if (rc == 0 && v.have_payload) {
+        mrimg_image *img = v.img;
+        img->ci.payload_format = v.enc;
+        if (v.libvirt && v.hdr_format == MRIMG_FORMAT_SPARSE && v.enc == MRIMG_FORMAT_RAW)
+            img->ci.payload_format = MRIMG_FORMAT_SPARSE;
+        img->codec = codec_by_format(v.enc == MRIMG_FORMAT_SPARSE ? MRIMG_FORMAT_RAW : v.enc);
+        if (!img->codec)
+            img->codec = &codec_raw;
+        rc = stream_pass(&v, err);
+        if (rc == 0) {
+            check_plain(&v);
+            check_stream_misc(&v);
+            check_format_vs_stream(&v);
+            rc = check_mapped(&v, err);
+        }
+    }
+    mrimg_verify_result *r = v.res;
+    const mrimg_container_info *ci = &v.img->ci;
+    r->is_libvirt = ci->is_libvirt;
+    r->complete = ci->complete;
+    r->format = v.hdr_format;
+    r->payload_format = v.libvirt && v.hdr_format == MRIMG_FORMAT_SPARSE &&
+                                v.enc == MRIMG_FORMAT_RAW
+                            ? MRIMG_FORMAT_SPARSE
+                            : v.enc;
+    r->mapped_ram = v.mapped;
+    r->file_size = v.img->src.size;
+    r->payload_offset = ci->payload_offset;
+    r->nblocks = v.nblocks;
+    for (unsigned i = 0; i < v.nblocks; i++)
+        r->ram_bytes += v.blocks[i].used_length;
+    if (v.l.nomem && rc == 0)
+        rc = err_nomem(err);
+    r->errors = v.l.errors;
+    r->warnings = v.l.warnings;
+    r->dropped = v.l.dropped;
+    r->nproblems = v.l.n;
+    r->problems = v.l.v;
+    if (v.seen) {
+        for (unsigned i = 0; i < v.nblocks; i++)
+            lb_free(&v.seen[i]);
+        free(v.seen);
+    }
+    free(v.blocks);
+    mrimg_close(v.img);
+    *res = r;
+    return rc;
+}
