@@ -384,6 +384,123 @@ MRIMG_API int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_c
  * ====================================================================== */
 /* @@INFO-API@@ */
 
+/* What a region of an image holds.  File map (mrimg_extents): file
+ * offsets; stream map (mrimg_stream_map): offsets in the decompressed
+ * migration stream. */
+typedef enum mrimg_region {
+    MRIMG_REGION_HEADER = 0,   /* the 92-byte libvirt header */
+    MRIMG_REGION_XML,          /* the domain XML and its NUL */
+    MRIMG_REGION_COOKIE,       /* the save cookie and its NUL */
+    MRIMG_REGION_PADDING,      /* the rest of the metadata region (data_len) */
+    MRIMG_REGION_PREFIX,       /* bytes before a bare stream (offset=) */
+    MRIMG_REGION_STREAM_HEAD,  /* stream magic and version (8 bytes) */
+    MRIMG_REGION_CONFIG,       /* the configuration section */
+    MRIMG_REGION_RAM,          /* RAM section records in the main stream;
+                                * stream map: one RAM section each */
+    MRIMG_REGION_BITMAP,       /* mapped-ram: page bitmap of a block */
+    MRIMG_REGION_ALIGN,        /* mapped-ram: alignment gap before a block's pages */
+    MRIMG_REGION_PAGES,        /* mapped-ram: the page slots of a block */
+    MRIMG_REGION_COMMAND,      /* stream map: one COMMAND record */
+    MRIMG_REGION_TAIL,         /* device state after the RAM END section */
+    MRIMG_REGION_EOF,          /* the EOF record (one byte) */
+    MRIMG_REGION_VMDESC,       /* the VMDESCRIPTION record (type, length, JSON) */
+    MRIMG_REGION_TRAILING,     /* bytes after the end of the stream or of the
+                                * last compressed member */
+    MRIMG_REGION_PAYLOAD,      /* a compressed payload (see mrimg_stream_map) */
+    MRIMG_REGION_UNKNOWN,      /* not identified: the scan stopped before it */
+    MRIMG_REGION_COUNT
+} mrimg_region;
+
+/*! mrimg_region_name(): "header", "xml", "cookie", "padding", "prefix",
+ *  "stream-header", "configuration", "ram", "bitmap", "alignment", "pages",
+ *  "command", "device-state", "eof", "vmdescription", "trailing",
+ *  "payload", "unknown"; NULL if out of range. */
+MRIMG_API const char *mrimg_region_name(int region);
+
+/* One run of a map. */
+typedef struct mrimg_extent {
+    uint64_t offset;          /* file offset (file map) or stream offset */
+    uint64_t length;          /* > 0 */
+    int data;                 /* file map: 1 data, 0 hole; stream map: 1 */
+    int region;               /* mrimg_region */
+    int block;                /* BITMAP/ALIGN/PAGES: block index; else -1 */
+    const char *block_name;   /* that block's name, else NULL */
+    uint64_t first_page;      /* PAGES: the pages the run touches, */
+    uint64_t last_page;       /* [first_page, last_page] of the block */
+    uint8_t section_type;     /* stream map, RAM: 1 START, 2 PART, 3 END */
+    uint32_t section_id;
+    uint16_t command;         /* stream map, COMMAND: the command number */
+} mrimg_extent;
+
+/* Receives one run; valid during the call only.  Non-zero stops the walk
+ * (which then fails with MRIMG_ERR_INTERRUPTED). */
+typedef int (*mrimg_extent_fn)(void *opaque, const mrimg_extent *e);
+
+typedef struct mrimg_extent_totals {
+    uint64_t runs, data_runs, hole_runs;
+    uint64_t data_bytes, hole_bytes;
+    int hole_map;             /* 1: the file system reported holes
+                               * (SEEK_DATA/SEEK_HOLE); 0: it cannot, and
+                               * the whole file was reported as data */
+} mrimg_extent_totals;
+
+/*! mrimg_extents(): the file's data/hole map, annotated.
+ *  Walks the file once with SEEK_DATA/SEEK_HOLE; every maximal data or
+ *  hole run is cut where the region under it changes (header, XML, ...,
+ *  each mapped-ram block's bitmap, alignment gap and pages, device state),
+ *  and fn receives the pieces in file order, covering [0, file size)
+ *  exactly.  A piece in a block's pages also names the page range it
+ *  touches.  Time is linear in regions (O(blocks)) plus runs, memory is
+ *  O(blocks); no page content is read.  Scans the image first if it was
+ *  never scanned; a scan error does not stop the map: what the scan could
+ *  not reach is reported as MRIMG_REGION_UNKNOWN.  For a compressed payload
+ *  the payload is one region; mrimg_stream_map() describes its content.
+ *  totals and progress may be NULL.
+ *  @return MRIMG_OK or a negative code. */
+MRIMG_API int mrimg_extents(mrimg_image *img, mrimg_extent_fn fn, void *opaque,
+                            mrimg_extent_totals *totals, mrimg_progress_fn progress,
+                            void *pctx, mrimg_error *err);
+
+/*! mrimg_stream_map(): the regions of the decompressed migration stream, in
+ *  stream offsets: stream header, configuration, every RAM section (with
+ *  its type and id), every command, the device-state tail, EOF,
+ *  VMDESCRIPTION, trailing bytes.  One sequential pass over the payload
+ *  (decoding it again for compressed images); memory is bounded.  On a
+ *  stream that cannot be parsed to its end, the regions before the problem
+ *  are delivered, then the rest that was read as MRIMG_REGION_UNKNOWN, and
+ *  the parse error is returned.  (For mapped-ram streams a START section
+ *  spans the out-of-line bitmaps and pages; mrimg_extents shows those.) */
+MRIMG_API int mrimg_stream_map(mrimg_image *img, mrimg_extent_fn fn, void *opaque,
+                               mrimg_progress_fn progress, void *pctx, mrimg_error *err);
+
+/*! mrimg_content_scan(): content statistics: for every block, count the
+ *  pages whose final content is data but all zero bytes
+ *  (mrimg_ram_block_info.pages_zero_filled).  Mapped-ram: reads the pages
+ *  whose bit is set (mrimg_scan with MRIMG_SCAN_CONTENT).  Plain streams:
+ *  one more pass over the RAM (mrimg_ram_walk).  Scans first if needed. */
+MRIMG_API int mrimg_content_scan(mrimg_image *img, mrimg_progress_fn progress, void *pctx,
+                                 mrimg_error *err);
+
+/*! mrimg_xml_strip_secrets(): a copy of a domain XML with the secrets
+ *  removed that libvirt leaves out when it formats a domain definition
+ *  without VIR_DOMAIN_XML_SECURE (`virsh dumpxml` and `virsh
+ *  save-image-dumpxml` without --security-info):
+ *   - the passwd attribute of <graphics> (VNC, SPICE and RDP passwords);
+ *   - the <cookies> element of a disk <source> (HTTP cookies of network
+ *     disks, backing stores and mirrors).
+ *  Nothing else changes: every other byte is kept as it is (a removed
+ *  attribute takes its leading white space with it, a removed element the
+ *  indentation and line it stood on).  The XML is tokenised, not
+ *  validated: no DTD, no entities are expanded; comments, CDATA and
+ *  processing instructions are skipped over.  len bytes (at most
+ *  MRIMG_DATA_LEN_MAX) are read; a NUL before len is an error.  Malformed
+ *  XML (unbalanced or unterminated tags, nesting deeper than 256) is
+ *  MRIMG_ERR_FORMAT naming the byte offset.  *removed (may be NULL)
+ *  receives the number of secrets removed.
+ *  @return a malloc'd NUL-terminated string (free() it), or NULL. */
+MRIMG_API char *mrimg_xml_strip_secrets(const char *xml, size_t len, unsigned *removed,
+                                        mrimg_error *err);
+
 /* ======================================================================
  * Verification, comparison, digests (lib/verify/)
  * ====================================================================== */

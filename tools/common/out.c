@@ -8,6 +8,8 @@
 
 #define MAX_DEPTH 32
 
+#define MAX_COLS 16
+
 struct out {
     FILE *f;
     int mode;
@@ -15,6 +17,13 @@ struct out {
     int is_list[MAX_DEPTH];   /* container kind per depth */
     int count[MAX_DEPTH];     /* members written per depth (JSON commas) */
     int indent[MAX_DEPTH];    /* human indentation per depth */
+    int is_table[MAX_DEPTH];  /* a list of rows */
+    int is_row[MAX_DEPTH];    /* a row of a table (one line) */
+    int col[MAX_DEPTH];       /* row: next column */
+    int overflow;             /* containers opened beyond MAX_DEPTH */
+    int json_only;            /* values are not shown to humans */
+    int ncols;                /* columns of the innermost table */
+    int width[MAX_COLS];
 };
 
 out *out_new(FILE *f, int mode)
@@ -51,9 +60,17 @@ static void json_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
-/* JSON: comma, newline+indent, and "key": unless in a list. */
+/* JSON: comma, newline+indent, and "key": unless in a list.  Rows of a
+ * table are written on one line. */
 static void json_member(out *o, const char *key)
 {
+    if (o->is_row[o->depth]) {
+        if (o->count[o->depth]++)
+            fputs(", ", o->f);
+        json_string(o->f, key);
+        fputs(": ", o->f);
+        return;
+    }
     if (o->count[o->depth]++)
         fputc(',', o->f);
     fputc('\n', o->f);
@@ -70,18 +87,63 @@ static void human_label(out *o, const char *key, const char *label)
     fprintf(o->f, "%*s%s: ", o->indent[o->depth], "", label ? label : key);
 }
 
+/* One table cell: padded to its column's width, two spaces apart. */
+static void human_cell(out *o, const char *text)
+{
+    int c = o->col[o->depth]++;
+    if (c == 0)
+        fprintf(o->f, "%*s", o->indent[o->depth], "");
+    else
+        fputs("  ", o->f);
+    int w = c < o->ncols - 1 ? o->width[c] : 0;
+    if (w > 0)
+        fprintf(o->f, "%*s", w, text);
+    else if (w < 0)
+        fprintf(o->f, "%-*s", -w, text);
+    else
+        fputs(text, o->f);
+}
+
+/* A human value: a cell in a row, else a "label: value" line. */
+static void human_value(out *o, const char *key, const char *label, const char *text)
+{
+    if (o->json_only)
+        return;
+    if (o->is_row[o->depth]) {
+        human_cell(o, text);
+        return;
+    }
+    human_label(o, key, label);
+    fprintf(o->f, "%s\n", text);
+}
+
 static void push(out *o, int is_list, int indent)
 {
-    if (o->depth + 1 >= MAX_DEPTH)
+    if (o->depth + 1 >= MAX_DEPTH) {
+        o->overflow++;
         return;
+    }
     o->depth++;
     o->is_list[o->depth] = is_list;
     o->count[o->depth] = 0;
     o->indent[o->depth] = indent;
+    o->is_table[o->depth] = 0;
+    o->is_row[o->depth] = 0;
+    o->col[o->depth] = 0;
 }
 
 void out_obj(out *o, const char *key, const char *title)
 {
+    if (o->is_table[o->depth]) { /* a row */
+        int ind = o->indent[o->depth];
+        if (o->mode == OUT_JSON) {
+            json_member(o, key);
+            fputc('{', o->f);
+        }
+        push(o, 0, ind);
+        o->is_row[o->depth] = 1;
+        return;
+    }
     if (o->mode == OUT_JSON) {
         json_member(o, key);
         fputc('{', o->f);
@@ -116,10 +178,66 @@ void out_list(out *o, const char *key, const char *title)
     push(o, 1, ind);
 }
 
+void out_table(out *o, const char *key, const char *title, const out_col *cols, int ncols)
+{
+    if (ncols > MAX_COLS)
+        ncols = MAX_COLS;
+    o->ncols = ncols;
+    for (int i = 0; i < ncols; i++)
+        o->width[i] = cols[i].width;
+    out_list(o, key, title);
+    o->is_table[o->depth] = 1;
+    if (o->mode == OUT_JSON)
+        return;
+    /* the header line */
+    out_obj(o, NULL, NULL);
+    for (int i = 0; i < ncols; i++)
+        human_cell(o, cols[i].header ? cols[i].header : "");
+    out_end(o);
+}
+
+void out_cell(out *o, const char *text)
+{
+    if (o->mode == OUT_JSON || o->json_only)
+        return;
+    if (o->is_row[o->depth])
+        human_cell(o, text);
+    else
+        fprintf(o->f, "%*s%s\n", o->indent[o->depth], "", text);
+}
+
+void out_json_only(out *o, int on) { o->json_only = on; }
+
+void out_text(out *o, const char *key, const char *text)
+{
+    if (!text)
+        text = "";
+    if (o->mode == OUT_JSON) {
+        json_member(o, key);
+        json_string(o->f, text);
+        return;
+    }
+    if (o->json_only)
+        return;
+    size_t n = strlen(text);
+    fputs(text, o->f);
+    if (n == 0 || text[n - 1] != '\n')
+        fputc('\n', o->f);
+}
+
 void out_end(out *o)
 {
+    if (o->overflow) {
+        o->overflow--;
+        return;
+    }
     if (o->depth == 0)
         return;
+    if (o->is_row[o->depth]) {
+        o->depth--;
+        fputc(o->mode == OUT_JSON ? '}' : '\n', o->f);
+        return;
+    }
     if (o->mode == OUT_JSON) {
         int had = o->count[o->depth];
         int list = o->is_list[o->depth];
@@ -157,8 +275,7 @@ void out_str(out *o, const char *key, const char *label, const char *v)
             fputs("null", o->f);
         return;
     }
-    human_label(o, key, label);
-    fprintf(o->f, "%s\n", v ? v : "-");
+    human_value(o, key, label, v ? v : "-");
 }
 
 void out_u64(out *o, const char *key, const char *label, uint64_t v)
@@ -168,8 +285,9 @@ void out_u64(out *o, const char *key, const char *label, uint64_t v)
         fprintf(o->f, "%" PRIu64, v);
         return;
     }
-    human_label(o, key, label);
-    fprintf(o->f, "%" PRIu64 "\n", v);
+    char b[32];
+    snprintf(b, sizeof(b), "%" PRIu64, v);
+    human_value(o, key, label, b);
 }
 
 void out_i64(out *o, const char *key, const char *label, int64_t v)
@@ -179,8 +297,9 @@ void out_i64(out *o, const char *key, const char *label, int64_t v)
         fprintf(o->f, "%" PRId64, v);
         return;
     }
-    human_label(o, key, label);
-    fprintf(o->f, "%" PRId64 "\n", v);
+    char b[32];
+    snprintf(b, sizeof(b), "%" PRId64, v);
+    human_value(o, key, label, b);
 }
 
 void out_off(out *o, const char *key, const char *label, uint64_t v)
@@ -190,8 +309,12 @@ void out_off(out *o, const char *key, const char *label, uint64_t v)
         fprintf(o->f, "%" PRIu64, v);
         return;
     }
-    human_label(o, key, label);
-    fprintf(o->f, "0x%" PRIx64 " (%" PRIu64 ")\n", v, v);
+    char b[64];
+    if (o->is_row[o->depth])
+        snprintf(b, sizeof(b), "0x%" PRIx64, v);
+    else
+        snprintf(b, sizeof(b), "0x%" PRIx64 " (%" PRIu64 ")", v, v);
+    human_value(o, key, label, b);
 }
 
 const char *fmt_size(char *buf, size_t cap, uint64_t v)
@@ -218,12 +341,13 @@ void out_size(out *o, const char *key, const char *label, uint64_t v)
         fprintf(o->f, "%" PRIu64, v);
         return;
     }
-    char b[32];
-    human_label(o, key, label);
-    if (v < 1024)
-        fprintf(o->f, "%s\n", fmt_size(b, sizeof(b), v));
+    char b[32], line[80];
+    fmt_size(b, sizeof(b), v);
+    if (v < 1024 || o->is_row[o->depth])
+        snprintf(line, sizeof(line), "%s", b);
     else
-        fprintf(o->f, "%s (%" PRIu64 " bytes)\n", fmt_size(b, sizeof(b), v), v);
+        snprintf(line, sizeof(line), "%s (%" PRIu64 " bytes)", b, v);
+    human_value(o, key, label, line);
 }
 
 void out_bool(out *o, const char *key, const char *label, int v)
@@ -233,8 +357,7 @@ void out_bool(out *o, const char *key, const char *label, int v)
         fputs(v ? "true" : "false", o->f);
         return;
     }
-    human_label(o, key, label);
-    fputs(v ? "yes\n" : "no\n", o->f);
+    human_value(o, key, label, v ? "yes" : "no");
 }
 
 void out_double(out *o, const char *key, const char *label, double v, int decimals)
@@ -244,8 +367,9 @@ void out_double(out *o, const char *key, const char *label, double v, int decima
         fprintf(o->f, "%.*f", decimals, v);
         return;
     }
-    human_label(o, key, label);
-    fprintf(o->f, "%.*f\n", decimals, v);
+    char b[64];
+    snprintf(b, sizeof(b), "%.*f", decimals, v);
+    human_value(o, key, label, b);
 }
 
 void out_null(out *o, const char *key, const char *label)
@@ -255,13 +379,12 @@ void out_null(out *o, const char *key, const char *label)
         fputs("null", o->f);
         return;
     }
-    human_label(o, key, label);
-    fputs("-\n", o->f);
+    human_value(o, key, label, "-");
 }
 
 void out_note(out *o, const char *fmt, ...)
 {
-    if (o->mode == OUT_JSON)
+    if (o->mode == OUT_JSON || o->json_only)
         return;
     va_list ap;
     va_start(ap, fmt);

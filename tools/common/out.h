@@ -38,6 +38,28 @@ void out_null(out *o, const char *key, const char *label);
 /* A line of free text for humans only (not in JSON). */
 void out_note(out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* A block of text (e.g. an XML document): humans get it verbatim, with a
+ * final newline added if missing, no label; JSON a string member. */
+void out_text(out *o, const char *key, const char *text);
+
+/* Tables: a list whose items are rows, one line each for humans, so that
+ * long lists (millions of extents) stay readable and stream out as they
+ * are written.  cols gives each column's header (printed once, after the
+ * title) and width (> 0 right-aligned, < 0 left-aligned; the last column
+ * is not padded).  Inside a table, out_obj(o, NULL, NULL) starts a row and
+ * out_end() ends it; the values written in between fill the columns in
+ * order, without labels (out_size shows "1.50 MiB", out_off "0x1a2b").
+ * JSON: a list of objects, one per line.  At most 16 columns. */
+typedef struct out_col {
+    const char *header;
+    int width;
+} out_col;
+void out_table(out *o, const char *key, const char *title, const out_col *cols, int ncols);
+/* Human-only table cell (not in JSON). */
+void out_cell(out *o, const char *text);
+/* While on, values go to JSON only (humans do not see them). */
+void out_json_only(out *o, int on);
+
 /* "1.5 GiB" into buf (for messages). */
 const char *fmt_size(char *buf, size_t cap, uint64_t v);
 

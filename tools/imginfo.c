@@ -1,0 +1,891 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* imginfo: explain a libvirt save image or QEMU migration stream at a
+ * glance: container, stream, RAM per block, sizes and why they are what
+ * they are; optionally the annotated data/hole map and the domain XML.
+ * Options, library calls, one description printed as human text or JSON. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "mrimg.h"
+#include "out.h"
+
+enum {
+    EXIT_OK = 0,
+    EXIT_PROBLEM = 1, /* the image has problems (still described) */
+    EXIT_USAGE = 2,   /* usage error, or a file that cannot be opened */
+};
+
+enum {
+    OPT_OUTPUT = 256,
+    OPT_EXTENTS,
+    OPT_XML,
+    OPT_SECURITY_INFO,
+    OPT_CONTENT,
+    OPT_OFFSET,
+};
+
+typedef struct opts {
+    int mode;           /* OUT_HUMAN / OUT_JSON */
+    int extents, xml, security_info, content, progress;
+    mrimg_open_opts open;
+} opts;
+
+static void usage(void)
+{
+    printf("Usage: %s [OPTION]... FILE...\n"
+           "Describe libvirt save images and QEMU migration streams: container, stream,\n"
+           "RAM blocks, sizes, and a plain-language explanation of the sizes.\n"
+           "\n"
+           "Options:\n"
+           "      --output=FMT      human (default) or json\n"
+           "      --extents         also print the file's data/hole map, each run labelled\n"
+           "                        with what lies there; for compressed payloads also the\n"
+           "                        regions of the decompressed stream\n"
+           "      --xml             print only the domain XML, secrets removed as by\n"
+           "                        'virsh save-image-dumpxml'\n"
+           "      --security-info   with --xml: keep the secrets (graphics passwords, ...)\n"
+           "      --content         content statistics: count pages that hold data but are\n"
+           "                        all zero (reads the RAM pages)\n"
+           "      --offset=N        a bare QEMU stream starts at byte N (the offset= of a\n"
+           "                        file: migration URI); 0x hex and K/M/G suffixes accepted\n"
+           "  -p, --progress        show progress on stderr\n"
+           "  -h, --help            show this help and exit\n"
+           "  -V, --version         show the version and exit\n"
+           "\n"
+           "Exit status: 0 every image is fine; 1 an image has problems (incomplete or\n"
+           "unparsable; what could be found is still printed); 2 usage error or a file\n"
+           "that cannot be opened.\n",
+           cli_prog);
+}
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static const char *cmd_name(unsigned c)
+{
+    static const char *const names[] = {
+        "unknown",         "open-return-path", "ping",         "postcopy-advise",
+        "postcopy-listen", "postcopy-run",     "postcopy-ram-discard", "packaged",
+        "enable-colo",     "postcopy-resume",  "recv-bitmap",  "switchover-start",
+    };
+    return c < sizeof(names) / sizeof(names[0]) ? names[c] : "unknown";
+}
+
+static const char *section_type_name(unsigned t)
+{
+    switch (t) {
+    case 1: return "start";
+    case 2: return "part";
+    case 3: return "end";
+    case 4: return "full";
+    default: return "unknown";
+    }
+}
+
+static const char *sz(char *b, size_t n, uint64_t v) { return fmt_size(b, n, v); }
+
+typedef struct totals {
+    uint64_t ram, pages, data, zero, absent, zero_filled, records, ps;
+} totals;
+
+static totals ram_totals(const mrimg_image *img)
+{
+    totals t = {0};
+    unsigned n = mrimg_block_count(img);
+    for (unsigned i = 0; i < n; i++) {
+        const mrimg_ram_block_info *b = mrimg_block(img, i);
+        t.ram += b->used_length;
+        t.pages += b->pages;
+        t.data += b->pages_data * b->page_size;
+        t.zero += (b->pages_zero + b->pages_absent) * b->page_size;
+        t.absent += b->pages_absent * b->page_size;
+        t.zero_filled += b->pages_zero_filled * b->page_size;
+        t.records += b->records;
+        t.ps = b->page_size;
+    }
+    return t;
+}
+
+/* ---- the explanation ---------------------------------------------------- */
+
+/* One sentence on why the file has the size it has. */
+static void explain(char *buf, size_t cap, const mrimg_image *img, int scanned_ok, int content)
+{
+    const mrimg_container_info *ci = mrimg_container(img);
+    const mrimg_stream_info *si = mrimg_stream(img);
+    totals t = ram_totals(img);
+    char a[32], b[32], c[32], d[32];
+    size_t n = 0;
+#define PUT(...)                                                                                \
+    do {                                                                                        \
+        if (n < cap)                                                                            \
+            n += (size_t)snprintf(buf + n, cap - n, __VA_ARGS__);                             \
+    } while (0)
+    if (!ci->complete)
+        PUT("incomplete save (the save never finished): ");
+    if (mrimg_block_count(img) == 0) {
+        PUT("%s file; the RAM block list could not be read, so its content is unknown",
+            sz(a, sizeof(a), ci->file_size));
+        return;
+    }
+    int compressed = ci->payload_format != MRIMG_FORMAT_RAW &&
+                     ci->payload_format != MRIMG_FORMAT_SPARSE;
+    if (si->mapped_ram && !compressed) {
+        /* what a sparse file needs on disk: page data, bitmaps, the main
+         * stream and the metadata; twice that means holes were filled */
+        uint64_t need = t.data + ci->payload_offset + si->tail_size + si->vmdesc_size + (16u << 20);
+        for (unsigned i = 0; i < mrimg_block_count(img); i++)
+            need += mrimg_block(img, i)->bitmap_size + (1u << 20);
+        int filled = ci->file_allocated > 2 * need;
+        PUT("sparse: %s logical, %s on disk: ", sz(a, sizeof(a), ci->file_size),
+            sz(b, sizeof(b), ci->file_allocated));
+        if (t.zero)
+            PUT("%s of guest RAM is zero%s, %s is page data", sz(c, sizeof(c), t.zero),
+                filled ? "" : " and left as holes", sz(d, sizeof(d), t.data));
+        else
+            PUT("every page of guest RAM (%s) is written as data (zero-page detection off?)",
+                sz(d, sizeof(d), t.data));
+        if (content && t.zero_filled)
+            PUT(", %s of it zero-filled", sz(a, sizeof(a), t.zero_filled));
+        if (filled)
+            PUT("; far more is allocated than that: the holes were filled (copied without "
+                "--sparse?)");
+    } else {
+        uint64_t page_bytes = si->page_records * (t.ps ? t.ps : 4096);
+        if (compressed) {
+            uint64_t stream = si->stream_size + si->trailing_bytes;
+            PUT("%s-compressed: %s file", mrimg_format_name(ci->payload_format),
+                sz(a, sizeof(a), ci->file_size));
+            if (scanned_ok && si->payload_size)
+                PUT(", %s stream (ratio %.1f:1)", sz(b, sizeof(b), stream),
+                    (double)stream / (double)si->payload_size);
+            PUT(", for %s of guest RAM", sz(c, sizeof(c), t.ram));
+        } else {
+            PUT("plain stream: %s file for %s of guest RAM", sz(a, sizeof(a), ci->file_size),
+                sz(b, sizeof(b), t.ram));
+        }
+        if (ci->file_size > t.ram)
+            PUT(", larger than the RAM itself");
+        PUT(": %s of page data", sz(a, sizeof(a), page_bytes));
+        uint64_t records = si->page_records + si->zero_records;
+        uint64_t sent = t.pages - t.absent / (t.ps ? t.ps : 4096);
+        if (si->multi_pass && records > sent) {
+            PUT(" in %" PRIu64 " records for %" PRIu64 " pages: the guest ran during the save and "
+                "%" PRIu64 " pages were sent again after they changed",
+                records, sent, records - sent);
+        } else if (content && t.zero_filled) {
+            PUT(", %s of it zero-filled pages sent as data (zero-page detection off)",
+                sz(b, sizeof(b), t.zero_filled));
+        } else if (si->zero_records == 0 && t.pages && si->page_records >= t.pages) {
+            PUT(": every page was sent as data (zero-page detection off?)");
+        }
+        if (t.zero > t.absent)
+            PUT(", %s of zero pages cost a few bytes each", sz(c, sizeof(c), t.zero - t.absent));
+        if (!scanned_ok)
+            PUT("; the stream breaks off there: %s of guest RAM was never reached",
+                sz(d, sizeof(d), t.absent));
+        else if (t.absent)
+            PUT(", %s of RAM was not sent at all", sz(d, sizeof(d), t.absent));
+        if (si->tail_size > page_bytes && si->tail_size > (1u << 20))
+            PUT(", and %s of device state", sz(d, sizeof(d), si->tail_size));
+    }
+#undef PUT
+}
+
+/* ---- extents ------------------------------------------------------------ */
+
+typedef struct ext_ctx {
+    out *w;
+} ext_ctx;
+
+static void extent_row(out *w, const mrimg_extent *e, int file_map)
+{
+    char what[MRIMG_NAME_MAX + 96], b[32];
+    const char *rn = mrimg_region_name(e->region);
+    out_obj(w, NULL, NULL);
+    /* human: offset, end, length, type, what; JSON: offset, length, ... */
+    out_off(w, "offset", "offset", e->offset);
+    char endb[32];
+    snprintf(endb, sizeof(endb), "0x%" PRIx64, e->offset + e->length);
+    out_cell(w, endb);
+    out_json_only(w, 1);
+    out_u64(w, "length", "length", e->length);
+    out_json_only(w, 0);
+    out_cell(w, sz(b, sizeof(b), e->length));
+    if (file_map) {
+        out_cell(w, e->data ? "data" : "hole");
+        out_json_only(w, 1);
+        out_bool(w, "data", "data", e->data);
+        out_json_only(w, 0);
+    }
+    out_json_only(w, 1);
+    out_str(w, "region", "region", rn);
+    if (e->block_name)
+        out_str(w, "block", "block", e->block_name);
+    if (e->region == MRIMG_REGION_PAGES) {
+        out_u64(w, "first-page", "first page", e->first_page);
+        out_u64(w, "last-page", "last page", e->last_page);
+    }
+    if (!file_map && e->region == MRIMG_REGION_RAM) {
+        out_str(w, "section-type", "section type", section_type_name(e->section_type));
+        out_u64(w, "section-id", "section id", e->section_id);
+    }
+    if (!file_map && e->region == MRIMG_REGION_COMMAND) {
+        out_u64(w, "command", "command", e->command);
+        out_str(w, "command-name", "command name", cmd_name(e->command));
+    }
+    out_json_only(w, 0);
+    switch (e->region) {
+    case MRIMG_REGION_PAGES:
+        if (e->first_page == e->last_page)
+            snprintf(what, sizeof(what), "%s pages %" PRIu64, e->block_name, e->first_page);
+        else
+            snprintf(what, sizeof(what), "%s pages %" PRIu64 "..%" PRIu64, e->block_name,
+                     e->first_page, e->last_page);
+        break;
+    case MRIMG_REGION_BITMAP:
+        snprintf(what, sizeof(what), "%s bitmap", e->block_name);
+        break;
+    case MRIMG_REGION_ALIGN:
+        snprintf(what, sizeof(what), "%s alignment padding", e->block_name);
+        break;
+    case MRIMG_REGION_RAM:
+        if (file_map)
+            snprintf(what, sizeof(what), "stream: RAM section");
+        else
+            snprintf(what, sizeof(what), "RAM section %s (id %u)",
+                     section_type_name(e->section_type), e->section_id);
+        break;
+    case MRIMG_REGION_COMMAND:
+        snprintf(what, sizeof(what), "command %u (%s)", e->command, cmd_name(e->command));
+        break;
+    case MRIMG_REGION_STREAM_HEAD:
+        snprintf(what, sizeof(what), "stream: header");
+        break;
+    case MRIMG_REGION_CONFIG:
+        snprintf(what, sizeof(what), "stream: configuration");
+        break;
+    case MRIMG_REGION_TAIL:
+        snprintf(what, sizeof(what), "stream: device state");
+        break;
+    case MRIMG_REGION_EOF:
+        snprintf(what, sizeof(what), "stream: EOF");
+        break;
+    case MRIMG_REGION_VMDESC:
+        snprintf(what, sizeof(what), "stream: VMDESCRIPTION");
+        break;
+    case MRIMG_REGION_PAYLOAD:
+        snprintf(what, sizeof(what), "compressed payload");
+        break;
+    case MRIMG_REGION_TRAILING:
+        snprintf(what, sizeof(what), "trailing bytes");
+        break;
+    case MRIMG_REGION_UNKNOWN:
+        snprintf(what, sizeof(what), "unknown (not parsed)");
+        break;
+    default:
+        snprintf(what, sizeof(what), "%s", rn ? rn : "?");
+        break;
+    }
+    out_cell(w, what);
+    out_end(w);
+}
+
+static int file_extent_cb(void *opaque, const mrimg_extent *e)
+{
+    extent_row(((ext_ctx *)opaque)->w, e, 1);
+    return 0;
+}
+
+static int stream_extent_cb(void *opaque, const mrimg_extent *e)
+{
+    extent_row(((ext_ctx *)opaque)->w, e, 0);
+    return 0;
+}
+
+/* ---- one image ---------------------------------------------------------- */
+
+/* A string in a list: a line for humans, an array element in JSON. */
+static void list_item(out *w, const char *text)
+{
+    out_cell(w, text);
+    out_json_only(w, 1);
+    out_str(w, NULL, NULL, text);
+    out_json_only(w, 0);
+}
+
+static void print_error(out *w, const char *key, const mrimg_error *e)
+{
+    out_obj(w, key, "error");
+    out_str(w, "code", "code", mrimg_code_name(e->code));
+    out_str(w, "message", "message", e->message);
+    if (e->offset_kind != MRIMG_OFF_NONE) {
+        out_str(w, "offset-kind", "offset kind",
+                e->offset_kind == MRIMG_OFF_FILE ? "file" : "stream");
+        out_off(w, "offset", "offset", e->offset);
+    }
+    out_end(w);
+}
+
+static void print_container(out *w, const mrimg_container_info *ci)
+{
+    out_obj(w, "container", "container");
+    out_str(w, "type", "type", ci->is_libvirt ? "libvirt" : "qemu");
+    if (ci->is_libvirt) {
+        out_str(w, "magic", "magic", ci->complete ? "LibvirtQemudSave" : "LibvirtQemudPart");
+        out_bool(w, "complete", "complete", ci->complete);
+        out_u64(w, "version", "version", ci->version);
+        out_str(w, "byte-order", "byte order",
+                ci->foreign_endian ? "foreign (fields byte-swapped)" : "native");
+        const char *f = mrimg_format_name((int)ci->format);
+        out_str(w, "format", "format", f ? f : "?");
+        if ((int)ci->format != ci->payload_format)
+            out_str(w, "payload-format", "payload format",
+                    mrimg_format_name(ci->payload_format));
+        out_bool(w, "was-running", "was running", ci->was_running != 0);
+        out_size(w, "data-length", "data length", ci->data_len);
+        out_size(w, "xml-size", "XML size", ci->xml_len);
+        if (ci->cookie) {
+            out_off(w, "cookie-offset", "cookie offset", ci->cookie_offset);
+            out_size(w, "cookie-size", "cookie size", ci->cookie_len);
+        } else {
+            out_null(w, "cookie-offset", "cookie offset");
+            out_null(w, "cookie-size", "cookie size");
+        }
+        uint64_t used = ci->xml_len + 1 + (ci->cookie ? ci->cookie_len + 1 : 0);
+        out_size(w, "padding", "padding", ci->data_len > used ? ci->data_len - used : 0);
+        if (ci->padding_nonzero)
+            out_u64(w, "padding-nonzero", "non-zero padding bytes", ci->padding_nonzero);
+        if (ci->reserved_nonzero)
+            out_u64(w, "reserved-nonzero", "non-zero reserved words", ci->reserved_nonzero);
+    } else {
+        const char *pf = mrimg_format_name(ci->payload_format);
+        out_str(w, "format", "format",
+                ci->payload_format == MRIMG_FORMAT_RAW ? "raw (bare stream)" : pf);
+    }
+    out_off(w, "payload-offset", "payload offset", ci->payload_offset);
+    out_end(w);
+}
+
+static void print_stream(out *w, const mrimg_image *img, int scanned_ok)
+{
+    const mrimg_stream_info *si = mrimg_stream(img);
+    const mrimg_container_info *ci = mrimg_container(img);
+    int compressed = ci->payload_format != MRIMG_FORMAT_RAW &&
+                     ci->payload_format != MRIMG_FORMAT_SPARSE;
+    out_obj(w, "stream", "stream");
+    if (!si->stream_version) {
+        out_note(w, "(the stream header could not be read)");
+        out_end(w);
+        return;
+    }
+    out_u64(w, "version", "version", si->stream_version);
+    out_json_only(w, 1);
+    out_str(w, "offset-space", "offsets", compressed ? "decompressed-stream" : "stream");
+    out_json_only(w, 0);
+    if (compressed)
+        out_note(w, "(offsets are positions in the decompressed stream)");
+    else
+        out_note(w, "(offsets are stream offsets: add the payload offset for file offsets)");
+    if (si->has_config)
+        out_str(w, "machine", "machine", si->machine);
+    else
+        out_null(w, "machine", "machine");
+    out_u64(w, "page-size", "target page size", si->target_page_size);
+    out_list(w, "capabilities", NULL);
+    if (!out_is_json(w)) {
+        char caps[1024] = "";
+        size_t n = 0;
+        for (unsigned i = 0; i < si->ncaps && n < sizeof(caps); i++)
+            n += (size_t)snprintf(caps + n, sizeof(caps) - n, "%s%s", i ? ", " : "",
+                                  si->caps[i]);
+        out_end(w);
+        out_str(w, "capabilities", "capabilities", si->ncaps ? caps : "(none)");
+    } else {
+        for (unsigned i = 0; i < si->ncaps; i++)
+            out_str(w, NULL, NULL, si->caps[i]);
+        out_end(w);
+    }
+    if (si->has_uuid) {
+        char u[40];
+        const uint8_t *x = si->uuid;
+        snprintf(u, sizeof(u),
+                 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", x[0],
+                 x[1], x[2], x[3], x[4], x[5], x[6], x[7], x[8], x[9], x[10], x[11], x[12], x[13],
+                 x[14], x[15]);
+        out_str(w, "uuid", "uuid", u);
+    } else {
+        out_null(w, "uuid", "uuid");
+    }
+    out_str(w, "layout", "layout", si->mapped_ram ? "mapped-ram" : "plain");
+    if (!si->mapped_ram) {
+        out_str(w, "passes", "passes", si->multi_pass ? "multiple" : "single");
+        out_bool(w, "ordered", "pages in order", si->ordered);
+    }
+    out_obj(w, "sections", "sections before the device state");
+    out_u64(w, "start", "START", si->sections_start);
+    out_u64(w, "part", "PART", si->sections_part);
+    out_u64(w, "end", "END", si->sections_end);
+    out_u64(w, "full", "FULL", si->sections_full);
+    out_end(w);
+    out_u64(w, "ram-section-id", "RAM section id", si->ram_section_id);
+    out_u64(w, "commands", "commands", si->commands);
+    if (si->commands) {
+        out_obj(w, "command-counts", "command counts");
+        for (unsigned c = 0; c < 16; c++)
+            if (si->cmd_counts[c])
+                out_u64(w, cmd_name(c), cmd_name(c), si->cmd_counts[c]);
+        out_end(w);
+    }
+    if (!si->mapped_ram) {
+        out_u64(w, "page-records", "page records", si->page_records);
+        out_u64(w, "zero-records", "zero-page records", si->zero_records);
+    }
+    if (scanned_ok || si->ram_end) {
+        out_off(w, "ram-end", "RAM part ends at", si->ram_end);
+        out_json_only(w, 1);
+        out_off(w, "device-state-offset", "device state starts at", si->ram_end);
+        out_json_only(w, 0);
+        out_size(w, "device-state-size", "device state size",
+                 (si->has_eof ? si->eof_offset : si->stream_size) - si->ram_end);
+        if (si->has_eof)
+            out_off(w, "eof-offset", "EOF record at", si->eof_offset);
+        else
+            out_null(w, "eof-offset", "EOF record at");
+        if (si->has_vmdesc) {
+            out_off(w, "vmdescription-offset", "VMDESCRIPTION JSON at", si->vmdesc_offset);
+            out_size(w, "vmdescription-size", "VMDESCRIPTION JSON size", si->vmdesc_size);
+        } else {
+            out_null(w, "vmdescription-offset", "VMDESCRIPTION JSON at");
+            out_null(w, "vmdescription-size", "VMDESCRIPTION JSON size");
+        }
+        out_size(w, "size", "stream size", si->stream_size);
+        if (si->trailing_bytes)
+            out_size(w, "trailing-bytes", "bytes after the stream", si->trailing_bytes);
+    } else {
+        out_null(w, "ram-end", "RAM part ends at");
+        out_null(w, "size", "stream size");
+    }
+    out_end(w);
+}
+
+static void print_ram(out *w, const mrimg_image *img, int content)
+{
+    unsigned n = mrimg_block_count(img);
+    const mrimg_stream_info *si = mrimg_stream(img);
+    out_obj(w, "ram", "RAM");
+    if (n == 0) {
+        out_note(w, "(no RAM block list)");
+        out_list(w, "blocks", NULL);
+        out_end(w);
+        out_end(w);
+        return;
+    }
+    int mapped = si->mapped_ram;
+    out_col cols[10];
+    int nc = 0;
+    cols[nc++] = (out_col){"block", -22};
+    cols[nc++] = (out_col){"size", 9};
+    cols[nc++] = (out_col){"pages", 8};
+    cols[nc++] = (out_col){"data", 8};
+    cols[nc++] = (out_col){"zero", 8};
+    if (content)
+        cols[nc++] = (out_col){"zero-filled", 11};
+    if (mapped) {
+        cols[nc++] = (out_col){"bitmap at", 14};
+        cols[nc++] = (out_col){"pages at", 14};
+    } else {
+        cols[nc++] = (out_col){"absent", 8};
+        cols[nc++] = (out_col){"records", 8};
+    }
+    out_table(w, "blocks", "blocks", cols, nc);
+    for (unsigned i = 0; i < n; i++) {
+        const mrimg_ram_block_info *b = mrimg_block(img, i);
+        out_obj(w, NULL, NULL);
+        out_str(w, "name", "name", b->name);
+        out_size(w, "used-length", "used length", b->used_length);
+        out_u64(w, "pages", "pages", b->pages);
+        out_u64(w, "pages-data", "pages with data", b->pages_data);
+        out_u64(w, "pages-zero", "zero pages", b->pages_zero);
+        if (content)
+            out_u64(w, "pages-zero-filled", "zero-filled", b->pages_zero_filled);
+        if (mapped) {
+            out_off(w, "bitmap-offset", "bitmap at", b->bitmap_offset);
+            out_off(w, "pages-offset", "pages at", b->pages_offset);
+            out_json_only(w, 1);
+            out_u64(w, "bitmap-size", "bitmap size", b->bitmap_size);
+            out_off(w, "header-offset", "header at", b->header_offset);
+            out_json_only(w, 0);
+        } else {
+            out_u64(w, "pages-absent", "absent", b->pages_absent);
+            out_u64(w, "records", "records", b->records);
+        }
+        out_json_only(w, 1);
+        out_u64(w, "page-size", "page size", b->page_size);
+        if (b->has_postcopy_page_size)
+            out_u64(w, "postcopy-page-size", "postcopy page size", b->postcopy_page_size);
+        if (b->has_mr_addr)
+            out_off(w, "mr-addr", "mr_addr", b->mr_addr);
+        out_json_only(w, 0);
+        out_end(w);
+    }
+    out_end(w);
+    totals t = ram_totals(img);
+    out_obj(w, "total", "total");
+    out_u64(w, "blocks", "blocks", n);
+    out_size(w, "size", "guest RAM", t.ram);
+    out_u64(w, "pages", "pages", t.pages);
+    uint64_t pd = 0, pz = 0, pa = 0, pzf = 0;
+    for (unsigned i = 0; i < n; i++) {
+        const mrimg_ram_block_info *b = mrimg_block(img, i);
+        pd += b->pages_data;
+        pz += b->pages_zero;
+        pa += b->pages_absent;
+        pzf += b->pages_zero_filled;
+    }
+    out_u64(w, "pages-data", "pages with data", pd);
+    out_u64(w, "pages-zero", "zero pages", pz);
+    if (!mapped)
+        out_u64(w, "pages-absent", "pages never sent", pa);
+    if (content)
+        out_u64(w, "pages-zero-filled", "zero-filled data pages", pzf);
+    out_size(w, "data-size", "data", t.data);
+    out_end(w);
+    out_end(w);
+}
+
+static void print_sizes(out *w, const mrimg_image *img, int scanned_ok, int content)
+{
+    const mrimg_container_info *ci = mrimg_container(img);
+    const mrimg_stream_info *si = mrimg_stream(img);
+    totals t = ram_totals(img);
+    int compressed = ci->payload_format != MRIMG_FORMAT_RAW &&
+                     ci->payload_format != MRIMG_FORMAT_SPARSE;
+    out_obj(w, "sizes", "sizes");
+    out_size(w, "file-size", "file size", ci->file_size);
+    out_size(w, "allocated", "allocated on disk", ci->file_allocated);
+    out_size(w, "guest-ram", "guest RAM", t.ram);
+    out_size(w, "ram-data", "RAM data", t.data);
+    uint64_t payload = ci->file_size - ci->payload_offset;
+    out_size(w, "payload-size", compressed ? "payload (compressed)" : "payload", payload);
+    if (scanned_ok) {
+        uint64_t stream = si->stream_size + si->trailing_bytes;
+        out_size(w, "stream-size", compressed ? "stream (uncompressed)" : "stream", stream);
+        if (compressed && payload)
+            out_double(w, "compression-ratio", "compression ratio", (double)stream / (double)payload,
+                       2);
+        else
+            out_null(w, "compression-ratio", "compression ratio");
+    } else {
+        out_null(w, "stream-size", compressed ? "stream (uncompressed)" : "stream");
+        out_null(w, "compression-ratio", "compression ratio");
+    }
+    char e[1024];
+    explain(e, sizeof(e), img, scanned_ok, content);
+    out_str(w, "explanation", "explanation", e);
+    out_end(w);
+}
+
+static int info_xml(out *w, const char *path, mrimg_image *img, const opts *op)
+{
+    const mrimg_container_info *ci = mrimg_container(img);
+    out_json_only(w, 1);
+    out_str(w, "file", "file", path);
+    out_json_only(w, 0);
+    if (!ci->is_libvirt) {
+        cli_error(path, "a bare QEMU migration stream has no domain XML");
+        out_null(w, "xml", "xml");
+        return EXIT_PROBLEM;
+    }
+    int status = EXIT_OK;
+    if (!ci->complete) {
+        cli_warn(path, "incomplete save (magic LibvirtQemudPart): libvirt refuses to restore "
+                       "it");
+        status = EXIT_PROBLEM;
+    }
+    if (op->security_info) {
+        out_json_only(w, 1);
+        out_bool(w, "security-info", "security info", 1);
+        out_json_only(w, 0);
+        out_text(w, "xml", ci->xml);
+        return status;
+    }
+    mrimg_error err;
+    unsigned removed = 0;
+    char *x = mrimg_xml_strip_secrets(ci->xml, ci->xml_len, &removed, &err);
+    if (!x) {
+        cli_lib_error(path, &err);
+        out_null(w, "xml", "xml");
+        return EXIT_PROBLEM;
+    }
+    out_json_only(w, 1);
+    out_bool(w, "security-info", "security info", 0);
+    out_u64(w, "secrets-removed", "secrets removed", removed);
+    out_json_only(w, 0);
+    out_text(w, "xml", x);
+    free(x);
+    return status;
+}
+
+static int info_image(out *w, const char *path, mrimg_image *img, const opts *op)
+{
+    const mrimg_container_info *ci = mrimg_container(img);
+    mrimg_error err, cerr;
+    mrimg_error_clear(&cerr);
+    cli_progress_setup(op->progress ? 1 : 0, "scanning");
+    int rc = mrimg_scan(img, 0, cli_progress, NULL, &err);
+    int crc = 0;
+    if (rc == 0 && op->content)
+        crc = mrimg_content_scan(img, cli_progress, NULL, &cerr);
+    cli_progress_done();
+    int scanned_ok = rc == 0;
+    const mrimg_stream_info *si = mrimg_stream(img);
+    int compressed = ci->payload_format != MRIMG_FORMAT_RAW &&
+                     ci->payload_format != MRIMG_FORMAT_SPARSE;
+
+    /* problems make the exit status 1; warnings do not */
+    const char *problems[8];
+    int np = 0;
+    char pbuf[8][160];
+    if (!ci->complete)
+        problems[np++] = "incomplete save (magic LibvirtQemudPart): the save did not finish; "
+                         "libvirt refuses to restore it";
+    if (rc < 0) {
+        snprintf(pbuf[np], sizeof(pbuf[np]), "the stream could not be parsed to its end (%s)",
+                 mrimg_code_name(err.code));
+        problems[np] = pbuf[np];
+        np++;
+    }
+    if (crc < 0) {
+        snprintf(pbuf[np], sizeof(pbuf[np]), "content statistics failed (%s)",
+                 mrimg_code_name(cerr.code));
+        problems[np] = pbuf[np];
+        np++;
+    }
+    if (ci->is_libvirt && si->has_config) {
+        if (ci->payload_format == MRIMG_FORMAT_SPARSE && !si->mapped_ram)
+            problems[np++] = "the header says sparse but the stream is not mapped-ram: libvirt "
+                             "would restore it with mapped-ram and fail";
+        else if (ci->payload_format != MRIMG_FORMAT_SPARSE && si->mapped_ram)
+            problems[np++] = "the stream is mapped-ram but the header does not say sparse: "
+                             "libvirt would restore it without mapped-ram and fail";
+    }
+    const char *warnings[8];
+    int nw = 0;
+    char wbuf[8][160];
+    if (ci->padding_nonzero)
+        warnings[nw++] = "the metadata padding holds non-zero bytes";
+    if (ci->reserved_nonzero)
+        warnings[nw++] = "reserved header words are not zero";
+    if (scanned_ok && si->trailing_bytes) {
+        snprintf(wbuf[nw], sizeof(wbuf[nw]), "%" PRIu64 " %s after the end of the stream",
+                 si->trailing_bytes, si->trailing_zero ? "zero bytes" : "bytes");
+        warnings[nw] = wbuf[nw];
+        nw++;
+    }
+    if (scanned_ok && compressed && si->payload_trailing) {
+        snprintf(wbuf[nw], sizeof(wbuf[nw]),
+                 "%" PRIu64 " %s after the last compressed member", si->payload_trailing,
+                 si->payload_trailing_zero ? "zero bytes" : "bytes");
+        warnings[nw] = wbuf[nw];
+        nw++;
+    }
+    if (scanned_ok && !si->has_vmdesc)
+        warnings[nw++] = "no VMDESCRIPTION at the end of the stream";
+
+    out_str(w, "file", "image", path);
+    out_str(w, "status", "status", np ? "problems" : "ok");
+    if (rc < 0) {
+        print_error(w, "error", &err);
+    } else {
+        out_json_only(w, 1);
+        out_null(w, "error", "error");
+        out_json_only(w, 0);
+    }
+    out_list(w, "problems", np ? "problems" : NULL);
+    for (int i = 0; i < np; i++)
+        list_item(w, problems[i]);
+    out_end(w);
+    out_list(w, "warnings", nw ? "warnings" : NULL);
+    for (int i = 0; i < nw; i++)
+        list_item(w, warnings[i]);
+    out_end(w);
+
+    print_container(w, ci);
+    print_stream(w, img, scanned_ok);
+    print_ram(w, img, op->content && crc == 0);
+    print_sizes(w, img, scanned_ok, op->content && crc == 0);
+
+    if (rc < 0)
+        cli_lib_error(path, &err);
+    if (crc < 0)
+        cli_lib_error(path, &cerr);
+    if (!ci->complete)
+        cli_warn(path, "incomplete save (magic LibvirtQemudPart)");
+
+    if (op->extents) {
+        static const out_col fcols[] = {
+            {"offset", -14}, {"end", -14}, {"length", 9}, {"type", -4}, {"what", 0},
+        };
+        ext_ctx x = {w};
+        mrimg_extent_totals tot;
+        mrimg_error eerr;
+        cli_progress_setup(op->progress ? 1 : 0, "extents");
+        out_table(w, "extents", "extents (file offsets)", fcols, 5);
+        int erc = mrimg_extents(img, file_extent_cb, &x, &tot, cli_progress, NULL, &eerr);
+        out_end(w);
+        cli_progress_done();
+        out_obj(w, "extent-totals", "extent totals");
+        out_u64(w, "runs", "runs", tot.runs);
+        out_u64(w, "data-runs", "data runs", tot.data_runs);
+        out_u64(w, "hole-runs", "hole runs", tot.hole_runs);
+        out_size(w, "data-bytes", "data", tot.data_bytes);
+        out_size(w, "hole-bytes", "holes", tot.hole_bytes);
+        out_bool(w, "hole-map", "file system reports holes", tot.hole_map);
+        out_end(w);
+        if (erc < 0) {
+            cli_lib_error(path, &eerr);
+            np++;
+        }
+        if (compressed) {
+            static const out_col scols[] = {
+                {"offset", -14}, {"end", -14}, {"length", 9}, {"what", 0},
+            };
+            cli_progress_setup(op->progress ? 1 : 0, "stream map");
+            out_table(w, "stream-map", "regions of the decompressed stream (stream offsets)",
+                      scols, 4);
+            int src = mrimg_stream_map(img, stream_extent_cb, &x, cli_progress, NULL, &eerr);
+            out_end(w);
+            cli_progress_done();
+            if (src < 0 && rc == 0) {
+                cli_lib_error(path, &eerr);
+                np++;
+            }
+        }
+    }
+    return np ? EXIT_PROBLEM : EXIT_OK;
+}
+
+static int info_file(const char *path, const opts *op, int index)
+{
+    mrimg_error err;
+    mrimg_image *img = mrimg_open(path, &op->open, &err);
+    if (op->mode == OUT_JSON && index > 0)
+        fputs(",\n", stdout);
+    else if (op->mode == OUT_HUMAN && index > 0 && !op->xml)
+        fputc('\n', stdout);
+    if (!img) {
+        cli_lib_error(path, &err);
+        int status = err.code == MRIMG_ERR_IO || err.code == MRIMG_ERR_INVAL ||
+                             err.code == MRIMG_ERR_NOMEM
+                         ? EXIT_USAGE
+                         : EXIT_PROBLEM;
+        if (op->mode == OUT_JSON) {
+            out *w = out_new(stdout, OUT_JSON);
+            if (w) {
+                out_str(w, "file", "image", path);
+                out_str(w, "status", "status", "error");
+                print_error(w, "error", &err);
+                out_free(w);
+            }
+        }
+        return status;
+    }
+    out *w = out_new(stdout, op->mode);
+    if (!w) {
+        cli_error(path, "out of memory");
+        mrimg_close(img);
+        return EXIT_USAGE;
+    }
+    int status = op->xml ? info_xml(w, path, img, op) : info_image(w, path, img, op);
+    out_free(w);
+    mrimg_close(img);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    cli_init(argv[0]);
+    static const struct option longopts[] = {
+        {"output", required_argument, NULL, OPT_OUTPUT},
+        {"extents", no_argument, NULL, OPT_EXTENTS},
+        {"xml", no_argument, NULL, OPT_XML},
+        {"security-info", no_argument, NULL, OPT_SECURITY_INFO},
+        {"content", no_argument, NULL, OPT_CONTENT},
+        {"offset", required_argument, NULL, OPT_OFFSET},
+        {"progress", no_argument, NULL, 'p'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    opts op;
+    memset(&op, 0, sizeof(op));
+    op.mode = OUT_HUMAN;
+    int c;
+    opterr = 0; /* our own messages, named "imginfo: ..." */
+    while ((c = getopt_long(argc, argv, ":phV", longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_OUTPUT:
+            op.mode = cli_parse_output(optarg);
+            if (op.mode < 0) {
+                cli_error(NULL, "invalid output format '%s' (human or json)", optarg);
+                cli_usage_hint();
+                return EXIT_USAGE;
+            }
+            break;
+        case OPT_EXTENTS: op.extents = 1; break;
+        case OPT_XML: op.xml = 1; break;
+        case OPT_SECURITY_INFO: op.security_info = 1; break;
+        case OPT_CONTENT: op.content = 1; break;
+        case OPT_OFFSET:
+            if (!cli_parse_u64(optarg, &op.open.stream_offset)) {
+                cli_error(NULL, "invalid offset '%s'", optarg);
+                cli_usage_hint();
+                return EXIT_USAGE;
+            }
+            break;
+        case 'p': op.progress = 1; break;
+        case 'h': usage(); return EXIT_OK;
+        case 'V': cli_version(); return EXIT_OK;
+        case ':':
+            cli_error(NULL, "option '%s' needs an argument", argv[optind - 1]);
+            cli_usage_hint();
+            return EXIT_USAGE;
+        default:
+            cli_error(NULL, "unrecognized option '%s'", argv[optind - 1]);
+            cli_usage_hint();
+            return EXIT_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        cli_error(NULL, "missing FILE");
+        cli_usage_hint();
+        return EXIT_USAGE;
+    }
+    if (op.security_info && !op.xml) {
+        cli_error(NULL, "--security-info only applies to --xml");
+        cli_usage_hint();
+        return EXIT_USAGE;
+    }
+    if (op.xml && (op.extents || op.content)) {
+        cli_error(NULL, "--xml prints only the domain XML: it cannot be combined with "
+                        "--extents or --content");
+        cli_usage_hint();
+        return EXIT_USAGE;
+    }
+    cli_signals();
+    int nfiles = argc - optind, status = EXIT_OK;
+    if (op.mode == OUT_JSON && nfiles > 1)
+        fputs("[\n", stdout);
+    for (int i = 0; i < nfiles; i++) {
+        int s = info_file(argv[optind + i], &op, i);
+        if (s > status)
+            status = s;
+    }
+    if (op.mode == OUT_JSON && nfiles > 1)
+        fputs("]\n", stdout);
+    return status;
+}
