@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Set up (packages, build) and run every test:
+#   1. ctest in the normal build          ($MRIMG_BUILD, default build/)
+#   2. ctest in an ASan+UBSan build       ($MRIMG_BUILD_ASAN, default build-asan/,
+#                                          -DMRIMG_SANITIZE=ON)
+#   3. the fuzzers (fuzz/run.sh, if present: builds them with clang in
+#      build-fuzz/ and runs each target for $MRIMG_FUZZ_SECONDS seconds,
+#      default 60 -- 11 targets, so about 11 minutes; 0 skips fuzzing)
+# Every step runs even if an earlier one failed; the exit status is 0 only if
+# all passed.  The ctest runs include the QEMU round trips, which are skipped
+# when no QEMU >= 9.0 is installed, unless CI is set (then they fail).
+# MRIMG_TEST_JOBS: parallel ctest jobs (default: online CPUs).
+set -euo pipefail
+cd "$(dirname "$(readlink -f "$0")")/.."
+
+build=${MRIMG_BUILD:-build}
+asan=${MRIMG_BUILD_ASAN:-build-asan}
+jobs=${MRIMG_TEST_JOBS:-$(nproc)}
+fuzz_seconds=${MRIMG_FUZZ_SECONDS:-60}  # per fuzz target
+start=$SECONDS
+
+passed=()
+failed=()
+step() {  # step NAME COMMAND...: run, time and record one step
+    local name=$1 t0=$SECONDS rc=0
+    shift
+    printf '\n=== %s\n' "$name"
+    "$@" || rc=$?
+    if [ "$rc" -eq 0 ]; then
+        passed+=("$name")
+        printf '=== %s: passed (%d s)\n' "$name" $((SECONDS - t0))
+    else
+        failed+=("$name")
+        printf '=== %s: FAILED, exit status %d (%d s)\n' "$name" "$rc" $((SECONDS - t0))
+    fi
+}
+
+run_ctest() {  # run_ctest BUILD_DIR
+    ctest --test-dir "$1" --output-on-failure -j "$jobs"
+}
+
+asan_build_and_ctest() {
+    cmake -S . -B "$asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMRIMG_SANITIZE=ON &&
+        cmake --build "$asan" -j "$(nproc)" &&
+        run_ctest "$asan"
+}
+
+run_fuzz() {
+    MRIMG_FUZZ_SECONDS=$fuzz_seconds bash fuzz/run.sh
+}
+
+# Packages and the normal build: without them nothing else can run.
+MRIMG_BUILD=$build scripts/setup.sh --tests
+
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
+step "ctest ($build)" run_ctest "$build"
+step "build and ctest ($asan, ASan+UBSan)" asan_build_and_ctest
+if [ "$fuzz_seconds" = 0 ]; then
+    printf '\n=== fuzz: skipped (MRIMG_FUZZ_SECONDS=0)\n'
+elif [ -f fuzz/run.sh ]; then
+    step "fuzz (${fuzz_seconds} s per target)" run_fuzz
+else
+    printf '\n=== fuzz: no fuzz/run.sh in this tree yet, nothing to run\n'
+fi
+
+printf '\n=== summary (%d s)\n' $((SECONDS - start))
+for s in "${passed[@]}"; do printf '  passed  %s\n' "$s"; done
+for s in "${failed[@]}"; do printf '  FAILED  %s\n' "$s"; done
+printf 'steps: %d passed, %d failed\n' "${#passed[@]}" "${#failed[@]}"
+[ "${#failed[@]}" -eq 0 ]
