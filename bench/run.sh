@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# Benchmark imgconv (and imginfo/imgverify) against what a user would run
+# instead, on a multi-GiB save image made by real QEMU.
+#
+#   bench/run.sh [BUILD_DIR]
+#
+# Environment:
+#   BENCH_DIR     work directory (default /var/tmp/mrimg-bench); needs about
+#                 4 x DATA_GIB of free space
+#   RAM_GIB       guest RAM of the image (default 4)
+#   DATA_GIB      guest RAM holding data (default 3)
+#   REPEAT        runs per command, the median is reported (default 3)
+#   ONLY          space-separated list of comparisons to run (default: all):
+#                 zstd gzip xz bzip2 lzop sparse unzstd info verify
+#   COLD          1: drop the page cache before every run (needs root;
+#                 default 1 when root)
+#
+# Every command's output is flushed to disk before the clock stops: imgconv
+# fsyncs its output (it must, to finalise the image safely), so the stock
+# tools are timed as `tool ... > out && sync`.  The table gives the median
+# wall time, the ratio to the stock tool, and the peak RSS.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+build=${1:-$here/../build}
+bin=$build/tools
+dir=${BENCH_DIR:-/var/tmp/mrimg-bench}
+ram=${RAM_GIB:-4}
+data=${DATA_GIB:-3}
+repeat=${REPEAT:-3}
+only=${ONLY:-zstd gzip xz bzip2 lzop sparse unzstd info verify}
+cold=${COLD:-$([ "$(id -u)" = 0 ] && echo 1 || echo 0)}
+
+for t in imgconv imginfo imgverify; do
+    [ -x "$bin/$t" ] || { echo "bench: $bin/$t not built" >&2; exit 1; }
+done
+mkdir -p "$dir"
+python3 "$here/make-image.py" "$dir" "$ram" "$data"
+xml=$dir/domain.xml
+[ -f "$xml" ] || cp "$here/../testdata/libvirt/dumpxml-security-info.xml" "$xml"
+raw=$dir/raw.sav
+[ -f "$raw" ] || "$bin/imgconv" -q -O raw --xml "$xml" "$dir/plain.mig" "$raw"
+payload=$dir/plain.mig   # the QEMU stream inside raw.sav, byte for byte
+echo "image: $raw ($(du -h --apparent-size "$raw" | cut -f1) stream, guest RAM ${ram} GiB)"
+echo "cpus: $(nproc); cold cache: $cold; median of $repeat runs"
+echo
+
+drop() {
+    sync
+    if [ "$cold" = 1 ]; then echo 3 > /proc/sys/vm/drop_caches; fi
+}
+
+# run NAME CMD...: median wall seconds and max RSS of REPEAT runs
+declare -A T M
+run() {
+    local name=$1; shift
+    local times=() rss=0
+    for _ in $(seq "$repeat"); do
+        rm -f "$dir"/out.*
+        drop
+        local tf; tf=$(mktemp)
+        /usr/bin/time -f "%e %M" -o "$tf" bash -c "$*" >/dev/null 2>&1 || {
+            echo "bench: '$name' failed: $*" >&2; cat "$tf" >&2; exit 1; }
+        read -r s m < "$tf"; rm -f "$tf"
+        times+=("$s"); [ "$m" -gt "$rss" ] && rss=$m
+    done
+    T[$name]=$(printf '%s\n' "${times[@]}" | sort -g | sed -n "$(( (repeat + 1) / 2 ))p")
+    M[$name]=$rss
+}
+
+row() { # ours stock...
+    local ours=$1; shift
+    printf '%-34s %8.2f s %9d KiB\n' "$ours" "${T[$ours]}" "${M[$ours]}"
+    for s in "$@"; do
+        [ -n "${T[$s]:-}" ] || continue
+        printf '  %-32s %8.2f s %9d KiB   ours/this = %.2f\n' "$s" "${T[$s]}" "${M[$s]}" \
+            "$(echo "${T[$ours]} / ${T[$s]}" | bc -l)"
+    done
+}
+
+o=$dir/out
+for what in $only; do
+    case $what in
+    zstd)
+        run "imgconv raw->zstd" "$bin/imgconv -q -f -O zstd $raw $o.zst"
+        run "zstd -3 -c" "zstd -q -3 -c $payload > $o.z1 && sync"
+        run "zstd -3 -T0" "zstd -q -3 -T0 -c $payload > $o.z2 && sync"
+        row "imgconv raw->zstd" "zstd -3 -c" "zstd -3 -T0" ;;
+    gzip)
+        run "imgconv raw->gzip" "$bin/imgconv -q -f -O gzip $raw $o.gz"
+        run "gzip -6" "gzip -6 -c $payload > $o.g1 && sync"
+        run "pigz -6" "pigz -6 -c $payload > $o.g2 && sync"
+        row "imgconv raw->gzip" "gzip -6" "pigz -6" ;;
+    xz)
+        run "imgconv raw->xz" "$bin/imgconv -q -f -O xz $raw $o.xz"
+        run "xz -3" "xz -3 -c $payload > $o.x1 && sync"
+        run "xz -3 -T0" "xz -3 -T0 -c $payload > $o.x2 && sync"
+        row "imgconv raw->xz" "xz -3" "xz -3 -T0" ;;
+    bzip2)
+        run "imgconv raw->bzip2" "$bin/imgconv -q -f -O bzip2 $raw $o.bz2"
+        run "bzip2 -9" "bzip2 -9 -c $payload > $o.b1 && sync"
+        run "lbzip2 -9" "lbzip2 -9 -c $payload > $o.b2 && sync"
+        row "imgconv raw->bzip2" "bzip2 -9" "lbzip2 -9" ;;
+    lzop)
+        run "imgconv raw->lzop" "$bin/imgconv -q -f -O lzop $raw $o.lzo"
+        run "lzop -3" "lzop -3 -c $payload > $o.l1 && sync"
+        row "imgconv raw->lzop" "lzop -3" ;;
+    sparse)
+        run "imgconv raw->sparse" "$bin/imgconv -q -f -O sparse $raw $o.sparse"
+        run "cp --sparse=always" "cp --sparse=always $raw $o.cp && sync"
+        row "imgconv raw->sparse" "cp --sparse=always" ;;
+    unzstd)
+        [ -f "$dir/in.zst" ] || "$bin/imgconv" -q -O zstd "$raw" "$dir/in.zst"
+        [ -f "$dir/in.sparse" ] || "$bin/imgconv" -q -O sparse "$raw" "$dir/in.sparse"
+        off=$(( $(od -An -tu4 -j20 -N4 "$dir/in.zst") + 92 ))
+        run "imgconv zstd->raw" "$bin/imgconv -q -f -O raw $dir/in.zst $o.raw"
+        run "zstd -dc" "tail -c +$((off + 1)) $dir/in.zst | zstd -dc > $o.d1 && sync"
+        row "imgconv zstd->raw" "zstd -dc"
+        run "imgconv sparse->zstd" "$bin/imgconv -q -f -O zstd $dir/in.sparse $o.s2z"
+        row "imgconv sparse->zstd" "zstd -3 -T0" ;;
+    info)
+        [ -f "$dir/in.sparse" ] || "$bin/imgconv" -q -O sparse "$raw" "$dir/in.sparse"
+        run "imginfo raw" "$bin/imginfo $raw"
+        run "imginfo sparse" "$bin/imginfo $dir/in.sparse"
+        run "imginfo --extents sparse" "$bin/imginfo --extents $dir/in.sparse"
+        run "cat raw > /dev/null" "cat $raw > /dev/null"
+        row "imginfo raw" "cat raw > /dev/null"
+        row "imginfo sparse"
+        row "imginfo --extents sparse" ;;
+    verify)
+        [ -f "$dir/in.sparse" ] || "$bin/imgconv" -q -O sparse "$raw" "$dir/in.sparse"
+        run "imgverify raw" "$bin/imgverify -q $raw"
+        run "imgverify sparse" "$bin/imgverify -q $dir/in.sparse"
+        run "cat raw > /dev/null" "cat $raw > /dev/null"
+        run "cat sparse > /dev/null" "cat $dir/in.sparse > /dev/null"
+        row "imgverify raw" "cat raw > /dev/null"
+        row "imgverify sparse" "cat sparse > /dev/null" ;;
+    *) echo "bench: unknown comparison '$what'" >&2; exit 2 ;;
+    esac
+    echo
+done
+rm -f "$dir"/out.*
