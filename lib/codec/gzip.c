@@ -212,32 +212,6 @@ static int gz_read_trailer(mrimg_decoder *d, gz_dec *g, mrimg_error *err)
     return 0;
 }
 
-/* Skip zero bytes.  1: the input ended (only zeros), 0: a non-zero byte is
- * next, <0 error. */
-static int gz_skip_zeros(mrimg_instream *in, mrimg_error *err)
-{
-    for (;;) {
-        if (in_avail(in) == 0) {
-            ssize_t a = in_fill(in, err);
-            if (a < 0)
-                return (int)a;
-            if (a == 0)
-                return 1;
-        }
-        const uint8_t *p = in->buf + in->r;
-        size_t n = in_avail(in);
-        if (mem_is_zero(p, n)) {
-            in->r += n;
-            continue;
-        }
-        size_t i = 0;
-        while (p[i] == 0)
-            i++;
-        in->r += i;
-        return 0;
-    }
-}
-
 /* After a member: another member, the end, or trailing data. */
 static int gz_next(mrimg_decoder *d, gz_dec *g, mrimg_error *err)
 {
@@ -274,7 +248,7 @@ static int gz_next(mrimg_decoder *d, gz_dec *g, mrimg_error *err)
                  (unsigned long long)tstart);
         return 0;
     }
-    int z = gz_skip_zeros(in, err);
+    int z = in_skip_zeros(in, err);
     if (z < 0)
         return z;
     d->st.trailing = in->end - tstart;

@@ -1025,31 +1025,16 @@ static int after_member(mrimg_decoder *d, lz_dec *p, mrimg_error *err)
         return 0;
     }
     /* skip a run of zero bytes */
-    uint64_t zeros = 0;
-    for (;;) {
-        if (in_avail(in) == 0) {
-            a = in_fill(in, err);
-            if (a < 0)
-                return (int)a;
-            if (a == 0) {
-                d->st.trailing += zeros;
-                d->st.trailing_zero = true;
-                return 0; /* only zeros: lzop is silent */
-            }
-        }
-        const uint8_t *z = in->buf + in->r;
-        size_t k = in_avail(in);
-        if (mem_is_zero(z, k)) {
-            consume(d, k);
-            zeros += k;
-            continue;
-        }
-        size_t i = 0;
-        while (z[i] == 0)
-            i++;
-        consume(d, i);
-        zeros += i;
-        break;
+    uint64_t zstart = in_pos(in);
+    int zr = in_skip_zeros(in, err);
+    if (zr < 0)
+        return zr;
+    consume(d, 0); /* account for the skipped bytes */
+    uint64_t zeros = in_pos(in) - zstart;
+    if (zr == 1) {
+        d->st.trailing += zeros;
+        d->st.trailing_zero = true;
+        return 0; /* only zeros: lzop is silent */
     }
     uint64_t nz = in_pos(in);
     a = fill_upto(in, 9, err);

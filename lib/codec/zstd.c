@@ -57,32 +57,6 @@ typedef struct {
 
 static bool zs_is_skippable(uint32_t m) { return (m & ZSTD_MAGIC_SKIPPABLE_MASK) == ZSTD_MAGIC_SKIPPABLE_START; }
 
-/* Skip zero bytes.  1: the input ended (only zeros), 0: a non-zero byte is
- * next, <0 error. */
-static int zs_skip_zeros(mrimg_instream *in, mrimg_error *err)
-{
-    for (;;) {
-        if (in_avail(in) == 0) {
-            ssize_t a = in_fill(in, err);
-            if (a < 0)
-                return (int)a;
-            if (a == 0)
-                return 1;
-        }
-        const uint8_t *p = in->buf + in->r;
-        size_t n = in_avail(in);
-        if (mem_is_zero(p, n)) {
-            in->r += n;
-            continue;
-        }
-        size_t i = 0;
-        while (p[i] == 0)
-            i++;
-        in->r += i;
-        return 0;
-    }
-}
-
 /* What the zstd CLI would decode in another format after a frame.  It looks
  * at a frame's first 4 bytes; with fewer left it says "unknown header". */
 static const char *zs_foreign(const uint8_t *p, size_t n)
@@ -145,7 +119,7 @@ static int zs_frame_start(mrimg_decoder *d, zs_dec *z, mrimg_error *err)
                        "as part of the payload; not supported",
                        foreign);
     z->state = ZD_END;
-    int zr = zs_skip_zeros(in, err);
+    int zr = in_skip_zeros(in, err);
     if (zr < 0)
         return zr;
     d->st.trailing = in->end - off;

@@ -217,3 +217,27 @@ int in_need(mrimg_instream *in, size_t n, const char *what, mrimg_error *err)
     }
     return 0;
 }
+
+int in_skip_zeros(mrimg_instream *in, mrimg_error *err)
+{
+    for (;;) {
+        if (in_avail(in) == 0) {
+            ssize_t a = in_fill(in, err);
+            if (a < 0)
+                return (int)a;
+            if (a == 0)
+                return 1;
+        }
+        const uint8_t *p = in->buf + in->r;
+        size_t n = in_avail(in);
+        if (mem_is_zero(p, n)) {
+            in->r += n;
+            continue;
+        }
+        size_t i = 0;
+        while (p[i] == 0)
+            i++;
+        in->r += i;
+        return 0;
+    }
+}

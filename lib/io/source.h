@@ -74,5 +74,9 @@ static inline size_t in_avail(const mrimg_instream *in) { return in->w - in->r; 
 /* Ensure at least n (<= cap) unread bytes; 0 ok, MRIMG_ERR_TRUNCATED if the
  * input ends first (what names the missing structure). */
 MRIMG_INTERNAL int in_need(mrimg_instream *in, size_t n, const char *what, mrimg_error *err);
+/* Skip zero bytes: 1 if the input ended (only zeros were left), 0 if a
+ * non-zero byte is next, <0 on error.  Used to classify what trails the
+ * last member of a compressed payload. */
+MRIMG_INTERNAL int in_skip_zeros(mrimg_instream *in, mrimg_error *err);
 
 #endif
