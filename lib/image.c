@@ -5,8 +5,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-/* Look for the QEMU magic in the first MiBs, to suggest --offset. */
-static bool find_stream_magic(mrimg_source *src, uint64_t *at)
+bool img_find_stream_magic(mrimg_source *src, uint64_t *at)
 {
     enum { SPAN = 16u << 20, BUF = 1u << 20 };
     static const uint8_t magic[8] = {'Q', 'E', 'V', 'M', 0, 0, 0, 3};
@@ -49,7 +48,7 @@ static int probe_bare(mrimg_image *img, mrimg_error *err)
     char hex[64];
     hex_bytes(hex, head, (size_t)n, 8);
     uint64_t at;
-    if (off == 0 && find_stream_magic(&img->src, &at))
+    if (off == 0 && img_find_stream_magic(&img->src, &at))
         return err_set(err, MRIMG_ERR_FORMAT, MRIMG_OFF_FILE, off,
                        "not a libvirt save image or QEMU migration stream (found %s); a QEMU "
                        "stream starts at offset %llu (0x%llx): pass that offset",

@@ -31,6 +31,36 @@ static uint64_t count_nonzero(const char *p, size_t n)
     return c;
 }
 
+void ctr_decode(const uint8_t *h, size_t have, ctr_header *o)
+{
+    memset(o, 0, sizeof(*o));
+    if (have >= LIBVIRT_MAGIC_LEN && memcmp(h, LIBVIRT_MAGIC_FINAL, LIBVIRT_MAGIC_LEN) == 0)
+        o->magic = CTR_MAGIC_FINAL;
+    else if (have >= LIBVIRT_MAGIC_LEN &&
+             memcmp(h, LIBVIRT_MAGIC_PARTIAL, LIBVIRT_MAGIC_LEN) == 0)
+        o->magic = CTR_MAGIC_PARTIAL;
+    else if (have >= 7 && memcmp(h, "Libvirt", 7) == 0)
+        o->magic = CTR_MAGIC_DAMAGED;
+    if (have < MRIMG_HEADER_SIZE)
+        return;
+    o->complete_header = true;
+    o->version = host_u32(h + 16);
+    o->data_len = host_u32(h + 20);
+    o->was_running = host_u32(h + 24);
+    o->format = host_u32(h + 28);
+    o->cookie_offset = host_u32(h + 32);
+    if (o->version > 2) {
+        o->foreign_endian = true;
+        o->version = bswap32(o->version);
+        o->data_len = bswap32(o->data_len);
+        o->was_running = bswap32(o->was_running);
+        o->format = bswap32(o->format);
+        o->cookie_offset = bswap32(o->cookie_offset);
+    }
+    for (int i = 0; i < 14; i++)
+        o->reserved_nonzero += host_u32(h + 36 + 4 * i) != 0;
+}
+
 int ctr_read(mrimg_source *src, uint64_t bare_offset, mrimg_container_info *info, char **meta,
              mrimg_error *err)
 {
@@ -45,17 +75,16 @@ int ctr_read(mrimg_source *src, uint64_t bare_offset, mrimg_container_info *info
     int rc = src_pread(src, h, have, 0, "libvirt header", err);
     if (rc < 0)
         return rc;
-
-    bool final = have >= LIBVIRT_MAGIC_LEN && memcmp(h, LIBVIRT_MAGIC_FINAL, LIBVIRT_MAGIC_LEN) == 0;
-    bool part = have >= LIBVIRT_MAGIC_LEN && memcmp(h, LIBVIRT_MAGIC_PARTIAL, LIBVIRT_MAGIC_LEN) == 0;
-    if (!final && !part) {
-        if (have >= 7 && memcmp(h, "Libvirt", 7) == 0) {
-            char hex[64];
-            hex_bytes(hex, h, MRIMG_MIN(have, (size_t)16), 16);
-            return err_set(err, MRIMG_ERR_FORMAT, MRIMG_OFF_FILE, 0,
-                           "image magic is incorrect: expected \"%s\" or \"%s\", found %s",
-                           LIBVIRT_MAGIC_FINAL, LIBVIRT_MAGIC_PARTIAL, hex);
-        }
+    ctr_header hd;
+    ctr_decode(h, have, &hd);
+    if (hd.magic == CTR_MAGIC_DAMAGED) {
+        char hex[64];
+        hex_bytes(hex, h, MRIMG_MIN(have, (size_t)16), 16);
+        return err_set(err, MRIMG_ERR_FORMAT, MRIMG_OFF_FILE, 0,
+                       "image magic is incorrect: expected \"%s\" or \"%s\", found %s",
+                       LIBVIRT_MAGIC_FINAL, LIBVIRT_MAGIC_PARTIAL, hex);
+    }
+    if (hd.magic == CTR_MAGIC_NONE) {
         /* not a libvirt image: a bare stream, checked by the stream layer */
         info->is_libvirt = 0;
         info->complete = 1;
@@ -68,29 +97,20 @@ int ctr_read(mrimg_source *src, uint64_t bare_offset, mrimg_container_info *info
         return 0;
     }
     info->is_libvirt = 1;
-    info->complete = final;
-    if (have < sizeof(h))
+    info->complete = hd.magic == CTR_MAGIC_FINAL;
+    if (!hd.complete_header)
         return err_set(err, MRIMG_ERR_TRUNCATED, MRIMG_OFF_FILE, have,
                        "file ends inside the 92-byte libvirt header (%zu bytes present)", have);
 
-    uint32_t version = host_u32(h + 16), data_len = host_u32(h + 20),
-             was_running = host_u32(h + 24), format = host_u32(h + 28),
-             cookie = host_u32(h + 32);
-    if (version > 2) {
-        info->foreign_endian = 1;
-        version = bswap32(version);
-        data_len = bswap32(data_len);
-        was_running = bswap32(was_running);
-        format = bswap32(format);
-        cookie = bswap32(cookie);
-    }
+    uint32_t version = hd.version, data_len = hd.data_len, format = hd.format,
+             cookie = hd.cookie_offset;
+    info->foreign_endian = hd.foreign_endian;
     info->version = version;
     info->data_len = data_len;
-    info->was_running = was_running;
+    info->was_running = hd.was_running;
     info->format = format;
     info->cookie_offset = cookie;
-    for (int i = 0; i < 14; i++)
-        info->reserved_nonzero += host_u32(h + 36 + 4 * i) != 0;
+    info->reserved_nonzero = hd.reserved_nonzero;
 
     if (version > 2)
         return err_set(err, MRIMG_ERR_UNSUPPORTED, MRIMG_OFF_FILE, 16,

@@ -14,6 +14,21 @@
 #define LIBVIRT_PADDING 65536u  /* slack libvirt leaves after XML and cookie */
 #define QEMU_STREAM_MAGIC "QEVM"
 
+/* The fixed header as read, before any judgement: which magic, and the
+ * five fields in the reading host's order after libvirt's byte-order
+ * heuristic (swap when the version read natively is above 2). */
+enum { CTR_MAGIC_NONE = 0, CTR_MAGIC_FINAL, CTR_MAGIC_PARTIAL, CTR_MAGIC_DAMAGED };
+typedef struct ctr_header {
+    int magic;               /* CTR_MAGIC_*; DAMAGED: starts "Libvirt" */
+    bool complete_header;    /* all 92 bytes present */
+    bool foreign_endian;
+    uint32_t version, data_len, was_running, format, cookie_offset;
+    uint32_t reserved_nonzero;
+} ctr_header;
+
+/* Decode the first `have` bytes of a file (have may be < 92). */
+MRIMG_INTERNAL void ctr_decode(const uint8_t *h, size_t have, ctr_header *out);
+
 /* Parse the container of src into *info.  The metadata region is copied
  * into *meta (owned by the caller, NUL-terminated strings point into it).
  * bare_offset: where a bare QEMU stream starts (used only without a libvirt

@@ -177,13 +177,6 @@ typedef struct vf {
 
 /* ---- container -------------------------------------------------------------- */
 
-static uint32_t host_u32(const uint8_t *p)
-{
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
 static void check_xml(vf *v, const char *check, const char *text, size_t len, uint64_t at,
                       const char *root, bool domain)
 {
@@ -212,26 +205,6 @@ static uint64_t count_nonzero(const char *p, size_t n)
 }
 
 /* Look for the QEMU magic in the first MiBs (to suggest an offset). */
-static bool find_magic(mrimg_source *src, uint64_t *at)
-{
-    enum { SPAN = 16u << 20, BUF = 1u << 20 };
-    static const uint8_t magic[8] = {'Q', 'E', 'V', 'M', 0, 0, 0, 3};
-    uint8_t *b = malloc(BUF + 8);
-    bool found = false;
-    for (uint64_t off = 0; b && off < SPAN && off < src->size && !found; off += BUF) {
-        ssize_t n = src_pread_some(src, b, BUF + 8, off, NULL);
-        if (n < 8)
-            break;
-        void *m = memmem(b, (size_t)n, magic, sizeof(magic));
-        if (m) {
-            *at = off + (uint64_t)((uint8_t *)m - b);
-            found = true;
-        }
-    }
-    free(b);
-    return found;
-}
-
 static int check_container(vf *v, mrimg_error *err)
 {
     mrimg_image *img = v->img;
@@ -249,7 +222,9 @@ static int check_container(vf *v, mrimg_error *err)
     if (rc < 0)
         return rc;
 
-    if (have < 7 || memcmp(h, "Libvirt", 7) != 0) {
+    ctr_header hd;
+    ctr_decode(h, have, &hd);
+    if (hd.magic == CTR_MAGIC_NONE) {
         /* a bare QEMU stream, or nothing we know */
         ci->is_libvirt = 0;
         ci->complete = 1;
@@ -273,7 +248,7 @@ static int check_container(vf *v, mrimg_error *err)
             if (n)
                 hex_bytes(hex, head, (size_t)n, 8);
             uint64_t at;
-            if (off == 0 && find_magic(src, &at))
+            if (off == 0 && img_find_stream_magic(src, &at))
                 ERR(v, "container.magic", FILEOFF, off,
                     "not a libvirt save image or QEMU migration stream (found %s); a QEMU stream "
                     "starts at offset %llu (0x%llx): pass that offset",
@@ -293,15 +268,13 @@ static int check_container(vf *v, mrimg_error *err)
     /* a libvirt header */
     v->libvirt = true;
     ci->is_libvirt = 1;
-    bool final = have >= 16 && memcmp(h, LIBVIRT_MAGIC_FINAL, 16) == 0;
-    bool part = have >= 16 && memcmp(h, LIBVIRT_MAGIC_PARTIAL, 16) == 0;
-    ci->complete = final;
-    if (part) {
+    ci->complete = hd.magic == CTR_MAGIC_FINAL;
+    if (hd.magic == CTR_MAGIC_PARTIAL) {
         ERR(v, "container.incomplete", FILEOFF, 0,
             "the magic is \"%s\": the save never finished (libvirt refuses to restore it; "
             "`virsh start` deletes such a managed save)",
             LIBVIRT_MAGIC_PARTIAL);
-    } else if (!final) {
+    } else if (hd.magic != CTR_MAGIC_FINAL) {
         char hex[64];
         hex_bytes(hex, h, MRIMG_MIN(have, (size_t)16), 16);
         ERR(v, "container.magic", FILEOFF, 0,
@@ -312,25 +285,16 @@ static int check_container(vf *v, mrimg_error *err)
             "the file ends inside the 92-byte libvirt header (%zu bytes present)", have);
         return 0;
     }
-    uint32_t version = host_u32(h + 16), data_len = host_u32(h + 20),
-             was_running = host_u32(h + 24), format = host_u32(h + 28),
-             cookie = host_u32(h + 32);
-    if (version > 2) {
-        ci->foreign_endian = 1;
-        version = bswap32(version);
-        data_len = bswap32(data_len);
-        was_running = bswap32(was_running);
-        format = bswap32(format);
-        cookie = bswap32(cookie);
-    }
+    uint32_t version = hd.version, data_len = hd.data_len, format = hd.format,
+             cookie = hd.cookie_offset;
+    ci->foreign_endian = hd.foreign_endian;
     ci->version = version;
     ci->data_len = data_len;
-    ci->was_running = was_running;
+    ci->was_running = hd.was_running;
     ci->format = format;
     ci->cookie_offset = cookie;
+    ci->reserved_nonzero = hd.reserved_nonzero;
     v->hdr_version = (int)version;
-    for (int i = 0; i < 14; i++)
-        ci->reserved_nonzero += host_u32(h + 36 + 4 * i) != 0;
 
     if (version > 2)
         ERR(v, "container.version", FILEOFF, 16,
@@ -357,10 +321,10 @@ static int check_container(vf *v, mrimg_error *err)
                  "payload as raw",
                  format, mrimg_format_name((int)format), version);
     }
-    if (was_running > 1)
+    if (hd.was_running > 1)
         WARN(v, "container.running", FILEOFF, 24,
              "was_running is %u (libvirt writes 0 or 1; any non-zero value means running)",
-             was_running);
+             hd.was_running);
     if (ci->reserved_nonzero)
         WARN(v, "container.reserved", FILEOFF, 36,
              "%u of the 14 reserved header words are not zero", ci->reserved_nonzero);
