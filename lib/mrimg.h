@@ -207,7 +207,6 @@ MRIMG_API const mrimg_container_info *mrimg_container(const mrimg_image *img);
  * ---------------------------------------------------------------------- */
 
 #define MRIMG_SCAN_CONTENT 0x1u /* mapped-ram: read pages to find zero ones */
-#define MRIMG_SCAN_TAIL    0x2u /* read and check the VMDESCRIPTION JSON */
 
 #define MRIMG_NAME_MAX 255
 #define MRIMG_MAX_BLOCKS 4096
@@ -264,7 +263,10 @@ typedef struct mrimg_stream_info {
     uint64_t eof_offset;      /* stream offset of the EOF byte */
     int has_vmdesc;
     uint64_t vmdesc_offset, vmdesc_size; /* JSON bytes */
-    uint64_t device_sections; /* FULL/END sections in the tail, from the JSON */
+    int devices_walked;       /* the VMDESCRIPTION JSON explained every byte of
+                               * the device state (framing checked) */
+    uint64_t device_sections; /* device (FULL) sections in the tail, counted
+                               * by that walk; 0 when it was not possible */
     uint64_t trailing_bytes;  /* bytes after the stream's end */
     int trailing_zero;        /* ... and all of them are zero */
     /* payload (compressed) */

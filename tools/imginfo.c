@@ -451,6 +451,10 @@ static void print_stream(out *w, const mrimg_image *img, int scanned_ok)
         out_json_only(w, 0);
         out_size(w, "device-state-size", "device state size",
                  (si->has_eof ? si->eof_offset : si->stream_size) - si->ram_end);
+        if (si->devices_walked)
+            out_u64(w, "device-sections", "device sections", si->device_sections);
+        else
+            out_null(w, "device-sections", "device sections");
         if (si->has_eof)
             out_off(w, "eof-offset", "EOF record at", si->eof_offset);
         else

@@ -2,6 +2,8 @@
 /* QEMU migration stream parser (see reader.h and docs/formats.md). */
 #include "reader.h"
 
+#include "vmdesc.h"
+
 #include <stdlib.h>
 #include <zlib.h>
 
@@ -820,6 +822,32 @@ static int tail_keep(sp_parser *p, const uint8_t *d, size_t n, mrimg_error *err)
     return 0;
 }
 
+/* Count the device sections with the stream's own description, when the
+ * whole tail is in the window.  Best effort: a description this walker
+ * cannot follow leaves the count at 0 (the verifier reports why). */
+static void count_devices(sp_parser *p, uint64_t end)
+{
+    mrimg_stream_info *si = p->si;
+    uint64_t wstart = end - p->tail_len;
+    if (!si->has_vmdesc || wstart > si->ram_end || si->vmdesc_size > SP_VMDESC_MAX)
+        return;
+    const uint8_t *tail = p->tail + (si->ram_end - wstart);
+    vj_doc doc;
+    size_t where;
+    char msg[128];
+    if (vj_parse((const char *)p->tail + (si->vmdesc_offset - wstart), (size_t)si->vmdesc_size,
+                 &doc, &where, msg, sizeof(msg)) < 0)
+        return;
+    sp_devwalk dw;
+    sp_walk_devices(&doc, tail, (size_t)(si->eof_offset - si->ram_end), si->ram_end, NULL, NULL,
+                    &dw);
+    vj_free(&doc);
+    if (dw.complete) {
+        si->devices_walked = 1;
+        si->device_sections = dw.sections;
+    }
+}
+
 static int tail_cb(void *ctx, const uint8_t *d, size_t n, mrimg_error *err)
 {
     sp_parser *p = ctx;
@@ -917,6 +945,7 @@ int sp_parse(sp_parser *p, mrimg_error *err)
     uint64_t end = srd_pos(p->in);
     sp_tail_end(p->tail, p->tail_len, end, si->ram_end, si);
     si->tail_size = si->stream_size - si->ram_end;
+    count_devices(p, end);
     if (!si->has_eof)
         return err_set(err, MRIMG_ERR_TRUNCATED, EAT(p, end),
                        "the device state does not end with an EOF record (the stream is "

@@ -728,7 +728,14 @@ static ptrdiff_t find_vmdesc(const uint8_t *w, size_t n, size_t *json_len, bool 
 }
 
 /* The end of the stream: EOF record, VMDESCRIPTION, device state. */
-static void check_tail(vf *v, sp_parser *p, bool parse_ok, vf_devwalk *dwr)
+/* A problem the device walk found (off is a stream offset). */
+static void device_problem(void *ctx, uint64_t off, const char *msg)
+{
+    vf *v = ctx;
+    ERR(v, "stream.devices", v->sk, v->sbase + off, "%s", msg);
+}
+
+static void check_tail(vf *v, sp_parser *p, bool parse_ok, sp_devwalk *dwr)
 {
     mrimg_stream_info *si = &v->si;
     const uint8_t *w = p->tail;
@@ -823,7 +830,7 @@ static void check_tail(vf *v, sp_parser *p, bool parse_ok, vf_devwalk *dwr)
                      "the device state is larger than the %u MiB window: not walked",
                      SP_TAIL_WINDOW >> 20);
         } else {
-            vf_walk_devices(&doc, w, eof_i, wpos, v->sk, v->sbase, &v->l, dwr);
+            sp_walk_devices(&doc, w, eof_i, wpos, device_problem, v, dwr);
         }
     }
     vj_free(&doc);
@@ -956,7 +963,7 @@ static int stream_pass(vf *v, mrimg_error *err)
                 check = "mapped.stream";
         }
         if (p.at == SP_AT_TAIL) {
-            vf_devwalk dw;
+            sp_devwalk dw;
             check_tail(v, &p, false, &dw);
             v->res->device_sections = dw.sections;
             v->res->devices_checked = dw.complete;
@@ -974,7 +981,7 @@ static int stream_pass(vf *v, mrimg_error *err)
     v->parsed = true;
     v->res->stream_parsed = 1;
     {
-        vf_devwalk dw;
+        sp_devwalk dw;
         check_tail(v, &p, true, &dw);
         v->res->device_sections = dw.sections;
         v->res->devices_checked = dw.complete;

@@ -6,6 +6,7 @@
 #define MRIMG_VERIFY_VFY_H
 
 #include "../image.h"
+#include "../stream/vmdesc.h"
 
 /* ---- problem list ------------------------------------------------------ */
 
@@ -43,43 +44,6 @@ MRIMG_INTERNAL void vf_sha256_final(vf_sha256 *s, uint8_t out[32]);
  * differences; the verdicts rest on SHA-256). */
 MRIMG_INTERNAL uint64_t vf_hash64(const uint8_t *p, size_t n);
 
-/* ---- JSON -------------------------------------------------------------- */
-
-enum { VJ_NULL, VJ_FALSE, VJ_TRUE, VJ_NUM, VJ_STR, VJ_ARR, VJ_OBJ };
-
-/* One value of the tree.  Strings and keys point into the source text
- * (still escaped; names in a VMDESCRIPTION never need unescaping, and the
- * walker compares escaped text only against plain names). */
-typedef struct vj_node {
-    uint8_t type;
-    uint32_t key_off, key_len;   /* member name (in objects) */
-    uint32_t off, len;           /* value text (strings: without quotes) */
-    int32_t child, next;         /* first child, next sibling (-1: none) */
-} vj_node;
-
-typedef struct vj_doc {
-    vj_node *n;
-    size_t count, cap;
-    const char *text;
-    size_t text_len;
-} vj_doc;
-
-#define VJ_MAX_DEPTH 64
-#define VJ_MAX_NODES (4u << 20)
-
-/* Parse text strictly (RFC 8259: one value, UTF-8, no trailing text), with
- * nesting <= VJ_MAX_DEPTH.  doc may be NULL to validate only.  On failure
- * returns <0 and fills *where (byte offset) and msg. */
-MRIMG_INTERNAL int vj_parse(const char *text, size_t len, vj_doc *doc, size_t *where, char *msg,
-                            size_t msgcap);
-MRIMG_INTERNAL void vj_free(vj_doc *doc);
-/* Member of an object by name (-1 if none). */
-MRIMG_INTERNAL int32_t vj_get(const vj_doc *d, int32_t obj, const char *key);
-/* Unsigned integer value of a number node; false if not a non-negative integer. */
-MRIMG_INTERNAL bool vj_u64(const vj_doc *d, int32_t node, uint64_t *v);
-/* String node equals s (compared as written). */
-MRIMG_INTERNAL bool vj_streq(const vj_doc *d, int32_t node, const char *s, size_t n);
-
 /* ---- XML ----------------------------------------------------------------- */
 
 typedef struct vx_result {
@@ -94,23 +58,5 @@ typedef struct vx_result {
  * comments, PIs, CDATA, character and predefined entity references; a
  * DOCTYPE is refused).  Bounded: depth <= 256, names <= 255 bytes. */
 MRIMG_INTERNAL void vx_check(const char *text, size_t len, vx_result *r);
-
-/* ---- device-state walk ----------------------------------------------------- */
-
-typedef struct vf_devwalk {
-    uint64_t sections;       /* device sections explained */
-    uint64_t explained;      /* bytes explained (from the tail start) */
-    bool complete;           /* walked up to the EOF record */
-    bool skipped;            /* could not be attempted (reason in note) */
-    char note[256];
-} vf_devwalk;
-
-/* Walk the device state tail[0, eof) (tail[eof] is the EOF byte; tail[0]
- * is at stream offset tail_pos) with the description doc.  Problems go to
- * l under "stream.devices".  kind/base turn tail offsets into reported
- * offsets (base + tail_pos + i). */
-MRIMG_INTERNAL void vf_walk_devices(const vj_doc *doc, const uint8_t *tail, size_t eof,
-                                    uint64_t tail_pos, mrimg_offset_kind kind, uint64_t base,
-                                    vf_list *l, vf_devwalk *out);
 
 #endif

@@ -117,6 +117,13 @@ def check_facts(binary, fixtures):
                       f"{name}: zero-filled {tot['pages-zero-filled']} != {tot['pages'] - nz}")
         ex = sizes["explanation"]
         check(isinstance(ex, str) and len(ex) > 20, f"{name}: explanation")
+        # device sections: one per entry of QEMU's own description
+        with open(path, "rb") as f:
+            f.seek(fa["offset"] + st["vmdescription-offset"])
+            desc = json.loads(f.read(st["vmdescription-size"]))
+        check(st["device-sections"] == len(desc["devices"]),
+              f"{name}: {st['device-sections']} device sections, the VMDESCRIPTION lists "
+              f"{len(desc['devices'])} devices")
 
 
 def fs_data_runs(path):

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "vfy.h"
+#include "vmdesc.h"
 
 typedef struct vj_p {
     const uint8_t *s;

@@ -14,16 +14,16 @@
  * (QEMU does that when it loads them). */
 #include <stdio.h>
 
-#include "vfy.h"
+#include "vmdesc.h"
 
 typedef struct dw {
     const vj_doc *d;
     const uint8_t *t;
     size_t end;            /* device state length */
     size_t pos;
-    mrimg_offset_kind kind;
-    uint64_t base;         /* reported offset of t[0] */
-    vf_list *l;
+    uint64_t base;         /* stream offset of t[0] */
+    sp_problem_fn fn;
+    void *ctx;
     char dev[MRIMG_NAME_MAX + 1];
     bool failed;
 } dw;
@@ -36,7 +36,8 @@ static void problem(dw *w, size_t at, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(m, sizeof(m), fmt, ap);
     va_end(ap);
-    vf_add(w->l, "stream.devices", MRIMG_SEV_ERROR, w->kind, w->base + at, "%s", m);
+    if (w->fn)
+        w->fn(w->ctx, w->base + at, m);
     w->failed = true;
 }
 
@@ -161,11 +162,11 @@ static bool vmsd(dw *w, int32_t desc, int depth)
     return true;
 }
 
-void vf_walk_devices(const vj_doc *doc, const uint8_t *tail, size_t eof, uint64_t tail_pos,
-                     mrimg_offset_kind kind, uint64_t base, vf_list *l, vf_devwalk *out)
+void sp_walk_devices(const vj_doc *doc, const uint8_t *tail, size_t eof, uint64_t tail_pos,
+                     sp_problem_fn fn, void *ctx, sp_devwalk *out)
 {
     memset(out, 0, sizeof(*out));
-    dw w = {doc, tail, eof, 0, kind, base + tail_pos, l, "", false};
+    dw w = {doc, tail, eof, 0, tail_pos, fn, ctx, "", false};
     int32_t devs = vj_get(doc, 0, "devices");
     if (devs < 0 || doc->n[devs].type != VJ_ARR) {
         out->skipped = true;
