@@ -358,6 +358,12 @@ typedef struct mrimg_convert_opts {
     void *progress_ctx;
 } mrimg_convert_opts;
 
+/*! mrimg_xml_check(): whether xml is a well-formed XML document with a
+ *  <domain> root holding <name> and <uuid> (what a replacement XML must
+ *  be for libvirt to restore the image; mrimg_convert checks it too).
+ *  Bounded; no external XML library.  @return 0 or MRIMG_ERR_INVAL. */
+MRIMG_API int mrimg_xml_check(const char *xml, mrimg_error *err);
+
 /*! mrimg_convert_opts_init(): defaults (out = raw, level -1, running -1). */
 MRIMG_API void mrimg_convert_opts_init(mrimg_convert_opts *o);
 

@@ -220,6 +220,26 @@ static void test_xml_replace(void **state)
         mrimg_close(img);
     }
     free(x);
+
+    /* what libvirt could not read back is refused, nothing is written */
+    static const char *const bad[] = {
+        "<domain><name>x</name><uuid>u</uuid>",            /* unterminated */
+        "<domain><name>x</name></domain>",                 /* no uuid */
+        "<cookie><name>x</name><uuid>u</uuid></cookie>",   /* not a domain */
+        "<domain><name>x</name><uuid>u</uuid></domain><x/>", /* two roots */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        mrimg_error e;
+        img = open_at(fixture_path("libvirt/raw.sav"), 0);
+        mrimg_convert_opts o;
+        mrimg_convert_opts_init(&o);
+        o.out = MRIMG_FORMAT_RAW;
+        o.xml = bad[i];
+        assert_int_equal(mrimg_convert(img, tpath("badxml.sav"), &o, NULL, &e), MRIMG_ERR_INVAL);
+        assert_int_equal(mrimg_xml_check(bad[i], &e), MRIMG_ERR_INVAL);
+        assert_int_not_equal(access(tpath("badxml.sav"), F_OK), 0);
+        mrimg_close(img);
+    }
 }
 
 static void compact(mrimg_convert_opts *o) { o->compact = 1; }

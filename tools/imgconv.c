@@ -250,6 +250,12 @@ int main(int argc, char **argv)
         xml = cli_read_text(xml_path, MRIMG_DATA_LEN_MAX);
         if (!xml)
             return EXIT_USAGE;
+        mrimg_error xerr;
+        if (mrimg_xml_check(xml, &xerr) < 0) {
+            cli_lib_error(xml_path, &xerr);
+            free(xml);
+            return EXIT_USAGE;
+        }
         o.xml = xml;
     }
     oo.threads = o.threads;

@@ -25,8 +25,11 @@
 
 #include "../image.h"
 #include "../stream/writer.h"
+#include "../util/xml.h"
 
+#ifndef PWB_SIZE /* smaller in the fuzz build; at least one page */
 #define PWB_SIZE (8u << 20)
+#endif
 
 typedef struct cv {
     mrimg_image *in;
@@ -609,6 +612,22 @@ static int pipeline_ram(cv *c, const char *dir, mrimg_error *err)
 
 /* ---- entry point -------------------------------------------------------- */
 
+int mrimg_xml_check(const char *xml, mrimg_error *err)
+{
+    vx_result xr;
+    vx_check(xml, strlen(xml), &xr);
+    if (!xr.ok)
+        return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0,
+                       "the XML is not well-formed at byte %zu: %s", xr.where, xr.msg);
+    if (strcmp(xr.root, "domain") != 0 || !xr.has_name || !xr.has_uuid)
+        return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0,
+                       "the XML is not a domain definition (expected a <domain> root with "
+                       "<name> and <uuid>, found <%s>%s%s)",
+                       xr.root, xr.has_name ? "" : " without <name>",
+                       xr.has_uuid ? "" : " without <uuid>");
+    return 0;
+}
+
 void mrimg_convert_opts_init(mrimg_convert_opts *o)
 {
     memset(o, 0, sizeof(*o));
@@ -649,6 +668,12 @@ int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opt
         return err_set(err, MRIMG_ERR_INCOMPLETE, MRIMG_OFF_FILE, 0,
                        "the input is an incomplete save (magic %s): the save never finished",
                        LIBVIRT_MAGIC_PARTIAL);
+    if (opts->xml) {
+        /* libvirt re-parses it on restore: refuse what it could not read */
+        int rc = mrimg_xml_check(opts->xml, err);
+        if (rc < 0)
+            return rc;
+    }
     if (c.libvirt_out && !opts->xml && !in->ci.is_libvirt)
         return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0,
                        "a libvirt image needs a domain XML: the input is a bare QEMU stream, so "

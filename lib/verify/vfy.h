@@ -7,6 +7,7 @@
 
 #include "../image.h"
 #include "../stream/vmdesc.h"
+#include "../util/xml.h"
 
 /* ---- problem list ------------------------------------------------------ */
 
@@ -43,20 +44,5 @@ MRIMG_INTERNAL void vf_sha256_final(vf_sha256 *s, uint8_t out[32]);
 /* A 64-bit non-cryptographic hash of a page, never 0 (used to locate
  * differences; the verdicts rest on SHA-256). */
 MRIMG_INTERNAL uint64_t vf_hash64(const uint8_t *p, size_t n);
-
-/* ---- XML ----------------------------------------------------------------- */
-
-typedef struct vx_result {
-    bool ok;
-    size_t where;            /* byte offset of the problem */
-    char msg[200];
-    char root[64];           /* root element name */
-    bool has_name, has_uuid; /* direct children of the root */
-} vx_result;
-
-/* Check that text is one well-formed XML document (elements, attributes,
- * comments, PIs, CDATA, character and predefined entity references; a
- * DOCTYPE is refused).  Bounded: depth <= 256, names <= 255 bytes. */
-MRIMG_INTERNAL void vx_check(const char *text, size_t len, vx_result *r);
 
 #endif

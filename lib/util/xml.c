@@ -8,7 +8,7 @@
  * among its children. */
 #include <stdio.h>
 
-#include "vfy.h"
+#include "xml.h"
 
 #define VX_DEPTH 256
 #define VX_ATTRS 256
