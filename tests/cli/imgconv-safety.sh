@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# imgconv never loses data: an existing output is not replaced without
+# --force; a full disk, SIGINT, SIGTERM and SIGHUP leave the target untouched
+# and no temporary behind; while it works, the output is a 0600 temporary
+# carrying libvirt's partial magic; SIGKILL (which cannot be caught) leaves
+# at most that partial temporary, which libvirt refuses.
+# Needs root for the tiny file system (tmpfs); skipped parts say so.
+set -euo pipefail
+bin=${MRIMG_BIN:?}
+src=${MRIMG_SRC:?}
+fx=${MRIMG_FIXTURES:?}
+work=$(mktemp -d "${TMPDIR:-/tmp}/mrimg-safety-XXXXXX")
+mnt=$work/tiny
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    mountpoint -q "$mnt" 2>/dev/null && umount "$mnt"
+    rm -rf "$work"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+ok() { echo "ok: $*"; }
+
+xml=$src/testdata/libvirt/dumpxml-security-info.xml
+python3 "$src/tests/tools/mkstream.py" "$work/big.mig" 160
+"$bin/imgconv" -q -O raw --xml "$xml" "$work/big.mig" "$work/big.sav"
+
+leftovers() { find "$1" -maxdepth 1 -name '.*.tmp' | wc -l; }
+
+# 1. an existing output is not replaced without --force
+printf 'precious' > "$work/out.sav"
+set +e
+"$bin/imgconv" -q -O zstd "$fx/libvirt/raw.sav" "$work/out.sav" 2> "$work/err"
+rc=$?
+set -e
+[ "$rc" = 3 ] || fail "existing output: exit $rc, expected 3"
+grep -q "already exists" "$work/err" || fail "existing output: message: $(cat "$work/err")"
+[ "$(cat "$work/out.sav")" = precious ] || fail "existing output was modified"
+ok "existing output kept without --force (exit 3)"
+
+# 2. signals: the target stays as it was, the temporary goes
+signal_case() { # SIGNAL FORMAT
+    local sig=$1 fmt=$2
+    printf 'precious' > "$work/out.sav"
+    "$bin/imgconv" -q -f -T 1 -l 9 -O "$fmt" "$work/big.sav" "$work/out.sav" 2> "$work/err" &
+    local pid=$!
+    pids+=("$pid")
+    local tmp="" i
+    for i in $(seq 1 500); do
+        tmp=$(find "$work" -maxdepth 1 -name '.out.sav.*.tmp' | head -1)
+        [ -n "$tmp" ] && [ -s "$tmp" ] && break
+        sleep 0.01
+    done
+    [ -n "$tmp" ] || fail "$sig: no temporary output appeared"
+    # while working: 0600, partial magic, target untouched
+    [ "$(stat -c %a "$tmp")" = 600 ] || fail "$sig: temporary mode $(stat -c %a "$tmp")"
+    [ "$(head -c 16 "$tmp")" = LibvirtQemudPart ] || fail "$sig: temporary lacks the partial magic"
+    [ "$(cat "$work/out.sav")" = precious ] || fail "$sig: target changed while converting"
+    kill -s "$sig" "$pid"
+    local rc=0
+    wait "$pid" || rc=$?
+    if [ "$sig" = KILL ]; then
+        [ "$rc" = 137 ] || fail "KILL: exit $rc"
+        [ "$(cat "$work/out.sav")" = precious ] || fail "KILL: target changed"
+        # what SIGKILL leaves is a partial image libvirt refuses, never the target
+        tmp=$(find "$work" -maxdepth 1 -name '.out.sav.*.tmp' | head -1)
+        if [ -n "$tmp" ]; then
+            [ "$(head -c 16 "$tmp")" = LibvirtQemudPart ] || fail "KILL: leftover is not partial"
+            rm -f "$tmp"
+        fi
+        ok "SIGKILL during $fmt: target untouched, leftover carries the partial magic"
+        return
+    fi
+    local num; num=$(kill -l "$sig")
+    [ "$rc" = $((128 + num)) ] || fail "$sig: exit $rc, expected $((128 + num))"
+    [ "$(cat "$work/out.sav")" = precious ] || fail "$sig: target changed"
+    [ "$(leftovers "$work")" = 0 ] || fail "$sig: temporary left behind"
+    ok "SIG$sig during $fmt: target untouched, temporary removed (exit $rc)"
+}
+signal_case INT xz
+signal_case TERM bzip2
+signal_case HUP gzip
+signal_case TERM sparse
+signal_case KILL zstd
+
+# 3. a full disk: clear error, nothing left, an existing target kept
+if [ "$(id -u)" = 0 ]; then
+    mkdir -p "$mnt"
+    mount -t tmpfs -o size=2m mrimg-safety "$mnt"
+    for fmt in raw sparse zstd; do
+        rm -f "$mnt"/* "$mnt"/.*.tmp 2>/dev/null || true
+        printf 'precious' > "$mnt/out.sav"
+        set +e
+        "$bin/imgconv" -q -f -O "$fmt" "$work/big.sav" "$mnt/out.sav" 2> "$work/err"
+        rc=$?
+        set -e
+        [ "$rc" = 3 ] || fail "ENOSPC ($fmt): exit $rc, expected 3: $(cat "$work/err")"
+        grep -q "No space left on device" "$work/err" || fail "ENOSPC ($fmt): message: $(cat "$work/err")"
+        grep -q "^imgconv: $mnt/out.sav: " "$work/err" || fail "ENOSPC ($fmt): the message does not name the output"
+        [ "$(cat "$mnt/out.sav")" = precious ] || fail "ENOSPC ($fmt): target changed"
+        [ "$(leftovers "$mnt")" = 0 ] || fail "ENOSPC ($fmt): temporary left behind"
+        ok "full disk ($fmt): exit 3, '$(head -c 120 "$work/err")', target untouched"
+    done
+    # and with room, the same conversion succeeds and verifies
+    umount "$mnt"
+    mount -t tmpfs -o size=400m mrimg-safety "$mnt"
+    "$bin/imgconv" -q -O sparse "$work/big.sav" "$mnt/out.sav"
+    "$bin/imgverify" -q "$mnt/out.sav" || fail "converted image does not verify"
+    ok "with room: converts and verifies"
+else
+    echo "skipped: full-disk cases need root (tmpfs)"
+fi
+echo "all imgconv safety checks passed"
