@@ -17,6 +17,7 @@ typedef struct vx {
     const char *s;
     size_t n, i;
     vx_result *r;
+    const vx_events *ev;
 } vx;
 
 static bool fail(vx *x, size_t at, const char *msg)
@@ -24,6 +25,13 @@ static bool fail(vx *x, size_t at, const char *msg)
     x->r->ok = false;
     x->r->where = at;
     snprintf(x->r->msg, sizeof(x->r->msg), "%s", msg);
+    return false;
+}
+
+/* A callback asked to stop: not a failure of the document. */
+static bool stop(vx *x)
+{
+    x->r->stopped = true;
     return false;
 }
 
@@ -189,6 +197,7 @@ static bool start_tag(vx *x, span *nm, bool *empty)
         if (na >= VX_ATTRS)
             return fail(x, a.off, "more than 256 attributes in one tag");
         attrs[na++] = a;
+        size_t ws_start = before;
         skip_ws(x);
         if (x->i >= x->n || x->s[x->i] != '=')
             return fail(x, x->i, "'=' expected after an attribute name");
@@ -216,14 +225,44 @@ static bool start_tag(vx *x, span *nm, bool *empty)
                 return fail(x, x->i, "control character in an attribute value");
             x->i++;
         }
+        if (x->ev && x->ev->attr && !x->ev->attr(x->ev->ctx, ws_start, a.off, a.len, x->i))
+            return stop(x);
     }
 }
 
-void vx_check(const char *text, size_t len, vx_result *r)
+void vx_check(const char *text, size_t len, vx_result *r) { vx_parse(text, len, NULL, r); }
+
+/* A DOCTYPE at x->i ("<!DOCTYPE"), internal subset included. */
+static bool doctype(vx *x)
+{
+    size_t st = x->i;
+    x->i += 9;
+    int brackets = 0;
+    char q = 0;
+    for (;;) {
+        if (x->i >= x->n)
+            return fail(x, st, "unterminated DOCTYPE");
+        char e = x->s[x->i++];
+        if (q) {
+            if (e == q)
+                q = 0;
+        } else if (e == '"' || e == '\'') {
+            q = e;
+        } else if (e == '[') {
+            brackets++;
+        } else if (e == ']') {
+            brackets--;
+        } else if (e == '>' && brackets <= 0) {
+            return true;
+        }
+    }
+}
+
+void vx_parse(const char *text, size_t len, const vx_events *ev, vx_result *r)
 {
     memset(r, 0, sizeof(*r));
     r->ok = true;
-    vx x = {text, len, 0, r};
+    vx x = {text, len, 0, r, ev};
     span stack[VX_DEPTH];
     unsigned depth = 0;
     bool root_done = false, any = false;
@@ -283,6 +322,12 @@ void vx_check(const char *text, size_t len, vx_result *r)
             x.i = (size_t)(e - x.s) + 3;
             continue;
         }
+        if (ev && ev->allow_doctype && depth == 0 && !root_done && !any &&
+            x.n - x.i >= 9 && memcmp(x.s + x.i, "<!DOCTYPE", 9) == 0) {
+            if (!doctype(&x))
+                return;
+            continue;
+        }
         if (x.n - x.i >= 2 && x.s[x.i + 1] == '!') {
             fail(&x, at, "DOCTYPE or other declaration (not expected in a domain XML)");
             return;
@@ -314,6 +359,10 @@ void vx_check(const char *text, size_t len, vx_result *r)
             }
             if (--depth == 0)
                 root_done = true;
+            if (ev && ev->end && !ev->end(ev->ctx, x.i, depth)) {
+                stop(&x);
+                return;
+            }
             continue;
         }
         /* start tag */
@@ -323,8 +372,28 @@ void vx_check(const char *text, size_t len, vx_result *r)
         }
         span nm;
         bool empty;
-        if (!start_tag(&x, &nm, &empty))
+        if (ev && ev->start) {
+            /* the name is read again by start_tag(); peek it here */
+            size_t save = x.i;
+            x.i++;
+            size_t nl;
+            if (!name(&x, &nl, "element"))
+                return;
+            x.i = save;
+            if (!ev->start(ev->ctx, at, at + 1, nl, depth)) {
+                stop(&x);
+                return;
+            }
+        }
+        if (!start_tag(&x, &nm, &empty)) {
+            if (r->stopped)
+                r->ok = true;
             return;
+        }
+        if (ev && ev->start_done && !ev->start_done(ev->ctx, x.i, empty)) {
+            stop(&x);
+            return;
+        }
         if (depth == 0) {
             any = true;
             snprintf(r->root, sizeof(r->root), "%.*s", (int)MRIMG_MIN(nm.len, (size_t)63),
