@@ -151,6 +151,8 @@ static bool pi(vx *x, bool at_start)
             x->i += 2;
             return true;
         }
+        if (bad_ctl((unsigned char)x->s[x->i]))
+            return fail(x, x->i, "control character in a processing instruction");
         x->i++;
     }
 }
@@ -243,6 +245,8 @@ static bool doctype(vx *x)
         if (x->i >= x->n)
             return fail(x, st, "unterminated DOCTYPE");
         char e = x->s[x->i++];
+        if (bad_ctl((unsigned char)e))
+            return fail(x, x->i - 1, "control character in a DOCTYPE");
         if (q) {
             if (e == q)
                 q = 0;
@@ -318,6 +322,12 @@ void vx_parse(const char *text, size_t len, const vx_events *ev, vx_result *r)
             if (!e) {
                 fail(&x, at, "unterminated CDATA section");
                 return;
+            }
+            for (size_t k = x.i + 9; k < (size_t)(e - x.s); k++) {
+                if (bad_ctl((unsigned char)x.s[k])) {
+                    fail(&x, k, "control character in a CDATA section");
+                    return;
+                }
             }
             x.i = (size_t)(e - x.s) + 3;
             continue;

@@ -13,7 +13,9 @@
 
 #include "vfy.h"
 
-/* per-block hash arrays: at most this many entries per block */
+/* page-hash entries per image, all blocks together: beyond this, pages are
+ * hashed in granules of 2, 4, ... pages (the same for every block of an
+ * image, so that equal block lists give comparable arrays) */
 #define GRAN_MAX_ENTRIES (4u << 20)
 /* device state kept whole in memory up to this size (else: hashed on the
  * fly, and a comparison shows no byte detail) */
@@ -81,6 +83,13 @@ static int dg_setup(dg *d, mrimg_error *err)
     if (!d->b)
         return MRIMG_ERR_NOMEM;
     d->nblocks = n;
+    /* one granule for the image, from the pages of all its blocks: memory
+     * and work follow a budget, not the lengths a block list claims */
+    uint64_t total = 0, granule = 1;
+    for (unsigned i = 0; i < n; i++)
+        total += mrimg_block(d->img, i)->pages;
+    while (total / granule > GRAN_MAX_ENTRIES)
+        granule *= 2;
     for (unsigned i = 0; i < n; i++) {
         const mrimg_ram_block_info *bi = mrimg_block(d->img, i);
         dg_block *b = &d->b[i];
@@ -91,9 +100,7 @@ static int dg_setup(dg *d, mrimg_error *err)
         vf_sha256_update(&b->sha, tag, sizeof(tag)); /* with its NUL */
         put_name(&b->sha, bi->name, bi->used_length, bi->page_size);
         if (d->hashes) {
-            b->granule = 1;
-            while (b->pages / b->granule > GRAN_MAX_ENTRIES)
-                b->granule *= 2;
+            b->granule = granule;
             b->ngh = (b->pages + b->granule - 1) / b->granule;
             b->gh = xcalloc(b->ngh ? b->ngh : 1, sizeof(uint64_t), err);
             if (!b->gh)
