@@ -17,8 +17,11 @@
 
 typedef struct mrimg_codec mrimg_codec;
 
-/* Input buffer size used for compressed input. */
+/* Input buffer size used for compressed input (smaller in the fuzz
+ * build; it must hold the largest field read whole: 64 KiB + 10). */
+#ifndef CODEC_IN_BUF
 #define CODEC_IN_BUF (4u << 20)
+#endif
 
 /* What follows the last complete member/stream/frame of a payload, and
  * whether the stock tool, run as libvirt runs it (`tool -dc`, lzop with

@@ -15,7 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifndef SINK_BUF /* smaller in the fuzz build */
 #define SINK_BUF (8u << 20)
+#endif
 
 /* ---- registry of temporary files, for signal handlers ----------------
  * A fixed table of paths; a slot is published by setting `used` after the

@@ -280,13 +280,15 @@ static mrimg_source *page_src(mrimg_image *img, unsigned block, uint64_t *base)
 }
 
 /* Call fn for pages [first, first+n) of block, all of which have their data
- * bit set: runs in holes are delivered as zero, the rest is read. */
+ * bit set: runs in holes are delivered as zero, the rest is read into buf
+ * (cap bytes, at least one page). */
 static int read_data_run(mrimg_image *img, unsigned block, uint64_t first, uint64_t n,
-                         uint8_t *buf, mrimg_ram_fn fn, void *opaque, mrimg_error *err)
+                         uint8_t *buf, size_t cap, mrimg_ram_fn fn, void *opaque,
+                         mrimg_error *err)
 {
     uint64_t base, ps = img->blocks[block].info.page_size;
     mrimg_source *s = page_src(img, block, &base);
-    uint64_t max = WALK_RUN / ps;
+    uint64_t max = cap / ps;
     while (n) {
         uint64_t off = base + first * ps, d, de;
         int rc = src_next_data(s, off, &d, &de, err);
@@ -343,7 +345,7 @@ static int walk_bitmapped(mrimg_image *img, mrimg_ram_fn fn, void *opaque, walk_
             if (rc < 0 || set >= pages)
                 break;
             uint64_t clr = lb_next_clear(&ib->data, set);
-            rc = read_data_run(img, b, set, clr - set, buf, fn, opaque, err);
+            rc = read_data_run(img, b, set, clr - set, buf, WALK_RUN, fn, opaque, err);
             i = clr;
             if (wp->fn) {
                 wp->done += (clr - set) * ib->info.page_size;
@@ -593,6 +595,9 @@ int mrimg_ram_read(mrimg_image *img, unsigned block, uint64_t first_page, uint64
                        (unsigned long long)b->info.pages);
     read_ctx r = {buf, first_page, b->info.page_size};
     uint64_t i = first_page, end = first_page + npages;
+    /* a buffer for the request, not for the largest run (one page read
+     * must not cost an 8 MiB allocation) */
+    size_t cap = (size_t)MRIMG_MIN((uint64_t)WALK_RUN, npages * b->info.page_size);
     uint8_t *tmp = NULL;
     while (i < end) {
         uint64_t set = MRIMG_MIN(lb_next_set(&b->data, i), end);
@@ -601,9 +606,9 @@ int mrimg_ram_read(mrimg_image *img, unsigned block, uint64_t first_page, uint64
         if (set >= end)
             break;
         uint64_t clr = MRIMG_MIN(lb_next_clear(&b->data, set), end);
-        if (!tmp && !(tmp = xmalloc_aligned(WALK_RUN, err)))
+        if (!tmp && !(tmp = xmalloc_aligned(cap, err)))
             return MRIMG_ERR_NOMEM;
-        rc = read_data_run(img, block, set, clr - set, tmp, read_cb, &r, err);
+        rc = read_data_run(img, block, set, clr - set, tmp, cap, read_cb, &r, err);
         if (rc < 0)
             break;
         i = clr;

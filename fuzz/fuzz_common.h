@@ -1,0 +1,360 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Shared helpers of the fuzz harnesses (header-only, one copy per target).
+ *
+ * The library works on files, so the harnesses hand it the input as a file:
+ * a memfd (tmpfs-backed, no disk I/O) opened through /proc/self/fd/N, which
+ * runs the real code path: open(2), fstat, pread, SEEK_DATA/SEEK_HOLE.
+ * Every 4 KiB-aligned all-zero page of the input is punched into a hole, so
+ * the hole-skipping paths (mapped-ram pages, the RAM replay file) are
+ * exercised as they are on real sparse images; the bytes read back are the
+ * same.  Outputs (conversions, encoders) go to a private directory in
+ * /dev/shm, removed at exit.
+ *
+ * Everything runs single-threaded (threads = 1), so that coverage is
+ * deterministic, except the second handle of fuzz_stream, which reads
+ * ahead on a second thread to compare both readers. */
+#ifndef MRIMG_FUZZ_COMMON_H
+#define MRIMG_FUZZ_COMMON_H
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/util.h" /* mrimg.h and the internal helpers */
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+/* A failed oracle (not a library error): abort the run so the fuzzer
+ * records the input.  Kept in release builds (no assert()). */
+#define FZ_CHECK(cond, ...)                                                   \
+    do {                                                                      \
+        if (!(cond)) {                                                        \
+            fprintf(stderr, "fuzz oracle failed: %s (%s:%d)\n", #cond,        \
+                    __FILE__, __LINE__);                                      \
+            fprintf(stderr, "  " __VA_ARGS__);                                \
+            fputc('\n', stderr);                                              \
+            __builtin_trap();                                                 \
+        }                                                                     \
+    } while (0)
+
+#define FZ_FN static inline __attribute__((unused))
+
+/* MRIMG_FUZZ_DEBUG=1: say what each run did (for replaying by hand). */
+FZ_FN bool fz_debug(void)
+{
+    static int on = -1;
+    if (on < 0)
+        on = getenv("MRIMG_FUZZ_DEBUG") != NULL;
+    return on;
+}
+#define FZ_LOG(...)                                                           \
+    do {                                                                      \
+        if (fz_debug())                                                       \
+            fprintf(stderr, "  " __VA_ARGS__);                                \
+    } while (0)
+
+/* An input file: one memfd per slot, reused across runs. */
+typedef struct fz_file {
+    int fd;
+    char path[64];
+} fz_file;
+
+static char fz_dir[64] __attribute__((unused));
+
+FZ_FN void fz_rmdir(void)
+{
+    if (!fz_dir[0])
+        return;
+    DIR *d = opendir(fz_dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
+                continue;
+            char p[400];
+            snprintf(p, sizeof(p), "%s/%s", fz_dir, e->d_name);
+            unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(fz_dir);
+}
+
+/* Process setup: a private output directory and the RAM replay files in
+ * /dev/shm (the library's temporary files go to $MRIMG_TMPDIR). */
+FZ_FN void fz_setup(void)
+{
+    if (fz_dir[0])
+        return;
+    const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    snprintf(fz_dir, sizeof(fz_dir), "%s/mrimg-fuzz-XXXXXX", base);
+    if (!mkdtemp(fz_dir)) {
+        perror("mkdtemp");
+        abort();
+    }
+    atexit(fz_rmdir);
+    setenv("MRIMG_TMPDIR", fz_dir, 1);
+}
+
+/* A path in the private output directory. */
+FZ_FN const char *fz_out_path(const char *name)
+{
+    static char bufs[4][400];
+    static unsigned next;
+    char *b = bufs[next++ % 4];
+    fz_setup();
+    snprintf(b, sizeof(bufs[0]), "%s/%s", fz_dir, name);
+    return b;
+}
+
+/* Remove every file left in the output directory (outputs of one run). */
+FZ_FN void fz_clean_outputs(void)
+{
+    DIR *d = opendir(fz_dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
+            continue;
+        char p[400];
+        snprintf(p, sizeof(p), "%s/%s", fz_dir, e->d_name);
+        unlink(p);
+    }
+    closedir(d);
+}
+
+/* Put data into f (created on first use) and return its path. */
+FZ_FN const char *fz_file_put(fz_file *f, const uint8_t *data, size_t size)
+{
+    fz_setup();
+    if (f->fd <= 0) {
+        f->fd = memfd_create("mrimg-fuzz", MFD_CLOEXEC);
+        if (f->fd < 0) {
+            perror("memfd_create");
+            abort();
+        }
+        snprintf(f->path, sizeof(f->path), "/proc/self/fd/%d", f->fd);
+    }
+    if (ftruncate(f->fd, 0) != 0 || ftruncate(f->fd, (off_t)size) != 0) {
+        perror("ftruncate");
+        abort();
+    }
+    enum { PG = 4096 };
+    size_t off = 0;
+    while (off < size) {
+        size_t n = size - off < PG ? size - off : PG;
+        bool zero = n == PG;
+        for (size_t i = 0; zero && i < n; i++)
+            zero = data[off + i] == 0;
+        /* zero pages stay holes (the file was truncated to its size) */
+        if (!zero) {
+            size_t done = 0;
+            while (done < n) {
+                ssize_t w = pwrite(f->fd, data + off + done, n - done, (off_t)(off + done));
+                if (w <= 0) {
+                    perror("pwrite");
+                    abort();
+                }
+                done += (size_t)w;
+            }
+        }
+        off += n;
+    }
+    return f->path;
+}
+
+/* Read a whole file (outputs) into memory; NULL if it cannot be read. */
+FZ_FN uint8_t *fz_slurp(const char *path, size_t *len, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || (uint64_t)st.st_size > cap) {
+        close(fd);
+        return NULL;
+    }
+    uint8_t *p = malloc((size_t)st.st_size + 1);
+    size_t got = 0;
+    while (p && got < (size_t)st.st_size) {
+        ssize_t n = pread(fd, p + got, (size_t)st.st_size - got, (off_t)got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    *len = got;
+    return p;
+}
+
+/* FNV-1a, to remember page contents without keeping them. */
+FZ_FN uint64_t fz_hash(const uint8_t *p, size_t n, uint64_t h)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* ---- a checker of the RAM walk contract ------------------------------------
+ * mrimg_ram_walk() promises every page of every block exactly once, blocks
+ * in list order, pages ascending, npages > 0, and at most one RESTART that
+ * starts it all over.  The checker verifies that and folds the content into
+ * a hash (all-zero data pages count as zero pages, so layouts that store a
+ * zero page differently hash alike).  Optionally it keeps a few samples of
+ * data and zero pages for random-access checks. */
+
+#define FZ_SAMPLES 32
+
+typedef struct fz_sample {
+    unsigned block;
+    uint64_t page;
+    uint64_t hash;          /* 0: a zero page */
+} fz_sample;
+
+typedef struct fz_walk {
+    mrimg_image *img;
+    unsigned block;         /* next page expected */
+    uint64_t page;
+    unsigned restarts;
+    uint64_t hash;
+    uint64_t data_pages, zero_pages;
+    unsigned zero_runs;
+    unsigned nsamples;
+    fz_sample samples[FZ_SAMPLES];
+    /* optional: content of blocks [0, ncopy), page size copy_ps */
+    uint8_t **copy;
+    unsigned ncopy;
+} fz_walk;
+
+FZ_FN void fz_walk_init(fz_walk *w, mrimg_image *img)
+{
+    memset(w, 0, sizeof(*w));
+    w->img = img;
+    w->hash = 0xcbf29ce484222325ull;
+}
+
+FZ_FN void fz_walk_norm(fz_walk *w)
+{
+    unsigned n = mrimg_block_count(w->img);
+    while (w->block < n && w->page >= mrimg_block(w->img, w->block)->pages) {
+        w->block++;
+        w->page = 0;
+    }
+}
+
+FZ_FN bool fz_page_zero(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i])
+            return false;
+    return true;
+}
+
+FZ_FN int fz_walk_cb(void *opaque, unsigned block, uint64_t first, uint64_t npages,
+                     const uint8_t *data, mrimg_error *err)
+{
+    (void)err;
+    fz_walk *w = opaque;
+    if (block == MRIMG_WALK_RESTART) {
+        FZ_CHECK(w->restarts == 0, "a second walk restart");
+        mrimg_image *img = w->img;
+        uint8_t **copy = w->copy;
+        unsigned ncopy = w->ncopy;
+        unsigned r = w->restarts + 1;
+        fz_walk_init(w, img);
+        w->restarts = r;
+        w->copy = copy;
+        w->ncopy = ncopy;
+        return 0;
+    }
+    fz_walk_norm(w);
+    unsigned nb = mrimg_block_count(w->img);
+    FZ_CHECK(block < nb, "walk: block %u of %u", block, nb);
+    const mrimg_ram_block_info *bi = mrimg_block(w->img, block);
+    FZ_CHECK(block == w->block && first == w->page,
+             "walk: got block %u page %llu, expected block %u page %llu", block,
+             (unsigned long long)first, w->block, (unsigned long long)w->page);
+    FZ_CHECK(npages > 0 && npages <= bi->pages - first, "walk: %llu pages at %llu of %llu",
+             (unsigned long long)npages, (unsigned long long)first,
+             (unsigned long long)bi->pages);
+    size_t ps = (size_t)bi->page_size;
+    if (!data) {
+        /* a zero run: sample its first and last page */
+        w->zero_pages += npages;
+        if (w->nsamples + 2 <= FZ_SAMPLES && w->zero_runs++ < 8) {
+            w->samples[w->nsamples++] = (fz_sample){block, first, 0};
+            if (npages > 1)
+                w->samples[w->nsamples++] = (fz_sample){block, first + npages - 1, 0};
+        }
+        w->page = first + npages;
+        return 0;
+    }
+    for (uint64_t k = 0; k < npages; k++) {
+        const uint8_t *pg = data + k * ps;
+        uint64_t h = 0;
+        if (fz_page_zero(pg, ps)) {
+            w->zero_pages++;
+        } else {
+            w->data_pages++;
+            uint64_t id[2] = {block, first + k};
+            h = fz_hash(pg, ps, 0xcbf29ce484222325ull);
+            w->hash = fz_hash((const uint8_t *)id, sizeof(id), w->hash);
+            w->hash = fz_hash((const uint8_t *)&h, sizeof(h), w->hash);
+            if (block < w->ncopy && w->copy[block])
+                memcpy(w->copy[block] + (first + k) * ps, pg, ps);
+        }
+        /* keep the first samples of each kind */
+        if (w->nsamples < FZ_SAMPLES &&
+            (h ? w->data_pages <= FZ_SAMPLES / 2 : w->zero_pages <= FZ_SAMPLES / 2))
+            w->samples[w->nsamples++] = (fz_sample){block, first + k, h};
+    }
+    w->page = first + npages;
+    return 0;
+}
+
+/* After a successful walk: was every page delivered? */
+FZ_FN void fz_walk_done(fz_walk *w)
+{
+    fz_walk_norm(w);
+    FZ_CHECK(w->block == mrimg_block_count(w->img), "walk ended at block %u of %u", w->block,
+             mrimg_block_count(w->img));
+}
+
+/* Random access must agree with the walk on the sampled pages. */
+FZ_FN void fz_check_samples(mrimg_image *img, const fz_walk *w)
+{
+    for (unsigned i = 0; i < w->nsamples; i++) {
+        const fz_sample *s = &w->samples[i];
+        const mrimg_ram_block_info *bi = mrimg_block(img, s->block);
+        FZ_CHECK(bi, "sample block %u gone", s->block);
+        size_t ps = (size_t)bi->page_size;
+        uint64_t n = MRIMG_MIN(bi->pages - s->page, (uint64_t)3);
+        uint8_t *buf = malloc(ps * n);
+        FZ_CHECK(buf, "out of memory");
+        mrimg_error err;
+        int rc = mrimg_ram_read(img, s->block, s->page, n, buf, &err);
+        FZ_CHECK(rc == 0, "mrimg_ram_read(%u, %llu, %llu) after a good walk: %s", s->block,
+                 (unsigned long long)s->page, (unsigned long long)n, err.message);
+        uint64_t h = fz_page_zero(buf, ps) ? 0 : fz_hash(buf, ps, 0xcbf29ce484222325ull);
+        FZ_CHECK(h == s->hash, "mrimg_ram_read(%u, %llu) differs from the walk", s->block,
+                 (unsigned long long)s->page);
+        int hd = mrimg_ram_page_has_data(img, s->block, s->page, &err);
+        FZ_CHECK(hd == 0 || hd == 1, "has_data: %s", err.message);
+        if (s->hash)
+            FZ_CHECK(hd == 1, "a page with content has no data bit");
+        free(buf);
+    }
+}
+
+#endif

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* fuzz_devices: the device-state walk (lib/stream/devices.c), which
+ * delimits the FULL sections after the RAM with the VMDESCRIPTION JSON:
+ * field sizes, arrays, nested structs and subsections, recursively.
+ *
+ * Input: be32 n, then n bytes of JSON, then the device state (the tail of
+ * a stream after its RAM END section, up to and including the EOF byte).
+ * Oracles: the walk never claims more bytes than there are, a complete
+ * walk explains every byte and reports no problem, and every problem
+ * names an offset inside the device state. */
+#include "fuzz_common.h"
+
+#include "stream/vmdesc.h"
+
+typedef struct prob_ctx {
+    uint64_t n;
+    size_t eof;
+} prob_ctx;
+
+static void on_problem(void *ctx, uint64_t off, const char *msg)
+{
+    prob_ctx *p = ctx;
+    FZ_CHECK(off <= p->eof && msg && msg[0], "problem at %llu of %zu: %s",
+             (unsigned long long)off, p->eof, msg ? msg : "(null)");
+    p->n++;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 4)
+        return 0;
+    size_t jl = rd_be32(data);
+    if (jl > size - 4)
+        jl = size - 4;
+    /* exact-size copies, so that ASan sees any read past either part */
+    char *json = malloc(jl ? jl : 1);
+    size_t tl = size - 4 - jl;
+    uint8_t *tail = malloc(tl ? tl : 1);
+    memcpy(json, data + 4, jl);
+    memcpy(tail, data + 4 + jl, tl);
+
+    vj_doc doc;
+    memset(&doc, 0, sizeof(doc));
+    size_t where;
+    char msg[200];
+    if (vj_parse(json, jl, &doc, &where, msg, sizeof(msg)) == 0 && tl > 0) {
+        size_t eof = tl - 1; /* tail[eof] is the EOF byte */
+        prob_ctx pc = {0, eof};
+        sp_devwalk out;
+        sp_walk_devices(&doc, tail, eof, 0, on_problem, &pc, &out);
+        FZ_LOG("walk: %llu sections, %llu of %zu bytes, complete %d, skipped %d, %llu problems %s\n",
+               (unsigned long long)out.sections, (unsigned long long)out.explained, eof,
+               out.complete, out.skipped, (unsigned long long)pc.n, out.note);
+        FZ_CHECK(out.explained <= eof, "explained %llu of %zu bytes",
+                 (unsigned long long)out.explained, eof);
+        if (out.complete)
+            FZ_CHECK(out.explained == eof && pc.n == 0,
+                     "complete, but %llu of %zu bytes explained, %llu problems",
+                     (unsigned long long)out.explained, eof, (unsigned long long)pc.n);
+        FZ_CHECK(memchr(out.note, 0, sizeof(out.note)) != NULL, "note not terminated");
+    }
+    vj_free(&doc);
+    free(json);
+    free(tail);
+    return 0;
+}
