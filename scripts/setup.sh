@@ -5,13 +5,14 @@
 # Usage: scripts/setup.sh [--tests] [--packages-only] [--print-backports]
 #   (default)          packages to build, then build into $MRIMG_BUILD (build/)
 #   --tests            also what the tests need: the stock compressors, python3,
-#                      clang + libFuzzer, and QEMU >= 9 from bookworm-backports
+#                      clang + libFuzzer, and QEMU >= 9 and libvirt >= 11.3
+#                      from bookworm-backports
 #   --packages-only    install packages, do not build
 #   --print-backports  print the backports apt entry this machine would get
 #
 # Packages are installed only when some are missing (set MRIMG_FORCE_APT=1
-# to run apt-get anyway).  QEMU comes from the distribution's backports
-# suite: its apt entry is derived from this machine's own
+# to run apt-get anyway).  QEMU and libvirt come from the distribution's
+# backports suite: its apt entry is derived from this machine's own
 # /etc/apt/sources.list.d/debian.sources (or /etc/apt/sources.list), so no
 # mirror is written into the repository.
 set -euo pipefail
@@ -38,7 +39,11 @@ BUILD_PKGS=(cmake make gcc libc6-dev pkg-config libzstd-dev zlib1g-dev liblzma-d
 TEST_PKGS=(gzip bzip2 xz-utils lzop pigz lbzip2 python3
            clang libclang-rt-14-dev)  # clang + libFuzzer runtime for fuzz/
 QEMU_PKG=qemu-system-x86
-QEMU_MIN=9.0  # mapped-ram
+QEMU_MIN=1:9.0~  # mapped-ram
+# libvirt 11.3, the version whose images and restores the tests check
+# (virsh restore of every imgconv output: tests/libvirt)
+LIBVIRT_PKGS=(libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients)
+LIBVIRT_MIN=11.3.0~
 
 log() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
@@ -61,11 +66,17 @@ missing_pkgs() {
     done
 }
 
-qemu_ok() {
+pkg_ok() {  # pkg_ok PKG MIN-VERSION: installed, at least that version
     local v
-    v=$(dpkg-query -W -f='${Status} ${Version}\n' "$QEMU_PKG" 2>/dev/null) || return 1
+    v=$(dpkg-query -W -f='${Status} ${Version}\n' "$1" 2>/dev/null) || return 1
     case "$v" in "install ok installed "*) ;; *) return 1 ;; esac
-    dpkg --compare-versions "${v##* }" ge "1:$QEMU_MIN~"
+    dpkg --compare-versions "${v##* }" ge "$2"
+}
+
+backports_ok() {  # everything the tests take from backports is there
+    local p
+    pkg_ok "$QEMU_PKG" "$QEMU_MIN" || return 1
+    for p in "${LIBVIRT_PKGS[@]}"; do pkg_ok "$p" "$LIBVIRT_MIN" || return 1; done
 }
 
 codename() {
@@ -137,7 +148,7 @@ setup_backports() {
     fi
     log "adding $suite-backports (derived from this machine's $suite entry) as $dest:"
     printf '%s\n' "$entry" | sed 's/^/    /'
-    { printf '# Written by mrimg scripts/setup.sh: QEMU >= %s for the round-trip tests.\n' "$QEMU_MIN"
+    { printf '# Written by mrimg scripts/setup.sh: QEMU and libvirt for the round-trip tests.\n'
       printf '%s\n' "$entry"; } | as_root tee "$dest.tmp" >/dev/null
     as_root mv -f "$dest.tmp" "$dest"
 }
@@ -146,14 +157,14 @@ install_packages() {
     local want=("${BUILD_PKGS[@]}") need_qemu=0 missing
     [ "$tests" -eq 1 ] && want+=("${TEST_PKGS[@]}")
     missing=$(missing_pkgs "${want[@]}")
-    if [ "$tests" -eq 1 ] && ! qemu_ok; then
+    if [ "$tests" -eq 1 ] && ! backports_ok; then
         need_qemu=1
     fi
     if [ -z "$missing" ] && [ "$need_qemu" -eq 0 ] && [ -z "${MRIMG_FORCE_APT:-}" ]; then
         log "all packages present"
         return
     fi
-    command -v apt-get >/dev/null 2>&1 || die "apt-get not found: install by hand: ${want[*]} $QEMU_PKG (>= $QEMU_MIN)"
+    command -v apt-get >/dev/null 2>&1 || die "apt-get not found: install by hand: ${want[*]} $QEMU_PKG (>= $QEMU_MIN) ${LIBVIRT_PKGS[*]} (>= $LIBVIRT_MIN)"
     export DEBIAN_FRONTEND=noninteractive
     local suite=""
     if [ "$tests" -eq 1 ]; then
@@ -165,9 +176,10 @@ install_packages() {
     log "installing: ${want[*]}"
     as_root apt-get install -y -q --no-install-recommends "${want[@]}"
     if [ "$tests" -eq 1 ]; then
-        log "installing $QEMU_PKG from $suite-backports"
-        as_root apt-get install -y -q --no-install-recommends -t "$suite-backports" "$QEMU_PKG"
-        qemu_ok || die "$QEMU_PKG >= $QEMU_MIN is not installed after apt-get ($(dpkg-query -W -f='${Version}' "$QEMU_PKG" 2>/dev/null || echo none))"
+        log "installing $QEMU_PKG ${LIBVIRT_PKGS[*]} from $suite-backports"
+        as_root apt-get install -y -q --no-install-recommends -t "$suite-backports" \
+            "$QEMU_PKG" "${LIBVIRT_PKGS[@]}"
+        backports_ok || die "$QEMU_PKG >= $QEMU_MIN and ${LIBVIRT_PKGS[*]} >= $LIBVIRT_MIN are not installed after apt-get ($(dpkg-query -W -f='${Package} ${Version} ' "$QEMU_PKG" "${LIBVIRT_PKGS[@]}" 2>/dev/null || echo none))"
     fi
 }
 

@@ -6,10 +6,11 @@
 #                                          -DMRIMG_SANITIZE=ON)
 #   3. the fuzzers (fuzz/run.sh, if present: builds them with clang in
 #      build-fuzz/ and runs each target for $MRIMG_FUZZ_SECONDS seconds,
-#      default 60 -- 11 targets, so about 11 minutes; 0 skips fuzzing)
+#      default 60 -- 12 targets, so about 12 minutes; 0 skips fuzzing)
 # Every step runs even if an earlier one failed; the exit status is 0 only if
-# all passed.  The ctest runs include the QEMU round trips, which are skipped
-# when no QEMU >= 9.0 is installed, unless CI is set (then they fail).
+# all passed.  The ctest runs include the QEMU and libvirt round trips, which
+# are skipped when no QEMU >= 9.0 / libvirt >= 11.3 is installed, unless CI
+# is set (then they fail).
 # MRIMG_TEST_JOBS: parallel ctest jobs (default: online CPUs).
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")/.."
