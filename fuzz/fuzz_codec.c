@@ -138,19 +138,10 @@ static void roundtrip(const uint8_t *data, size_t size)
     sink_abort(&sink);
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fz_setup();
-    obuf = malloc(OBUF_SIZE);
-    return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!obuf)
-        LLVMFuzzerInitialize(NULL, NULL);
+    if (!obuf && !(obuf = malloc(OBUF_SIZE)))
+        return 0;
     const char *path = fz_file_put(&in_file, data, size);
     mrimg_error err;
     mrimg_source src;

@@ -71,24 +71,31 @@ typedef struct fz_file {
 
 static char fz_dir[64] __attribute__((unused));
 
+/* Remove every file left in the output directory (outputs of one run). */
+FZ_FN void fz_clean_outputs(void)
+{
+    DIR *d = fz_dir[0] ? opendir(fz_dir) : NULL;
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
+            continue;
+        char p[400];
+        snprintf(p, sizeof(p), "%s/%s", fz_dir, e->d_name);
+        unlink(p);
+    }
+    closedir(d);
+}
+
 FZ_FN void fz_rmdir(void)
 {
     if (!fz_dir[0])
         return;
-    DIR *d = opendir(fz_dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
-                continue;
-            char p[400];
-            snprintf(p, sizeof(p), "%s/%s", fz_dir, e->d_name);
-            unlink(p);
-        }
-        closedir(d);
-    }
+    fz_clean_outputs();
     rmdir(fz_dir);
 }
+
 
 /* Process setup: a private output directory and the RAM replay files in
  * /dev/shm (the library's temporary files go to $MRIMG_TMPDIR). */
@@ -106,6 +113,15 @@ FZ_FN void fz_setup(void)
     setenv("MRIMG_TMPDIR", fz_dir, 1);
 }
 
+/* The process setup libFuzzer (and replay.c) calls first. */
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    fz_setup();
+    return 0;
+}
+
 /* A path in the private output directory. */
 FZ_FN const char *fz_out_path(const char *name)
 {
@@ -115,23 +131,6 @@ FZ_FN const char *fz_out_path(const char *name)
     fz_setup();
     snprintf(b, sizeof(bufs[0]), "%s/%s", fz_dir, name);
     return b;
-}
-
-/* Remove every file left in the output directory (outputs of one run). */
-FZ_FN void fz_clean_outputs(void)
-{
-    DIR *d = opendir(fz_dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
-            continue;
-        char p[400];
-        snprintf(p, sizeof(p), "%s/%s", fz_dir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
 }
 
 /* Put data into f (created on first use) and return its path. */

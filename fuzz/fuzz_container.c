@@ -92,14 +92,6 @@ static void rewrite(const mrimg_container_info *ci)
     sink_abort(&sink);
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fz_setup();
-    return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *path = fz_file_put(&in_file, data, size);

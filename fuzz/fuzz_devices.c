@@ -25,13 +25,6 @@ static void on_problem(void *ctx, uint64_t off, const char *msg)
     p->n++;
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 4)

@@ -316,14 +316,6 @@ static void convert(const char *in, const char *out, int fmt, bool compact, cons
     mrimg_close(img);
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fz_setup();
-    return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     recipe r = {data, size, 0};

@@ -40,14 +40,6 @@ static void check_counts(mrimg_image *img)
              (unsigned long long)total, (unsigned long long)si->ram_total);
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fz_setup();
-    return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *path = fz_file_put(&in_file, data, size);

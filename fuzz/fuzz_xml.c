@@ -13,13 +13,6 @@
 
 #include "verify/vfy.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     /* an unterminated copy: the readers must stay inside len */
