@@ -174,6 +174,13 @@ int img_stream_open(mrimg_image *img, srd *s, mrimg_decoder *dec, mrimg_error *e
     return rc;
 }
 
+void img_stream_progress(mrimg_image *img, srd *s, mrimg_progress_fn fn, void *ctx)
+{
+    s->progress = fn;
+    s->progress_ctx = ctx;
+    s->progress_total = img->src.size - img->ci.payload_offset;
+}
+
 void img_stream_close(srd *s, mrimg_decoder *dec)
 {
     srd_free(s);

@@ -55,6 +55,9 @@ struct mrimg_image {
 MRIMG_INTERNAL int img_stream_open(mrimg_image *img, srd *s, mrimg_decoder *dec,
                                    mrimg_error *err);
 MRIMG_INTERNAL void img_stream_close(srd *s, mrimg_decoder *dec);
+/* Report progress of a pass over the payload opened by img_stream_open. */
+MRIMG_INTERNAL void img_stream_progress(mrimg_image *img, srd *s, mrimg_progress_fn fn,
+                                        void *ctx);
 /* Look for the QEMU stream magic in the first 16 MiB of a file (to
  * suggest --offset for a bare stream that does not start at 0). */
 MRIMG_INTERNAL bool img_find_stream_magic(mrimg_source *src, uint64_t *at);

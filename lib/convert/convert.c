@@ -408,9 +408,7 @@ static int run_parse(cv *c, const sp_handler *h, bool tap, mrimg_error *err)
     int rc = img_stream_open(c->in, &s, &dec, err);
     if (rc < 0)
         return rc;
-    s.progress = c->o->progress;
-    s.progress_ctx = c->o->progress_ctx;
-    s.progress_total = c->in->src.size - c->in->ci.payload_offset;
+    img_stream_progress(c->in, &s, c->o->progress, c->o->progress_ctx);
     if (tap) {
         s.tap = tap_out;
         s.tap_ctx = c;

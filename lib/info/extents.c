@@ -482,9 +482,7 @@ int mrimg_stream_map(mrimg_image *img, mrimg_extent_fn fn, void *opaque,
     int rc = img_stream_open(img, &s, &dec, err);
     if (rc < 0)
         return rc;
-    s.progress = progress;
-    s.progress_ctx = pctx;
-    s.progress_total = img->src.size - img->ci.payload_offset;
+    img_stream_progress(img, &s, progress, pctx);
     static const sp_handler h = {
         .on_config = smap_on_config,
         .on_section = smap_on_section,

@@ -204,9 +204,7 @@ static int run_pass(mrimg_image *img, pass_ctx *pc, mrimg_progress_fn progress, 
     int rc = img_stream_open(img, &s, &dec, err);
     if (rc < 0)
         return rc;
-    s.progress = progress;
-    s.progress_ctx = pctx;
-    s.progress_total = img->src.size - img->ci.payload_offset;
+    img_stream_progress(img, &s, progress, pctx);
 
     static const sp_handler h = {
         .on_config = pass_on_config,

@@ -873,9 +873,7 @@ static int stream_pass(vf *v, mrimg_error *err)
     v->compressed = dec.codec != NULL;
     v->sk = v->compressed ? MRIMG_OFF_STREAM : MRIMG_OFF_FILE;
     v->sbase = v->compressed ? 0 : img->ci.payload_offset;
-    s.progress = v->o->progress;
-    s.progress_ctx = v->o->progress_ctx;
-    s.progress_total = img->src.size - img->ci.payload_offset;
+    img_stream_progress(img, &s, v->o->progress, v->o->progress_ctx);
 
     static const sp_handler h = {
         .on_config = on_config,
