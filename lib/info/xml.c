@@ -21,8 +21,6 @@
 
 #include "../util/xml.h"
 
-#define XML_MAX_DEPTH 256
-
 typedef struct span {
     size_t start, end; /* [start, end) of the input removed */
 } span;
@@ -36,7 +34,7 @@ typedef struct strip {
     int rc;            /* MRIMG_ERR_NOMEM if a callback failed */
     mrimg_error *err;
     /* open elements: name ranges (the reader bounds the depth) */
-    size_t name[XML_MAX_DEPTH + 1], len[XML_MAX_DEPTH + 1];
+    size_t name[VX_DEPTH + 1], len[VX_DEPTH + 1];
     unsigned depth;
     /* the start tag being read */
     size_t lt;

@@ -10,7 +10,6 @@
 
 #include "xml.h"
 
-#define VX_DEPTH 256
 #define VX_ATTRS 256
 
 typedef struct vx {
@@ -161,9 +160,9 @@ typedef struct span {
     size_t off, len;
 } span;
 
-/* A start or empty-element tag at x->i ('<' name ...).  *empty set for
- * "/>".  The tag's name goes to *nm. */
-static bool start_tag(vx *x, span *nm, bool *empty)
+/* A start or empty-element tag at x->i ('<' name ...) of an element at
+ * depth.  *empty set for "/>".  The tag's name goes to *nm. */
+static bool start_tag(vx *x, unsigned depth, span *nm, bool *empty)
 {
     span attrs[VX_ATTRS];
     unsigned na = 0;
@@ -171,6 +170,9 @@ static bool start_tag(vx *x, span *nm, bool *empty)
     nm->off = x->i;
     if (!name(x, &nm->len, "element"))
         return false;
+    if (x->ev && x->ev->start &&
+        !x->ev->start(x->ev->ctx, nm->off - 1, nm->off, nm->len, depth))
+        return stop(x);
     for (;;) {
         size_t before = x->i;
         skip_ws(x);
@@ -382,24 +384,8 @@ void vx_parse(const char *text, size_t len, const vx_events *ev, vx_result *r)
         }
         span nm;
         bool empty;
-        if (ev && ev->start) {
-            /* the name is read again by start_tag(); peek it here */
-            size_t save = x.i;
-            x.i++;
-            size_t nl;
-            if (!name(&x, &nl, "element"))
-                return;
-            x.i = save;
-            if (!ev->start(ev->ctx, at, at + 1, nl, depth)) {
-                stop(&x);
-                return;
-            }
-        }
-        if (!start_tag(&x, &nm, &empty)) {
-            if (r->stopped)
-                r->ok = true;
-            return;
-        }
+        if (!start_tag(&x, depth, &nm, &empty))
+            return; /* malformed, or a callback stopped it (r->ok stays true) */
         if (ev && ev->start_done && !ev->start_done(ev->ctx, x.i, empty)) {
             stop(&x);
             return;

@@ -8,6 +8,10 @@
 
 /* ---- XML ----------------------------------------------------------------- */
 
+/* Deepest element nesting the reader accepts (the root is depth 0; a start
+ * callback may see depth == VX_DEPTH just before the reader refuses it). */
+#define VX_DEPTH 256
+
 typedef struct vx_result {
     bool ok;
     size_t where;            /* byte offset of the problem */
