@@ -23,6 +23,10 @@ typedef struct mrimg_codec mrimg_codec;
 #define CODEC_IN_BUF (4u << 20)
 #endif
 
+/* The xz decoder's memory limit (1 GiB: every xz preset fits); anything
+ * else that decodes xz (the verifier's re-check) uses the same cap. */
+#define XZ_MEMLIMIT (1ull << 30)
+
 /* What follows the last complete member/stream/frame of a payload, and
  * whether the stock tool, run as libvirt runs it (`tool -dc`, lzop with
  * --ignore-warn), would still exit with status 0. */

@@ -44,7 +44,6 @@
 
 #include "codec.h"
 
-#define XZ_MEMLIMIT (1ull << 30)
 #define XZ_MEMLIMIT_THREADING (512ull << 20)
 #define XZ_OUT_BUF (1u << 20)
 

@@ -526,9 +526,9 @@ static int xz_decodes_without_checks(mrimg_source *src, uint64_t start, uint64_t
 {
     enum { IN = 1u << 20, OUT = 4u << 20 };
     lzma_stream z = LZMA_STREAM_INIT;
-    /* the decoder's own memory cap (1 GiB, as in lib/codec/xz.c): a header
-     * asking for more is not worth a second look */
-    if (lzma_stream_decoder(&z, 1ull << 30, LZMA_CONCATENATED | LZMA_IGNORE_CHECK) != LZMA_OK)
+    /* the decoder's own memory cap: a header asking for more is not worth
+     * a second look */
+    if (lzma_stream_decoder(&z, XZ_MEMLIMIT, LZMA_CONCATENATED | LZMA_IGNORE_CHECK) != LZMA_OK)
         return err_set(err, MRIMG_ERR_NOMEM, MRIMG_OFF_NONE, 0, "liblzma initialisation failed");
     uint8_t *in = xmalloc(IN, err), *out = in ? xmalloc(OUT, err) : NULL;
     int result = 0;
