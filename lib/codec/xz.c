@@ -32,9 +32,15 @@
  *   A non-empty padding is reported in trailing/trailing_zero (not rejected).
  *
  * Encoder
- *   threads > 1: lzma_stream_encoder_mt (blocks of 3 x dictionary size, the
- *   liblzma default, so xz -T / our mt decoder can decode them in
- *   parallel); threads == 1: lzma_easy_encoder (one block, as `xz -3 -c`).
+ *   lzma_stream_encoder_mt for every thread count, one thread included
+ *   (blocks of 3 x dictionary size, liblzma's default, with their sizes in
+ *   the block headers, so that xz -T / our mt decoder can decode them in
+ *   parallel).  The block layout depends on the preset only, so the output
+ *   is the same bytes for any thread count.  The single-threaded
+ *   lzma_easy_encoder (one block) would differ: xz 5.4.1 `xz -3 -T1 -c`
+ *   (and plain `xz -3 -c`, libvirt's command) writes one block, while
+ *   `-T2`, `-T3` and `-T+1` (multi-threaded mode with one thread) agree with
+ *   each other and with us (measured); `xz -dc` decodes both layouts.
  *   Preset = level 0..9, default 3 (libvirt runs `xz -3 -c`), check CRC64
  *   (xz's default).
  */
@@ -302,19 +308,16 @@ static int xz_enc_init(mrimg_encoder *e, mrimg_error *err)
         return MRIMG_ERR_NOMEM;
     }
     lzma_ret r;
-    if (e->threads > 1) {
-        lzma_mt mt;
-        memset(&mt, 0, sizeof(mt));
-        mt.threads = e->threads;
-        mt.block_size = 0; /* liblzma's default: 3 x dictionary size */
-        mt.timeout = 0;
-        mt.preset = (uint32_t)e->level;
-        mt.filters = NULL;
-        mt.check = LZMA_CHECK_CRC64;
-        r = lzma_stream_encoder_mt(&x->ls, &mt);
-    } else {
-        r = lzma_easy_encoder(&x->ls, (uint32_t)e->level, LZMA_CHECK_CRC64);
-    }
+    /* the multi-threaded layout even for one thread: see the head comment */
+    lzma_mt mt;
+    memset(&mt, 0, sizeof(mt));
+    mt.threads = MRIMG_MAX(1u, MRIMG_MIN(e->threads, 16384u) /* liblzma's LZMA_THREADS_MAX */);
+    mt.block_size = 0; /* liblzma's default: 3 x dictionary size */
+    mt.timeout = 0;
+    mt.preset = (uint32_t)e->level;
+    mt.filters = NULL;
+    mt.check = LZMA_CHECK_CRC64;
+    r = lzma_stream_encoder_mt(&x->ls, &mt);
     if (r != LZMA_OK) {
         xz_enc_free(e);
         return r == LZMA_MEM_ERROR ? err_nomem(err)

@@ -26,8 +26,15 @@
  *
  * Encoder
  *   ZSTD_compressStream2 with ZSTD_c_checksumFlag 1 (the CLI's default),
- *   ZSTD_c_nbWorkers = threads (0 when threads == 1; if this libzstd has no
- *   thread support we silently stay single-threaded).  Levels 1..19,
+ *   ZSTD_c_nbWorkers = threads, at least 1, never 0.  The output does not
+ *   depend on the thread count: with nbWorkers >= 1 libzstd cuts the input
+ *   into jobs whose size follows from the level alone (ZSTD_c_jobSize 0),
+ *   whatever the number of workers, while nbWorkers 0 (the single-threaded
+ *   path) would write a different frame.  This is what the zstd 1.5.4 CLI
+ *   does: `zstd -T1`, `-T2` and the default give the same bytes, only
+ *   `--single-thread` differs (measured).  If this libzstd has no thread
+ *   support, setting nbWorkers fails and every thread count stays on the
+ *   single-threaded path - again the same bytes for all.  Levels 1..19,
  *   default 3.
  */
 #include <stdio.h>
@@ -287,10 +294,10 @@ static int zs_enc_init(mrimg_encoder *e, mrimg_error *err)
         return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0, "cannot set up zstd: %s",
                        ZSTD_getErrorName(r));
     }
-    if (e->threads > 1) {
-        /* fails only when libzstd was built without threads: stay serial */
-        (void)ZSTD_CCtx_setParameter(z->cc, ZSTD_c_nbWorkers, (int)MRIMG_MIN(e->threads, 256u));
-    }
+    /* never 0 workers, so that one thread writes what two write (see the
+     * head comment); fails only when libzstd was built without threads */
+    (void)ZSTD_CCtx_setParameter(z->cc, ZSTD_c_nbWorkers,
+                                 (int)MRIMG_MAX(1u, MRIMG_MIN(e->threads, 256u)));
     return 0;
 }
 
