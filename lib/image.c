@@ -70,6 +70,7 @@ mrimg_image *mrimg_open(const char *path, const mrimg_open_opts *opts, mrimg_err
         return NULL;
     if (opts)
         img->opts = *opts;
+    img->opts.threads = threads_effective(img->opts.threads);
     if (src_open(&img->src, path, err) < 0) {
         free(img);
         return NULL;

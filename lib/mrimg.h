@@ -134,6 +134,11 @@ typedef enum mrimg_format {
 MRIMG_API const char *mrimg_format_name(int format);
 /*! mrimg_format_from_name(): the inverse; -1 if unknown. */
 MRIMG_API int mrimg_format_from_name(const char *name);
+/*! mrimg_format_levels(): the compression levels the encoder of a libvirt
+ *  FORMAT accepts, [*min, *max], and its default (*def, what libvirt's
+ *  tools use); any pointer may be NULL.
+ *  @return 0, or -1 if the format takes no level (raw, sparse, unknown). */
+MRIMG_API int mrimg_format_levels(int format, int *min, int *max, int *def);
 
 /* ======================================================================
  * Opening an image
@@ -146,7 +151,8 @@ typedef struct mrimg_open_opts {
      * of a `file:` URI).  Ignored when the file has a libvirt header.  With
      * 0, a bare stream must start at offset 0. */
     uint64_t stream_offset;
-    /* Threads the decoders may use (0 = one per online CPU). */
+    /* Threads the decoders may use (0 = one per online CPU; more than the
+     * online CPUs are clamped to them). */
     unsigned threads;
 } mrimg_open_opts;
 
@@ -343,7 +349,9 @@ typedef struct mrimg_convert_opts {
     int out;                  /* MRIMG_FORMAT_* (libvirt image) or MRIMG_OUT_* */
     int level;                /* compression level, -1: the libvirt default
                                * (gzip 6, bzip2 9, xz 3, lzop 3, zstd 3) */
-    unsigned threads;         /* 0: one per online CPU */
+    unsigned threads;         /* 0: one per online CPU; more than the online
+                               * CPUs are clamped to them (the output does
+                               * not depend on the count) */
     int force;                /* replace an existing output */
     int compact;              /* plain output: rewrite a multi-pass stream as
                                * one pass (last record of each page wins) */
@@ -356,6 +364,16 @@ typedef struct mrimg_convert_opts {
                                * metadata; a full disk fails at the start) */
     mrimg_progress_fn progress;
     void *progress_ctx;
+    /* Called with a short label ("scanning", "replaying the stream",
+     * "converting", ...) when a pass starts, or NULL; progress reports all
+     * passes of one call on one scale: done never decreases, total is the
+     * same in every report (the payload bytes - compressed bytes for
+     * compressed inputs - per pass over the stream, the data bytes from the
+     * bitmaps for a mapped-ram input), the last report has done == total. */
+    void (*progress_phase)(void *progress_ctx, const char *phase);
+    const char *cookie;       /* replacement save cookie (a <cookie>
+                               * document, see mrimg_cookie_check), or NULL
+                               * to keep the input's; libvirt outputs only */
 } mrimg_convert_opts;
 
 /*! mrimg_xml_check(): whether xml is a well-formed XML document with a
@@ -363,6 +381,12 @@ typedef struct mrimg_convert_opts {
  *  be for libvirt to restore the image; mrimg_convert checks it too).
  *  Bounded; no external XML library.  @return 0 or MRIMG_ERR_INVAL. */
 MRIMG_API int mrimg_xml_check(const char *xml, mrimg_error *err);
+
+/*! mrimg_cookie_check(): whether cookie is a well-formed XML document with
+ *  a <cookie> root, what libvirt writes as a save cookie (the guest CPU
+ *  definition and flags such as <slirpHelper/>) and parses on restore.
+ *  @return 0 or MRIMG_ERR_INVAL. */
+MRIMG_API int mrimg_cookie_check(const char *cookie, mrimg_error *err);
 
 /*! mrimg_convert_opts_init(): defaults (out = raw, level -1, running -1). */
 MRIMG_API void mrimg_convert_opts_init(mrimg_convert_opts *o);
@@ -539,7 +563,8 @@ typedef struct mrimg_problem {
 
 typedef struct mrimg_verify_opts {
     uint64_t stream_offset;   /* bare QEMU streams: as in mrimg_open_opts */
-    unsigned threads;         /* decoder threads (0: one per online CPU) */
+    unsigned threads;         /* decoder threads (0: one per online CPU;
+                               * clamped to the online CPUs) */
     unsigned max_problems;    /* problems kept (0: MRIMG_VERIFY_MAX_PROBLEMS);
                                * the rest are only counted */
     int skip_data;            /* mapped-ram: do not read the page data */

@@ -242,6 +242,70 @@ static void test_xml_replace(void **state)
     }
 }
 
+/* --cookie: a bare stream gets the cookie libvirt wrote (libvirt -> qemu ->
+ * libvirt keeps it); what is not a <cookie> document, and header options
+ * for bare outputs, are refused before any output exists. */
+static void test_convert_cookie(void **s)
+{
+    (void)s;
+    mrimg_error e;
+    mrimg_image *img = open_at(fixture_path("libvirt/raw.sav"), 0);
+    char *want = strdup(mrimg_container(img)->cookie);
+    char *xml = strdup(mrimg_container(img)->xml);
+    assert_non_null(strstr(want, "<cookie>"));
+    mrimg_convert_opts o;
+    mrimg_convert_opts_init(&o);
+    o.out = MRIMG_OUT_QEMU;
+    o.force = 1;
+    assert_int_equal(mrimg_convert(img, tpath("ck.mig"), &o, NULL, &e), 0);
+    mrimg_close(img);
+
+    static const char *const bad[] = {
+        "<cookie><cpu></cookie>", /* not well-formed */
+        "<domain><name>x</name><uuid>u</uuid></domain>", /* not a cookie */
+        "",
+    };
+    img = open_at(tpath("ck.mig"), 0);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        assert_int_equal(mrimg_cookie_check(bad[i], &e), MRIMG_ERR_INVAL);
+        mrimg_convert_opts_init(&o);
+        o.out = MRIMG_FORMAT_ZSTD;
+        o.xml = xml;
+        o.cookie = bad[i];
+        assert_int_equal(mrimg_convert(img, tpath("ckbad.sav"), &o, NULL, &e), MRIMG_ERR_INVAL);
+        assert_int_not_equal(access(tpath("ckbad.sav"), F_OK), 0);
+    }
+    /* header options for a bare output */
+    mrimg_convert_opts_init(&o);
+    o.out = MRIMG_OUT_QEMU_MAPPED;
+    o.cookie = want;
+    assert_int_equal(mrimg_convert(img, tpath("ckbad.mig"), &o, NULL, &e), MRIMG_ERR_INVAL);
+    o.cookie = NULL;
+    o.xml = xml;
+    assert_int_equal(mrimg_convert(img, tpath("ckbad.mig"), &o, NULL, &e), MRIMG_ERR_INVAL);
+    o.xml = NULL;
+    o.running = 1;
+    assert_int_equal(mrimg_convert(img, tpath("ckbad.mig"), &o, NULL, &e), MRIMG_ERR_INVAL);
+    assert_int_not_equal(access(tpath("ckbad.mig"), F_OK), 0);
+
+    /* back to libvirt with the cookie: stored as given */
+    assert_int_equal(mrimg_cookie_check(want, &e), 0);
+    mrimg_convert_opts_init(&o);
+    o.out = MRIMG_FORMAT_RAW;
+    o.force = 1;
+    o.xml = xml;
+    o.cookie = want;
+    assert_int_equal(mrimg_convert(img, tpath("ck.sav"), &o, NULL, &e), 0);
+    mrimg_close(img);
+    img = open_at(tpath("ck.sav"), 0);
+    assert_non_null(mrimg_container(img)->cookie);
+    assert_string_equal(mrimg_container(img)->cookie, want);
+    assert_string_equal(mrimg_container(img)->xml, xml);
+    mrimg_close(img);
+    free(want);
+    free(xml);
+}
+
 static void compact(mrimg_convert_opts *o) { o->compact = 1; }
 
 /* A live (multi-pass) stream: to mapped-ram the last record of each page
@@ -426,6 +490,7 @@ int main(void)
         cmocka_unit_test(test_reencode_matches_qemu),
         cmocka_unit_test(test_libvirt_roundtrips),
         cmocka_unit_test(test_xml_replace),
+        cmocka_unit_test(test_convert_cookie),
         cmocka_unit_test(test_multipass),
         cmocka_unit_test(test_ram_dir),
         cmocka_unit_test(test_safety),

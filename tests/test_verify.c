@@ -651,6 +651,23 @@ static void test_corrupt_container(void **state)
 
     p = copy_fixture(rel);
     poke(p, payload - 10, "x", 1);
+    poke(p, payload - 7, "y", 1);
+    {
+        /* the warning points at the first non-zero byte, not at byte 92 */
+        mrimg_verify_result *r = verify(p);
+        bool found = false;
+        for (unsigned i = 0; i < r->nproblems; i++) {
+            const mrimg_problem *q = &r->problems[i];
+            if (strcmp(q->check, "container.padding"))
+                continue;
+            found = true;
+            assert_int_equal(q->offset_kind, MRIMG_OFF_FILE);
+            assert_int_equal(q->offset, payload - 10);
+            assert_non_null(strstr(q->message, "2 non-zero"));
+        }
+        assert_true(found);
+        mrimg_verify_free(r);
+    }
     expect_warning_only(p, "container.padding", "padding");
 
     p = copy_fixture(rel);

@@ -28,6 +28,20 @@ int mrimg_format_from_name(const char *name)
     return -1;
 }
 
+int mrimg_format_levels(int format, int *min, int *max, int *def)
+{
+    const mrimg_codec *c = codec_by_format(format);
+    if (!c || c == &codec_raw || !c->enc_init)
+        return -1;
+    if (min)
+        *min = c->level_min;
+    if (max)
+        *max = c->level_max;
+    if (def)
+        *def = c->level_default;
+    return 0;
+}
+
 const mrimg_codec *codec_by_format(int format)
 {
     for (size_t i = 0; i < MRIMG_ARRAY_SIZE(codecs); i++)

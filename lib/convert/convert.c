@@ -31,6 +31,75 @@
 #define PWB_SIZE (8u << 20)
 #endif
 
+/* One progress scale for a whole mrimg_convert call.  The passes it runs
+ * (reading a mapped-ram input's bitmaps, a scan, a replay, the conversion)
+ * each report on their own scale; this maps them onto one total fixed
+ * before the first report - the input's payload bytes (compressed bytes for
+ * compressed payloads) per pass over the stream, its data bytes (from the
+ * bitmaps) per walk over a mapped-ram input - so that the caller sees one
+ * bar that never goes back, with a phase label per pass. */
+typedef struct cv_prog {
+    const mrimg_convert_opts *o;
+    uint64_t total;     /* the whole call */
+    uint64_t base;      /* where the current pass starts */
+    uint64_t weight;    /* its share of total */
+    uint64_t primary;   /* != 0: only reports with this pass-local total count */
+    uint64_t shown;     /* the last value reported (never decreases) */
+    bool silent;        /* a pass too short to report (metadata only) */
+} cv_prog;
+
+static int cvp_report(void *opaque, uint64_t done, uint64_t total)
+{
+    cv_prog *p = opaque;
+    if (p->silent)
+        return 0;
+    if (p->primary && total != p->primary)
+        return 0;
+    uint64_t at = p->base;
+    if (total && p->weight)
+        at += (uint64_t)((double)MRIMG_MIN(done, total) / (double)total * (double)p->weight);
+    at = MRIMG_MIN(at, p->base + p->weight);
+    if (at < p->shown)
+        at = p->shown;
+    p->shown = at;
+    return p->o->progress(p->o->progress_ctx, at, p->total);
+}
+
+/* Start the next pass: the previous one counts as complete. */
+static void cvp_begin(cv_prog *p, const char *phase, uint64_t weight, uint64_t primary)
+{
+    if (p->base + p->weight > p->shown)
+        p->shown = MRIMG_MIN(p->base + p->weight, p->total);
+    p->base = p->shown;
+    p->weight = MRIMG_MIN(weight, p->total - p->base);
+    p->primary = primary;
+    p->silent = false;
+    if (p->o->progress_phase)
+        p->o->progress_phase(p->o->progress_ctx, phase);
+}
+
+/* Bytes of the pages with data (what a walk over the bitmaps reads). */
+static uint64_t data_bytes(const mrimg_image *in)
+{
+    uint64_t d = 0;
+    for (unsigned i = 0; i < in->nblocks; i++)
+        d += in->blocks[i].info.pages_data * in->blocks[i].info.page_size;
+    return d;
+}
+
+static uint64_t payload_bytes(const mrimg_image *in)
+{
+    return in->src.size > in->ci.payload_offset ? in->src.size - in->ci.payload_offset : 0;
+}
+
+static void cvp_end(cv_prog *p)
+{
+    if (!p->o->progress || p->silent)
+        return;
+    cvp_begin(p, NULL, 0, 0);
+    (void)p->o->progress(p->o->progress_ctx, p->total, p->total);
+}
+
 typedef struct cv {
     mrimg_image *in;
     const mrimg_convert_opts *o;
@@ -61,7 +130,11 @@ typedef struct cv {
     uint8_t *pwb;               /* coalesced page writes */
     int pwb_block;
     uint64_t pwb_first, pwb_count;
+    cv_prog prog;
 } cv;
+
+/* the progress callback and context the passes report to */
+#define CV_PROG(c) ((c)->o->progress ? cvp_report : NULL), &(c)->prog
 
 /* ---- output plumbing ---------------------------------------------------- */
 
@@ -275,8 +348,9 @@ static int re_on_command(void *ctx, const sp_command *cmd, mrimg_error *err)
     cv *c = ctx;
     if (cmd->cmd == MIG_CMD_POSTCOPY_ADVISE && c->mapped_out)
         return err_set(err, MRIMG_ERR_UNSUPPORTED, MRIMG_OFF_NONE, 0,
-                       "the stream was saved with postcopy-ram, which QEMU cannot combine with "
-                       "mapped-ram; convert it to a plain format instead");
+                       "the stream has a postcopy-advise command (it was saved with postcopy-ram "
+                       "enabled, see 'imginfo'), which QEMU cannot combine with mapped-ram; "
+                       "convert it to a plain format instead");
     return sw_command(&c->w, cmd, err);
 }
 
@@ -369,8 +443,7 @@ static int re_on_section_end(void *ctx, const sp_section *s, mrimg_error *err)
             /* one PART carrying every page */
             rc = sw_section_short(&c->w, QEMU_VM_SECTION_PART, s->id, err);
             if (rc == 0)
-                rc = img_walk_bitmapped(c->in, plain_walk_cb, c, c->o->progress,
-                                        c->o->progress_ctx, err);
+                rc = img_walk_bitmapped(c->in, plain_walk_cb, c, CV_PROG(c), err);
             if (rc == 0)
                 rc = sw_eos(&c->w, err);
             if (rc == 0)
@@ -408,7 +481,7 @@ static int run_parse(cv *c, const sp_handler *h, bool tap, mrimg_error *err)
     int rc = img_stream_open(c->in, &s, &dec, err);
     if (rc < 0)
         return rc;
-    img_stream_progress(c->in, &s, c->o->progress, c->o->progress_ctx);
+    img_stream_progress(c->in, &s, CV_PROG(c));
     if (tap) {
         s.tap = tap_out;
         s.tap_ctx = c;
@@ -439,6 +512,7 @@ static int run_parse(cv *c, const sp_handler *h, bool tap, mrimg_error *err)
 static int pipeline_passthrough(cv *c, mrimg_error *err)
 {
     static const sp_handler h = {0};
+    cvp_begin(&c->prog, "converting", UINT64_MAX, payload_bytes(c->in));
     return run_parse(c, &h, true, err);
 }
 
@@ -459,10 +533,14 @@ static int pipeline_to_mapped(cv *c, mrimg_error *err)
         return MRIMG_ERR_NOMEM;
     c->pwb_block = -1;
     c->st->reencoded = 1;
+    /* a mapped-ram input's pages are read by the walk below, the stream
+     * holds only metadata: progress follows the walk */
+    cvp_begin(&c->prog, "converting", UINT64_MAX,
+              c->in_mapped ? data_bytes(c->in) : payload_bytes(c->in));
     int rc = run_parse(c, &re_handler, false, err);
     if (rc == 0 && c->in_mapped) {
         /* pages of a mapped-ram input are not in its stream: copy them */
-        rc = img_walk_bitmapped(c->in, mapped_walk_cb, c, c->o->progress, c->o->progress_ctx,
+        rc = img_walk_bitmapped(c->in, mapped_walk_cb, c, CV_PROG(c),
                                 err);
         if (rc == 0)
             rc = pwb_flush(c, err);
@@ -480,7 +558,11 @@ static int pipeline_to_plain(cv *c, mrimg_error *err)
 {
     c->st->reencoded = 1;
     /* the pages come from the RAM view: mapped-ram or a replayed stream */
-    int rc = img_addressable(c->in, c->o->progress, c->o->progress_ctx, err);
+    if (!c->in_mapped)
+        cvp_begin(&c->prog, "replaying the stream", payload_bytes(c->in), payload_bytes(c->in));
+    int rc = img_addressable(c->in, CV_PROG(c), err);
+    cvp_begin(&c->prog, "converting", UINT64_MAX,
+              c->in_mapped ? data_bytes(c->in) : payload_bytes(c->in));
     return rc ? rc : run_parse(c, &re_handler, false, err);
 }
 
@@ -562,7 +644,9 @@ static int ram_cb(void *opaque, unsigned block, uint64_t first, uint64_t n, cons
 
 static int pipeline_ram(cv *c, const char *dir, mrimg_error *err)
 {
-    int rc = img_addressable(c->in, c->o->progress, c->o->progress_ctx, err);
+    if (!c->in_mapped)
+        cvp_begin(&c->prog, "replaying the stream", payload_bytes(c->in), payload_bytes(c->in));
+    int rc = img_addressable(c->in, CV_PROG(c), err);
     if (rc < 0)
         return rc;
     struct stat st;
@@ -593,7 +677,8 @@ static int pipeline_ram(cv *c, const char *dir, mrimg_error *err)
     }
     if (rc == 0) {
         c->page_size = c->in->si.target_page_size;
-        rc = img_walk_bitmapped(c->in, ram_cb, &r, c->o->progress, c->o->progress_ctx, err);
+        cvp_begin(&c->prog, "writing RAM files", UINT64_MAX, data_bytes(c->in));
+        rc = img_walk_bitmapped(c->in, ram_cb, &r, CV_PROG(c), err);
     }
     for (unsigned i = 0; i < opened && rc == 0; i++) {
         rc = sink_truncate(&r.sinks[i], mrimg_block(c->in, i)->used_length, err);
@@ -623,6 +708,20 @@ int mrimg_xml_check(const char *xml, mrimg_error *err)
                        "<name> and <uuid>, found <%s>%s%s)",
                        xr.root, xr.has_name ? "" : " without <name>",
                        xr.has_uuid ? "" : " without <uuid>");
+    return 0;
+}
+
+int mrimg_cookie_check(const char *cookie, mrimg_error *err)
+{
+    vx_result xr;
+    vx_check(cookie, strlen(cookie), &xr);
+    if (!xr.ok)
+        return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0,
+                       "the cookie is not well-formed XML at byte %zu: %s", xr.where, xr.msg);
+    if (strcmp(xr.root, "cookie") != 0)
+        return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0,
+                       "the XML is not a save cookie (expected a <cookie> root, found <%s>)",
+                       xr.root);
     return 0;
 }
 
@@ -672,6 +771,19 @@ int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opt
         if (rc < 0)
             return rc;
     }
+    if (!c.libvirt_out && (opts->xml || opts->running >= 0))
+        return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0,
+                       "a bare output has no libvirt header: a replacement XML or a "
+                       "running/paused flag applies to libvirt outputs only");
+    if (opts->cookie) {
+        if (!c.libvirt_out)
+            return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0,
+                           "a bare QEMU stream has no save cookie: a replacement cookie "
+                           "applies to libvirt outputs only");
+        int rc = mrimg_cookie_check(opts->cookie, err);
+        if (rc < 0)
+            return rc;
+    }
     if (c.libvirt_out && !opts->xml && !in->ci.is_libvirt)
         return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0,
                        "a libvirt image needs a domain XML: the input is a bare QEMU stream, so "
@@ -685,11 +797,30 @@ int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opt
     c.in_mapped = false;
     for (unsigned i = 0; i < cfg.ncaps; i++)
         c.in_mapped |= !strcmp(cfg.caps[i], CAP_MAPPED_RAM);
+    c.prog.o = opts;
     if (c.in_mapped) {
-        rc = mrimg_scan(in, 0, opts->progress, opts->progress_ctx, err);
+        /* the block list and bitmaps: metadata only, too short to report */
+        c.prog.silent = true;
+        rc = mrimg_scan(in, 0, CV_PROG(&c), err);
         if (rc < 0)
             return rc;
     }
+    /* the plan: one total for every pass below, fixed before the first
+     * report (see cv_prog) */
+    uint64_t P = payload_bytes(in);
+    bool plain_scan = !in->scanned && (opts->preallocate || out == MRIMG_OUT_RAM ||
+                                       (!c.mapped_out && !c.in_mapped && opts->compact));
+    uint64_t total = plain_scan ? P : 0;
+    if (c.in_mapped)
+        total += data_bytes(in);
+    else if (out == MRIMG_OUT_RAM || (!c.mapped_out && opts->compact))
+        total += 2 * P; /* a replay into a scratch file, then the pages from it */
+    else
+        total += P;
+    c.prog.total = MRIMG_MAX(total, 1);
+    c.prog.silent = false;
+    if (plain_scan)
+        cvp_begin(&c.prog, "scanning", P, P);
     c.page_size = cfg.has_page_bits ? 1ull << cfg.page_bits : 4096;
     if (opts->preallocate) {
         if (!c.mapped_out)
@@ -702,17 +833,21 @@ int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opt
                            in->codec->name);
         /* the pages with data, from the block list and bitmaps (mapped) or
          * one pass over the records (raw) */
-        rc = mrimg_scan(in, 0, opts->progress, opts->progress_ctx, err);
+        rc = mrimg_scan(in, 0, CV_PROG(&c), err);
         if (rc < 0)
             return rc;
     }
 
-    if (out == MRIMG_OUT_RAM)
-        return pipeline_ram(&c, out_path, err);
+    if (out == MRIMG_OUT_RAM) {
+        rc = pipeline_ram(&c, out_path, err);
+        if (rc == 0)
+            cvp_end(&c.prog);
+        return rc;
+    }
 
     bool to_plain = !c.mapped_out && c.in_mapped;
     if (!c.mapped_out && !c.in_mapped && opts->compact) {
-        rc = mrimg_scan(in, 0, opts->progress, opts->progress_ctx, err);
+        rc = mrimg_scan(in, 0, CV_PROG(&c), err);
         if (rc < 0)
             return rc;
         to_plain = in->si.multi_pass || !in->si.ordered;
@@ -728,14 +863,14 @@ int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opt
                            : in->ci.is_libvirt ? in->ci.was_running
                                                : 0,
             .xml = opts->xml ? opts->xml : in->ci.xml,
-            .cookie = in->ci.cookie,
+            .cookie = opts->cookie ? opts->cookie : in->ci.cookie,
             .min_data_len = in->ci.is_libvirt ? in->ci.data_len : 0,
         };
         rc = ctr_write(&c.sink, &co, &c.out_base, err);
     }
     if (rc == 0 && !c.mapped_out) {
         int fmt = c.libvirt_out ? out : MRIMG_FORMAT_RAW;
-        mrimg_enc_opts eo = {opts->level, opts->threads};
+        mrimg_enc_opts eo = {opts->level, threads_effective(opts->threads)};
         const mrimg_codec *codec = codec_by_format(fmt);
         rc = codec ? enc_open(&c.enc, codec, &c.sink, &eo, err)
                    : err_set(err, MRIMG_ERR_UNSUPPORTED, MRIMG_OFF_NONE, 0,
@@ -766,6 +901,8 @@ int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opt
             stats->out_allocated = (uint64_t)st.st_blocks * 512;
         }
         rc = sink_commit(&c.sink, c.libvirt_out ? LIBVIRT_MAGIC_FINAL : NULL, err);
+        if (rc == 0)
+            cvp_end(&c.prog);
     }
     if (c.have_enc)
         enc_close(&c.enc);

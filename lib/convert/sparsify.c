@@ -209,6 +209,9 @@ int mrimg_sparsify(const char *path, uint64_t stream_offset, mrimg_progress_fn p
         rc = do_block(&z, &img->blocks[i], err);
     if (rc == 0 && fsync(z.fd) != 0)
         rc = err_sys(err, errno, "cannot sync %s", path);
+    /* holes and skipped ranges do not tick: the bar ends at 100 % */
+    if (rc == 0 && progress)
+        (void)progress(pctx, z.total, z.total);
     if (fstat(z.fd, &st) == 0)
         stats->allocated_after = (uint64_t)st.st_blocks * 512;
 out:

@@ -179,6 +179,12 @@ unsigned cpu_count(void)
     return n > 0 ? (unsigned)n : 1u;
 }
 
+unsigned threads_effective(unsigned requested)
+{
+    unsigned n = cpu_count();
+    return requested == 0 || requested > n ? n : requested;
+}
+
 void hex_bytes(char *out, const uint8_t *p, size_t n, size_t max)
 {
     size_t k = n < max ? n : max;

@@ -95,6 +95,12 @@ MRIMG_INTERNAL bool mem_is_zero(const void *p, size_t len);
 
 /* Number of online CPUs (at least 1). */
 MRIMG_INTERNAL unsigned cpu_count(void);
+/* The threads a public call really uses: 0 (the default) and anything above
+ * the online CPUs become the online CPUs.  More workers than CPUs never
+ * speed up compression, but each holds its own buffers (a gzip worker
+ * ~0.4 MiB, an xz worker a block of 3 x dictionary); outputs do not depend
+ * on the count, so clamping changes nothing but memory. */
+MRIMG_INTERNAL unsigned threads_effective(unsigned requested);
 /* Bytes shown as "a1 b2 c3" (at most max bytes) into out (size >= 3*max+1). */
 MRIMG_INTERNAL void hex_bytes(char *out, const uint8_t *p, size_t n, size_t max);
 

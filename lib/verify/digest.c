@@ -47,7 +47,7 @@ typedef struct dg {
     /* progress: user callback (main thread) or shared counters */
     mrimg_progress_fn progress;
     void *pctx;
-    uint64_t done;
+    uint64_t done, total;    /* of the current pass (atomic access) */
     int *cancel;             /* shared cancel flag (atomic access) */
 } dg;
 
@@ -229,6 +229,7 @@ static int walk_progress(void *opaque, uint64_t done, uint64_t total)
 {
     dg *d = opaque;
     __atomic_store_n(&d->done, done, __ATOMIC_RELAXED);
+    __atomic_store_n(&d->total, total, __ATOMIC_RELAXED);
     if (d->cancel && __atomic_load_n(d->cancel, __ATOMIC_RELAXED))
         return 1;
     return d->progress ? d->progress(d->pctx, done, total) : 0;
@@ -366,23 +367,42 @@ static void *side_thread(void *arg)
     return NULL;
 }
 
+/* Both sides on one scale: total = the payload bytes of A and B; each
+ * side counts its payload times the fraction of its current pass (a side
+ * may make more than one pass: a scan, a replay); never decreasing. */
 typedef struct main_progress {
     side *a, *b;
     mrimg_progress_fn fn;
     void *ctx;
     int cancel;
+    uint64_t pa, pb, shown;
 } main_progress;
+
+static uint64_t side_share(uint64_t done, uint64_t total, uint64_t weight)
+{
+    if (!total)
+        return 0;
+    return (uint64_t)((double)MRIMG_MIN(done, total) / (double)total * (double)weight);
+}
 
 static int compare_progress(void *opaque, uint64_t done, uint64_t total)
 {
     main_progress *m = opaque;
-    uint64_t other = __atomic_load_n(&m->a->d.done, __ATOMIC_RELAXED);
-    if (m->fn && m->fn(m->ctx, done + other, 0)) {
+    uint64_t da = __atomic_load_n(&m->a->d.done, __ATOMIC_RELAXED);
+    uint64_t ta = __atomic_load_n(&m->a->d.total, __ATOMIC_RELAXED);
+    uint64_t at = side_share(da, ta, m->pa) + side_share(done, total, m->pb);
+    if (at > m->shown)
+        m->shown = at;
+    if (m->fn && m->fn(m->ctx, m->shown, m->pa + m->pb)) {
         __atomic_store_n(&m->cancel, 1, __ATOMIC_RELAXED);
         return 1;
     }
-    (void)total;
     return 0;
+}
+
+static uint64_t payload_of(const mrimg_image *img)
+{
+    return img->src.size > img->ci.payload_offset ? img->src.size - img->ci.payload_offset : 1;
 }
 
 /* Hide the values of passwd='...' attributes (graphics passwords), as
@@ -631,7 +651,7 @@ int mrimg_compare(mrimg_image *a, mrimg_image *b, mrimg_compare_result **out,
     side sa, sb;
     memset(&sa, 0, sizeof(sa));
     memset(&sb, 0, sizeof(sb));
-    main_progress mp = {&sa, &sb, progress, pctx, 0};
+    main_progress mp = {&sa, &sb, progress, pctx, 0, payload_of(a), payload_of(b), 0};
     sa.d.img = a;
     sa.d.hashes = true;
     sa.d.cancel = &mp.cancel;
@@ -685,6 +705,8 @@ int mrimg_compare(mrimg_image *a, mrimg_image *b, mrimg_compare_result **out,
     if (!r->cookie_identical)
         r->cookie_diff = text_diff(ka, kb, "first image cookie", "second image cookie");
     r->identical = r->ram_identical && r->device_identical;
+    if (progress)
+        (void)progress(pctx, mp.pa + mp.pb, mp.pa + mp.pb);
 done:
     dg_free(&sa.d);
     dg_free(&sb.d);

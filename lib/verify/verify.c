@@ -204,6 +204,15 @@ static uint64_t count_nonzero(const char *p, size_t n)
     return c;
 }
 
+/* Offset from base of the first non-zero byte of [p, p+n) (n if none). */
+static uint64_t first_nonzero(const char *base, const char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n && !p[i])
+        i++;
+    return (uint64_t)(p - base) + i;
+}
+
 /* Look for the QEMU magic in the first MiBs (to suggest an offset). */
 static int check_container(vf *v, mrimg_error *err)
 {
@@ -360,6 +369,7 @@ static int check_container(vf *v, mrimg_error *err)
     m[mlen] = '\0';
     img->meta = m;
     bool cookie_ok = true;
+    uint64_t pad_first = 0; /* the first non-zero padding byte, from byte 92 */
     if (cookie > data_len) {
         ERR(v, "container.cookie", FILEOFF, 32,
             "cookie offset %u exceeds the data length %u (libvirt 11.3 would compute a negative "
@@ -378,7 +388,11 @@ static int check_container(vf *v, mrimg_error *err)
         ci->xml = m;
         ci->xml_len = (size_t)(nul - m);
         if (cookie_ok)
+        {
             ci->padding_nonzero = count_nonzero(nul + 1, xml_part - ci->xml_len - 1);
+            if (ci->padding_nonzero)
+                pad_first = first_nonzero(m, nul + 1, xml_part - ci->xml_len - 1);
+        }
         check_xml(v, "container.xml", m, ci->xml_len, MRIMG_HEADER_SIZE, "domain", true);
         if (cookie && cookie_ok && cookie != ci->xml_len + 1)
             WARN(v, "container.cookie", FILEOFF, 32,
@@ -396,13 +410,16 @@ static int check_container(vf *v, mrimg_error *err)
         } else {
             ci->cookie = c;
             ci->cookie_len = (size_t)(cnul - c);
-            ci->padding_nonzero += count_nonzero(cnul + 1, cpart - ci->cookie_len - 1);
+            uint64_t nz = count_nonzero(cnul + 1, cpart - ci->cookie_len - 1);
+            if (nz && !ci->padding_nonzero)
+                pad_first = first_nonzero(m, cnul + 1, cpart - ci->cookie_len - 1);
+            ci->padding_nonzero += nz;
             check_xml(v, "container.cookie", c, ci->cookie_len,
                       MRIMG_HEADER_SIZE + (uint64_t)cookie, "cookie", false);
         }
     }
     if (ci->padding_nonzero)
-        WARN(v, "container.padding", FILEOFF, MRIMG_HEADER_SIZE,
+        WARN(v, "container.padding", FILEOFF, MRIMG_HEADER_SIZE + pad_first,
              "%llu non-zero bytes in the padding of the metadata region (ignored by libvirt)",
              (unsigned long long)ci->padding_nonzero);
     if (!meta_whole)
@@ -1362,7 +1379,7 @@ int mrimg_verify(const char *path, const mrimg_verify_opts *opts, mrimg_verify_r
         return MRIMG_ERR_NOMEM;
     }
     v.img->opts.stream_offset = v.o->stream_offset;
-    v.img->opts.threads = v.o->threads;
+    v.img->opts.threads = threads_effective(v.o->threads);
     int rc = src_open(&v.img->src, path, err);
     if (rc < 0) {
         free(v.img);
