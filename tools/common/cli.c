@@ -105,16 +105,36 @@ int cli_parse_output(const char *s)
 static volatile sig_atomic_t got_signal;
 static int progress_on;
 static const char *progress_what = "";
+static char progress_phase[64];
 static struct timespec progress_t0, progress_last;
 static int progress_shown;
+static double progress_pct; /* the highest percentage shown in this run */
+static double span_lo, span_hi = 100;
 
 void cli_progress_setup(int mode, const char *what)
 {
     progress_on = mode < 0 ? isatty(STDERR_FILENO) : mode;
     progress_what = what ? what : "";
+    progress_phase[0] = '\0';
     clock_gettime(CLOCK_MONOTONIC, &progress_t0);
     progress_last = progress_t0;
     progress_shown = 0;
+    progress_pct = 0;
+    span_lo = 0;
+    span_hi = 100;
+}
+
+void cli_progress_span(const char *phase, double lo, double hi)
+{
+    cli_progress_phase(NULL, phase);
+    span_lo = lo < 0 ? 0 : lo;
+    span_hi = hi > 100 ? 100 : hi < span_lo ? span_lo : hi;
+}
+
+void cli_progress_phase(void *opaque, const char *phase)
+{
+    (void)opaque;
+    snprintf(progress_phase, sizeof(progress_phase), "%s", phase ? phase : "");
 }
 
 static double secs(const struct timespec *a, const struct timespec *b)
@@ -131,22 +151,38 @@ int cli_progress(void *opaque, uint64_t done, uint64_t total)
         return 0;
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    if (progress_shown && secs(&progress_last, &now) < 0.2 && done < total)
+    if (progress_shown && secs(&progress_last, &now) < 0.2 && (done < total || span_hi < 100))
         return 0;
     progress_last = now;
-    char a[32], b[32], c[32];
+    char a[32], b[32], c[32], label[160];
     double el = secs(&progress_t0, &now);
     double rate = el > 0 ? (double)done / el : 0;
-    if (total)
-        fprintf(stderr, "\r%s%s%5.1f%% (%s of %s, %s/s)   ", progress_what,
-                *progress_what ? ": " : "", total ? 100.0 * (double)done / (double)total : 0.0,
+    bool ph = progress_phase[0] && strcmp(progress_phase, progress_what) != 0;
+    snprintf(label, sizeof(label), "%s%s%s%s", progress_what, ph ? " (" : "",
+             ph ? progress_phase : "", ph ? ")" : "");
+    if (total) {
+        /* one bar: a pass on another scale cannot take it back */
+        double pct = span_lo + (span_hi - span_lo) *
+                                   (double)(done < total ? done : total) / (double)total;
+        if (pct < progress_pct)
+            pct = progress_pct;
+        progress_pct = pct;
+        fprintf(stderr, "\r%s%s%5.1f%% (%s of %s, %s/s)   ", label, *label ? ": " : "", pct,
                 fmt_size(a, sizeof(a), done), fmt_size(b, sizeof(b), total),
                 fmt_size(c, sizeof(c), (uint64_t)rate));
-    else
-        fprintf(stderr, "\r%s%s%s (%s/s)   ", progress_what, *progress_what ? ": " : "",
+    } else {
+        fprintf(stderr, "\r%s%s%s (%s/s)   ", label, *label ? ": " : "",
                 fmt_size(a, sizeof(a), done), fmt_size(b, sizeof(b), (uint64_t)rate));
+    }
     progress_shown = 1;
     return 0;
+}
+
+void cli_progress_break(void)
+{
+    if (progress_on && progress_shown)
+        fputc('\n', stderr);
+    progress_shown = 0;
 }
 
 void cli_progress_done(void)

@@ -27,11 +27,24 @@ bool cli_parse_u64(const char *s, uint64_t *res);
 /* Parse "human" / "json" for --output; returns 0/1 or -1. */
 int cli_parse_output(const char *s);
 
-/* Progress on stderr.  mode: -1 auto (if stderr is a terminal), 0 off,
- * 1 on.  cli_progress is a mrimg_progress_fn; it also returns non-zero
- * after a SIGINT/SIGTERM so that the library stops cleanly. */
+/* Progress on stderr: one bar per run.  mode: -1 auto (if stderr is a
+ * terminal), 0 off, 1 on.  cli_progress is a mrimg_progress_fn; it also
+ * returns non-zero after a SIGINT/SIGTERM so that the library stops
+ * cleanly.  The percentage shown never goes back within a run, even if a
+ * caller reports passes on different scales.  cli_progress_phase (the
+ * signature of mrimg_convert_opts.progress_phase) labels the pass under
+ * way: "converting (scanning): 12.0% ..."; a tool that runs several
+ * library calls in one run labels each so. */
 void cli_progress_setup(int mode, const char *what);
 int cli_progress(void *opaque, uint64_t done, uint64_t total);
+void cli_progress_phase(void *opaque, const char *phase);
+/* The next library call covers [lo, hi] percent of the bar (a tool that
+ * runs several calls per run gives each its span; setup resets to 0..100),
+ * labelled phase (may be NULL). */
+void cli_progress_span(const char *phase, double lo, double hi);
+/* End the line of the bar (before printing on stdout) without ending the
+ * run: the next update starts a new line, still never going back. */
+void cli_progress_break(void);
 void cli_progress_done(void);
 
 /* SIGINT/SIGTERM/SIGHUP: remove the library's temporary outputs, then die
