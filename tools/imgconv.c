@@ -2,6 +2,7 @@
 /* imgconv: convert a libvirt save image or QEMU migration stream to any
  * other format.  Options, one library call, a report. */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@ enum {
     OPT_OUTPUT,
     OPT_PREALLOCATE,
     OPT_SPARSIFY,
+    OPT_COOKIE,
 };
 
 static void usage(void)
@@ -49,10 +51,13 @@ static void usage(void)
            "                        qemu for bare streams)\n"
            "  -l, --level=N         compression level (default: what libvirt's tools use:\n"
            "                        gzip 6, bzip2 9, xz 3, lzop 3, zstd 3)\n"
-           "  -T, --threads=N       compression threads (default: all online CPUs)\n"
+           "  -T, --threads=N       threads, 1..1024 (default and at most: the online\n"
+           "                        CPUs); the output is the same for every N\n"
            "  -f, --force           replace OUTPUT if it exists\n"
            "      --compact         rewrite a multi-pass (live) plain stream as one pass\n"
            "      --xml=FILE        replace the domain XML (the data region grows if needed)\n"
+           "      --cookie=FILE     replace the save cookie (a <cookie> XML as libvirt\n"
+           "                        writes it; see 'imginfo --cookie')\n"
            "      --running         restore should start the guest's vCPUs\n"
            "      --paused          restore should leave the guest paused\n"
            "      --offset=N        the input is a bare stream starting at byte N\n"
@@ -88,6 +93,11 @@ static int format_from_arg(const char *s)
     if (!strcmp(s, "ram"))
         return MRIMG_OUT_RAM;
     return -1;
+}
+
+static bool is_bare(int fmt)
+{
+    return fmt == MRIMG_OUT_QEMU || fmt == MRIMG_OUT_QEMU_MAPPED || fmt == MRIMG_OUT_RAM;
 }
 
 static const char *out_name(int fmt)
@@ -154,6 +164,7 @@ int main(int argc, char **argv)
         {"force", no_argument, NULL, 'f'},
         {"compact", no_argument, NULL, OPT_COMPACT},
         {"xml", required_argument, NULL, OPT_XML},
+        {"cookie", required_argument, NULL, OPT_COOKIE},
         {"running", no_argument, NULL, OPT_RUNNING},
         {"paused", no_argument, NULL, OPT_PAUSED},
         {"offset", required_argument, NULL, OPT_OFFSET},
@@ -171,7 +182,8 @@ int main(int argc, char **argv)
     mrimg_convert_opts o;
     mrimg_convert_opts_init(&o);
     int ofmt = -1, progress = -1, quiet = 0, verbose = 0, outmode = OUT_HUMAN, sparsify = 0;
-    const char *xml_path = NULL;
+    int explicit_verbose = 0, explicit_progress = 0, running_set = 0;
+    const char *xml_path = NULL, *cookie_path = NULL, *level_arg = NULL, *threads_arg = NULL;
     mrimg_open_opts oo = {0};
     uint64_t v;
     int c;
@@ -188,22 +200,35 @@ int main(int argc, char **argv)
         case 'l':
             if (!cli_parse_u64(optarg, &v) || v > 99) {
                 cli_error(NULL, "invalid level '%s'", optarg);
+                cli_usage_hint();
                 return EXIT_USAGE;
             }
             o.level = (int)v;
+            level_arg = optarg;
             break;
         case 'T':
             if (!cli_parse_u64(optarg, &v) || v == 0 || v > 1024) {
-                cli_error(NULL, "invalid thread count '%s'", optarg);
+                cli_error(NULL, "invalid thread count '%s' (1..1024)", optarg);
+                cli_usage_hint();
                 return EXIT_USAGE;
             }
             o.threads = (unsigned)v;
+            threads_arg = optarg;
             break;
         case 'f': o.force = 1; break;
         case OPT_COMPACT: o.compact = 1; break;
         case OPT_XML: xml_path = optarg; break;
-        case OPT_RUNNING: o.running = 1; break;
-        case OPT_PAUSED: o.running = 0; break;
+        case OPT_COOKIE: cookie_path = optarg; break;
+        case OPT_RUNNING:
+        case OPT_PAUSED:
+            if (running_set && o.running != (c == OPT_RUNNING)) {
+                cli_error(NULL, "--running and --paused exclude each other");
+                cli_usage_hint();
+                return EXIT_USAGE;
+            }
+            o.running = c == OPT_RUNNING;
+            running_set = 1;
+            break;
         case OPT_OFFSET:
             if (!cli_parse_u64(optarg, &oo.stream_offset)) {
                 cli_error(NULL, "invalid offset '%s'", optarg);
@@ -213,9 +238,9 @@ int main(int argc, char **argv)
         case OPT_ALLOW_INCOMPLETE: o.allow_incomplete = 1; break;
         case OPT_PREALLOCATE: o.preallocate = 1; break;
         case OPT_SPARSIFY: sparsify = 1; break;
-        case 'p': progress = 1; break;
+        case 'p': progress = 1; explicit_progress = 1; break;
         case 'q': quiet = 1; progress = 0; break;
-        case 'v': verbose = 1; break;
+        case 'v': verbose = 1; explicit_verbose = 1; break;
         case OPT_OUTPUT:
             outmode = cli_parse_output(optarg);
             if (outmode < 0) {
@@ -229,16 +254,92 @@ int main(int argc, char **argv)
         default: cli_usage_hint(); return EXIT_USAGE;
         }
     }
+    /* options that do not apply together: refused before any file is
+     * touched, never ignored (see imgconv(1), "Options that exclude each
+     * other") */
+    if (quiet && explicit_progress) {
+        cli_error(NULL, "-q/--quiet and -p/--progress exclude each other");
+        cli_usage_hint();
+        return EXIT_USAGE;
+    }
+    if (quiet && explicit_verbose) {
+        cli_error(NULL, "-q/--quiet and -v/--verbose exclude each other");
+        cli_usage_hint();
+        return EXIT_USAGE;
+    }
     if (sparsify) {
+        /* in place: nothing is encoded, no output file, no new header */
+        const char *bad = ofmt >= 0          ? "-O/--format"
+                          : level_arg        ? "-l/--level"
+                          : threads_arg      ? "-T/--threads"
+                          : o.force          ? "-f/--force"
+                          : o.compact        ? "--compact"
+                          : xml_path         ? "--xml"
+                          : cookie_path      ? "--cookie"
+                          : running_set      ? (o.running ? "--running" : "--paused")
+                          : o.allow_incomplete ? "--allow-incomplete"
+                          : o.preallocate    ? "--preallocate"
+                                             : NULL;
+        if (bad) {
+            cli_error(NULL, "%s does not apply to --sparsify, which changes FILE in place", bad);
+            cli_usage_hint();
+            return EXIT_USAGE;
+        }
         if (argc - optind != 1) {
             cli_error(NULL, "--sparsify takes exactly one FILE");
             cli_usage_hint();
             return EXIT_USAGE;
         }
-        return do_sparsify(argv[optind], oo.stream_offset, progress, quiet, outmode);
+        return do_sparsify(argv[optind], oo.stream_offset, progress, quiet && !verbose,
+                           outmode);
     }
     if (argc - optind != 2) {
         cli_error(NULL, argc - optind < 2 ? "missing INPUT or OUTPUT" : "too many arguments");
+        cli_usage_hint();
+        return EXIT_USAGE;
+    }
+    /* without -O the output is raw (libvirt inputs) or qemu (bare ones):
+     * neither is compressed nor mapped, neither takes a level */
+    int fmt_known = ofmt >= 0 ? ofmt : MRIMG_FORMAT_RAW;
+    if (level_arg) {
+        int lmin, lmax;
+        if (ofmt < 0 || mrimg_format_levels(ofmt, &lmin, &lmax, NULL) < 0) {
+            cli_error(NULL, "-l/--level applies only to compressed outputs (-O gzip, bzip2, "
+                            "xz, lzop or zstd)%s%s",
+                      ofmt < 0 ? "" : ", not to ", ofmt < 0 ? "" : out_name(ofmt));
+            cli_usage_hint();
+            return EXIT_USAGE;
+        }
+        if (o.level < lmin || o.level > lmax) {
+            cli_error(NULL, "-l/--level %s is out of range for %s (%d..%d)", level_arg,
+                      out_name(ofmt), lmin, lmax);
+            cli_usage_hint();
+            return EXIT_USAGE;
+        }
+    }
+    if (ofmt >= 0 && is_bare(ofmt)) {
+        const char *bad = xml_path      ? "--xml"
+                          : cookie_path ? "--cookie"
+                          : running_set ? (o.running ? "--running" : "--paused")
+                                        : NULL;
+        if (bad) {
+            cli_error(NULL, "%s applies only to libvirt outputs: -O %s writes no libvirt "
+                            "header", bad, out_name(ofmt));
+            cli_usage_hint();
+            return EXIT_USAGE;
+        }
+    }
+    bool mapped_out = fmt_known == MRIMG_FORMAT_SPARSE || fmt_known == MRIMG_OUT_QEMU_MAPPED;
+    if (o.compact && (mapped_out || fmt_known == MRIMG_OUT_RAM)) {
+        cli_error(NULL, "--compact applies only to plain-layout outputs: -O %s is always "
+                        "written in one pass", out_name(fmt_known));
+        cli_usage_hint();
+        return EXIT_USAGE;
+    }
+    if (o.preallocate && !mapped_out) {
+        cli_error(NULL, "--preallocate applies only to mapped-ram outputs (-O sparse or "
+                        "qemu-mapped)%s%s", ofmt < 0 ? "" : ", not to ",
+                  ofmt < 0 ? "" : out_name(ofmt));
         cli_usage_hint();
         return EXIT_USAGE;
     }
@@ -258,21 +359,57 @@ int main(int argc, char **argv)
         }
         o.xml = xml;
     }
+    char *cookie = NULL;
+    if (cookie_path) {
+        cookie = cli_read_text(cookie_path, MRIMG_DATA_LEN_MAX);
+        if (!cookie) {
+            free(xml);
+            return EXIT_USAGE;
+        }
+        mrimg_error cerr;
+        if (mrimg_cookie_check(cookie, &cerr) < 0) {
+            cli_lib_error(cookie_path, &cerr);
+            free(cookie);
+            free(xml);
+            return EXIT_USAGE;
+        }
+        o.cookie = cookie;
+    }
     oo.threads = o.threads;
     mrimg_error err;
     mrimg_image *img = mrimg_open(in_path, &oo, &err);
     if (!img) {
         cli_lib_error(in_path, &err);
         free(xml);
+        free(cookie);
         return exit_for(err.code) == EXIT_OUTPUT ? EXIT_INPUT : exit_for(err.code);
     }
     const mrimg_container_info *ci = mrimg_container(img);
-    if (ofmt < 0)
+    if (ofmt < 0) {
         ofmt = ci->is_libvirt ? MRIMG_FORMAT_RAW : MRIMG_OUT_QEMU;
+        /* the default for a bare input is a bare output: the header options
+         * need an explicit libvirt -O (known only now that INPUT is open) */
+        const char *bad = ci->is_libvirt ? NULL
+                          : xml_path     ? "--xml"
+                          : cookie_path  ? "--cookie"
+                          : running_set  ? (o.running ? "--running" : "--paused")
+                                         : NULL;
+        if (bad) {
+            cli_error(NULL, "%s applies only to libvirt outputs: INPUT is a bare QEMU stream, "
+                            "whose default output is a bare stream too (give -O raw, or "
+                            "another libvirt format)", bad);
+            cli_usage_hint();
+            mrimg_close(img);
+            free(xml);
+            free(cookie);
+            return EXIT_USAGE;
+        }
+    }
     o.out = ofmt;
 
     cli_progress_setup(progress, "converting");
     o.progress = cli_progress;
+    o.progress_phase = cli_progress_phase;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     mrimg_convert_stats st;
@@ -308,5 +445,6 @@ int main(int argc, char **argv)
     (void)quiet;
     mrimg_close(img);
     free(xml);
+    free(cookie);
     return status;
 }

@@ -26,11 +26,12 @@ enum {
     OPT_SECURITY_INFO,
     OPT_CONTENT,
     OPT_OFFSET,
+    OPT_COOKIE,
 };
 
 typedef struct opts {
     int mode;           /* OUT_HUMAN / OUT_JSON */
-    int extents, xml, security_info, content, progress;
+    int extents, xml, cookie, security_info, content, progress;
     mrimg_open_opts open;
 } opts;
 
@@ -48,6 +49,8 @@ static void usage(void)
            "      --xml             print only the domain XML, secrets removed as by\n"
            "                        'virsh save-image-dumpxml'\n"
            "      --security-info   with --xml: keep the secrets (graphics passwords, ...)\n"
+           "      --cookie          print only the save cookie (the guest CPU definition\n"
+           "                        libvirt stores beside the XML; it holds no secrets)\n"
            "      --content         content statistics: count pages that hold data but are\n"
            "                        all zero (reads the RAM pages)\n"
            "      --offset=N        a bare QEMU stream starts at byte N (the offset= of a\n"
@@ -387,9 +390,10 @@ static void print_stream(out *w, const mrimg_image *img, int scanned_ok)
     out_str(w, "offset-space", "offsets", compressed ? "decompressed-stream" : "stream");
     out_json_only(w, 0);
     if (compressed)
-        out_note(w, "(offsets are positions in the decompressed stream)");
+        out_note(w, "(offsets in this section are positions in the decompressed stream)");
     else
-        out_note(w, "(offsets are stream offsets: add the payload offset for file offsets)");
+        out_note(w, "(offsets in this section are stream offsets: add the payload offset for "
+                    "file offsets)");
     if (si->has_config)
         out_str(w, "machine", "machine", si->machine);
     else
@@ -403,12 +407,23 @@ static void print_stream(out *w, const mrimg_image *img, int scanned_ok)
             n += (size_t)snprintf(caps + n, sizeof(caps) - n, "%s%s", i ? ", " : "",
                                   si->caps[i]);
         out_end(w);
-        out_str(w, "capabilities", "capabilities", si->ncaps ? caps : "(none)");
+        out_str(w, "capabilities", "capabilities",
+                si->ncaps ? caps : "(none in the configuration section)");
     } else {
         for (unsigned i = 0; i < si->ncaps; i++)
             out_str(w, NULL, NULL, si->caps[i]);
         out_end(w);
     }
+    /* postcopy-ram is not among the capabilities QEMU lists in the
+     * configuration section; a stream saved with it says so by a
+     * postcopy-advise command (what imgconv refuses for mapped-ram) */
+    bool advised = si->cmd_counts[3] != 0;
+    if (out_is_json(w))
+        out_bool(w, "postcopy-advised", NULL, advised);
+    else
+        out_str(w, "postcopy-advised", "postcopy",
+                advised ? "advised (postcopy-advise command: saved with postcopy-ram enabled)"
+                        : "no");
     if (si->has_uuid) {
         char u[40];
         const uint8_t *x = si->uuid;
@@ -505,6 +520,8 @@ static void print_ram(out *w, const mrimg_image *img, int content)
         cols[nc++] = (out_col){"absent", 8};
         cols[nc++] = (out_col){"records", 8};
     }
+    if (mapped)
+        out_note(w, "(bitmap at, pages at: file offsets)");
     out_table(w, "blocks", "blocks", cols, nc);
     for (unsigned i = 0; i < n; i++) {
         const mrimg_ram_block_info *b = mrimg_block(img, i);
@@ -634,17 +651,56 @@ static int info_xml(out *w, const char *path, mrimg_image *img, const opts *op)
     return status;
 }
 
+static int info_cookie(out *w, const char *path, mrimg_image *img)
+{
+    const mrimg_container_info *ci = mrimg_container(img);
+    out_json_only(w, 1);
+    out_str(w, "file", "file", path);
+    out_json_only(w, 0);
+    if (!ci->is_libvirt) {
+        cli_error(path, "a bare QEMU migration stream has no save cookie");
+        out_null(w, "cookie", "cookie");
+        return EXIT_PROBLEM;
+    }
+    int status = EXIT_OK;
+    if (!ci->complete) {
+        cli_warn(path, "incomplete save (magic LibvirtQemudPart): libvirt refuses to restore "
+                       "it");
+        status = EXIT_PROBLEM;
+    }
+    if (!ci->cookie) {
+        /* older libvirt versions wrote none; not a problem */
+        cli_warn(path, "the image has no save cookie (cookie offset 0)");
+        out_null(w, "cookie", "cookie");
+        return status;
+    }
+    /* printed as stored: libvirt's cookie is the guest CPU definition and
+     * flags such as <slirpHelper/>, no passwords or keys */
+    out_text(w, "cookie", ci->cookie);
+    return status;
+}
+
 static int info_image(out *w, const char *path, mrimg_image *img, const opts *op)
 {
     const mrimg_container_info *ci = mrimg_container(img);
     mrimg_error err, cerr;
     mrimg_error_clear(&cerr);
-    cli_progress_setup(op->progress ? 1 : 0, "scanning");
+    /* one bar for the run: each pass (scan, content, extents, stream map)
+     * an equal span of it; each reads at most the payload once */
+    int compressed0 = ci->payload_format != MRIMG_FORMAT_RAW &&
+                      ci->payload_format != MRIMG_FORMAT_SPARSE;
+    int npass = 1 + (op->content != 0) + (op->extents ? 1 + compressed0 : 0), pass = 0;
+    double span = 100.0 / npass;
+    cli_progress_setup(op->progress ? 1 : 0, "imginfo");
+    cli_progress_span("scanning", 0, span * ++pass);
     int rc = mrimg_scan(img, 0, cli_progress, NULL, &err);
     int crc = 0;
-    if (rc == 0 && op->content)
+    if (rc == 0 && op->content) {
+        cli_progress_span("content", span * pass, span * (pass + 1));
+        pass++;
         crc = mrimg_content_scan(img, cli_progress, NULL, &cerr);
-    cli_progress_done();
+    }
+    cli_progress_break();
     int scanned_ok = rc == 0;
     const mrimg_stream_info *si = mrimg_stream(img);
     int compressed = ci->payload_format != MRIMG_FORMAT_RAW &&
@@ -737,11 +793,12 @@ static int info_image(out *w, const char *path, mrimg_image *img, const opts *op
         ext_ctx x = {w};
         mrimg_extent_totals tot;
         mrimg_error eerr;
-        cli_progress_setup(op->progress ? 1 : 0, "extents");
+        cli_progress_span("extents", span * pass, span * (pass + 1));
+        pass++;
         out_table(w, "extents", "extents (file offsets)", fcols, 5);
         int erc = mrimg_extents(img, file_extent_cb, &x, &tot, cli_progress, NULL, &eerr);
         out_end(w);
-        cli_progress_done();
+        cli_progress_break();
         out_obj(w, "extent-totals", "extent totals");
         out_u64(w, "runs", "runs", tot.runs);
         out_u64(w, "data-runs", "data runs", tot.data_runs);
@@ -758,18 +815,19 @@ static int info_image(out *w, const char *path, mrimg_image *img, const opts *op
             static const out_col scols[] = {
                 {"offset", -14}, {"end", -14}, {"length", 9}, {"what", 0},
             };
-            cli_progress_setup(op->progress ? 1 : 0, "stream map");
+            cli_progress_span("stream map", span * pass, 100);
             out_table(w, "stream-map", "regions of the decompressed stream (stream offsets)",
                       scols, 4);
             int src = mrimg_stream_map(img, stream_extent_cb, &x, cli_progress, NULL, &eerr);
             out_end(w);
-            cli_progress_done();
+            cli_progress_break();
             if (src < 0 && rc == 0) {
                 cli_lib_error(path, &eerr);
                 np++;
             }
         }
     }
+    cli_progress_done();
     return np ? EXIT_PROBLEM : EXIT_OK;
 }
 
@@ -779,7 +837,7 @@ static int info_file(const char *path, const opts *op, int index)
     mrimg_image *img = mrimg_open(path, &op->open, &err);
     if (op->mode == OUT_JSON && index > 0)
         fputs(",\n", stdout);
-    else if (op->mode == OUT_HUMAN && index > 0 && !op->xml)
+    else if (op->mode == OUT_HUMAN && index > 0 && !op->xml && !op->cookie)
         fputc('\n', stdout);
     if (!img) {
         cli_lib_error(path, &err);
@@ -804,7 +862,9 @@ static int info_file(const char *path, const opts *op, int index)
         mrimg_close(img);
         return EXIT_USAGE;
     }
-    int status = op->xml ? info_xml(w, path, img, op) : info_image(w, path, img, op);
+    int status = op->xml      ? info_xml(w, path, img, op)
+                 : op->cookie ? info_cookie(w, path, img)
+                              : info_image(w, path, img, op);
     out_free(w);
     mrimg_close(img);
     return status;
@@ -817,6 +877,7 @@ int main(int argc, char **argv)
         {"output", required_argument, NULL, OPT_OUTPUT},
         {"extents", no_argument, NULL, OPT_EXTENTS},
         {"xml", no_argument, NULL, OPT_XML},
+        {"cookie", no_argument, NULL, OPT_COOKIE},
         {"security-info", no_argument, NULL, OPT_SECURITY_INFO},
         {"content", no_argument, NULL, OPT_CONTENT},
         {"offset", required_argument, NULL, OPT_OFFSET},
@@ -842,6 +903,7 @@ int main(int argc, char **argv)
             break;
         case OPT_EXTENTS: op.extents = 1; break;
         case OPT_XML: op.xml = 1; break;
+        case OPT_COOKIE: op.cookie = 1; break;
         case OPT_SECURITY_INFO: op.security_info = 1; break;
         case OPT_CONTENT: op.content = 1; break;
         case OPT_OFFSET:
@@ -874,9 +936,16 @@ int main(int argc, char **argv)
         cli_usage_hint();
         return EXIT_USAGE;
     }
-    if (op.xml && (op.extents || op.content)) {
-        cli_error(NULL, "--xml prints only the domain XML: it cannot be combined with "
-                        "--extents or --content");
+    if (op.xml && op.cookie) {
+        cli_error(NULL, "--xml and --cookie exclude each other (run imginfo twice)");
+        cli_usage_hint();
+        return EXIT_USAGE;
+    }
+    if ((op.xml || op.cookie) && (op.extents || op.content || op.progress)) {
+        cli_error(NULL, "%s prints only the %s: it cannot be combined with %s",
+                  op.xml ? "--xml" : "--cookie", op.xml ? "domain XML" : "save cookie",
+                  op.extents ? "--extents" : op.content ? "--content"
+                                                        : "-p/--progress (nothing is scanned)");
         cli_usage_hint();
         return EXIT_USAGE;
     }

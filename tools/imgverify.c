@@ -404,6 +404,8 @@ static int compare(const char *pa, const char *pb, const opts *o)
         out_str(w, "digest-a", NULL, hx);
         hex(r->digest_b->digest, hx);
         out_str(w, "digest-b", NULL, hx);
+    } else if (o->quiet && same) {
+        /* -q: only differences are printed, and there are none */
     } else {
         printf("%s\n%s\n  %s\n", pa, pb,
                same ? "hold the same guest state"
@@ -412,10 +414,10 @@ static int compare(const char *pa, const char *pb, const opts *o)
         unsigned ndiff = 0;
         for (unsigned i = 0; i < r->nblocks; i++)
             ndiff += !r->blocks[i].identical;
-        if (r->ram_identical)
+        if (r->ram_identical && !o->quiet)
             printf("  RAM: identical (%u blocks%s)\n", r->nblocks,
                    r->blocks_same_order ? "" : ", listed in a different order");
-        else
+        else if (!r->ram_identical)
             printf("  RAM: %u of %u blocks differ\n", ndiff, r->nblocks);
         for (unsigned i = 0; i < r->nblocks; i++) {
             const mrimg_compare_block *c = &r->blocks[i];
@@ -441,7 +443,8 @@ static int compare(const char *pa, const char *pb, const opts *o)
             printf("\n");
         }
         if (r->device_identical) {
-            printf("  device state: identical (%" PRIu64 " bytes)\n", r->device_bytes_a);
+            if (!o->quiet)
+                printf("  device state: identical (%" PRIu64 " bytes)\n", r->device_bytes_a);
         } else {
             printf("  device state: differs (%" PRIu64 " vs %" PRIu64 " bytes", r->device_bytes_a,
                    r->device_bytes_b);
@@ -455,7 +458,8 @@ static int compare(const char *pa, const char *pb, const opts *o)
                        r->device_ranges[i].offset + r->device_ranges[i].length - 1);
         }
         if (r->xml_identical) {
-            printf("  XML: identical\n");
+            if (!o->quiet)
+                printf("  XML: identical\n");
         } else {
             printf("  XML: differs%s\n", o->ignore_xml ? " (ignored)" : "");
             if (r->xml_diff)
@@ -504,6 +508,7 @@ int main(int argc, char **argv)
     memset(&o, 0, sizeof(o));
     o.progress = -1;
     int mode = 0; /* 0 verify, OPT_COMPARE, OPT_DIGEST, OPT_LIST */
+    int explicit_progress = 0, offset_set = 0, max_set = 0;
     uint64_t v;
     int c;
     while ((c = getopt_long(argc, argv, "WpqvhV", longopts, NULL)) != -1) {
@@ -523,6 +528,7 @@ int main(int argc, char **argv)
                 cli_error(NULL, "invalid offset '%s'", optarg);
                 return EXIT_CANNOT;
             }
+            offset_set = 1;
             break;
         case OPT_MAX:
             if (!cli_parse_u64(optarg, &v) || v == 0 || v > 1000000) {
@@ -530,6 +536,7 @@ int main(int argc, char **argv)
                 return EXIT_CANNOT;
             }
             o.max_problems = (unsigned)v;
+            max_set = 1;
             break;
         case OPT_NO_DATA: o.no_data = 1; break;
         case 'W': o.strict = 1; break;
@@ -541,13 +548,53 @@ int main(int argc, char **argv)
                 return EXIT_CANNOT;
             }
             break;
-        case 'p': o.progress = 1; break;
+        case 'p': o.progress = 1; explicit_progress = 1; break;
         case 'q': o.quiet = 1; o.progress = 0; break;
         case 'v': o.verbose = 1; break;
         case 'h': usage(); return EXIT_SOUND;
         case 'V': cli_version(); return EXIT_SOUND;
         default: cli_usage_hint(); return EXIT_CANNOT;
         }
+    }
+    /* options that do not apply together: refused, never ignored (see
+     * imgverify(1), "Options that exclude each other") */
+    const char *bad = NULL, *what = NULL;
+    if (o.quiet && (explicit_progress || o.verbose)) {
+        cli_error(NULL, "-q/--quiet and %s exclude each other",
+                  explicit_progress ? "-p/--progress" : "-v/--verbose");
+        cli_usage_hint();
+        return EXIT_CANNOT;
+    }
+    if (mode == OPT_LIST) {
+        /* the list is fixed: only its output form can be chosen */
+        bad = offset_set ? "--offset" : max_set ? "--max-problems" : o.no_data ? "--no-data"
+              : o.strict ? "-W/--strict" : o.ignore_xml ? "--ignore-xml"
+              : explicit_progress ? "-p/--progress" : o.quiet ? "-q/--quiet"
+              : o.verbose ? "-v/--verbose" : NULL;
+        what = "--list-checks";
+    } else if (mode != 0) {
+        /* --compare and --digest: no problem list, no warnings */
+        bad = max_set ? "--max-problems" : o.no_data ? "--no-data" : o.strict ? "-W/--strict"
+                                                                               : NULL;
+        what = mode == OPT_COMPARE ? "--compare" : "--digest";
+    }
+    if (!bad && o.ignore_xml && mode != OPT_COMPARE) {
+        bad = "--ignore-xml";
+        what = mode == OPT_DIGEST ? "--digest" : "verification (it applies to --compare only)";
+    }
+    if (!bad && o.verbose && o.outmode == OUT_JSON) {
+        bad = "-v/--verbose";
+        what = "--output=json (the JSON document always holds everything)";
+    }
+    if (bad) {
+        cli_error(NULL, "%s does not apply with %s", bad, what);
+        cli_usage_hint();
+        return EXIT_CANNOT;
+    }
+    if (mode == OPT_LIST && optind < argc) {
+        cli_error(NULL, "--list-checks takes no FILE");
+        cli_usage_hint();
+        return EXIT_CANNOT;
     }
     if (mode == OPT_LIST) {
         list_checks(&o);
