@@ -385,6 +385,16 @@ int main(int argc, char **argv)
         return exit_for(err.code) == EXIT_OUTPUT ? EXIT_INPUT : exit_for(err.code);
     }
     const mrimg_container_info *ci = mrimg_container(img);
+    if (ci->is_libvirt && oo.stream_offset) {
+        /* the library ignores it for libvirt images; we do not */
+        cli_error(NULL, "--offset applies only to bare QEMU streams: %s is a libvirt save image",
+                  in_path);
+        cli_usage_hint();
+        mrimg_close(img);
+        free(xml);
+        free(cookie);
+        return EXIT_USAGE;
+    }
     if (ofmt < 0) {
         ofmt = ci->is_libvirt ? MRIMG_FORMAT_RAW : MRIMG_OUT_QEMU;
         /* the default for a bare input is a bare output: the header options

@@ -77,6 +77,7 @@ done
 usage '^imgconv: --xml applies only to libvirt outputs: INPUT is a bare' "$C" --xml="$X" "$bare" "$W/out.sav"
 usage '^imgconv: --cookie applies only to libvirt outputs: INPUT is a bare' "$C" --cookie="$W/ck.xml" "$bare" "$W/out.sav"
 usage '^imgconv: --running applies only to libvirt outputs: INPUT is a bare' "$C" --running "$bare" "$W/out.sav"
+usage '^imgconv: --offset applies only to bare QEMU streams' "$C" --offset=0x100 "$in" "$W/out.sav"
 # --compact and --preallocate where the layout makes them meaningless
 for f in sparse qemu-mapped ram; do
     usage "^imgconv: --compact applies only to plain-layout outputs: -O $f" "$C" -O "$f" --compact "$in" "$W/out.x"
