@@ -184,12 +184,15 @@ int main(int argc, char **argv)
     int ofmt = -1, progress = -1, quiet = 0, verbose = 0, outmode = OUT_HUMAN, sparsify = 0;
     int explicit_verbose = 0, explicit_progress = 0, running_set = 0;
     const char *xml_path = NULL, *cookie_path = NULL, *level_arg = NULL, *threads_arg = NULL;
+    const char *seen_fmt = NULL, *seen_off = NULL, *seen_out = NULL;
     mrimg_open_opts oo = {0};
     uint64_t v;
     int c;
     while ((c = getopt_long(argc, argv, "O:l:T:fpqvhV", longopts, NULL)) != -1) {
         switch (c) {
         case 'O':
+            if (!cli_once(&seen_fmt, "-O/--format", optarg))
+                return EXIT_USAGE;
             ofmt = format_from_arg(optarg);
             if (ofmt < 0) {
                 cli_error(NULL, "unknown format '%s'", optarg);
@@ -198,6 +201,8 @@ int main(int argc, char **argv)
             }
             break;
         case 'l':
+            if (!cli_once(&level_arg, "-l/--level", optarg))
+                return EXIT_USAGE;
             if (!cli_parse_u64(optarg, &v) || v > 99) {
                 cli_error(NULL, "invalid level '%s'", optarg);
                 cli_usage_hint();
@@ -207,6 +212,8 @@ int main(int argc, char **argv)
             level_arg = optarg;
             break;
         case 'T':
+            if (!cli_once(&threads_arg, "-T/--threads", optarg))
+                return EXIT_USAGE;
             if (!cli_parse_u64(optarg, &v) || v == 0 || v > 1024) {
                 cli_error(NULL, "invalid thread count '%s' (1..1024)", optarg);
                 cli_usage_hint();
@@ -217,8 +224,14 @@ int main(int argc, char **argv)
             break;
         case 'f': o.force = 1; break;
         case OPT_COMPACT: o.compact = 1; break;
-        case OPT_XML: xml_path = optarg; break;
-        case OPT_COOKIE: cookie_path = optarg; break;
+        case OPT_XML:
+            if (!cli_once(&xml_path, "--xml", optarg))
+                return EXIT_USAGE;
+            break;
+        case OPT_COOKIE:
+            if (!cli_once(&cookie_path, "--cookie", optarg))
+                return EXIT_USAGE;
+            break;
         case OPT_RUNNING:
         case OPT_PAUSED:
             if (running_set && o.running != (c == OPT_RUNNING)) {
@@ -230,6 +243,8 @@ int main(int argc, char **argv)
             running_set = 1;
             break;
         case OPT_OFFSET:
+            if (!cli_once(&seen_off, "--offset", optarg))
+                return EXIT_USAGE;
             if (!cli_parse_u64(optarg, &oo.stream_offset)) {
                 cli_error(NULL, "invalid offset '%s'", optarg);
                 return EXIT_USAGE;
@@ -242,6 +257,8 @@ int main(int argc, char **argv)
         case 'q': quiet = 1; progress = 0; break;
         case 'v': verbose = 1; explicit_verbose = 1; break;
         case OPT_OUTPUT:
+            if (!cli_once(&seen_out, "--output", optarg))
+                return EXIT_USAGE;
             outmode = cli_parse_output(optarg);
             if (outmode < 0) {
                 cli_error(NULL, "invalid output format '%s' (human or json)", optarg);

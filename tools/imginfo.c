@@ -890,10 +890,13 @@ int main(int argc, char **argv)
     memset(&op, 0, sizeof(op));
     op.mode = OUT_HUMAN;
     int c;
+    const char *seen_off = NULL, *seen_out = NULL;
     opterr = 0; /* our own messages, named "imginfo: ..." */
     while ((c = getopt_long(argc, argv, ":phV", longopts, NULL)) != -1) {
         switch (c) {
         case OPT_OUTPUT:
+            if (!cli_once(&seen_out, "--output", optarg))
+                return EXIT_USAGE;
             op.mode = cli_parse_output(optarg);
             if (op.mode < 0) {
                 cli_error(NULL, "invalid output format '%s' (human or json)", optarg);
@@ -907,6 +910,8 @@ int main(int argc, char **argv)
         case OPT_SECURITY_INFO: op.security_info = 1; break;
         case OPT_CONTENT: op.content = 1; break;
         case OPT_OFFSET:
+            if (!cli_once(&seen_off, "--offset", optarg))
+                return EXIT_USAGE;
             if (!cli_parse_u64(optarg, &op.open.stream_offset)) {
                 cli_error(NULL, "invalid offset '%s'", optarg);
                 cli_usage_hint();

@@ -404,7 +404,7 @@ static int compare(const char *pa, const char *pb, const opts *o)
         out_str(w, "digest-a", NULL, hx);
         hex(r->digest_b->digest, hx);
         out_str(w, "digest-b", NULL, hx);
-    } else if (o->quiet && same) {
+    } else if (o->quiet && r->identical && xml_same) {
         /* -q: only differences are printed, and there are none */
     } else {
         printf("%s\n%s\n  %s\n", pa, pb,
@@ -509,6 +509,7 @@ int main(int argc, char **argv)
     o.progress = -1;
     int mode = 0; /* 0 verify, OPT_COMPARE, OPT_DIGEST, OPT_LIST */
     int explicit_progress = 0, offset_set = 0, max_set = 0;
+    const char *seen_off = NULL, *seen_max = NULL, *seen_out = NULL;
     uint64_t v;
     int c;
     while ((c = getopt_long(argc, argv, "WpqvhV", longopts, NULL)) != -1) {
@@ -524,6 +525,8 @@ int main(int argc, char **argv)
             mode = c;
             break;
         case OPT_OFFSET:
+            if (!cli_once(&seen_off, "--offset", optarg))
+                return EXIT_CANNOT;
             if (!cli_parse_u64(optarg, &o.oo.stream_offset)) {
                 cli_error(NULL, "invalid offset '%s'", optarg);
                 return EXIT_CANNOT;
@@ -531,6 +534,8 @@ int main(int argc, char **argv)
             offset_set = 1;
             break;
         case OPT_MAX:
+            if (!cli_once(&seen_max, "--max-problems", optarg))
+                return EXIT_CANNOT;
             if (!cli_parse_u64(optarg, &v) || v == 0 || v > 1000000) {
                 cli_error(NULL, "invalid problem count '%s' (1..1000000)", optarg);
                 return EXIT_CANNOT;
@@ -542,6 +547,8 @@ int main(int argc, char **argv)
         case 'W': o.strict = 1; break;
         case OPT_IGNORE_XML: o.ignore_xml = 1; break;
         case OPT_OUTPUT:
+            if (!cli_once(&seen_out, "--output", optarg))
+                return EXIT_CANNOT;
             o.outmode = cli_parse_output(optarg);
             if (o.outmode < 0) {
                 cli_error(NULL, "invalid output format '%s' (human or json)", optarg);

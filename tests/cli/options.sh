@@ -40,6 +40,21 @@ C="$B/imgconv"
 usage '--running and --paused' "$C" --running --paused "$in" "$W/out.sav"
 usage '--running and --paused' "$C" --paused --running "$in" "$W/out.sav"
 usage '^imgconv: -q/--quiet and -p/--progress' "$C" -q -p "$in" "$W/out.sav"
+# a value option given twice with two values: the last does not silently win
+usage "^imgconv: -O/--format given twice, 'xz' then 'zstd'" "$C" -O xz -O zstd "$in" "$W/out.sav"
+usage "^imgconv: -l/--level given twice, '3' then '5'" "$C" -O xz -l 3 --level=5 "$in" "$W/out.sav"
+usage "^imgconv: -T/--threads given twice" "$C" -T 1 -T 2 "$in" "$W/out.sav"
+usage "^imgconv: --xml given twice" "$C" --xml=a.xml --xml=b.xml "$in" "$W/out.sav"
+usage "^imgconv: --cookie given twice" "$C" --cookie=a.xml --cookie=b.xml "$in" "$W/out.sav"
+usage "^imgconv: --offset given twice" "$C" --offset=1 --offset=2 "$bare" "$W/out.sav"
+usage "^imgconv: --output given twice" "$C" --output=json --output=human "$in" "$W/out.sav"
+usage "^imginfo: --output given twice" "$B/imginfo" --output=json --output=human "$in"
+usage "^imginfo: --offset given twice" "$B/imginfo" --offset=1 --offset=2 "$bare"
+usage "^imgverify: --max-problems given twice" "$B/imgverify" --max-problems=1 --max-problems=2 "$in"
+usage "^imgverify: --offset given twice" "$B/imgverify" --offset=1 --offset=2 "$bare"
+usage "^imgverify: --output given twice" "$B/imgverify" --output=json --output=human "$in"
+"$C" -q -O zstd -O zstd "$in" "$W/same-twice.sav" && ok "the same value twice is harmless" ||
+    bad "-O zstd -O zstd refused"
 usage '^imgconv: -q/--quiet and -v/--verbose' "$C" -v -q "$in" "$W/out.sav"
 # --sparsify changes FILE in place: nothing of a conversion applies; FILE
 # does not even exist, so the refusal comes before it is opened

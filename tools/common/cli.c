@@ -91,6 +91,17 @@ bool cli_parse_u64(const char *s, uint64_t *res)
     return true;
 }
 
+bool cli_once(const char **seen, const char *name, const char *arg)
+{
+    if (*seen && strcmp(*seen, arg) != 0) {
+        cli_error(NULL, "%s given twice, '%s' then '%s'", name, *seen, arg);
+        cli_usage_hint();
+        return false;
+    }
+    *seen = arg;
+    return true;
+}
+
 int cli_parse_output(const char *s)
 {
     if (!strcmp(s, "human"))

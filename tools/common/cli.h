@@ -24,6 +24,11 @@ void cli_usage_hint(void);
 /* Parse a byte count/offset: decimal, 0x hex, optional K/M/G/T (binary)
  * suffix.  false on garbage or overflow. */
 bool cli_parse_u64(const char *s, uint64_t *res);
+/* A value option seen again: with another value it is a usage error (the
+ * message "NAME given twice, 'A' then 'B'" is printed and false returned;
+ * the last one does not silently win); the same value again is harmless.
+ * *seen holds the first value (NULL before). */
+bool cli_once(const char **seen, const char *name, const char *arg);
 /* Parse "human" / "json" for --output; returns 0/1 or -1. */
 int cli_parse_output(const char *s);
 
