@@ -222,6 +222,18 @@ int in_skip_zeros(mrimg_instream *in, mrimg_error *err)
 {
     for (;;) {
         if (in_avail(in) == 0) {
+            /* holes are zeros: skip them without reading (a +1 TiB hole
+             * after a payload costs two lseek calls) */
+            uint64_t d, de;
+            int rc = src_next_data(in->src, in->next, &d, &de, err);
+            if (rc < 0)
+                return rc;
+            if (d >= in->end) {
+                in->next = in->end;
+                return 1;
+            }
+            if (d > in->next)
+                in->next = d;
             ssize_t a = in_fill(in, err);
             if (a < 0)
                 return (int)a;

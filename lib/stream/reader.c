@@ -4,6 +4,7 @@
 
 #include "vmdesc.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <zlib.h>
 
@@ -588,6 +589,7 @@ static int parse_footer(sp_parser *p, sp_section *s, mrimg_error *err)
                            s->idstr);
         srd_consume(p->in, 5);
         s->footer = true;
+        p->footers = true;
     }
     s->end = srd_pos(p->in);
     return p->h->on_section_end ? p->h->on_section_end(p->ctx, s, err) : 0;
@@ -749,112 +751,375 @@ static int parse_section(sp_parser *p, uint8_t type, bool *ram_end, mrimg_error 
 
 /* ---- tail ------------------------------------------------------------- */
 
-void sp_tail_end(const uint8_t *w, size_t n, uint64_t end_pos, uint64_t tail_start,
-                 mrimg_stream_info *si)
+/* The end of the stream is found from its own structure, reading forward
+ * from the end of RAM: the first EOF record followed by a VMDESCRIPTION
+ * whose JSON is complete, valid, and explains the device state before it
+ * (sp_walk_devices) ends the stream.  Nothing after that end is read as
+ * part of the stream: trailing bytes are counted (holes skipped, data
+ * checked up to SP_TRAIL_CHECK) and never become device state.  Without a
+ * VMDESCRIPTION (suppress-vmdesc) the EOF record must follow the footer of
+ * a device section.  At most SP_TAIL_MAX bytes are read after the RAM
+ * END (docs/limits.md). */
+
+static const char *off_name(const sp_parser *p)
 {
-    uint64_t wstart = end_pos - n;
-    size_t end = n;
-    while (end > 0 && w[end - 1] == 0)
-        end--;
-    /* the JSON holds no NUL: the last NUL before its end belongs to the
-     * VMDESCRIPTION length or to the EOF byte just before it */
-    if (end > 0 && w[end - 1] == '}') {
-        size_t q = end;
-        while (q > 0 && w[q - 1] != 0)
-            q--;
-        for (size_t k = 0; k < 6 && q > 0; k++) {
-            size_t c = q - 1; /* candidate position of the 0x00 EOF byte */
-            if (c + 6 < end && w[c] == QEMU_VM_EOF && w[c + 1] == QEMU_VM_VMDESCRIPTION &&
-                rd_be32(w + c + 2) == end - (c + 6) && w[c + 6] == '{' &&
-                wstart + c >= tail_start) {
-                si->has_eof = 1;
-                si->eof_offset = wstart + c;
-                si->has_vmdesc = 1;
-                si->vmdesc_offset = wstart + c + 6;
-                si->vmdesc_size = end - (c + 6);
-                si->trailing_bytes = n - end;
-                si->trailing_zero = 1;
-                si->stream_size = wstart + end;
-                return;
-            }
-            q--;
-        }
-    }
-    /* no description: the stream should end with the EOF byte */
-    si->has_vmdesc = 0;
-    si->trailing_bytes = 0;
-    si->trailing_zero = 0;
-    si->stream_size = end_pos;
-    if (n > 0 && w[n - 1] == QEMU_VM_EOF && end_pos - 1 >= tail_start) {
-        si->has_eof = 1;
-        si->eof_offset = end_pos - 1;
-    } else {
-        si->has_eof = 0;
-    }
+    return srd_okind(p->in) == MRIMG_OFF_FILE ? "file offset" : "stream offset";
 }
 
-static int tail_keep(sp_parser *p, const uint8_t *d, size_t n, mrimg_error *err)
+static int tail_grow(sp_parser *p, size_t want, mrimg_error *err)
 {
-    if (n >= SP_TAIL_WINDOW) {
-        d += n - SP_TAIL_WINDOW;
-        p->tail_start += p->tail_len + (n - SP_TAIL_WINDOW);
-        p->tail_len = 0;
-        n = SP_TAIL_WINDOW;
-    } else if (p->tail_len + n > SP_TAIL_WINDOW) {
-        size_t drop = p->tail_len + n - SP_TAIL_WINDOW;
-        memmove(p->tail, p->tail + drop, p->tail_len - drop);
-        p->tail_len -= drop;
-        p->tail_start += drop;
-    }
-    if (p->tail_len + n > p->tail_cap) {
-        size_t nc = MRIMG_MAX(p->tail_cap * 2, (size_t)(1u << 20));
-        while (nc < p->tail_len + n)
-            nc *= 2;
-        nc = MRIMG_MIN(nc, (size_t)SP_TAIL_WINDOW);
-        uint8_t *t = realloc(p->tail, nc);
-        if (!t)
-            return err_nomem(err);
-        p->tail = t;
-        p->tail_cap = nc;
-    }
-    memcpy(p->tail + p->tail_len, d, n);
-    p->tail_len += n;
+    if (want <= p->tail_cap)
+        return 0;
+    size_t nc = MRIMG_MAX(p->tail_cap * 2, (size_t)(1u << 20));
+    while (nc < want)
+        nc *= 2;
+    nc = MRIMG_MIN(nc, (size_t)SP_TAIL_MAX);
+    uint8_t *t = realloc(p->tail, nc);
+    if (!t)
+        return err_nomem(err);
+    p->tail = t;
+    p->tail_cap = nc;
     return 0;
 }
 
-/* Count the device sections with the stream's own description, when the
- * whole tail is in the window.  Best effort: a description this walker
- * cannot follow leaves the count at 0 (the verifier reports why). */
-static void count_devices(sp_parser *p, uint64_t end)
+typedef struct walk_note {
+    char *out;
+    size_t cap;
+    bool set;
+} walk_note;
+
+static void first_problem(void *ctx, uint64_t off, const char *msg)
+{
+    walk_note *n = ctx;
+    if (n->set)
+        return;
+    n->set = true;
+    snprintf(n->out, n->cap, "at stream offset %llu, %s", (unsigned long long)off, msg);
+}
+
+/* Examine the EOF + VMDESCRIPTION candidate at tail[c].  Returns 1 when it
+ * ends the stream (JSON valid, device walk complete or impossible), 0
+ * otherwise (the reason is kept for the first rejected candidate). */
+static int tail_try(sp_parser *p, size_t c, size_t L)
 {
     mrimg_stream_info *si = p->si;
-    uint64_t wstart = end - p->tail_len;
-    if (!si->has_vmdesc || wstart > si->ram_end || si->vmdesc_size > SP_VMDESC_MAX)
-        return;
-    const uint8_t *tail = p->tail + (si->ram_end - wstart);
+    const char *json = (const char *)p->tail + c + 6;
+    if (json[L - 1] != '}')
+        return 0;
+    if (++p->tail_tries > SP_TAIL_CANDIDATES)
+        return 0;
     vj_doc doc;
     size_t where;
     char msg[128];
-    if (vj_parse((const char *)p->tail + (si->vmdesc_offset - wstart), (size_t)si->vmdesc_size,
-                 &doc, &where, msg, sizeof(msg)) < 0)
-        return;
+    if (vj_parse(json, L, &doc, &where, msg, sizeof(msg)) < 0) {
+        if (!p->tail_bad_set) {
+            p->tail_bad_set = true;
+            p->tail_bad_eof = c;
+            p->tail_bad_len = L;
+            snprintf(p->tail_note, sizeof(p->tail_note),
+                     "the VMDESCRIPTION after the EOF record at %s %llu is not valid JSON: %s "
+                     "(at byte %zu of %zu)",
+                     off_name(p), (unsigned long long)srd_eoff(p->in, p->tail_start + c), msg,
+                     where, L);
+        }
+        return 0;
+    }
     sp_devwalk dw;
-    sp_walk_devices(&doc, tail, (size_t)(si->eof_offset - si->ram_end), si->ram_end, NULL, NULL,
-                    &dw);
+    char note[400];
+    walk_note wn = {note, sizeof(note), false};
+    sp_walk_devices(&doc, p->tail, c, p->tail_start, first_problem, &wn, &dw);
     vj_free(&doc);
-    if (dw.complete) {
-        si->devices_walked = 1;
-        si->device_sections = dw.sections;
+    if (!dw.complete && !dw.skipped) {
+        if (!p->tail_bad_set) {
+            p->tail_bad_set = true;
+            p->tail_bad_eof = c;
+            p->tail_bad_len = L;
+            snprintf(p->tail_note, sizeof(p->tail_note),
+                     "the device state does not match the VMDESCRIPTION after it: %s",
+                     wn.set ? note : "the walk failed");
+        }
+        return 0;
+    }
+    si->has_eof = 1;
+    si->eof_offset = p->tail_start + c;
+    si->has_vmdesc = 1;
+    si->vmdesc_offset = p->tail_start + c + 6;
+    si->vmdesc_size = L;
+    si->devices_walked = dw.complete;
+    si->device_sections = dw.complete ? dw.sections : 0;
+    if (dw.skipped)
+        snprintf(p->tail_note, sizeof(p->tail_note),
+                 "the device state was not checked against the VMDESCRIPTION: %s", dw.note);
+    p->tail_end = c + 6 + L;
+    return 1;
+}
+
+/* Look for candidates in tail[p->tail_scan, tail_len).  final: no more
+ * bytes will come (an incomplete JSON is a cut one).  Returns 1 when the
+ * end is found. */
+static int tail_scan(sp_parser *p, bool final)
+{
+    const uint8_t *t = p->tail;
+    size_t n = p->tail_len;
+    for (size_t c = p->tail_scan; c + 7 <= n; c++) {
+        if (t[c] != QEMU_VM_EOF || t[c + 1] != QEMU_VM_VMDESCRIPTION || t[c + 6] != '{') {
+            p->tail_scan = c + 1;
+            continue;
+        }
+        uint32_t L = rd_be32(t + c + 2);
+        if (L >= 2 && L <= SP_VMDESC_MAX && (uint64_t)c + 6 + L > n) {
+            if (!final) /* decide this one first, when its JSON is here */
+                return 0;
+            if (!p->tail_cut_set) {
+                p->tail_cut_set = true;
+                p->tail_cut_eof = c;
+                p->tail_cut_len = L;
+            }
+        } else if (L >= 2 && L <= SP_VMDESC_MAX && tail_try(p, c, L)) {
+            return 1;
+        }
+        p->tail_scan = c + 1;
+    }
+    return 0;
+}
+
+/* Is section header "04 <id> str8 <instance> <version>" at t[h] (< lim)? */
+static bool full_header_at(const uint8_t *t, size_t h, size_t lim)
+{
+    if (h + 6 > lim || t[h] != QEMU_VM_SECTION_FULL)
+        return false;
+    size_t nl = t[h + 5];
+    if (nl == 0 || h + 6 + nl + 8 > lim)
+        return false;
+    return printable_name((const char *)t + h + 6, nl);
+}
+
+/* No VMDESCRIPTION: the EOF record right after the last non-zero byte,
+ * which (with footers) must close a device section seen in the tail.
+ * total: bytes of the tail, window plus zero bytes known beyond it. */
+static bool tail_no_desc(sp_parser *p, uint64_t total, size_t *eof)
+{
+    const uint8_t *t = p->tail;
+    size_t n = p->tail_len, z = n;
+    while (z > 0 && t[z - 1] == 0)
+        z--;
+    if (z == 0)
+        return false;
+    for (size_t e = z; e < z + 5 && e < total; e++) {
+        if (!p->footers) {
+            *eof = e;
+            return true;
+        }
+        if (e < 5 || e > n || t[e - 5] != QEMU_VM_SECTION_FOOTER)
+            continue;
+        uint32_t id = rd_be32(t + e - 4);
+        for (size_t h = 0; h + 6 <= e - 5; h++) {
+            if (full_header_at(t, h, e - 5) && rd_be32(t + h + 1) == id) {
+                *eof = e;
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* The last device section header in tail[0, lim): its position, or -1. */
+static ptrdiff_t last_full_header(const uint8_t *t, size_t lim)
+{
+    ptrdiff_t last = -1;
+    for (size_t h = 0; h + 6 <= lim; h++)
+        if (full_header_at(t, h, lim))
+            last = (ptrdiff_t)h;
+    return last;
+}
+
+/* Trailing bytes after the stream in a raw payload: count them from the
+ * file size; check that they are zero by skipping holes and reading at
+ * most SP_TRAIL_CHECK bytes of data extents. */
+static int trailing_raw(sp_parser *p, uint64_t from, mrimg_error *err)
+{
+    srd *in = p->in;
+    mrimg_stream_info *si = p->si;
+    uint64_t end = in->limit;
+    si->trailing_bytes = end > from ? end - from : 0;
+    si->trailing_zero = 1;
+    uint64_t checked = 0;
+    uint8_t buf[1u << 16];
+    uint64_t at = from;
+    while (at < end) {
+        uint64_t d, de;
+        int rc = src_next_data(in->src, in->base + at, &d, &de, err);
+        if (rc < 0)
+            return rc;
+        if (d >= in->src->size || d - in->base >= end)
+            break;
+        at = d - in->base;
+        uint64_t run = MRIMG_MIN(de - in->base, end) - at;
+        while (run) {
+            if (checked >= SP_TRAIL_CHECK) {
+                si->trailing_zero = 0; /* not known */
+                p->trailing_unchecked = true;
+                return 0;
+            }
+            size_t k = (size_t)MRIMG_MIN((uint64_t)sizeof(buf), run);
+            ssize_t got = src_pread_some(in->src, buf, k, in->base + at, err);
+            if (got < 0)
+                return (int)got;
+            if (got == 0)
+                return 0;
+            if (!mem_is_zero(buf, (size_t)got)) {
+                si->trailing_zero = 0;
+                return 0;
+            }
+            at += (uint64_t)got;
+            run -= (uint64_t)got;
+            checked += (uint64_t)got;
+        }
+    }
+    return 0;
+}
+
+/* Trailing decoded bytes of a compressed payload: drained to the end (the
+ * codec's checks need the whole payload), counted, checked for zeros. */
+static int trailing_dec(sp_parser *p, mrimg_error *err)
+{
+    srd *in = p->in;
+    mrimg_stream_info *si = p->si;
+    for (;;) {
+        size_t n = srd_avail(in);
+        if (n) {
+            si->trailing_bytes += n;
+            if (si->trailing_zero && !mem_is_zero(srd_ptr(in), n))
+                si->trailing_zero = 0;
+            srd_consume(in, n);
+        }
+        int rc = srd_peek(in, 1, err);
+        if (rc <= 0)
+            return rc;
     }
 }
 
-static int tail_cb(void *ctx, const uint8_t *d, size_t n, mrimg_error *err)
+/* Read the tail and find the end of the stream. */
+static int parse_tail(sp_parser *p, mrimg_error *err)
 {
-    sp_parser *p = ctx;
-    int rc = tail_keep(p, d, n, err);
-    if (rc == 0 && p->h->on_tail)
-        rc = p->h->on_tail(p->ctx, d, n, err);
-    return rc;
+    srd *in = p->in;
+    mrimg_stream_info *si = p->si;
+    p->tail_start = si->ram_end;
+    p->tail_len = p->tail_scan = 0;
+    p->tail_end = 0;
+    uint64_t holes = 0;      /* zero bytes known beyond the window (a hole to EOF) */
+    bool bound = false, found = false;
+    for (;;) {
+        if (srd_avail(in) == 0) {
+            if (srd_seekable(in)) {
+                uint64_t d, de, at = in->base + srd_pos(in);
+                int rc = src_next_data(in->src, at, &d, &de, err);
+                if (rc < 0)
+                    return rc;
+                if (d >= in->src->size && at < in->src->size) {
+                    holes = in->src->size - at; /* only a hole follows */
+                    break;
+                }
+            }
+            int rc = srd_peek(in, 1, err);
+            if (rc < 0)
+                return rc;
+            if (rc == 0)
+                break;
+        }
+        size_t n = MRIMG_MIN(srd_avail(in), (size_t)SP_TAIL_MAX - p->tail_len);
+        if (n == 0) {
+            bound = true;
+            break;
+        }
+        int rc = tail_grow(p, p->tail_len + n, err);
+        if (rc < 0)
+            return rc;
+        memcpy(p->tail + p->tail_len, srd_ptr(in), n);
+        size_t before = p->tail_len;
+        p->tail_len += n;
+        if (tail_scan(p, false)) {
+            srd_consume(in, p->tail_end - before);
+            found = true;
+            break;
+        }
+        srd_consume(in, n);
+    }
+    if (!found && !bound)
+        found = tail_scan(p, true);
+    if (found) {
+        uint64_t end = p->tail_start + p->tail_end;
+        si->stream_size = end;
+        si->trailing_bytes = 0;
+        si->trailing_zero = 1;
+        /* window bytes read past the end */
+        if (!mem_is_zero(p->tail + p->tail_end, p->tail_len - p->tail_end))
+            si->trailing_zero = 0;
+        if (srd_seekable(in))
+            return trailing_raw(p, end, err);
+        si->trailing_bytes = p->tail_len - p->tail_end;
+        return trailing_dec(p, err);
+    }
+    uint64_t at_end = p->tail_start + p->tail_len;
+    if (bound)
+        return err_set(err, MRIMG_ERR_LIMIT, EAT(p, at_end),
+                       "no EOF record with a VMDESCRIPTION that explains the device state within "
+                       "the %u MiB after the end of RAM (stream offset %llu): the end of the "
+                       "stream cannot be found",
+                       SP_TAIL_MAX >> 20, (unsigned long long)p->tail_start);
+    if (p->tail_bad_set) {
+        /* a description that does not explain the bytes before it */
+        si->has_eof = 1;
+        si->eof_offset = p->tail_start + p->tail_bad_eof;
+        si->has_vmdesc = 1;
+        si->vmdesc_offset = si->eof_offset + 6;
+        si->vmdesc_size = p->tail_bad_len;
+        si->stream_size = si->vmdesc_offset + p->tail_bad_len;
+        return err_set(err, MRIMG_ERR_FORMAT, EAT(p, si->eof_offset), "%s", p->tail_note);
+    }
+    if (p->tail_cut_set) {
+        uint64_t j = p->tail_start + p->tail_cut_eof + 6;
+        si->stream_size = at_end;
+        return err_set(err, MRIMG_ERR_TRUNCATED, EAT(p, at_end),
+                       "the stream ends inside its VMDESCRIPTION: the JSON at %s %llu announces "
+                       "%llu bytes, %llu are present (the file is truncated)",
+                       off_name(p), (unsigned long long)srd_eoff(p->in, j),
+                       (unsigned long long)p->tail_cut_len, (unsigned long long)(at_end - j));
+    }
+    size_t eof;
+    if (tail_no_desc(p, p->tail_len + holes, &eof)) {
+        si->has_eof = 1;
+        si->eof_offset = p->tail_start + eof;
+        si->has_vmdesc = 0;
+        si->stream_size = si->eof_offset + 1;
+        snprintf(p->tail_note, sizeof(p->tail_note),
+                 "the stream has no VMDESCRIPTION after its EOF record (QEMU's suppress-vmdesc): "
+                 "the device state could not be delimited or checked");
+        si->trailing_zero = 1;
+        if (srd_seekable(in))
+            return trailing_raw(p, si->stream_size, err);
+        si->trailing_bytes = p->tail_len - (eof + 1);
+        return trailing_dec(p, err);
+    }
+    /* cut inside the device state */
+    si->has_eof = 0;
+    si->stream_size = at_end;
+    ptrdiff_t h = last_full_header(p->tail, p->tail_len);
+    char last[MRIMG_NAME_MAX + 120] = "no device section header was found in it";
+    if (h >= 0) {
+        size_t nl = p->tail[h + 5];
+        snprintf(last, sizeof(last),
+                 "the last device section that starts, \"%.*s\" (section %u, at %s %llu), has "
+                 "%llu bytes and no end",
+                 (int)nl, (const char *)p->tail + h + 6, rd_be32(p->tail + h + 1), off_name(p),
+                 (unsigned long long)srd_eoff(p->in, p->tail_start + (uint64_t)h),
+                 (unsigned long long)(p->tail_len - (size_t)h));
+    }
+    return err_set(err, MRIMG_ERR_TRUNCATED, EAT(p, at_end),
+                   "the stream ends inside the device state, %llu bytes after the end of RAM: "
+                   "no EOF record with a VMDESCRIPTION follows, and %s (how many bytes are "
+                   "missing was in the lost description)",
+                   (unsigned long long)p->tail_len, last);
 }
 
 /* ---- top level -------------------------------------------------------- */
@@ -938,17 +1203,29 @@ int sp_parse(sp_parser *p, mrimg_error *err)
             return rc;
     }
     p->at = SP_AT_TAIL;
-    p->tail_start = si->ram_end;
-    rc = srd_drain(p->in, tail_cb, p, err);
+    /* the tail is delivered to the tap and to on_tail once its end is
+     * known, so that nothing after the end is copied */
+    rc = srd_flush_tap(p->in, err);
     if (rc < 0)
         return rc;
-    uint64_t end = srd_pos(p->in);
-    sp_tail_end(p->tail, p->tail_len, end, si->ram_end, si);
-    si->tail_size = si->stream_size - si->ram_end;
-    count_devices(p, end);
-    if (!si->has_eof)
-        return err_set(err, MRIMG_ERR_TRUNCATED, EAT(p, end),
-                       "the device state does not end with an EOF record (the stream is "
-                       "truncated or has trailing data)");
+    srd_tap_fn tap = p->in->tap;
+    p->in->tap = NULL;
+    rc = parse_tail(p, err);
+    p->in->tap = tap;
+    p->in->tapped = p->in->r;
+    si->tail_size = si->stream_size >= si->ram_end ? si->stream_size - si->ram_end : 0;
+    if (rc < 0)
+        return rc;
+    size_t len = (size_t)si->tail_size;
+    if (tap && len) {
+        rc = tap(p->in->tap_ctx, p->tail, len, err);
+        if (rc < 0)
+            return rc;
+    }
+    if (p->h->on_tail && len) {
+        rc = p->h->on_tail(p->ctx, p->tail, len, err);
+        if (rc < 0)
+            return rc;
+    }
     return 0;
 }

@@ -61,8 +61,16 @@
 
 #define SP_MAX_RAM_TOTAL (64ull << 40)    /* sum of block lengths */
 #define SP_MAX_BLOCK_LEN (16ull << 40)
-#define SP_TAIL_WINDOW (64u << 20)        /* bytes of tail kept to find its end */
-#define SP_VMDESC_MAX (64u << 20)
+/* The end of the stream is searched for in at most SP_TAIL_MAX bytes after
+ * the RAM END (device state + EOF + VMDESCRIPTION); at most
+ * SP_TAIL_CANDIDATES EOF+VMDESCRIPTION look-alikes are parsed; trailing
+ * data after the end is checked for zeros up to SP_TRAIL_CHECK bytes
+ * (holes are skipped).  docs/limits.md. */
+#define SP_TAIL_MAX (64u << 20)
+#define SP_TAIL_WINDOW SP_TAIL_MAX
+#define SP_TAIL_CANDIDATES 16u
+#define SP_TRAIL_CHECK (16u << 20)
+#define SP_VMDESC_MAX (32u << 20)
 
 #define CAP_MAPPED_RAM "mapped-ram"
 #define CAP_X_IGNORE_SHARED "x-ignore-shared"
@@ -159,10 +167,20 @@ typedef struct sp_parser {
     uint64_t ord_page;
     bool ord_started;
     uint64_t file_size;                /* for mapped-ram bounds */
-    /* tail window */
+    bool footers;                      /* a RAM section had a footer */
+    /* tail window: the whole tail from the RAM END (bytes past its end
+     * may follow tail[tail_end]) */
     uint8_t *tail;
     size_t tail_len, tail_cap;
     uint64_t tail_start;               /* stream offset of tail[0] */
+    size_t tail_end;                   /* end of the stream in the window */
+    size_t tail_scan;                  /* candidates before this decided */
+    unsigned tail_tries;               /* JSON candidates parsed */
+    bool tail_bad_set, tail_cut_set;   /* a rejected / a cut candidate */
+    size_t tail_bad_eof, tail_bad_len, tail_cut_eof, tail_cut_len;
+    bool trailing_unchecked;           /* trailing data beyond SP_TRAIL_CHECK */
+    char tail_note[512];               /* why the device state was not checked,
+                                        * or why the description was rejected */
 } sp_parser;
 
 MRIMG_INTERNAL int sp_init(sp_parser *p, srd *in, uint64_t file_size, mrimg_stream_info *si,
@@ -172,11 +190,5 @@ MRIMG_INTERNAL void sp_free(sp_parser *p);
 MRIMG_INTERNAL int sp_parse_head(sp_parser *p, mrimg_error *err);
 /* Parse the whole stream.  On success the stream info is complete. */
 MRIMG_INTERNAL int sp_parse(sp_parser *p, mrimg_error *err);
-
-/* Find the end of a stream tail in its last bytes (window [0, n), ending
- * at stream offset end_pos): the EOF record, the VMDESCRIPTION JSON and
- * trailing zero bytes.  Fills the matching fields of si. */
-MRIMG_INTERNAL void sp_tail_end(const uint8_t *w, size_t n, uint64_t end_pos,
-                                uint64_t tail_start, mrimg_stream_info *si);
 
 #endif

@@ -754,7 +754,7 @@ static void device_problem(void *ctx, uint64_t off, const char *msg)
     ERR(v, "stream.devices", v->sk, v->sbase + off, "%s", msg);
 }
 
-static void check_tail(vf *v, sp_parser *p, bool parse_ok, sp_devwalk *dwr)
+static void check_tail(vf *v, sp_parser *p, const mrimg_error *perr, sp_devwalk *dwr)
 {
     mrimg_stream_info *si = &v->si;
     const uint8_t *w = p->tail;
@@ -763,27 +763,38 @@ static void check_tail(vf *v, sp_parser *p, bool parse_ok, sp_devwalk *dwr)
     bool whole = p->tail_start == si->ram_end;
     memset(dwr, 0, sizeof(*dwr));
 
+    /* The parser found the end of the stream from its structure (EOF,
+     * VMDESCRIPTION, the device walk): see reader.c parse_tail. */
     size_t eof_i = 0, json_len = 0;
     bool have_json = false;
-    if (parse_ok) {
+    if (!perr) {
+        eof_i = (size_t)(si->eof_offset - wpos);
         if (si->has_vmdesc) {
-            eof_i = (size_t)(si->eof_offset - wpos);
             json_len = (size_t)si->vmdesc_size;
             have_json = true;
-        } else {
-            eof_i = (size_t)(si->eof_offset - wpos);
         }
         if (si->trailing_bytes)
             WARN(v, "payload.trailing", v->sk, v->sbase + si->stream_size,
-                 "%llu zero bytes after the end of the QEMU stream (QEMU does not read them)",
-                 (unsigned long long)si->trailing_bytes);
+                 "%llu %sbytes after the end of the QEMU stream (QEMU does not read them; they "
+                 "are not part of the device state)",
+                 (unsigned long long)si->trailing_bytes,
+                 si->trailing_zero ? "zero " : p->trailing_unchecked ? "" : "non-zero ");
+    } else if (si->has_vmdesc) {
+        /* a complete description that does not explain the device state:
+         * the walk below reports where */
+        eof_i = (size_t)(si->eof_offset - wpos);
+        json_len = (size_t)si->vmdesc_size;
+        have_json = true;
     } else {
         bool len_ok = false;
-        ptrdiff_t c = find_vmdesc(w, n, &json_len, &len_ok);
-        if (c < 0) {
-            ERR(v, "stream.truncated", v->sk, v->sbase + wpos + n,
-                "the stream ends inside the device state: there is no EOF record and "
-                "VMDESCRIPTION at its end (the file is truncated, or the end is damaged)");
+        ptrdiff_t c = perr->code == MRIMG_ERR_TRUNCATED
+                          ? find_vmdesc(w, n, &json_len, &len_ok)
+                          : -1;
+        if (c < 0 || len_ok) {
+            /* cut inside the device state or the VMDESCRIPTION, or no end
+             * within the bound: the parser says which */
+            vf_add_err(&v->l, perr->code == MRIMG_ERR_LIMIT ? "stream.devices" : "stream.truncated",
+                       MRIMG_SEV_ERROR, perr);
             return;
         }
         eof_i = (size_t)c;
@@ -793,30 +804,16 @@ static void check_tail(vf *v, sp_parser *p, bool parse_ok, sp_devwalk *dwr)
         si->has_vmdesc = 1;
         si->vmdesc_offset = wpos + eof_i + 6;
         si->vmdesc_size = json_len;
-        if (!len_ok) {
-            ERR(v, "stream.vmdesc", v->sk, v->sbase + si->eof_offset + 2,
-                "the VMDESCRIPTION length field says %u bytes, but the JSON has %zu",
-                rd_be32(w + eof_i + 2), json_len);
-        } else {
-            size_t after = n - (eof_i + 6 + json_len);
-            const uint8_t *t = w + eof_i + 6 + json_len;
-            bool zero = mem_is_zero(t, after);
-            WARN(v, "payload.trailing", v->sk, v->sbase + si->vmdesc_offset + json_len,
-                 "%zu bytes%s follow the end of the QEMU stream (after its VMDESCRIPTION); "
-                 "QEMU does not read them",
-                 after, zero ? " (all zero)" : "");
-        }
+        ERR(v, "stream.vmdesc", v->sk, v->sbase + si->eof_offset + 2,
+            "the VMDESCRIPTION length field says %u bytes, but the JSON has %zu",
+            rd_be32(w + eof_i + 2), json_len);
     }
     if (!have_json) {
-        if (v->cfg.present)
-            ERR(v, "stream.vmdesc", v->sk, v->sbase + si->eof_offset + 1,
-                "no VMDESCRIPTION after the EOF record: QEMU writes one unless the machine "
-                "suppresses it (Xen), so the file is probably cut right after the EOF byte "
-                "(QEMU itself would load it with a warning)");
-        else
-            WARN(v, "stream.vmdesc", v->sk, v->sbase + si->eof_offset + 1,
-                 "no VMDESCRIPTION after the EOF record (nor a configuration section: a Xen "
-                 "stream?); the device state cannot be checked");
+        WARN(v, "stream.vmdesc", v->sk, v->sbase + si->eof_offset + 1,
+             "%s%s", p->tail_note[0] ? p->tail_note : "no VMDESCRIPTION after the EOF record",
+             v->cfg.present ? " (QEMU writes one unless the machine has suppress-vmdesc=on; it "
+                              "loads such a stream with a warning)"
+                            : "");
         return;
     }
     /* validate the JSON and walk the devices with it */
@@ -981,7 +978,7 @@ static int stream_pass(vf *v, mrimg_error *err)
         }
         if (p.at == SP_AT_TAIL) {
             sp_devwalk dw;
-            check_tail(v, &p, false, &dw);
+            check_tail(v, &p, &e, &dw);
             v->res->device_sections = dw.sections;
             v->res->devices_checked = dw.complete;
         } else if (!strcmp(check, "mapped.stream")) {
@@ -999,7 +996,7 @@ static int stream_pass(vf *v, mrimg_error *err)
     v->res->stream_parsed = 1;
     {
         sp_devwalk dw;
-        check_tail(v, &p, true, &dw);
+        check_tail(v, &p, NULL, &dw);
         v->res->device_sections = dw.sections;
         v->res->devices_checked = dw.complete;
     }
