@@ -261,6 +261,49 @@ static int parse_config(sp_parser *p, mrimg_error *err)
 
 /* ---- RAM: block list -------------------------------------------------- */
 
+/* Name what lies at file offset off while block b's header is read. */
+static void describe_at(const sp_parser *p, const sp_block *b, uint64_t off, char *out,
+                        size_t cap)
+{
+    uint64_t base = p->in->base, hat = b->header_offset;
+    if (off >= p->file_size) {
+        snprintf(out, cap, "beyond the end of the file");
+        return;
+    }
+    if (off < base) {
+        snprintf(out, cap, "before the QEMU stream (into the %s)",
+                 base ? "container metadata: libvirt header, domain XML, cookie or padding"
+                      : "nothing");
+        return;
+    }
+    for (unsigned i = 0; i < p->nblocks; i++) {
+        const sp_block *o = &p->blocks[i];
+        uint64_t bm_end = o->bitmap_offset + (o->pages + 63) / 64 * 8;
+        if (off >= o->header_offset && off < o->header_offset + MAPPED_RAM_HDR_SIZE) {
+            snprintf(out, cap, "into the header of block \"%s\"", o->name);
+            return;
+        }
+        if (off >= o->bitmap_offset && off < bm_end) {
+            snprintf(out, cap, "into the bitmap of block \"%s\"", o->name);
+            return;
+        }
+        if (off >= o->pages_offset && off - o->pages_offset < o->used_length) {
+            snprintf(out, cap, "into the pages of block \"%s\"", o->name);
+            return;
+        }
+    }
+    if (off >= hat && off < hat + MAPPED_RAM_HDR_SIZE)
+        snprintf(out, cap, "into its own header");
+    else if (off < hat)
+        snprintf(out, cap, "into the main stream before its header");
+    else if (off < b->bitmap_offset)
+        snprintf(out, cap, "between its header and its bitmap");
+    else if (off < b->bitmap_offset + (b->pages + 63) / 64 * 8)
+        snprintf(out, cap, "into its own bitmap");
+    else
+        snprintf(out, cap, "past its header, where no other region is");
+}
+
 static int parse_mem_size(sp_parser *p, uint64_t total, uint64_t rec_at, mrimg_error *err)
 {
     p->at = SP_AT_BLOCKS;
@@ -374,6 +417,18 @@ static int parse_mem_size(sp_parser *p, uint64_t total, uint64_t rec_at, mrimg_e
                 return err_set(err, MRIMG_ERR_FORMAT, EAT(p, hat + 20),
                                "pages offset 0x%llx of block \"%s\" is not page-aligned",
                                (unsigned long long)b->pages_offset, b->name);
+            /* QEMU writes the bitmap right after the header and the pages
+             * after the bitmap; a bitmap anywhere else would be read from
+             * bytes that belong to something else (docs/mapped-ram.md) */
+            if (b->bitmap_offset != b->header_offset + MAPPED_RAM_HDR_SIZE) {
+                char where[MRIMG_NAME_MAX + 96];
+                describe_at(p, b, b->bitmap_offset, where, sizeof(where));
+                return err_set(err, MRIMG_ERR_FORMAT, EAT(p, hat + 12),
+                               "bitmap offset 0x%llx of block \"%s\" points %s, not right after "
+                               "its header (0x%llx) where QEMU writes it",
+                               (unsigned long long)b->bitmap_offset, b->name, where,
+                               (unsigned long long)(b->header_offset + MAPPED_RAM_HDR_SIZE));
+            }
             uint64_t bm_bytes = (b->pages + 63) / 64 * 8, bm_end, pg_end;
             if (!add_ok(b->bitmap_offset, bm_bytes, &bm_end) || bm_end > p->file_size)
                 return err_set(err, MRIMG_ERR_TRUNCATED, EAT(p, hat + 12),
@@ -388,6 +443,15 @@ static int parse_mem_size(sp_parser *p, uint64_t total, uint64_t rec_at, mrimg_e
                                b->name, (unsigned long long)b->pages_offset,
                                (unsigned long long)b->used_length,
                                (unsigned long long)p->file_size);
+            if (b->pages_offset < bm_end) {
+                char where[MRIMG_NAME_MAX + 96];
+                describe_at(p, b, b->pages_offset, where, sizeof(where));
+                return err_set(err, MRIMG_ERR_FORMAT, EAT(p, hat + 20),
+                               "pages offset 0x%llx of block \"%s\" points %s: the pages must "
+                               "follow its bitmap, which ends at 0x%llx",
+                               (unsigned long long)b->pages_offset, b->name, where,
+                               (unsigned long long)bm_end);
+            }
             /* the main stream continues after this block's pages */
             uint64_t next = pg_end - p->in->base;
             if (pg_end < p->in->base + srd_pos(p->in))

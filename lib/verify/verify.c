@@ -55,7 +55,11 @@ static const mrimg_check_desc checks[] = {
     {"mapped.format", "container format 6 if and only if the stream announces mapped-ram"},
     {"mapped.header", "each mapped-ram block header has version 1"},
     {"mapped.page_size", "each mapped-ram header's page size is the target page size"},
-    {"mapped.alignment", "pages_offset is page-aligned (error) and 1 MiB-aligned (warning)"},
+    {"mapped.layout", "each block's bitmap starts right after its 28-byte header and its pages "
+                      "start after its bitmap, as QEMU writes them (anywhere else they would be "
+                      "read from bytes that belong to something else)"},
+    {"mapped.alignment", "pages_offset is page-aligned (error) and where QEMU puts it: the end of "
+                         "the bitmap rounded up to 1 MiB (warning)"},
     {"mapped.region", "each block's bitmap and pages lie inside the file"},
     {"mapped.overlap", "bitmaps, page regions and the main stream do not overlap"},
     {"mapped.bitmap", "each bitmap is readable and sets no bit past the block's last page"},
@@ -1111,6 +1115,54 @@ static void check_format_vs_stream(vf *v)
 
 static int read_bitmaps_and_data(vf *v, lbitmap *bm, const bool *usable, mrimg_error *err);
 
+/* Name what lies at file offset off, for a mapped-ram offset that points
+ * where it must not (block i's offsets are being checked). */
+static void describe_file_at(const vf *v, unsigned i, uint64_t off, char *out, size_t cap)
+{
+    const mrimg_image *img = v->img;
+    const mrimg_container_info *ci = &img->ci;
+    uint64_t base = ci->payload_offset;
+    if (off >= img->src.size) {
+        snprintf(out, cap, "beyond the end of the file");
+        return;
+    }
+    if (off < base) {
+        if (!v->libvirt)
+            snprintf(out, cap, "before the QEMU stream");
+        else if (off < MRIMG_HEADER_SIZE)
+            snprintf(out, cap, "into the libvirt header");
+        else if (off < MRIMG_HEADER_SIZE + ci->xml_len + 1)
+            snprintf(out, cap, "into the domain XML");
+        else if (ci->cookie_offset && off >= MRIMG_HEADER_SIZE + (uint64_t)ci->cookie_offset &&
+                 off < MRIMG_HEADER_SIZE + (uint64_t)ci->cookie_offset + ci->cookie_len + 1)
+            snprintf(out, cap, "into the save cookie");
+        else
+            snprintf(out, cap, "into the metadata padding");
+        return;
+    }
+    unsigned nb = v->nblocks + (v->partial_block ? 1 : 0);
+    for (unsigned k = 0; k < nb; k++) {
+        const sp_block *o = &v->blocks[k];
+        uint64_t bsz = (o->pages + 63) / 64 * 8;
+        const char *own = k == i ? "its own" : NULL;
+        if (off >= o->header_offset && off - o->header_offset < MAPPED_RAM_HDR_SIZE)
+            snprintf(out, cap, "into %s header%s%s%s", own ? own : "the", own ? "" : " of \"",
+                     own ? "" : o->name, own ? "" : "\"");
+        else if (k != i && off >= o->bitmap_offset && off - o->bitmap_offset < bsz)
+            snprintf(out, cap, "into the bitmap of \"%s\"", o->name);
+        else if (off >= o->pages_offset && off - o->pages_offset < o->used_length)
+            snprintf(out, cap, "into %s pages%s%s%s", own ? own : "the", own ? "" : " of \"",
+                     own ? "" : o->name, own ? "" : "\"");
+        else
+            continue;
+        return;
+    }
+    if (v->parsed && off >= base + v->si.ram_end)
+        snprintf(out, cap, "into the device state or after it");
+    else
+        snprintf(out, cap, "into the main stream");
+}
+
 static int check_mapped(vf *v, mrimg_error *err)
 {
     if (!v->mapped)
@@ -1165,13 +1217,36 @@ static int check_mapped(vf *v, mrimg_error *err)
                 "(QEMU: \"region has bad alignment\")",
                 b->name, (unsigned long long)b->pages_offset, (unsigned long long)ps);
             ok = false;
-        } else if (b->pages_offset % MAPPED_RAM_ALIGN) {
-            WARN(v, "mapped.alignment", FILEOFF, hat + 20,
-                 "block \"%s\": pages offset 0x%llx is not 1 MiB-aligned as QEMU writes it "
-                 "(a restore with direct-io may fail)",
-                 b->name, (unsigned long long)b->pages_offset);
         }
         uint64_t bsz = (b->pages + 63) / 64 * 8, bend, pend;
+        uint64_t want_bm = hat + MAPPED_RAM_HDR_SIZE;
+        char where[MRIMG_NAME_MAX + 64];
+        if (b->bitmap_offset != want_bm) {
+            describe_file_at(v, i, b->bitmap_offset, where, sizeof(where));
+            ERR(v, "mapped.layout", FILEOFF, hat + 12,
+                "block \"%s\": bitmap offset 0x%llx points %s, not right after the block's "
+                "header (0x%llx) where QEMU writes it: its bits would be read from bytes that "
+                "are not a bitmap",
+                b->name, (unsigned long long)b->bitmap_offset, where,
+                (unsigned long long)want_bm);
+            ok = false;
+        } else if (add_ok(b->bitmap_offset, bsz, &bend) && b->pages_offset < bend) {
+            describe_file_at(v, i, b->pages_offset, where, sizeof(where));
+            ERR(v, "mapped.layout", FILEOFF, hat + 20,
+                "block \"%s\": pages offset 0x%llx points %s: the pages must follow the "
+                "bitmap, which ends at 0x%llx",
+                b->name, (unsigned long long)b->pages_offset, where, (unsigned long long)bend);
+            ok = false;
+        } else if (b->pages_offset % ps == 0 &&
+                   b->pages_offset != round_up(want_bm + bsz, MAPPED_RAM_ALIGN)) {
+            WARN(v, "mapped.alignment", FILEOFF, hat + 20,
+                 "block \"%s\": pages offset 0x%llx is not where QEMU puts it (0x%llx, the end "
+                 "of the bitmap rounded up to 1 MiB); QEMU loads it%s",
+                 b->name, (unsigned long long)b->pages_offset,
+                 (unsigned long long)round_up(want_bm + bsz, MAPPED_RAM_ALIGN),
+                 b->pages_offset % MAPPED_RAM_ALIGN ? ", but a restore with direct-io may fail"
+                                                    : "");
+        }
         bool bm_in = add_ok(b->bitmap_offset, bsz, &bend) && bend <= fsize;
         bool pg_in = add_ok(b->pages_offset, b->used_length, &pend) && pend <= fsize;
         if (!bm_in)
@@ -1258,8 +1333,9 @@ static int read_bitmaps_and_data(vf *v, lbitmap *bm, const bool *usable, mrimg_e
     for (unsigned i = 0; i < nb && rc == 0; i++) {
         const sp_block *b = &v->blocks[i];
         uint64_t bsz = (b->pages + 63) / 64 * 8, bend;
-        if (!add_ok(b->bitmap_offset, bsz, &bend) || bend > img->src.size)
-            continue;
+        if (!add_ok(b->bitmap_offset, bsz, &bend) || bend > img->src.size ||
+            b->bitmap_offset != b->header_offset + MAPPED_RAM_HDR_SIZE)
+            continue; /* not a bitmap (mapped.layout) */
         rc = lb_init(&bm[i], b->pages, err);
         uint64_t extra = 0, first_extra = 0;
         for (uint64_t done = 0; rc == 0 && done < bsz;) {
