@@ -754,7 +754,11 @@ static int info_image(out *w, const char *path, mrimg_image *img, const opts *op
         nw++;
     }
     if (scanned_ok && !si->has_vmdesc)
-        warnings[nw++] = "no VMDESCRIPTION at the end of the stream";
+        warnings[nw++] = "no VMDESCRIPTION at the end of the stream (suppress-vmdesc): the "
+                         "device state could not be delimited or checked";
+    else if (scanned_ok && !si->devices_walked)
+        warnings[nw++] = "the device state was not checked against its VMDESCRIPTION (it holds "
+                         "sections the description does not cover)";
 
     out_str(w, "file", "image", path);
     out_str(w, "status", "status", np ? "problems" : "ok");
