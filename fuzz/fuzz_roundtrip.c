@@ -229,9 +229,14 @@ static int build(recipe *r, model *m, buf *out)
     uint8_t eof = QEMU_VM_EOF;
     W(sw_bytes(&w, &eof, 1, &err));
     if (b1 & 0x40) {
-        char js[96];
-        int n = snprintf(js, sizeof(js), "{\"page_size\": %llu, \"devices\": []}",
-                         (unsigned long long)m->ps);
+        /* the description explains the device state (the scan checks it) */
+        char js[256];
+        int n = snprintf(js, sizeof(js), "{\"page_size\": %llu, \"devices\": [%s]}",
+                         (unsigned long long)m->ps,
+                         b1 & 0x20 ? "{\"name\": \"timer\", \"instance_id\": 0, "
+                                     "\"version\": 2, \"fields\": [{\"name\": \"t\", "
+                                     "\"type\": \"buffer\", \"size\": 8}]}"
+                                   : "");
         uint8_t h[5] = {QEMU_VM_VMDESCRIPTION};
         wr_be32(h + 1, (uint32_t)n);
         W(sw_bytes(&w, h, 5, &err));

@@ -967,8 +967,11 @@ static bool tail_no_desc(sp_parser *p, uint64_t total, size_t *eof)
     size_t n = p->tail_len, z = n;
     while (z > 0 && t[z - 1] == 0)
         z--;
-    if (z == 0)
-        return false;
+    if (z == 0) {
+        /* no device section at all: the EOF record comes first */
+        *eof = 0;
+        return total > 0;
+    }
     for (size_t e = z; e < z + 5 && e < total; e++) {
         if (!p->footers) {
             *eof = e;
@@ -1111,6 +1114,11 @@ static int parse_tail(sp_parser *p, mrimg_error *err)
     }
     if (!found && !bound)
         found = tail_scan(p, true);
+    if (!found && p->tail_tries > SP_TAIL_CANDIDATES)
+        return err_set(err, MRIMG_ERR_LIMIT, EAT(p, p->tail_start),
+                       "more than %u EOF + VMDESCRIPTION look-alikes in the device state: the "
+                       "end of the stream is not searched further",
+                       SP_TAIL_CANDIDATES);
     if (found) {
         uint64_t end = p->tail_start + p->tail_end;
         si->stream_size = end;

@@ -67,7 +67,6 @@
  * data after the end is checked for zeros up to SP_TRAIL_CHECK bytes
  * (holes are skipped).  docs/limits.md. */
 #define SP_TAIL_MAX (64u << 20)
-#define SP_TAIL_WINDOW SP_TAIL_MAX
 #define SP_TAIL_CANDIDATES 16u
 #define SP_TRAIL_CHECK (16u << 20)
 #define SP_VMDESC_MAX (32u << 20)

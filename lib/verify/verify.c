@@ -764,7 +764,6 @@ static void check_tail(vf *v, sp_parser *p, const mrimg_error *perr, sp_devwalk 
     const uint8_t *w = p->tail;
     size_t n = p->tail_len;
     uint64_t wpos = p->tail_start;       /* stream offset of w[0] */
-    bool whole = p->tail_start == si->ram_end;
     memset(dwr, 0, sizeof(*dwr));
 
     /* The parser found the end of the stream from its structure (EOF,
@@ -844,14 +843,12 @@ static void check_tail(vf *v, sp_parser *p, const mrimg_error *perr, sp_devwalk 
             ERR(v, "stream.vmdesc", v->sk, v->sbase + si->vmdesc_offset,
                 "the VMDESCRIPTION says page_size %llu, the stream uses %llu",
                 (unsigned long long)ps, (unsigned long long)v->page_size);
-        if (!whole) {
-            dwr->skipped = true;
-            snprintf(dwr->note, sizeof(dwr->note),
-                     "the device state is larger than the %u MiB window: not walked",
-                     SP_TAIL_WINDOW >> 20);
-        } else {
-            sp_walk_devices(&doc, w, eof_i, wpos, device_problem, v, dwr);
-        }
+        /* the parser keeps the whole tail (SP_TAIL_MAX) */
+        sp_walk_devices(&doc, w, eof_i, wpos, device_problem, v, dwr);
+        if (dwr->skipped)
+            WARN(v, "stream.devices", v->sk, v->sbase + si->ram_end,
+                 "the device state could not be checked against the VMDESCRIPTION: %s",
+                 dwr->note);
     }
     vj_free(&doc);
 }
