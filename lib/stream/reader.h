@@ -5,9 +5,11 @@
  * up to the footer of the RAM section's END, decoding the RAM records of
  * both layouts (plain: MEM_SIZE, PAGE, ZERO, COMPRESS_PAGE, EOS,
  * MULTIFD_FLUSH; mapped-ram: block headers with absolute offsets, EOS).  What
- * follows the RAM END is the device-state tail: it cannot be delimited
- * without a schema, so it is passed on as opaque bytes and only its end (EOF
- * record, VMDESCRIPTION JSON) is located.  Events go to an sp_handler. */
+ * follows the RAM END is the device-state tail: it has no lengths, so it is
+ * read forward (at most SP_TAIL_MAX bytes) until the first EOF record whose
+ * VMDESCRIPTION explains the device state before it, which ends the stream
+ * (docs/layout.md); the tail up to there is passed on as opaque bytes, what
+ * follows is counted as trailing bytes.  Events go to an sp_handler. */
 #ifndef MRIMG_STREAM_READER_H
 #define MRIMG_STREAM_READER_H
 
@@ -131,7 +133,8 @@ typedef struct sp_handler {
                    mrimg_error *err);
     /* The RAM part is over; the tail starts at stream offset pos. */
     int (*on_tail_start)(void *ctx, uint64_t pos, mrimg_error *err);
-    /* Tail bytes, in order (not called when a tap copies the stream). */
+    /* The tail bytes up to the end of the stream, once its end is known
+     * (not called when the stream ends inside the tail). */
     int (*on_tail)(void *ctx, const uint8_t *p, size_t n, mrimg_error *err);
 } sp_handler;
 
