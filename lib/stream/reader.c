@@ -292,16 +292,16 @@ static void describe_at(const sp_parser *p, const sp_block *b, uint64_t off, cha
             return;
         }
     }
-    if (off >= hat && off < hat + MAPPED_RAM_HDR_SIZE)
+    /* its own bitmap belongs right after its header */
+    uint64_t bm = hat + MAPPED_RAM_HDR_SIZE;
+    if (off >= hat && off < bm)
         snprintf(out, cap, "into its own header");
     else if (off < hat)
         snprintf(out, cap, "into the main stream before its header");
-    else if (off < b->bitmap_offset)
-        snprintf(out, cap, "between its header and its bitmap");
-    else if (off < b->bitmap_offset + (b->pages + 63) / 64 * 8)
+    else if (off - bm < (b->pages + 63) / 64 * 8)
         snprintf(out, cap, "into its own bitmap");
     else
-        snprintf(out, cap, "past its header, where no other region is");
+        snprintf(out, cap, "past its bitmap, where nothing was written for it");
 }
 
 static int parse_mem_size(sp_parser *p, uint64_t total, uint64_t rec_at, mrimg_error *err)
@@ -419,7 +419,7 @@ static int parse_mem_size(sp_parser *p, uint64_t total, uint64_t rec_at, mrimg_e
                                (unsigned long long)b->pages_offset, b->name);
             /* QEMU writes the bitmap right after the header and the pages
              * after the bitmap; a bitmap anywhere else would be read from
-             * bytes that belong to something else (docs/mapped-ram.md) */
+             * bytes that belong to something else (docs/layout.md) */
             if (b->bitmap_offset != b->header_offset + MAPPED_RAM_HDR_SIZE) {
                 char where[MRIMG_NAME_MAX + 96];
                 describe_at(p, b, b->bitmap_offset, where, sizeof(where));
