@@ -1011,39 +1011,50 @@ static int trailing_raw(sp_parser *p, uint64_t from, mrimg_error *err)
     si->trailing_bytes = end > from ? end - from : 0;
     si->trailing_zero = 1;
     uint64_t checked = 0;
-    uint8_t buf[1u << 16];
+    enum { TBUF = 1u << 20 };
+    uint8_t *buf = NULL;
+    int rc = 0;
     uint64_t at = from;
-    while (at < end) {
+    while (at < end && rc == 0) {
         uint64_t d, de;
-        int rc = src_next_data(in->src, in->base + at, &d, &de, err);
+        rc = src_next_data(in->src, in->base + at, &d, &de, err);
         if (rc < 0)
-            return rc;
+            break;
         if (d >= in->src->size || d - in->base >= end)
             break;
         at = d - in->base;
         uint64_t run = MRIMG_MIN(de - in->base, end) - at;
+        if (!buf && !(buf = xmalloc(TBUF, err))) {
+            rc = MRIMG_ERR_NOMEM;
+            break;
+        }
         while (run) {
             if (checked >= SP_TRAIL_CHECK) {
                 si->trailing_zero = 0; /* not known */
                 p->trailing_unchecked = true;
+                free(buf);
                 return 0;
             }
-            size_t k = (size_t)MRIMG_MIN((uint64_t)sizeof(buf), run);
+            size_t k = (size_t)MRIMG_MIN((uint64_t)TBUF, run);
             ssize_t got = src_pread_some(in->src, buf, k, in->base + at, err);
-            if (got < 0)
-                return (int)got;
-            if (got == 0)
-                return 0;
+            if (got <= 0) {
+                rc = (int)got;
+                break;
+            }
             if (!mem_is_zero(buf, (size_t)got)) {
                 si->trailing_zero = 0;
+                free(buf);
                 return 0;
             }
             at += (uint64_t)got;
             run -= (uint64_t)got;
             checked += (uint64_t)got;
         }
+        if (run)
+            break;
     }
-    return 0;
+    free(buf);
+    return rc;
 }
 
 /* Trailing decoded bytes of a compressed payload: drained to the end (the
