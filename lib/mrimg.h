@@ -264,7 +264,10 @@ typedef struct mrimg_stream_info {
     /* where things are, as stream offsets */
     uint64_t ram_end;         /* first byte after the RAM END footer */
     uint64_t tail_size;       /* bytes from ram_end to the end of the stream */
-    uint64_t stream_size;     /* bytes of the whole (decompressed) stream */
+    uint64_t stream_size;     /* bytes of the whole (decompressed) stream: up to
+                               * the end of its VMDESCRIPTION (or its EOF
+                               * record), found from the stream's structure,
+                               * trailing bytes excluded (docs/layout.md) */
     int has_eof;              /* EOF byte found at the end of the devices */
     uint64_t eof_offset;      /* stream offset of the EOF byte */
     int has_vmdesc;
@@ -273,8 +276,9 @@ typedef struct mrimg_stream_info {
                                * the device state (framing checked) */
     uint64_t device_sections; /* device (FULL) sections in the tail, counted
                                * by that walk; 0 when it was not possible */
-    uint64_t trailing_bytes;  /* bytes after the stream's end */
-    int trailing_zero;        /* ... and all of them are zero */
+    uint64_t trailing_bytes;  /* bytes after the stream's end (never device state) */
+    int trailing_zero;        /* ... and all of them are known to be zero (holes
+                               * are; at most 16 MiB of data is read to check) */
     /* payload (compressed) */
     uint64_t payload_size;    /* bytes of payload in the file */
     uint64_t payload_members; /* gzip members / xz streams / zstd frames... */
