@@ -188,6 +188,8 @@ static void bad_bitmap(const char *rel, const layout *l, unsigned i, uint64_t v,
     expect_problem(p, what, "mapped.layout", MRIMG_SEV_ERROR, l->b[i].header_offset + 12, where,
                    false);
     expect_scan_fails(p, what, MRIMG_ERR_FORMAT, "not right after its header");
+    /* the scan names the same region as the verifier */
+    expect_scan_fails(p, what, MRIMG_ERR_FORMAT, where);
 }
 
 static void bad_pages(const char *rel, const layout *l, unsigned i, uint64_t v, const char *check,

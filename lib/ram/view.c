@@ -217,6 +217,7 @@ static int run_pass(mrimg_image *img, pass_ctx *pc, mrimg_progress_fn progress, 
     memset(&scratch, 0, sizeof(scratch));
     sp_parser p;
     rc = sp_init(&p, &s, img->src.size, si, &h, pc, err);
+    p.ci = &img->ci;
     if (rc == 0)
         rc = sp_parse(&p, err);
     sp_free(&p);

@@ -270,25 +270,37 @@ static void describe_at(const sp_parser *p, const sp_block *b, uint64_t off, cha
         snprintf(out, cap, "beyond the end of the file");
         return;
     }
+    const mrimg_container_info *ci = p->ci;
+    if (off < base && ci && ci->is_libvirt) {
+        uint64_t xml = MRIMG_HEADER_SIZE, cookie = MRIMG_HEADER_SIZE + (uint64_t)ci->cookie_offset;
+        snprintf(out, cap, "before the QEMU stream, into the %s",
+                 off < MRIMG_HEADER_SIZE                           ? "libvirt header"
+                 : off < xml + ci->xml_len + 1                     ? "domain XML"
+                 : ci->cookie_offset && off >= cookie &&
+                         off < cookie + ci->cookie_len + 1         ? "save cookie"
+                                                                   : "metadata padding");
+        return;
+    }
     if (off < base) {
         snprintf(out, cap, "before the QEMU stream (into the %s)",
-                 base ? "container metadata: libvirt header, domain XML, cookie or padding"
-                      : "nothing");
+                 ci && !ci->is_libvirt ? "bytes before the stream"
+                                       : "container metadata: libvirt header, domain XML, "
+                                         "cookie or padding");
         return;
     }
     for (unsigned i = 0; i < p->nblocks; i++) {
         const sp_block *o = &p->blocks[i];
         uint64_t bm_end = o->bitmap_offset + (o->pages + 63) / 64 * 8;
         if (off >= o->header_offset && off < o->header_offset + MAPPED_RAM_HDR_SIZE) {
-            snprintf(out, cap, "into the header of block \"%s\"", o->name);
+            snprintf(out, cap, "into the header of \"%s\"", o->name);
             return;
         }
         if (off >= o->bitmap_offset && off < bm_end) {
-            snprintf(out, cap, "into the bitmap of block \"%s\"", o->name);
+            snprintf(out, cap, "into the bitmap of \"%s\"", o->name);
             return;
         }
         if (off >= o->pages_offset && off - o->pages_offset < o->used_length) {
-            snprintf(out, cap, "into the pages of block \"%s\"", o->name);
+            snprintf(out, cap, "into the pages of \"%s\"", o->name);
             return;
         }
     }

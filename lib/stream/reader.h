@@ -169,6 +169,8 @@ typedef struct sp_parser {
     uint64_t ord_page;
     bool ord_started;
     uint64_t file_size;                /* for mapped-ram bounds */
+    const mrimg_container_info *ci;    /* optional: names the container regions a
+                                        * bad mapped-ram offset points into */
     bool footers;                      /* a RAM section had a footer */
     /* tail window: the whole tail from the RAM END (bytes past its end
      * may follow tail[tail_end]) */
