@@ -1098,6 +1098,7 @@ static int parse_tail(sp_parser *p, mrimg_error *err)
     p->tail_len = p->tail_scan = 0;
     p->tail_end = 0;
     uint64_t holes = 0;      /* zero bytes known beyond the window (a hole to EOF) */
+    size_t consumed = 0;     /* window bytes consumed from the reader */
     bool bound = false, found = false;
     for (;;) {
         if (srd_avail(in) == 0) {
@@ -1129,11 +1130,16 @@ static int parse_tail(sp_parser *p, mrimg_error *err)
         size_t before = p->tail_len;
         p->tail_len += n;
         if (tail_scan(p, false)) {
-            srd_consume(in, p->tail_end - before);
+            /* stop reading at the end (a crafted candidate may end before
+             * this piece: then the reader is already past it) */
+            if (p->tail_end > before)
+                srd_consume(in, p->tail_end - before);
+            consumed = MRIMG_MAX(p->tail_end, before);
             found = true;
             break;
         }
         srd_consume(in, n);
+        consumed = p->tail_len;
     }
     if (!found && !bound)
         found = tail_scan(p, true);
@@ -1145,14 +1151,11 @@ static int parse_tail(sp_parser *p, mrimg_error *err)
     if (found) {
         uint64_t end = p->tail_start + p->tail_end;
         si->stream_size = end;
-        si->trailing_bytes = 0;
-        si->trailing_zero = 1;
-        /* window bytes read past the end */
-        if (!mem_is_zero(p->tail + p->tail_end, p->tail_len - p->tail_end))
-            si->trailing_zero = 0;
         if (srd_seekable(in))
             return trailing_raw(p, end, err);
-        si->trailing_bytes = p->tail_len - p->tail_end;
+        /* decoded bytes already consumed past the end, then the rest */
+        si->trailing_bytes = consumed - p->tail_end;
+        si->trailing_zero = mem_is_zero(p->tail + p->tail_end, consumed - p->tail_end);
         return trailing_dec(p, err);
     }
     uint64_t at_end = p->tail_start + p->tail_len;

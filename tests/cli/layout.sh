@@ -126,5 +126,19 @@ has out "67108864 bytes after the end of the QEMU stream"
 expect 0 "$V" --compare "$img" "$W/zeros"
 rm -f "$W/zeros"
 
+# zeros and garbage inside a compressed stream, after its end: trailing bytes
+img="$F/qemu/plain.mig"
+"$V" --digest "$img" | cut -d' ' -f1 >"$W/want"
+(cat "$img"; head -c 100000 /dev/zero) | zstd -q -c >"$W/tz.mig.zst"
+(cat "$img"; echo garbage) | zstd -q -c >"$W/tg.mig.zst"
+for f in tz tg; do
+    expect 0 "$V" --digest "$W/$f.mig.zst"
+    cut -d' ' -f1 "$W/out" | cmp -s - "$W/want" || bad "$f: digest changed"
+    expect 0 "$V" "$W/$f.mig.zst"
+done
+has out "8 non-zero bytes after the end of the QEMU stream"
+expect 0 "$V" "$W/tz.mig.zst"
+has out "100000 zero bytes after the end of the QEMU stream"
+
 [ $fails = 0 ] && echo "all passed" || echo "$fails failed"
 exit $((fails > 0))
