@@ -716,6 +716,74 @@ MRIMG_API int mrimg_compare(mrimg_image *a, mrimg_image *b, mrimg_compare_result
 MRIMG_API void mrimg_compare_free(mrimg_compare_result *r);
 
 /* ======================================================================
+ * vCPU state (lib/guest/cpu.c)
+ * ====================================================================== */
+/* The registers of each vCPU of an x86-64 guest, decoded from its "cpu"
+ * device sections (one per vCPU, instance = vCPU number) with the field
+ * layout QEMU describes in the stream's VMDESCRIPTION (target/i386's
+ * vmstate_x86_cpu), and "halted" from the matching "cpu_common" section.
+ * The values are QEMU's own: what `info registers -a` shows for the paused
+ * guest.  Every field is located by name and its size checked; a section
+ * that does not add up to its description is refused. */
+
+typedef struct mrimg_x86_segment {
+    uint32_t selector;
+    uint32_t limit;
+    uint32_t flags;           /* QEMU's descriptor flags (type, S, DPL, P, AVL, L, D/B, G) */
+    uint64_t base;
+} mrimg_x86_segment;
+
+/* Index of a segment in mrimg_x86_cpu.seg (QEMU's order). */
+enum { MRIMG_SEG_ES, MRIMG_SEG_CS, MRIMG_SEG_SS, MRIMG_SEG_DS, MRIMG_SEG_FS, MRIMG_SEG_GS };
+/* Index of a register in mrimg_x86_cpu.regs (QEMU's and the ISA's order). */
+enum {
+    MRIMG_REG_RAX, MRIMG_REG_RCX, MRIMG_REG_RDX, MRIMG_REG_RBX,
+    MRIMG_REG_RSP, MRIMG_REG_RBP, MRIMG_REG_RSI, MRIMG_REG_RDI,
+    MRIMG_REG_R8 /* ... R15 = 15 */
+};
+
+/* A versioned struct: the caller sets size = sizeof(mrimg_x86_cpu) as
+ * compiled; the library fills the fields that fit in size and leaves the
+ * rest alone, so that fields added at the end later never break a caller
+ * built against this header. */
+typedef struct mrimg_x86_cpu {
+    size_t size;              /* in: sizeof(mrimg_x86_cpu) */
+    unsigned index;           /* vCPU number (the section's instance id) */
+    uint64_t regs[16];        /* MRIMG_REG_* */
+    uint64_t rip;
+    uint64_t rflags;
+    mrimg_x86_segment seg[6]; /* MRIMG_SEG_* */
+    mrimg_x86_segment ldt, tr;
+    mrimg_x86_segment gdt, idt; /* base and limit only */
+    uint64_t cr0, cr2, cr3, cr4;
+    uint64_t efer;
+    uint64_t kernel_gs_base;  /* MSR_KERNEL_GS_BASE */
+    uint32_t hflags;          /* QEMU's hidden flags: bits 0-1 CPL, bit 14 long mode
+                               * active, bit 15 64-bit code segment */
+    int halted;               /* 1 halted, 0 running, -1 unknown (no cpu_common) */
+} mrimg_x86_cpu;
+
+typedef struct mrimg_cpus mrimg_cpus;
+
+/*! mrimg_cpus_read(): decode the vCPUs of img.  Scans the image if needed
+ *  and reads its device state (for compressed payloads this decodes the
+ *  stream once more).  A stream without VMDESCRIPTION, or whose CPU
+ *  sections are not described as x86-64 ones, gives MRIMG_ERR_UNSUPPORTED;
+ *  a device state that does not match its description MRIMG_ERR_FORMAT
+ *  naming the stream offset and the field.  A guest without "cpu"
+ *  sections gives a set of 0 vCPUs.  Free *out with mrimg_cpus_free. */
+MRIMG_API int mrimg_cpus_read(mrimg_image *img, mrimg_cpus **out, mrimg_error *err);
+/*! mrimg_cpus_count(): the number of vCPUs in cpus. */
+MRIMG_API unsigned mrimg_cpus_count(const mrimg_cpus *cpus);
+/*! mrimg_cpus_get(): copy vCPU i (0 <= i < count, stream order) into *out,
+ *  whose size the caller has set.  @return 0, or MRIMG_ERR_INVAL for an i
+ *  out of range or a size smaller than the first version of the struct
+ *  (offsetof halted + sizeof(int)). */
+MRIMG_API int mrimg_cpus_get(const mrimg_cpus *cpus, unsigned i, mrimg_x86_cpu *out,
+                             mrimg_error *err);
+MRIMG_API void mrimg_cpus_free(mrimg_cpus *cpus);
+
+/* ======================================================================
  * In-place hole punching and preallocation
  * ====================================================================== */
 /* @@SPARSIFY-API@@ */

@@ -27,11 +27,12 @@ enum {
     OPT_CONTENT,
     OPT_OFFSET,
     OPT_COOKIE,
+    OPT_CPU,
 };
 
 typedef struct opts {
     int mode;           /* OUT_HUMAN / OUT_JSON */
-    int extents, xml, cookie, security_info, content, progress;
+    int extents, xml, cookie, security_info, content, progress, cpu;
     mrimg_open_opts open;
 } opts;
 
@@ -53,6 +54,8 @@ static void usage(void)
            "                        libvirt stores beside the XML; it holds no secrets)\n"
            "      --content         content statistics: count pages that hold data but are\n"
            "                        all zero (reads the RAM pages)\n"
+           "      --cpu             also print each vCPU's registers (as QEMU's 'info\n"
+           "                        registers -a' shows them), decoded from the device state\n"
            "      --offset=N        a bare QEMU stream starts at byte N (the offset= of a\n"
            "                        file: migration URI); 0x hex and K/M/G suffixes accepted\n"
            "  -p, --progress        show progress on stderr\n"
@@ -680,6 +683,86 @@ static int info_cookie(out *w, const char *path, mrimg_image *img)
     return status;
 }
 
+/* ---- vCPUs (--cpu) ------------------------------------------------------- */
+
+static void hex_val(out *w, const char *key, uint64_t v, int digits)
+{
+    char b[24];
+    snprintf(b, sizeof(b), "0x%0*" PRIx64, digits, v);
+    out_str(w, key, key, b);
+}
+
+static void print_segment(out *w, const char *key, const mrimg_x86_segment *s, int full)
+{
+    out_obj(w, key, key);
+    if (full)
+        hex_val(w, "selector", s->selector, 4);
+    hex_val(w, "base", s->base, 16);
+    hex_val(w, "limit", s->limit, 8);
+    if (full)
+        hex_val(w, "flags", s->flags & 0x00ffff00u, 8); /* as info registers shows it */
+    out_end(w);
+}
+
+/* The vCPUs' registers; <0 when they could not be decoded (reported). */
+static int print_cpus(out *w, const char *path, mrimg_image *img)
+{
+    static const char *const regs[16] = {"rax", "rcx", "rdx", "rbx", "rsp", "rbp",
+                                         "rsi", "rdi", "r8",  "r9",  "r10", "r11",
+                                         "r12", "r13", "r14", "r15"};
+    static const char *const segs[6] = {"es", "cs", "ss", "ds", "fs", "gs"};
+    mrimg_error err;
+    mrimg_cpus *cpus = NULL;
+    int rc = mrimg_cpus_read(img, &cpus, &err);
+    out_list(w, "cpus", "vCPUs");
+    for (unsigned i = 0; rc == 0 && i < mrimg_cpus_count(cpus); i++) {
+        mrimg_x86_cpu c;
+        c.size = sizeof(c);
+        rc = mrimg_cpus_get(cpus, i, &c, &err);
+        if (rc < 0)
+            break;
+        char title[32];
+        snprintf(title, sizeof(title), "vCPU %u", c.index);
+        out_obj(w, NULL, title);
+        out_u64(w, "index", "index", c.index);
+        if (c.halted >= 0)
+            out_bool(w, "halted", "halted", c.halted);
+        else
+            out_null(w, "halted", "halted");
+        out_u64(w, "cpl", "CPL", c.hflags & 3);
+        out_bool(w, "long-mode", "long mode", (c.hflags >> 14) & 1);
+        hex_val(w, "rip", c.rip, 16);
+        hex_val(w, "rsp", c.regs[MRIMG_REG_RSP], 16);
+        hex_val(w, "rflags", c.rflags, 16);
+        out_obj(w, "regs", "registers");
+        for (unsigned r = 0; r < 16; r++)
+            hex_val(w, regs[r], c.regs[r], 16);
+        out_end(w);
+        out_obj(w, "segments", "segments");
+        for (unsigned s = 0; s < 6; s++)
+            print_segment(w, segs[s], &c.seg[s], 1);
+        print_segment(w, "ldt", &c.ldt, 1);
+        print_segment(w, "tr", &c.tr, 1);
+        out_end(w);
+        print_segment(w, "gdt", &c.gdt, 0);
+        print_segment(w, "idt", &c.idt, 0);
+        hex_val(w, "cr0", c.cr0, 16);
+        hex_val(w, "cr2", c.cr2, 16);
+        hex_val(w, "cr3", c.cr3, 16);
+        hex_val(w, "cr4", c.cr4, 16);
+        hex_val(w, "efer", c.efer, 16);
+        hex_val(w, "kernel-gs-base", c.kernel_gs_base, 16);
+        out_end(w);
+    }
+    out_end(w);
+    mrimg_cpus_free(cpus);
+    if (rc < 0) {
+        print_error(w, "cpu-error", &err);
+        cli_lib_error(path, &err);
+    }
+    return rc;
+}
+
 static int info_image(out *w, const char *path, mrimg_image *img, const opts *op)
 {
     const mrimg_container_info *ci = mrimg_container(img);
@@ -782,6 +865,8 @@ static int info_image(out *w, const char *path, mrimg_image *img, const opts *op
     print_stream(w, img, scanned_ok);
     print_ram(w, img, op->content && crc == 0);
     print_sizes(w, img, scanned_ok, op->content && crc == 0);
+    if (op->cpu && print_cpus(w, path, img) < 0)
+        np++;
 
     if (rc < 0)
         cli_lib_error(path, &err);
@@ -885,6 +970,7 @@ int main(int argc, char **argv)
         {"security-info", no_argument, NULL, OPT_SECURITY_INFO},
         {"content", no_argument, NULL, OPT_CONTENT},
         {"offset", required_argument, NULL, OPT_OFFSET},
+        {"cpu", no_argument, NULL, OPT_CPU},
         {"progress", no_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -913,6 +999,7 @@ int main(int argc, char **argv)
         case OPT_COOKIE: op.cookie = 1; break;
         case OPT_SECURITY_INFO: op.security_info = 1; break;
         case OPT_CONTENT: op.content = 1; break;
+        case OPT_CPU: op.cpu = 1; break;
         case OPT_OFFSET:
             if (!cli_once(&seen_off, "--offset", optarg))
                 return EXIT_USAGE;
@@ -950,11 +1037,13 @@ int main(int argc, char **argv)
         cli_usage_hint();
         return EXIT_USAGE;
     }
-    if ((op.xml || op.cookie) && (op.extents || op.content || op.progress)) {
+    if ((op.xml || op.cookie) && (op.extents || op.content || op.cpu || op.progress)) {
         cli_error(NULL, "%s prints only the %s: it cannot be combined with %s",
                   op.xml ? "--xml" : "--cookie", op.xml ? "domain XML" : "save cookie",
-                  op.extents ? "--extents" : op.content ? "--content"
-                                                        : "-p/--progress (nothing is scanned)");
+                  op.extents  ? "--extents"
+                  : op.content ? "--content"
+                  : op.cpu     ? "--cpu"
+                               : "-p/--progress (nothing is scanned)");
         cli_usage_hint();
         return EXIT_USAGE;
     }

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The vCPUs of a saved guest (cpu.c) and the ELF notes that describe them
+ * in a core file (notes.c). */
+#ifndef MRIMG_GUEST_CPU_H
+#define MRIMG_GUEST_CPU_H
+
+#include "../image.h"
+
+/* Most vCPUs accepted (QEMU's PC machines allow at most 4096). */
+#define GUEST_CPU_MAX 8192u
+
+struct mrimg_cpus {
+    unsigned n;
+    mrimg_x86_cpu *cpu;      /* n entries, in stream order (= vCPU order) */
+};
+
+/* Decode the vCPUs from the device state dev[0, eof) (dev[eof] is the EOF
+ * byte; dev[0] lies at stream offset base), delimited with the
+ * VMDESCRIPTION json[0, jlen).  Errors name the stream offset and the
+ * field.  Pure: no image needed (unit tests, fuzzing). */
+MRIMG_INTERNAL int guest_cpus_decode(const char *json, size_t jlen, const uint8_t *dev,
+                                     size_t eof, uint64_t base, mrimg_cpus **out,
+                                     mrimg_error *err);
+
+/* The PT_NOTE contents for cpus, as QEMU's dump-guest-memory writes them
+ * (see notes.c).  *buf is malloc'd; *len 0 when there is no vCPU. */
+MRIMG_INTERNAL int guest_notes_build(const mrimg_cpus *cpus, uint8_t **buf, size_t *len,
+                                     mrimg_error *err);
+
+/* The PT_NOTE contents of an ELF core of the guest in img (also declared
+ * in guest.h, which the ELF writer includes). */
+MRIMG_INTERNAL int guest_elf_notes(mrimg_image *img, uint8_t **buf, size_t *len,
+                                   mrimg_error *err);
+
+#endif
