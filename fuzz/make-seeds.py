@@ -408,7 +408,7 @@ def main():
     root = sys.argv[2] if len(sys.argv) > 2 else os.path.join(HERE, 'corpus')
     targets = ['fuzz_container', 'fuzz_gzip', 'fuzz_bzip2', 'fuzz_xz', 'fuzz_lzop', 'fuzz_zstd',
                'fuzz_stream', 'fuzz_image', 'fuzz_roundtrip', 'fuzz_xml', 'fuzz_json',
-               'fuzz_devices']
+               'fuzz_devices', 'fuzz_cpu']
     for t in targets:
         shutil.rmtree(os.path.join(root, t), ignore_errors=True)
     out = Out(root)
@@ -616,6 +616,9 @@ def main():
     out.put('fuzz_devices', 'plain.dev', devices_seed(real_tail))
     out.put('fuzz_devices', 'q35.dev', devices_seed(q35.tail))
     out.put('fuzz_devices', 'mini.dev', devices_seed(mt))
+    # the vCPU decoder reads the same input
+    out.put('fuzz_cpu', 'plain.dev', devices_seed(real_tail))
+    out.put('fuzz_cpu', 'q35.dev', devices_seed(q35.tail))
     out.put('fuzz_json', 'misc.json',
             b'[1, -0.5e+3, "\\u00e9\\ud83d\\ude00", true, false, null, {"a": {}}, []]')
     print('seeds written to %s: %d bytes' % (root, out.total))
