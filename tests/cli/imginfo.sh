@@ -61,6 +61,10 @@ for f in qemu/mapped.mig libvirt/sparse.sav libvirt/zstd.sav; do
     fi
 done
 
+# A save whose description lost the name of the vCPU's instruction pointer
+# (same length: the JSON stays valid, only --cpu cannot find the field).
+python3 -c 'import sys; d = open(sys.argv[1], "rb").read(); open(sys.argv[2], "wb").write(d.replace(b"\"env.eip\"", b"\"env.eiq\""))' \
+    "$FIX/qemu/plain.mig" "$W/made/libvirt/no-eip.mig"
 # A partial save: raw.sav with the magic of a save that never finished.
 cp "$FIX/libvirt/raw.sav" "$W/made/libvirt/partial.sav"
 chmod u+w "$W/made/libvirt/partial.sav"
@@ -123,6 +127,10 @@ run sparse fix 0 "" libvirt/sparse.sav
 # content statistics: zero pages written as data (zero-page detection off)
 run plain-nozerodetect-content fix 0 "" --content qemu/plain-nozerodetect.mig
 run mapped-nozerodetect-content fix 0 "" --content qemu/mapped-nozerodetect.mig
+# vCPU registers (the fixtures' guests never ran: the x86 reset state)
+run plain-cpu fix 0 "" --cpu qemu/plain.mig
+run zstd-cpu fix 0 "" --cpu libvirt/zstd.sav
+run no-eip-cpu made 1 'no field "env.eip"' --cpu libvirt/no-eip.mig
 # the domain XML, as virsh save-image-dumpxml shows it, and with secrets
 run raw-xml fix 0 "" --xml libvirt/raw.sav
 run raw-xml-security-info fix 0 "" --xml --security-info libvirt/raw.sav
@@ -155,7 +163,7 @@ fi
 
 # exit status 2: usage errors and files that cannot be opened
 for args in "--bogus qemu/plain.mig" "--output=xml qemu/plain.mig" "" "--security-info qemu/plain.mig" \
-    "--offset=zz qemu/plain.mig" "no-such-file"; do
+    "--offset=zz qemu/plain.mig" "no-such-file" "--xml --cpu libvirt/raw.sav"; do
     # shellcheck disable=SC2086
     (cd "$W/fix" && "$BIN" $args) > /dev/null 2> "$W/err"
     rc=$?

@@ -11,7 +11,8 @@ PT_NOTE segment of dump-guest-memory (paging off).  The guest is saved with
 mapped-ram, and the plain save is converted to a
 zstd libvirt image.  For every image:
 
-  - `imginfo --cpu --output=json` equals `info registers -a` field by field
+  - `imginfo --cpu --output=json` is valid for docs/imginfo.schema.json and
+    equals `info registers -a` field by field
     for every vCPU (general registers, rip, rflags, CPL, HLT, the segment
     registers' selector/base/limit/flags, GDT/IDT, CR0/2/3/4, EFER);
   - the notes guest_elf_notes() makes (tests/qemu/cpunotes) equal QEMU's
@@ -197,6 +198,14 @@ def main():
         print(f"SKIPPED: no QEMU >= 9.0 (found {v})")
         return 1 if os.environ.get("CI") else 77
     checks = 0
+    try:
+        import jsonschema
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs",
+                               "imginfo.schema.json")) as f:
+            schema = json.load(f)
+    except ImportError:
+        print("note: no jsonschema module: the JSON schema is not checked")
+        schema = None
     with tempfile.TemporaryDirectory(prefix="mrimg-cpu-") as work:
         for machine, mem, tag in (("pc-q35-10.0", 256, "q35"), ("pc-i440fx-10.0", 128, "i440fx")):
             hmp_text, qnotes, images = run_guest(work, machine, mem, tag)
@@ -217,7 +226,10 @@ def main():
                 if r.returncode != 0:
                     raise AssertionError(f"{what}: imginfo --cpu exited {r.returncode}: "
                                          f"{r.stderr}")
-                cpus = json.loads(r.stdout)["cpus"]
+                doc = json.loads(r.stdout)
+                if schema is not None:
+                    jsonschema.Draft202012Validator(schema).validate(doc)
+                cpus = doc["cpus"]
                 n = compare_registers(hmp, cpus, what)
                 ours = os.path.join(work, "notes.bin")
                 subprocess.run([CPUNOTES, img, ours], check=True)
