@@ -5,7 +5,9 @@
 Guests with 2 vCPUs (q35 and i440fx) run SeaBIOS for a moment, so that the
 registers are not reset values (the boot vCPU sits in the BIOS's 16-bit
 idle loop, the other was woken into 32-bit protected mode and halted), and
-are stopped.  QEMU then tells the truth: `info registers -a` and the
+are stopped; a third (q35) boots tests/qemu/longmode.S, which enters long
+mode with known register values, so that the boot vCPU is saved in 64-bit
+mode (x86-64 NT_PRSTATUS notes, 64-bit register display).  QEMU then tells the truth: `info registers -a` and the
 PT_NOTE segment of dump-guest-memory (paging off).  The guest is saved with
 `migrate file:` plain, loaded into a second QEMU and saved again with
 mapped-ram, and the plain save is converted to a
@@ -163,8 +165,22 @@ def note_diff(a, b):
     return f"lengths differ: ours {len(a)}, QEMU {len(b)}"
 
 
-def run_guest(work, machine, mem, tag):
-    g = qemuh.Guest(work, machine=machine, mem_mib=mem, extra=["-smp", "2"])
+def build_longmode(work):
+    """tests/qemu/longmode.S as a multiboot ELF, or None without binutils."""
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "longmode.S")
+    obj, elf = os.path.join(work, "longmode.o"), os.path.join(work, "longmode.elf")
+    try:
+        subprocess.run(["as", "--32", "-o", obj, src], check=True)
+        subprocess.run(["ld", "-m", "elf_i386", "-Ttext", "0x100000", "-e", "_start", "-o", elf,
+                        obj], check=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        print(f"note: cannot build the long-mode guest ({e})")
+        return None
+    return elf
+
+
+def run_guest(work, machine, mem, tag, extra=()):
+    g = qemuh.Guest(work, machine=machine, mem_mib=mem, extra=["-smp", "2", *extra])
     try:
         g.qmp.cmd("cont")
         time.sleep(1.5)
@@ -207,8 +223,14 @@ def main():
         print("note: no jsonschema module: the JSON schema is not checked")
         schema = None
     with tempfile.TemporaryDirectory(prefix="mrimg-cpu-") as work:
-        for machine, mem, tag in (("pc-q35-10.0", 256, "q35"), ("pc-i440fx-10.0", 128, "i440fx")):
-            hmp_text, qnotes, images = run_guest(work, machine, mem, tag)
+        guests = [("pc-q35-10.0", 256, "q35", ()), ("pc-i440fx-10.0", 128, "i440fx", ())]
+        lm = build_longmode(work)
+        if lm:
+            guests.append(("pc-q35-10.0", 256, "q35-long", ("-kernel", lm)))
+        elif os.environ.get("CI"):
+            raise AssertionError("CI: the long-mode guest could not be built")
+        for machine, mem, tag, extra in guests:
+            hmp_text, qnotes, images = run_guest(work, machine, mem, tag, extra)
             hmp = parse_hmp(hmp_text)
             if len(hmp) != 2:
                 raise AssertionError(f"{tag}: expected 2 vCPUs in info registers -a")
