@@ -244,13 +244,44 @@ static void test_bad_json(void **state)
     free(f.file);
 }
 
+/* A description whose elements are mostly zero-sized fields: the walk's
+ * field visits are capped instead of running for as long as the bytes
+ * last. */
+static void test_walk_cap(void **state)
+{
+    (void)state;
+    size_t cap = 64u << 10, n = 0;
+    char *j = malloc(cap);
+    assert_non_null(j);
+    n += (size_t)snprintf(j + n, cap - n,
+                          "{\"devices\": [{\"name\": \"x\", \"instance_id\": 0, "
+                          "\"version\": 1, \"fields\": [{\"name\": \"s\", \"type\": "
+                          "\"struct\", \"array_len\": 4294967296, \"struct\": {\"fields\": [");
+    for (int i = 0; i < 300; i++)
+        n += (size_t)snprintf(j + n, cap - n, "{\"name\": \"z%d\", \"size\": 0}, ", i);
+    n += (size_t)snprintf(j + n, cap - n, "{\"name\": \"b\", \"size\": 1}]}}]}]}");
+    assert_true(n < cap);
+    size_t dl = 14 + (64u << 10); /* 300 x 64 Ki visits > the cap, 2^24 */
+    uint8_t *dev = calloc(1, dl + 1);
+    assert_non_null(dev);
+    memcpy(dev, "\x04\0\0\0\x01\x01x\0\0\0\0\0\0\0\x01", 15);
+    dev[dl] = 0x06;
+    mrimg_cpus *cpus;
+    mrimg_error e;
+    assert_int_equal(guest_cpus_decode(j, n, dev, dl, 0, &cpus, &e), MRIMG_ERR_LIMIT);
+    assert_non_null(strstr(e.message, "field visits"));
+    assert_null(cpus);
+    free(dev);
+    free(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reset_state),   cmocka_unit_test(test_notes_reset),
         cmocka_unit_test(test_decode_unchanged), cmocka_unit_test(test_missing_field),
         cmocka_unit_test(test_wrong_size),    cmocka_unit_test(test_truncated),
-        cmocka_unit_test(test_bad_json),
+        cmocka_unit_test(test_bad_json),      cmocka_unit_test(test_walk_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,7 +27,8 @@
  * Hostile input: the description and the bytes are both untrusted.  Every
  * field's bytes are checked to lie inside the device state before they are
  * read, nesting is bounded, an array of structs that consumes no bytes is
- * not iterated (its count may be 2^64), the number of vCPUs is capped
+ * not iterated (its count may be 2^64), the field visits of one walk are
+ * capped (CPU_WALK_STEPS), the number of vCPUs is capped
  * (GUEST_CPU_MAX) and an instance seen twice is refused. */
 #include <stddef.h>
 #include <stdio.h>
@@ -122,6 +123,11 @@ typedef struct rawcpu {
 
 /* ---- the walk ------------------------------------------------------------ */
 
+/* Most field descriptions visited in one walk.  A QEMU 10 PC guest's state
+ * takes a few thousand; the cap stops a description whose arrays of
+ * structs of zero-sized fields would otherwise be walked for hours. */
+#define CPU_WALK_STEPS (1ull << 24)
+
 enum { K_OTHER, K_CPU, K_COMMON };
 
 typedef struct cw {
@@ -133,6 +139,7 @@ typedef struct cw {
     int rc;                      /* first error (0: none) */
     char dev[MRIMG_NAME_MAX + 1];
     int kind;
+    uint64_t steps;              /* fields visited (bounded: CPU_WALK_STEPS) */
     rawcpu *cur;                 /* K_CPU */
     uint32_t instance;
     /* cpu_common sections: instance -> halted, in order seen */
@@ -205,6 +212,14 @@ static void take(cw *w, const char *path, const uint8_t *p, uint64_t size, uint6
 
 static bool vmsd(cw *w, int32_t desc, const char *prefix, int depth);
 
+/* prefix + the name of field description f. */
+static void field_path(const vj_doc *d, int32_t f, const char *prefix, char *out, size_t cap)
+{
+    char fname[96];
+    node_text(d, vj_get(d, f, "name"), fname, sizeof(fname));
+    snprintf(out, cap, "%s%s", prefix, fname);
+}
+
 static bool fields(cw *w, int32_t list, const char *prefix, int depth)
 {
     const vj_doc *d = w->d;
@@ -216,12 +231,19 @@ static bool fields(cw *w, int32_t list, const char *prefix, int depth)
         return false;
     }
     for (int32_t f = d->n[list].child; f >= 0; f = d->n[f].next) {
-        char fname[96], path[160];
-        node_text(d, vj_get(d, f, "name"), fname, sizeof(fname));
-        snprintf(path, sizeof(path), "%s%s", prefix, fname);
+        if (++w->steps > CPU_WALK_STEPS) {
+            fail(w, MRIMG_ERR_LIMIT, w->pos, "device \"%s\": the description takes more than "
+                 "%llu field visits to walk", w->dev, (unsigned long long)CPU_WALK_STEPS);
+            return false;
+        }
+        /* the field's path: made where fields are taken, else for messages only */
+        char path[160] = "";
+        if (w->kind != K_OTHER)
+            field_path(d, f, prefix, path, sizeof(path));
         uint64_t n = 1, size = 0;
         int32_t al = vj_get(d, f, "array_len");
         if (al >= 0 && !vj_u64(d, al, &n)) {
+            field_path(d, f, prefix, path, sizeof(path));
             fail(w, MRIMG_ERR_FORMAT, w->pos,
                  "device \"%s\", field \"%s\": bad array_len in the description", w->dev, path);
             return false;
@@ -229,13 +251,16 @@ static bool fields(cw *w, int32_t list, const char *prefix, int depth)
         if (vj_streq(d, vj_get(d, f, "type"), "struct", 6)) {
             int32_t st = vj_get(d, f, "struct");
             if (st < 0 || d->n[st].type != VJ_OBJ) {
+                field_path(d, f, prefix, path, sizeof(path));
                 fail(w, MRIMG_ERR_FORMAT, w->pos,
                      "device \"%s\", field \"%s\": struct without a description", w->dev, path);
                 return false;
             }
             for (uint64_t k = 0; k < n; k++) {
-                char sub[200];
-                if (al >= 0)
+                char sub[200] = "";
+                if (w->kind == K_OTHER)
+                    ; /* no paths needed */
+                else if (al >= 0)
                     snprintf(sub, sizeof(sub), "%s[%llu].", path, (unsigned long long)k);
                 else
                     snprintf(sub, sizeof(sub), "%s.", path);
@@ -248,12 +273,14 @@ static bool fields(cw *w, int32_t list, const char *prefix, int depth)
             continue;
         }
         if (!vj_u64(d, vj_get(d, f, "size"), &size)) {
+            field_path(d, f, prefix, path, sizeof(path));
             fail(w, MRIMG_ERR_FORMAT, w->pos, "device \"%s\", field \"%s\": no size in the "
                                               "description", w->dev, path);
             return false;
         }
         uint64_t bytes;
         if (!mul_ok(size, n, &bytes) || bytes > w->end - w->pos) {
+            field_path(d, f, prefix, path, sizeof(path));
             fail(w, MRIMG_ERR_TRUNCATED, w->pos,
                  "device \"%s\", field \"%s\" (%llu x %llu bytes) runs past the end of the "
                  "device state (%llu bytes left)",
