@@ -128,7 +128,7 @@ typedef struct rawcpu {
  * structs of zero-sized fields would otherwise be walked for hours. */
 #define CPU_WALK_STEPS (1ull << 24)
 
-enum { K_OTHER, K_CPU, K_COMMON };
+enum { K_OTHER, K_CPU, K_COMMON, K_VMCI };
 
 typedef struct cw {
     const vj_doc *d;
@@ -148,6 +148,7 @@ typedef struct cw {
     unsigned ncommon, common_cap;
     rawcpu *cpus;
     unsigned ncpu, cpu_cap;
+    guest_vmci vmci;
 } cw;
 
 static int fail(cw *w, mrimg_code code, size_t at, const char *fmt, ...) MRIMG_PRINTF(4, 5);
@@ -172,9 +173,41 @@ static void node_text(const vj_doc *d, int32_t n, char *out, size_t cap)
              d->text + d->n[n].off);
 }
 
+/* A field of the vmcoreinfo section (all scalars, checked by size). */
+static void take_vmci(cw *w, const char *path, const uint8_t *p, uint64_t size, uint64_t count)
+{
+    static const struct {
+        const char *name;
+        unsigned size;
+    } f[] = {{"has_vmcoreinfo", 1},
+             {"vmcoreinfo.guest_format", 2},
+             {"vmcoreinfo.size", 4},
+             {"vmcoreinfo.paddr", 8}};
+    for (unsigned i = 0; i < MRIMG_ARRAY_SIZE(f); i++) {
+        if (strcmp(path, f[i].name) != 0)
+            continue;
+        if (size != f[i].size || count != 1) {
+            fail(w, MRIMG_ERR_FORMAT, w->pos,
+                 "vmcoreinfo: field \"%s\" is %llu x %llu bytes, expected 1 x %u", path,
+                 (unsigned long long)count, (unsigned long long)size, f[i].size);
+            return;
+        }
+        switch (i) {
+        case 0: w->vmci.has = p[0] != 0; break;
+        case 1: w->vmci.guest_format = rd_be16(p); break;
+        case 2: w->vmci.size = rd_be32(p); break;
+        default: w->vmci.paddr = rd_be64(p); break;
+        }
+    }
+}
+
 /* A leaf field of a section of interest: take it if it is wanted. */
 static void take(cw *w, const char *path, const uint8_t *p, uint64_t size, uint64_t count)
 {
+    if (w->kind == K_VMCI) {
+        take_vmci(w, path, p, size, count);
+        return;
+    }
     if (w->kind == K_COMMON) {
         if (strcmp(path, "halted") != 0)
             return;
@@ -457,6 +490,11 @@ static int walk(cw *w)
             w->kind = K_COMMON;
             if (!new_common(w, at))
                 return w->rc;
+        } else if (nl == 10 && !memcmp(name, "vmcoreinfo", 10)) {
+            if (w->vmci.present)
+                return fail(w, MRIMG_ERR_FORMAT, at, "a second \"vmcoreinfo\" section");
+            w->kind = K_VMCI;
+            w->vmci.present = true;
         }
         w->pos += 6 + nl + 8;
         if (!vmsd(w, dev, "", 0))
@@ -532,6 +570,7 @@ static int finish(cw *w, mrimg_cpus **out)
                 o->halted = w->common_halted[k];
     }
     c->n = w->ncpu;
+    c->vmci = w->vmci;
     *out = c;
     return 0;
 }

@@ -9,9 +9,20 @@
 /* Most vCPUs accepted (QEMU's PC machines allow at most 4096). */
 #define GUEST_CPU_MAX 8192u
 
+/* The "vmcoreinfo" device's state (hw/misc/vmcoreinfo.c): where the guest
+ * put its VMCOREINFO ELF note, as the guest wrote it through fw_cfg. */
+typedef struct guest_vmci {
+    bool present;            /* the stream has a "vmcoreinfo" section */
+    bool has;                /* has_vmcoreinfo: the guest filled it in */
+    uint16_t guest_format;   /* 1: an ELF note */
+    uint32_t size;
+    uint64_t paddr;          /* guest-physical address of the note */
+} guest_vmci;
+
 struct mrimg_cpus {
     unsigned n;
     mrimg_x86_cpu *cpu;      /* n entries, in stream order (= vCPU order) */
+    guest_vmci vmci;
 };
 
 /* Decode the vCPUs from the device state dev[0, eof) (dev[eof] is the EOF

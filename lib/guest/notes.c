@@ -23,9 +23,19 @@
  *    pad 0 (32 bits each), base (64)}, cr[0..4] (cr[1] is 0: QEMU does
  *    not save it), kernel_gs_base.
  *
- * Not written: the guest's VMCOREINFO note, which QEMU copies from guest
- * memory where a "vmcoreinfo" device points (only with that device and a
- * kernel that filled it in). */
+ *  - last, the guest's VMCOREINFO note, when the guest has a "vmcoreinfo"
+ *    device and filled it in (has_vmcoreinfo, guest format 1 = ELF, size
+ *    12 bytes .. 1 MiB): QEMU reads `size` bytes at the guest-physical
+ *    address the device holds and copies the first note found there
+ *    (header, name and descriptor, each padded to 4 bytes) if its name
+ *    and descriptor sizes are at most 1 MiB and it fits in `size`;
+ *    otherwise it writes no guest note.  For a note named VMCOREINFO, the
+ *    byte after the descriptor is set to 0 (QEMU's copy is terminated for
+ *    parsing; the byte is padding when the size is not a multiple of 4).  Here the note is read from the
+ *    "pc.ram" block, where it lies when its address is below 2 GiB and
+ *    outside 0xa0000-0xfffff (true of every PC machine's layout); a note
+ *    elsewhere is left out (to be read through the guest-physical memory
+ *    map once lib/guest has it). */
 #include <stdlib.h>
 
 #include "cpu.h"
@@ -166,6 +176,69 @@ int guest_notes_build(const mrimg_cpus *cpus, uint8_t **buf, size_t *len, mrimg_
     return 0;
 }
 
+#define GUEST_NOTE_MAX (1u << 20)
+
+/* Guest-physical [gpa, gpa + n) from the "pc.ram" block into out; 1 if
+ * read, 0 if that range is not known to be pc.ram at the same offset. */
+static int read_low_ram(mrimg_image *img, uint64_t gpa, size_t n, uint8_t *out,
+                        mrimg_error *err)
+{
+    unsigned nb = mrimg_block_count(img), b;
+    for (b = 0; b < nb; b++)
+        if (!strcmp(mrimg_block(img, b)->name, "pc.ram"))
+            break;
+    if (b == nb || gpa > UINT64_MAX - n)
+        return 0;
+    const mrimg_ram_block_info *bi = mrimg_block(img, b);
+    uint64_t end = gpa + n, limit = MRIMG_MIN(bi->used_length, (uint64_t)1 << 31);
+    bool low = end <= 0xa0000, high = gpa >= 0x100000 && end <= limit;
+    if (!(low || high) || !bi->page_size)
+        return 0;
+    uint64_t ps = bi->page_size, first = gpa / ps, last = (end - 1) / ps;
+    size_t span = (size_t)((last - first + 1) * ps); /* n <= 1 MiB: small */
+    uint8_t *pages = malloc(span);
+    if (!pages)
+        return err_nomem(err);
+    int rc = mrimg_ram_read(img, b, first, last - first + 1, pages, err);
+    if (rc == 0)
+        memcpy(out, pages + (gpa - first * ps), n);
+    free(pages);
+    return rc < 0 ? rc : 1;
+}
+
+/* The guest's VMCOREINFO note as QEMU's dump copies it, or none (*n 0). */
+static int guest_note(mrimg_image *img, const guest_vmci *v, uint8_t **note, size_t *n,
+                      mrimg_error *err)
+{
+    *note = NULL;
+    *n = 0;
+    if (!v->present || !v->has || v->size < 12 || v->size > GUEST_NOTE_MAX ||
+        v->guest_format != 1)
+        return 0;
+    uint8_t *b = malloc(v->size);
+    if (!b)
+        return err_nomem(err);
+    int rc = read_low_ram(img, v->paddr, v->size, b, err);
+    if (rc <= 0) {
+        free(b);
+        return rc;
+    }
+    uint32_t namesz = rd_le32(b), descsz = rd_le32(b + 4);
+    uint64_t size = 12 + (((uint64_t)namesz + 3) & ~3ull) + (((uint64_t)descsz + 3) & ~3ull);
+    if (namesz > GUEST_NOTE_MAX || descsz > GUEST_NOTE_MAX || size > v->size) {
+        free(b);
+        return 0;
+    }
+    /* QEMU terminates a VMCOREINFO descriptor in its copy (to parse it for
+     * phys_base): the byte after the descriptor becomes 0, which shows
+     * when that byte is padding inside the note */
+    if (namesz == 11 && !memcmp(b + 12, "VMCOREINFO", 11) && 24 + (uint64_t)descsz < size)
+        b[24 + descsz] = 0;
+    *note = b;
+    *n = (size_t)size;
+    return 0;
+}
+
 int guest_elf_notes(mrimg_image *img, uint8_t **buf, size_t *len, mrimg_error *err)
 {
     *buf = NULL;
@@ -174,7 +247,27 @@ int guest_elf_notes(mrimg_image *img, uint8_t **buf, size_t *len, mrimg_error *e
     int rc = mrimg_cpus_read(img, &cpus, err);
     if (rc < 0)
         return rc;
-    rc = guest_notes_build(cpus, buf, len, err);
+    uint8_t *g = NULL;
+    size_t gn = 0;
+    rc = guest_note(img, &cpus->vmci, &g, &gn, err);
+    if (rc == 0)
+        rc = guest_notes_build(cpus, buf, len, err);
+    if (rc == 0 && gn) {
+        uint8_t *nb = realloc(*buf, *len + gn);
+        if (!nb) {
+            rc = err_nomem(err);
+        } else {
+            memcpy(nb + *len, g, gn);
+            *buf = nb;
+            *len += gn;
+        }
+    }
+    if (rc < 0) {
+        free(*buf);
+        *buf = NULL;
+        *len = 0;
+    }
+    free(g);
     mrimg_cpus_free(cpus);
     return rc;
 }

@@ -4,6 +4,8 @@
  * enters long mode, loads FS/GS/KERNEL_GS_BASE and every general register
  * with a distinct value and halts with interrupts off, so that the boot
  * vCPU is saved in 64-bit mode (QEMU then writes x86-64 NT_PRSTATUS notes).
+ * First, when the guest has a vmcoreinfo device, it publishes a VMCOREINFO
+ * ELF note through it (fw_cfg DMA), as a Linux kernel does.
  * Built by the test with: as --32; ld -m elf_i386 -Ttext 0x100000. */
     .text
     .code32
@@ -15,6 +17,52 @@ mb_header:
     .long -0x1BADB002
 _start:
     cli
+    cld
+    /* find "etc/vmcoreinfo" in fw_cfg's file directory (key 0x19); if the
+     * guest has a vmcoreinfo device, point it at our note (fw_cfg DMA
+     * write of the 16-byte FWCfgVMCoreInfo) */
+    mov $0x510, %dx
+    mov $0x19, %ax
+    out %ax, %dx
+    mov $0x511, %dx
+    xor %ebx, %ebx
+    mov $4, %ecx
+3:  shl $8, %ebx
+    in %dx, %al
+    movzbl %al, %eax
+    or %eax, %ebx
+    loop 3b
+4:  test %ebx, %ebx
+    jz 6f
+    mov $entry, %edi
+    mov $64, %ecx
+    rep insb
+    mov $entry + 8, %esi
+    mov $vmci_name, %edi
+    mov $15, %ecx
+    repe cmpsb
+    je 5f
+    dec %ebx
+    jmp 4b
+5:  movzwl entry + 4, %eax
+    xchg %al, %ah
+    shl $16, %eax
+    or $0x18, %eax          /* select + write */
+    bswap %eax
+    mov %eax, dma_ctl
+    movl $0x10000000, dma_len
+    movl $0, dma_addr
+    mov $vmci_buf, %eax
+    bswap %eax
+    mov %eax, dma_addr + 4
+    mov $0x514, %dx
+    xor %eax, %eax
+    out %eax, %dx
+    mov $dma_ctl, %eax
+    bswap %eax
+    mov $0x518, %dx
+    out %eax, %dx
+6:
     mov $0x200000, %edi
     xor %eax, %eax
     mov $3072, %ecx
@@ -88,3 +136,28 @@ gdt:
 gdtr:
     .word gdtr - gdt - 1
     .long gdt
+    .align 8
+dma_ctl:
+    .long 0
+dma_len:
+    .long 0
+dma_addr:
+    .long 0, 0
+vmci_buf:
+    .word 0, 1              /* host format, guest format 1: ELF note */
+    .long note_end - note
+    .long note, 0
+vmci_name:
+    .asciz "etc/vmcoreinfo"
+    .align 4
+note:
+    .long 11, desc_end - desc, 0
+    .asciz "VMCOREINFO"
+    .align 4
+desc:
+    .ascii "OSRELEASE=mrimg-test\nPAGESIZE=4096\nCRASHTIME=1\n"
+desc_end:
+    .align 4
+note_end:
+entry:
+    .fill 64, 1, 0

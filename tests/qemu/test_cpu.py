@@ -7,7 +7,9 @@ registers are not reset values (the boot vCPU sits in the BIOS's 16-bit
 idle loop, the other was woken into 32-bit protected mode and halted), and
 are stopped; a third (q35) boots tests/qemu/longmode.S, which enters long
 mode with known register values, so that the boot vCPU is saved in 64-bit
-mode (x86-64 NT_PRSTATUS notes, 64-bit register display).  QEMU then tells the truth: `info registers -a` and the
+mode (x86-64 NT_PRSTATUS notes, 64-bit register display), after publishing
+a VMCOREINFO note through a vmcoreinfo device (QEMU appends it to the
+notes).  QEMU then tells the truth: `info registers -a` and the
 PT_NOTE segment of dump-guest-memory (paging off).  The guest is saved with
 `migrate file:` plain, loaded into a second QEMU and saved again with
 mapped-ram, and the plain save is converted to a
@@ -179,8 +181,8 @@ def build_longmode(work):
     return elf
 
 
-def run_guest(work, machine, mem, tag, extra=()):
-    g = qemuh.Guest(work, machine=machine, mem_mib=mem, extra=["-smp", "2", *extra])
+def run_guest(work, machine, mem, tag, devices=(), boot=()):
+    g = qemuh.Guest(work, machine=machine, mem_mib=mem, extra=["-smp", "2", *devices, *boot])
     try:
         g.qmp.cmd("cont")
         time.sleep(1.5)
@@ -196,7 +198,8 @@ def run_guest(work, machine, mem, tag, extra=()):
         g.close()
     # QEMU migrates a guest only once: a second QEMU loads the plain save
     # and writes the same state with mapped-ram
-    g = qemuh.Guest(work, machine=machine, mem_mib=mem, extra=["-smp", "2"], incoming=True)
+    g = qemuh.Guest(work, machine=machine, mem_mib=mem, extra=["-smp", "2", *devices],
+                    incoming=True)
     try:
         g.load(plain)
         if g.qmp.hmp("info registers -a") != hmp:
@@ -223,14 +226,18 @@ def main():
         print("note: no jsonschema module: the JSON schema is not checked")
         schema = None
     with tempfile.TemporaryDirectory(prefix="mrimg-cpu-") as work:
-        guests = [("pc-q35-10.0", 256, "q35", ()), ("pc-i440fx-10.0", 128, "i440fx", ())]
+        guests = [("pc-q35-10.0", 256, "q35", (), ()), ("pc-i440fx-10.0", 128, "i440fx", (), ())]
         lm = build_longmode(work)
         if lm:
-            guests.append(("pc-q35-10.0", 256, "q35-long", ("-kernel", lm)))
+            guests.append(("pc-q35-10.0", 256, "q35-long", ("-device", "vmcoreinfo"),
+                           ("-kernel", lm)))
         elif os.environ.get("CI"):
             raise AssertionError("CI: the long-mode guest could not be built")
-        for machine, mem, tag, extra in guests:
-            hmp_text, qnotes, images = run_guest(work, machine, mem, tag, extra)
+        for machine, mem, tag, devices, boot in guests:
+            hmp_text, qnotes, images = run_guest(work, machine, mem, tag, devices, boot)
+            if devices and b"VMCOREINFO\0" not in qnotes:
+                raise AssertionError(f"{tag}: QEMU's dump has no VMCOREINFO note: the guest "
+                                     "did not publish it")
             hmp = parse_hmp(hmp_text)
             if len(hmp) != 2:
                 raise AssertionError(f"{tag}: expected 2 vCPUs in info registers -a")
