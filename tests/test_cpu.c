@@ -275,6 +275,88 @@ static void test_walk_cap(void **state)
     free(j);
 }
 
+/* A "vmcoreinfo" section as QEMU 10 describes and writes it
+ * (hw/misc/vmcoreinfo.c), built by hand: no fixture has the device. */
+static size_t vmci_section(uint8_t *p, uint32_t id, unsigned size_bytes)
+{
+    static const char name[] = "vmcoreinfo";
+    size_t n = 0;
+    p[n++] = 0x04;
+    wr_be32(p + n, id);
+    n += 4;
+    p[n++] = 10;
+    memcpy(p + n, name, 10);
+    n += 10;
+    wr_be32(p + n, 0); /* instance */
+    wr_be32(p + n + 4, 1); /* version */
+    n += 8;
+    p[n++] = 1; /* has_vmcoreinfo */
+    wr_be16(p + n, 1); /* host format */
+    wr_be16(p + n + 2, 1); /* guest format: ELF */
+    n += 4;
+    memset(p + n, 0, size_bytes);
+    p[n + size_bytes - 1] = 72; /* size */
+    n += size_bytes;
+    wr_be64(p + n, 0x100234); /* paddr */
+    n += 8;
+    p[n++] = 0x7e;
+    wr_be32(p + n, id);
+    return n + 4;
+}
+
+static char *vmci_json(unsigned size_bytes, int count)
+{
+    char one[512], *j = malloc(1200);
+    assert_non_null(j);
+    snprintf(one, sizeof(one),
+             "{\"name\": \"vmcoreinfo\", \"instance_id\": 0, \"vmsd_name\": \"vmcoreinfo\", "
+             "\"version\": 1, \"fields\": [{\"name\": \"has_vmcoreinfo\", \"type\": \"bool\", "
+             "\"size\": 1}, {\"name\": \"vmcoreinfo.host_format\", \"type\": \"uint16\", "
+             "\"size\": 2}, {\"name\": \"vmcoreinfo.guest_format\", \"type\": \"uint16\", "
+             "\"size\": 2}, {\"name\": \"vmcoreinfo.size\", \"type\": \"uint32\", \"size\": %u}, "
+             "{\"name\": \"vmcoreinfo.paddr\", \"type\": \"uint64\", \"size\": 8}]}",
+             size_bytes);
+    snprintf(j, 1200, "{\"page_size\": 4096, \"devices\": [%s%s%s]}", one, count > 1 ? ", " : "",
+             count > 1 ? one : "");
+    return j;
+}
+
+static void test_vmcoreinfo(void **state)
+{
+    (void)state;
+    uint8_t dev[256];
+    mrimg_cpus *cpus;
+    mrimg_error e;
+    /* as QEMU writes it */
+    size_t n = vmci_section(dev, 7, 4);
+    dev[n] = 0x06;
+    char *j = vmci_json(4, 1);
+    assert_int_equal(guest_cpus_decode(j, strlen(j), dev, n, 0x5000, &cpus, &e), 0);
+    assert_int_equal(mrimg_cpus_count(cpus), 0);
+    assert_true(cpus->vmci.present && cpus->vmci.has);
+    assert_int_equal(cpus->vmci.guest_format, 1);
+    assert_int_equal(cpus->vmci.size, 72);
+    assert_int_equal(cpus->vmci.paddr, 0x100234);
+    mrimg_cpus_free(cpus);
+    free(j);
+    /* size described (and written) as 8 bytes */
+    n = vmci_section(dev, 7, 8);
+    dev[n] = 0x06;
+    j = vmci_json(8, 1);
+    assert_int_equal(guest_cpus_decode(j, strlen(j), dev, n, 0x5000, &cpus, &e), MRIMG_ERR_FORMAT);
+    assert_non_null(strstr(e.message, "vmcoreinfo: field \"vmcoreinfo.size\" is 1 x 8 bytes, "
+                                      "expected 1 x 4"));
+    free(j);
+    /* two of them */
+    n = vmci_section(dev, 7, 4);
+    n += vmci_section(dev + n, 8, 4);
+    dev[n] = 0x06;
+    j = vmci_json(4, 2);
+    assert_int_equal(guest_cpus_decode(j, strlen(j), dev, n, 0x5000, &cpus, &e), MRIMG_ERR_FORMAT);
+    assert_non_null(strstr(e.message, "a second \"vmcoreinfo\" section"));
+    free(j);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -282,6 +364,7 @@ int main(void)
         cmocka_unit_test(test_decode_unchanged), cmocka_unit_test(test_missing_field),
         cmocka_unit_test(test_wrong_size),    cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_bad_json),      cmocka_unit_test(test_walk_cap),
+        cmocka_unit_test(test_vmcoreinfo),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
