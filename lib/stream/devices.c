@@ -80,9 +80,13 @@ static bool fields(dw *w, int32_t list, int depth)
                         w->dev, fname);
                 return false;
             }
-            for (uint64_t k = 0; k < n; k++)
+            for (uint64_t k = 0; k < n; k++) {
+                size_t before = w->pos;
                 if (!vmsd(w, st, depth + 1))
                     return false;
+                if (w->pos == before)
+                    break; /* consumed nothing: neither would the other n - k - 1 */
+            }
             continue;
         }
         if (!vj_u64(d, vj_get(d, f, "size"), &size)) {
