@@ -102,6 +102,8 @@ void mrimg_close(mrimg_image *img)
     if (!img)
         return;
     img_blocks_free(img);
+    if (img->judgement_free)
+        img->judgement_free(img->judgement);
     if (img->have_mat)
         src_close(&img->mat);
     free(img->mat_base);

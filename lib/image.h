@@ -48,6 +48,11 @@ struct mrimg_image {
     mrimg_source mat;
     uint64_t *mat_base;          /* per block: offset of page 0 in mat */
     img_tail_hook tail_hook;     /* optional (all NULL: none) */
+    /* the cached judgement (mrimg_check), freed by judgement_free (set by
+     * the verify layer, so that this layer does not depend on it) */
+    mrimg_verify_result *judgement;
+    int judgement_level;         /* 1 quick, 2 full */
+    void (*judgement_free)(void *);
 };
 
 /* Open the payload of img for parsing: *s reads the decoded stream; *dec

@@ -600,6 +600,14 @@ typedef struct mrimg_verify_result {
     int stream_parsed;            /* the whole stream parsed without error */
     int vmdesc_checked;           /* the VMDESCRIPTION JSON was validated */
     int devices_checked;          /* the device state was walked to its EOF */
+    uint64_t stream_size;         /* stream_parsed: bytes of the stream proper,
+                                   * from its magic through the VMDESCRIPTION */
+    uint64_t stream_trailing;     /* stream_parsed: bytes after it (warning
+                                   * payload.trailing; QEMU does not read them) */
+    int data_checked;             /* mapped-ram page data was read (not skip_data) */
+    int codec_rechecked;          /* a bzip2/xz decode error was examined again
+                                   * to tell a damaged checksum from damaged data
+                                   * (0: quick judgement, reported as payload.decode) */
 } mrimg_verify_result;
 
 /*! mrimg_verify():
@@ -611,6 +619,35 @@ typedef struct mrimg_verify_result {
 MRIMG_API int mrimg_verify(const char *path, const mrimg_verify_opts *opts,
                            mrimg_verify_result **res, mrimg_error *err);
 MRIMG_API void mrimg_verify_free(mrimg_verify_result *res);
+
+/* ---- The judgement of an open image ------------------------------------------
+ * One problem list per image, the same whichever tool asks: mrimg_check runs
+ * the checks of mrimg_verify on an image already open.  Two levels:
+ *  MRIMG_CHECK_QUICK  every check except the expensive ones: the container,
+ *                     the payload encoding, one pass over the (decoded) stream
+ *                     with its framing, the end of the stream and the device
+ *                     state, the mapped-ram layout and bitmaps.  Left out: the
+ *                     mapped-ram page data reads (skip_data) and the second
+ *                     look at a bzip2/xz decode error (it stays payload.decode
+ *                     instead of payload.checksum).  mrimg_convert runs it.
+ *  MRIMG_CHECK_FULL   everything mrimg_verify does.
+ * Problems are those of mrimg_verify: an image "has errors" when
+ * res->errors > 0; warnings never stop anything. */
+#define MRIMG_CHECK_QUICK 0x0u
+#define MRIMG_CHECK_FULL 0x1u
+
+/*! mrimg_check():
+ *  Judge img (see above).  The result is cached in the handle: a second
+ *  call at the same or a lower level returns it at once; a higher level
+ *  runs again and replaces it.  *res points into the handle (valid until
+ *  the next mrimg_check at a higher level or mrimg_close; do not free it).
+ *  The handle itself is not changed otherwise (its scan results stay).
+ *  progress may be NULL; it receives payload bytes of the pass.
+ *  @return MRIMG_OK when the checks ran to their end, whatever they found;
+ *  a negative code (nothing cached) when they could not: I/O error, out
+ *  of memory, cancelled. */
+MRIMG_API int mrimg_check(mrimg_image *img, unsigned flags, mrimg_progress_fn progress,
+                          void *pctx, const mrimg_verify_result **res, mrimg_error *err);
 
 typedef struct mrimg_check_desc {
     const char *name;         /* "container.magic" */

@@ -131,6 +131,10 @@ typedef struct cv {
     int pwb_block;
     uint64_t pwb_first, pwb_count;
     cv_prog prog;
+    /* bytes after the end of the input stream (after its VMDESCRIPTION) are
+     * not part of it: the output stops at stream_limit (0: no limit) */
+    uint64_t stream_limit;
+    uint64_t tail_pos;          /* stream offset of the next tail byte */
 } cv;
 
 /* the progress callback and context the passes report to */
@@ -460,9 +464,29 @@ static int re_on_section_end(void *ctx, const sp_section *s, mrimg_error *err)
     return rc;
 }
 
+/* How many of n stream bytes at pos belong to the stream proper. */
+static size_t within_stream(const cv *c, uint64_t pos, size_t n)
+{
+    if (!c->stream_limit)
+        return n;
+    if (pos >= c->stream_limit)
+        return 0;
+    return (size_t)MRIMG_MIN((uint64_t)n, c->stream_limit - pos);
+}
+
+static int re_on_tail_start(void *ctx, uint64_t pos, mrimg_error *err)
+{
+    (void)err;
+    ((cv *)ctx)->tail_pos = pos;
+    return 0;
+}
+
 static int re_on_tail(void *ctx, const uint8_t *p, size_t n, mrimg_error *err)
 {
-    return sw_bytes(&((cv *)ctx)->w, p, n, err);
+    cv *c = ctx;
+    size_t k = within_stream(c, c->tail_pos, n);
+    c->tail_pos += n;
+    return k ? sw_bytes(&c->w, p, k, err) : 0;
 }
 
 /* ---- pipelines ---------------------------------------------------------- */
@@ -470,8 +494,9 @@ static int re_on_tail(void *ctx, const uint8_t *p, size_t n, mrimg_error *err)
 static int tap_out(void *ctx, const uint8_t *p, size_t n, mrimg_error *err)
 {
     cv *c = ctx;
+    size_t k = within_stream(c, c->st->stream_bytes, n);
     c->st->stream_bytes += n;
-    return sw_bytes(&c->w, p, n, err);
+    return k ? sw_bytes(&c->w, p, k, err) : 0;
 }
 
 static int run_parse(cv *c, const sp_handler *h, bool tap, mrimg_error *err)
@@ -523,6 +548,7 @@ static const sp_handler re_handler = {
     .on_command = re_on_command,
     .on_blocks = re_on_blocks,
     .on_page = re_on_page,
+    .on_tail_start = re_on_tail_start,
     .on_tail = re_on_tail,
 };
 
@@ -725,6 +751,56 @@ int mrimg_cookie_check(const char *cookie, mrimg_error *err)
     return 0;
 }
 
+/* MRIMG_ERR_FORMAT naming the first error of the judgement (check name,
+ * offset, message), or 0 when there is none. */
+static int refuse_on_errors(const mrimg_verify_result *r, int allow_incomplete, mrimg_error *err)
+{
+    uint64_t errors = r->errors;
+    const mrimg_problem *first = NULL;
+    for (unsigned i = 0; i < r->nproblems; i++) {
+        const mrimg_problem *p = &r->problems[i];
+        if (p->severity != MRIMG_SEV_ERROR)
+            continue;
+        if (allow_incomplete && !strcmp(p->check, "container.incomplete")) {
+            errors--;
+            continue;
+        }
+        if (!first)
+            first = p;
+    }
+    if (!errors)
+        return 0;
+    if (!first) /* only dropped ones (beyond the cap) */
+        return err_set(err, MRIMG_ERR_FORMAT, MRIMG_OFF_NONE, 0,
+                       "the image has %llu errors: it cannot be converted",
+                       (unsigned long long)errors);
+    char more[64] = "";
+    if (errors > 1)
+        snprintf(more, sizeof(more), " (and %llu more error%s: imgverify lists them)",
+                 (unsigned long long)(errors - 1), errors > 2 ? "s" : "");
+    return err_set(err, MRIMG_ERR_FORMAT, first->offset_kind, first->offset, "%s: %s%s",
+                   first->check, first->message, more);
+}
+
+/* A metadata read failed before the judgement ran: the judgement's first
+ * error names the problem better (its check); without one, the failure
+ * stands as it was. */
+static int judged_failure(mrimg_image *in, const mrimg_convert_opts *opts, int rc,
+                          mrimg_error *err)
+{
+    mrimg_error jerr;
+    const mrimg_verify_result *jr;
+    if (mrimg_check(in, MRIMG_CHECK_QUICK, NULL, NULL, &jr, &jerr) == 0) {
+        int jrc = refuse_on_errors(jr, opts->allow_incomplete, &jerr);
+        if (jrc < 0) {
+            if (err)
+                *err = jerr;
+            return jrc;
+        }
+    }
+    return rc;
+}
+
 void mrimg_convert_opts_init(mrimg_convert_opts *o)
 {
     memset(o, 0, sizeof(*o));
@@ -763,7 +839,8 @@ int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opt
 
     if (in->ci.is_libvirt && !in->ci.complete && !opts->allow_incomplete)
         return err_set(err, MRIMG_ERR_INCOMPLETE, MRIMG_OFF_FILE, 0,
-                       "the input is an incomplete save (magic %s): the save never finished",
+                       "container.incomplete: the input is an incomplete save (magic %s): the "
+                       "save never finished (allow_incomplete converts it if its stream is whole)",
                        LIBVIRT_MAGIC_PARTIAL);
     if (opts->xml) {
         /* libvirt re-parses it on restore: refuse what it could not read */
@@ -789,11 +866,12 @@ int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opt
                        "a libvirt image needs a domain XML: the input is a bare QEMU stream, so "
                        "give one (--xml FILE)");
 
-    /* which layout does the input have? */
+    /* which layout does the input have?  (An input these metadata reads
+     * fail on is refused by the judgement, with its check's name.) */
     sp_config cfg;
     int rc = img_peek_config(in, &cfg, err);
     if (rc < 0)
-        return rc;
+        return judged_failure(in, opts, rc, err);
     c.in_mapped = false;
     for (unsigned i = 0; i < cfg.ncaps; i++)
         c.in_mapped |= !strcmp(cfg.caps[i], CAP_MAPPED_RAM);
@@ -803,14 +881,16 @@ int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opt
         c.prog.silent = true;
         rc = mrimg_scan(in, 0, CV_PROG(&c), err);
         if (rc < 0)
-            return rc;
+            return judged_failure(in, opts, rc, err);
     }
     /* the plan: one total for every pass below, fixed before the first
      * report (see cv_prog) */
     uint64_t P = payload_bytes(in);
     bool plain_scan = !in->scanned && (opts->preallocate || out == MRIMG_OUT_RAM ||
                                        (!c.mapped_out && !c.in_mapped && opts->compact));
-    uint64_t total = plain_scan ? P : 0;
+    /* the judgement's pass, unless the handle already holds it */
+    bool judge = !(in->judgement && in->judgement_level >= 1);
+    uint64_t total = (plain_scan ? P : 0) + (judge ? P : 0);
     if (c.in_mapped)
         total += data_bytes(in);
     else if (out == MRIMG_OUT_RAM || (!c.mapped_out && opts->compact))
@@ -819,6 +899,22 @@ int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opt
         total += P;
     c.prog.total = MRIMG_MAX(total, 1);
     c.prog.silent = false;
+
+    /* the one judgement (quick level): an image with an error-severity
+     * problem is refused before anything is written, whatever the pipeline
+     * would make of it; the deliberate override allow_incomplete lets
+     * container.incomplete through, nothing else */
+    if (judge)
+        cvp_begin(&c.prog, "checking", P, P);
+    const mrimg_verify_result *jr;
+    rc = mrimg_check(in, MRIMG_CHECK_QUICK, CV_PROG(&c), &jr, err);
+    if (rc < 0)
+        return rc;
+    rc = refuse_on_errors(jr, opts->allow_incomplete, err);
+    if (rc < 0)
+        return rc;
+    if (jr->stream_parsed && jr->stream_trailing)
+        c.stream_limit = jr->stream_size;
     if (plain_scan)
         cvp_begin(&c.prog, "scanning", P, P);
     c.page_size = cfg.has_page_bits ? 1ull << cfg.page_bits : 4096;

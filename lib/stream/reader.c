@@ -784,9 +784,13 @@ static int parse_section(sp_parser *p, uint8_t type, bool *ram_end, mrimg_error 
                            "RAM sent as a FULL section (expected START, PART, END)");
         if (p->ram_seen)
             return err_set(err, MRIMG_ERR_FORMAT, EAT(p, s.start), "second RAM START section");
+        /* QEMU's RAM loader takes version 4 only (and its section loader
+         * refuses any version above the handler's): not loadable */
         if (s.version != RAM_SECTION_VERSION)
-            return err_set(err, MRIMG_ERR_UNSUPPORTED, EAT(p, s.start),
-                           "RAM section version %u (expected %d)", s.version, RAM_SECTION_VERSION);
+            return err_set(err, MRIMG_ERR_FORMAT, EAT(p, s.start + 1),
+                           "RAM section version %u: QEMU loads only version %d (it would fail "
+                           "with \"unsupported version\")",
+                           s.version, RAM_SECTION_VERSION);
         p->ram_seen = true;
         p->ram_id = s.id;
         si->ram_section_id = s.id;

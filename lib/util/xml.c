@@ -264,6 +264,60 @@ static bool doctype(vx *x)
     }
 }
 
+/* The document must be UTF-8 made of XML 1.0 characters, as libxml2 (and
+ * with it libvirt) requires of a document without an encoding declaration:
+ * no malformed or truncated sequence, no overlong form, no surrogate, no
+ * code point above U+10FFFF, no C0 control other than tab, LF and CR, and
+ * neither U+FFFE nor U+FFFF.  Returns true, or fails at the first bad byte. */
+static bool utf8_chars(vx *x)
+{
+    const unsigned char *s = (const unsigned char *)x->s;
+    char m[120];
+    for (size_t i = 0; i < x->n;) {
+        unsigned c = s[i];
+        if (c < 0x80) {
+            if (bad_ctl((unsigned char)c)) {
+                snprintf(m, sizeof(m), "control character 0x%02x (not an XML 1.0 character)", c);
+                return fail(x, i, m);
+            }
+            i++;
+            continue;
+        }
+        size_t k = c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : c >= 0xc0 ? 1 : 0;
+        if (k == 0 || c > 0xf4) {
+            snprintf(m, sizeof(m), "byte 0x%02x is not UTF-8 (the XML must be UTF-8)", c);
+            return fail(x, i, m);
+        }
+        if (x->n - i <= k) {
+            snprintf(m, sizeof(m), "truncated UTF-8 sequence (byte 0x%02x)", c);
+            return fail(x, i, m);
+        }
+        uint32_t cp = c & (0x3fu >> k);
+        for (size_t j = 1; j <= k; j++) {
+            if ((s[i + j] & 0xc0) != 0x80) {
+                snprintf(m, sizeof(m),
+                         "invalid UTF-8 sequence (byte 0x%02x after 0x%02x; the XML must be "
+                         "UTF-8)",
+                         s[i + j], c);
+                return fail(x, i, m);
+            }
+            cp = cp << 6 | (s[i + j] & 0x3fu);
+        }
+        static const uint32_t min[4] = {0, 0x80, 0x800, 0x10000};
+        if (cp < min[k]) {
+            snprintf(m, sizeof(m), "overlong UTF-8 form of U+%04X", (unsigned)cp);
+            return fail(x, i, m);
+        }
+        if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || cp == 0xfffe || cp == 0xffff) {
+            snprintf(m, sizeof(m), "%s U+%04X is not an XML 1.0 character",
+                     cp >= 0xd800 && cp <= 0xdfff ? "surrogate" : "code point", (unsigned)cp);
+            return fail(x, i, m);
+        }
+        i += k + 1;
+    }
+    return true;
+}
+
 void vx_parse(const char *text, size_t len, const vx_events *ev, vx_result *r)
 {
     memset(r, 0, sizeof(*r));
@@ -272,6 +326,8 @@ void vx_parse(const char *text, size_t len, const vx_events *ev, vx_result *r)
     span stack[VX_DEPTH];
     unsigned depth = 0;
     bool root_done = false, any = false;
+    if (!utf8_chars(&x))
+        return;
     /* optional UTF-8 byte order mark */
     if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
         x.i = 3;

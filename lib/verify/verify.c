@@ -177,6 +177,7 @@ typedef struct vf {
     bool stream_error;           /* a stream problem stopped the parse */
     mrimg_offset_kind sk;        /* how stream positions are reported */
     uint64_t sbase;              /* ... and their base */
+    bool quick;                  /* MRIMG_CHECK_QUICK: no codec re-checks */
 } vf;
 
 /* ---- container -------------------------------------------------------------- */
@@ -284,7 +285,7 @@ static int check_container(vf *v, mrimg_error *err)
     ci->complete = hd.magic == CTR_MAGIC_FINAL;
     if (hd.magic == CTR_MAGIC_PARTIAL) {
         ERR(v, "container.incomplete", FILEOFF, 0,
-            "the magic is \"%s\": the save never finished (libvirt refuses to restore it; "
+            "the magic is \"%s\": an incomplete save, which never finished (libvirt refuses to restore it; "
             "`virsh start` deletes such a managed save)",
             LIBVIRT_MAGIC_PARTIAL);
     } else if (hd.magic != CTR_MAGIC_FINAL) {
@@ -607,6 +608,8 @@ static int payload_problem(vf *v, const mrimg_error *e, mrimg_error *err)
         check = "payload.checksum";
     } else if (e->code == MRIMG_ERR_TRUNCATED) {
         check = "payload.truncated";
+    } else if (v->quick) {
+        /* telling a damaged CRC from damaged data takes another pass */
     } else if (e->code == MRIMG_ERR_FORMAT && v->enc == MRIMG_FORMAT_BZIP2) {
         uint64_t at = 0;
         int r = bzip2_crcs_inconsistent(&img->src, img->ci.payload_offset, img->src.size, &at,
@@ -778,8 +781,9 @@ static void check_tail(vf *v, sp_parser *p, const mrimg_error *perr, sp_devwalk 
         }
         if (si->trailing_bytes)
             WARN(v, "payload.trailing", v->sk, v->sbase + si->stream_size,
-                 "%llu %sbytes after the end of the QEMU stream (QEMU does not read them; they "
-                 "are not part of the device state)",
+                 "%llu %sbytes after the end of the QEMU stream (after its VMDESCRIPTION): QEMU "
+                 "does not read them, they are not part of the device state, and a conversion "
+                 "leaves them out",
                  (unsigned long long)si->trailing_bytes,
                  si->trailing_zero ? "zero " : p->trailing_unchecked ? "" : "non-zero ");
     } else if (si->has_vmdesc) {
@@ -1426,37 +1430,23 @@ void mrimg_verify_free(mrimg_verify_result *r)
     free(r);
 }
 
-int mrimg_verify(const char *path, const mrimg_verify_opts *opts, mrimg_verify_result **res,
-                 mrimg_error *err)
+/* The engine: every check on the file open in scratch (a handle built by
+ * hand, since the container may be too broken for mrimg_open).  *res
+ * receives the result, also when it fails part-way. */
+static int run_checks(mrimg_image *scratch, const mrimg_verify_opts *o, bool quick,
+                      mrimg_verify_result **res, mrimg_error *err)
 {
-    mrimg_error_clear(err);
-    if (res)
-        *res = NULL;
-    if (!path || !res)
-        return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0, "no path or result given");
-    static const mrimg_verify_opts defaults;
     vf v;
     memset(&v, 0, sizeof(v));
-    v.o = opts ? opts : &defaults;
+    v.o = o;
+    v.quick = quick;
     v.l.max = v.o->max_problems ? v.o->max_problems : MRIMG_VERIFY_MAX_PROBLEMS;
     v.res = xcalloc(1, sizeof(*v.res), err);
     if (!v.res)
         return MRIMG_ERR_NOMEM;
     v.page_size = 4096;
-    v.img = xcalloc(1, sizeof(*v.img), err);
-    if (!v.img) {
-        free(v.res);
-        return MRIMG_ERR_NOMEM;
-    }
-    v.img->opts.stream_offset = v.o->stream_offset;
-    v.img->opts.threads = threads_effective(v.o->threads);
-    int rc = src_open(&v.img->src, path, err);
-    if (rc < 0) {
-        free(v.img);
-        free(v.res);
-        return rc;
-    }
-    rc = check_container(&v, err);
+    v.img = scratch;
+    int rc = check_container(&v, err);
     if (rc == 0 && v.have_payload) {
         mrimg_image *img = v.img;
         img->ci.payload_format = v.enc;
@@ -1488,6 +1478,12 @@ int mrimg_verify(const char *path, const mrimg_verify_opts *opts, mrimg_verify_r
     r->nblocks = v.nblocks;
     for (unsigned i = 0; i < v.nblocks; i++)
         r->ram_bytes += v.blocks[i].used_length;
+    if (v.parsed) {
+        r->stream_size = v.si.stream_size;
+        r->stream_trailing = v.si.trailing_bytes;
+    }
+    r->data_checked = !o->skip_data;
+    r->codec_rechecked = !quick;
     if (v.l.nomem && rc == 0)
         rc = err_nomem(err);
     r->errors = v.l.errors;
@@ -1501,7 +1497,84 @@ int mrimg_verify(const char *path, const mrimg_verify_opts *opts, mrimg_verify_r
         free(v.seen);
     }
     free(v.blocks);
-    mrimg_close(v.img);
     *res = r;
     return rc;
+}
+
+int mrimg_verify(const char *path, const mrimg_verify_opts *opts, mrimg_verify_result **res,
+                 mrimg_error *err)
+{
+    mrimg_error_clear(err);
+    if (res)
+        *res = NULL;
+    if (!path || !res)
+        return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0, "no path or result given");
+    static const mrimg_verify_opts defaults;
+    if (!opts)
+        opts = &defaults;
+    mrimg_image *img = xcalloc(1, sizeof(*img), err);
+    if (!img)
+        return MRIMG_ERR_NOMEM;
+    img->opts.stream_offset = opts->stream_offset;
+    img->opts.threads = threads_effective(opts->threads);
+    int rc = src_open(&img->src, path, err);
+    if (rc < 0) {
+        free(img);
+        return rc;
+    }
+    rc = run_checks(img, opts, false, res, err);
+    mrimg_close(img);
+    return rc;
+}
+
+static void judgement_free(void *p) { mrimg_verify_free(p); }
+
+int mrimg_check(mrimg_image *img, unsigned flags, mrimg_progress_fn progress, void *pctx,
+                const mrimg_verify_result **res, mrimg_error *err)
+{
+    mrimg_error_clear(err);
+    if (res)
+        *res = NULL;
+    if (!img || (flags & ~MRIMG_CHECK_FULL))
+        return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0, "no image, or unknown flags");
+    int level = (flags & MRIMG_CHECK_FULL) ? 2 : 1;
+    if (img->judgement && img->judgement_level >= level) {
+        if (res)
+            *res = img->judgement;
+        return MRIMG_OK;
+    }
+    /* a second handle on the same descriptor: the checks fill in their own
+     * container and codec state, the caller's handle is left as it is */
+    mrimg_image *scratch = xcalloc(1, sizeof(*scratch), err);
+    if (!scratch)
+        return MRIMG_ERR_NOMEM;
+    scratch->opts = img->opts;
+    int rc = src_open_fd(&scratch->src, img->src.fd, img->src.name, false, err);
+    if (rc < 0) {
+        free(scratch);
+        return rc;
+    }
+    scratch->src.size = img->src.size;
+    mrimg_verify_opts o = {
+        .stream_offset = img->opts.stream_offset,
+        .threads = img->opts.threads,
+        .skip_data = level < 2,
+        .progress = progress,
+        .progress_ctx = pctx,
+    };
+    mrimg_verify_result *r = NULL;
+    rc = run_checks(scratch, &o, level < 2, &r, err);
+    mrimg_close(scratch);
+    if (rc < 0) {
+        mrimg_verify_free(r);
+        return rc;
+    }
+    if (img->judgement_free)
+        img->judgement_free(img->judgement);
+    img->judgement = r;
+    img->judgement_level = level;
+    img->judgement_free = judgement_free;
+    if (res)
+        *res = r;
+    return MRIMG_OK;
 }
