@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "judge.h"
 #include "mrimg.h"
 #include "out.h"
 
@@ -444,6 +445,14 @@ int main(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     cli_progress_done();
     int status = EXIT_OK;
+    if (rc == 0 || err.code == MRIMG_ERR_FORMAT) {
+        /* the judgement mrimg_convert ran (cached in the handle): its
+         * warnings, and the incomplete save --allow-incomplete let through */
+        const mrimg_verify_result *jr;
+        mrimg_error jerr;
+        if (mrimg_check(img, MRIMG_CHECK_QUICK, NULL, NULL, &jr, &jerr) == 0)
+            cli_print_problems(in_path, jr, false, true, o.allow_incomplete);
+    }
     if (rc < 0) {
         /* name the file the problem is about */
         int e = exit_for(err.code);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "judge.h"
 #include "mrimg.h"
 #include "out.h"
 
@@ -332,6 +333,65 @@ static void print_error(out *w, const char *key, const mrimg_error *e)
         out_str(w, "offset-kind", "offset kind",
                 e->offset_kind == MRIMG_OFF_FILE ? "file" : "stream");
         out_off(w, "offset", "offset", e->offset);
+    }
+    out_end(w);
+}
+
+static const char *sev_name(mrimg_severity s) { return s == MRIMG_SEV_ERROR ? "error" : "warning"; }
+
+/* The judgement: every problem (errors and warnings) of mrimg_check at the
+ * quick level, and which expensive checks it left to imgverify. */
+static void print_judgement(out *w, const mrimg_verify_result *r, const mrimg_error *failed)
+{
+    out_obj(w, "judgement", "checks");
+    if (!r) {
+        out_str(w, "level", "level", "not run");
+        print_error(w, "error", failed);
+        out_end(w);
+        return;
+    }
+    out_str(w, "level", "level", r->data_checked ? "full" : "quick");
+    out_u64(w, "errors", "errors", r->errors);
+    out_u64(w, "warnings", "warnings", r->warnings);
+    out_u64(w, "not-shown", "not shown", r->dropped);
+    int no_data = !r->data_checked && r->mapped_ram;
+    int no_recheck = !r->codec_rechecked && (r->payload_format == MRIMG_FORMAT_BZIP2 ||
+                                             r->payload_format == MRIMG_FORMAT_XZ);
+    out_list(w, "not-run", no_data || no_recheck ? "not run (imgverify runs them)" : NULL);
+    if (no_data)
+        list_item(w, "mapped-ram page data reads");
+    if (no_recheck)
+        list_item(w, "bzip2/xz checksum re-check of a decode error");
+    out_end(w);
+    out_end(w);
+    out_list(w, "problems", r->nproblems ? "problems" : NULL);
+    for (unsigned i = 0; i < r->nproblems; i++) {
+        const mrimg_problem *p = &r->problems[i];
+        char line[700];
+        if (p->offset_kind == MRIMG_OFF_NONE)
+            snprintf(line, sizeof(line), "%s %s: %s", sev_name(p->severity), p->check,
+                     p->message);
+        else
+            snprintf(line, sizeof(line), "%s %s: %s offset 0x%" PRIx64 ": %s",
+                     sev_name(p->severity), p->check,
+                     p->offset_kind == MRIMG_OFF_FILE ? "file" : "stream", p->offset, p->message);
+        if (!out_is_json(w)) {
+            out_cell(w, line);
+            continue;
+        }
+        out_obj(w, NULL, NULL);
+        out_str(w, "check", NULL, p->check);
+        out_str(w, "severity", NULL, sev_name(p->severity));
+        out_str(w, "offset-kind", NULL,
+                p->offset_kind == MRIMG_OFF_FILE     ? "file"
+                : p->offset_kind == MRIMG_OFF_STREAM ? "stream"
+                                                     : "none");
+        if (p->offset_kind == MRIMG_OFF_NONE)
+            out_null(w, "offset", NULL);
+        else
+            out_u64(w, "offset", NULL, p->offset);
+        out_str(w, "message", NULL, p->message);
+        out_end(w);
     }
     out_end(w);
 }
@@ -772,7 +832,7 @@ static int info_image(out *w, const char *path, mrimg_image *img, const opts *op
      * an equal span of it; each reads at most the payload once */
     int compressed0 = ci->payload_format != MRIMG_FORMAT_RAW &&
                       ci->payload_format != MRIMG_FORMAT_SPARSE;
-    int npass = 1 + (op->content != 0) + (op->extents ? 1 + compressed0 : 0), pass = 0;
+    int npass = 2 + (op->content != 0) + (op->extents ? 1 + compressed0 : 0), pass = 0;
     double span = 100.0 / npass;
     cli_progress_setup(op->progress ? 1 : 0, "imginfo");
     cli_progress_span("scanning", 0, span * ++pass);
@@ -783,65 +843,19 @@ static int info_image(out *w, const char *path, mrimg_image *img, const opts *op
         pass++;
         crc = mrimg_content_scan(img, cli_progress, NULL, &cerr);
     }
+    /* the library's one judgement (quick level): its errors make the exit
+     * status 1, its warnings do not */
+    cli_progress_span("checking", span * pass, span * (pass + 1));
+    pass++;
+    const mrimg_verify_result *jr = NULL;
+    mrimg_error jerr;
+    int jrc = mrimg_check(img, MRIMG_CHECK_QUICK, cli_progress, NULL, &jr, &jerr);
     cli_progress_break();
     int scanned_ok = rc == 0;
-    const mrimg_stream_info *si = mrimg_stream(img);
     int compressed = ci->payload_format != MRIMG_FORMAT_RAW &&
                      ci->payload_format != MRIMG_FORMAT_SPARSE;
 
-    /* problems make the exit status 1; warnings do not */
-    const char *problems[8];
-    int np = 0;
-    char pbuf[8][160];
-    if (!ci->complete)
-        problems[np++] = "incomplete save (magic LibvirtQemudPart): the save did not finish; "
-                         "libvirt refuses to restore it";
-    if (rc < 0) {
-        snprintf(pbuf[np], sizeof(pbuf[np]), "the stream could not be parsed to its end (%s)",
-                 mrimg_code_name(err.code));
-        problems[np] = pbuf[np];
-        np++;
-    }
-    if (crc < 0) {
-        snprintf(pbuf[np], sizeof(pbuf[np]), "content statistics failed (%s)",
-                 mrimg_code_name(cerr.code));
-        problems[np] = pbuf[np];
-        np++;
-    }
-    if (ci->is_libvirt && si->has_config) {
-        if (ci->payload_format == MRIMG_FORMAT_SPARSE && !si->mapped_ram)
-            problems[np++] = "the header says sparse but the stream is not mapped-ram: libvirt "
-                             "would restore it with mapped-ram and fail";
-        else if (ci->payload_format != MRIMG_FORMAT_SPARSE && si->mapped_ram)
-            problems[np++] = "the stream is mapped-ram but the header does not say sparse: "
-                             "libvirt would restore it without mapped-ram and fail";
-    }
-    const char *warnings[8];
-    int nw = 0;
-    char wbuf[8][160];
-    if (ci->padding_nonzero)
-        warnings[nw++] = "the metadata padding holds non-zero bytes";
-    if (ci->reserved_nonzero)
-        warnings[nw++] = "reserved header words are not zero";
-    if (scanned_ok && si->trailing_bytes) {
-        snprintf(wbuf[nw], sizeof(wbuf[nw]), "%" PRIu64 " %s after the end of the stream",
-                 si->trailing_bytes, si->trailing_zero ? "zero bytes" : "bytes");
-        warnings[nw] = wbuf[nw];
-        nw++;
-    }
-    if (scanned_ok && compressed && si->payload_trailing) {
-        snprintf(wbuf[nw], sizeof(wbuf[nw]),
-                 "%" PRIu64 " %s after the last compressed member", si->payload_trailing,
-                 si->payload_trailing_zero ? "zero bytes" : "bytes");
-        warnings[nw] = wbuf[nw];
-        nw++;
-    }
-    if (scanned_ok && !si->has_vmdesc)
-        warnings[nw++] = "no VMDESCRIPTION at the end of the stream (suppress-vmdesc): the "
-                         "device state could not be delimited or checked";
-    else if (scanned_ok && !si->devices_walked)
-        warnings[nw++] = "the device state was not checked against its VMDESCRIPTION (it holds "
-                         "sections the description does not cover)";
+    int np = (jrc < 0 || jr->errors) + (rc < 0) + (crc < 0);
 
     out_str(w, "file", "image", path);
     out_str(w, "status", "status", np ? "problems" : "ok");
@@ -852,14 +866,7 @@ static int info_image(out *w, const char *path, mrimg_image *img, const opts *op
         out_null(w, "error", "error");
         out_json_only(w, 0);
     }
-    out_list(w, "problems", np ? "problems" : NULL);
-    for (int i = 0; i < np; i++)
-        list_item(w, problems[i]);
-    out_end(w);
-    out_list(w, "warnings", nw ? "warnings" : NULL);
-    for (int i = 0; i < nw; i++)
-        list_item(w, warnings[i]);
-    out_end(w);
+    print_judgement(w, jr, jrc < 0 ? &jerr : NULL);
 
     print_container(w, ci);
     print_stream(w, img, scanned_ok);
@@ -872,8 +879,10 @@ static int info_image(out *w, const char *path, mrimg_image *img, const opts *op
         cli_lib_error(path, &err);
     if (crc < 0)
         cli_lib_error(path, &cerr);
-    if (!ci->complete)
-        cli_warn(path, "incomplete save (magic LibvirtQemudPart)");
+    if (jrc < 0)
+        cli_lib_error(path, &jerr);
+    else
+        cli_print_problems(path, jr, true, false, false);
 
     if (op->extents) {
         static const out_col fcols[] = {

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "judge.h"
 #include "mrimg.h"
 #include "out.h"
 
@@ -256,6 +257,13 @@ static int digest_one(const char *path, const opts *o, out *w)
     mrimg_image *img = open_or_report(path, o);
     if (!img)
         return EXIT_CANNOT;
+    /* the same judgement as every tool: no digest of an image with errors */
+    mrimg_code jcode = MRIMG_OK;
+    int j = cli_judge(path, img, o->quiet ? 0 : o->progress, &jcode);
+    if (j != 0) {
+        mrimg_close(img);
+        return j > 0 ? EXIT_PROBLEMS : exit_for(jcode);
+    }
     cli_progress_setup(o->quiet ? 0 : o->progress, "digest");
     mrimg_digest *d = NULL;
     mrimg_error err;
@@ -324,6 +332,20 @@ static int compare(const char *pa, const char *pb, const opts *o)
     if (!a || !b) {
         mrimg_close(a);
         return EXIT_CANNOT;
+    }
+    /* the same judgement as every tool: images with errors are not compared */
+    mrimg_code ca = MRIMG_OK, cb = MRIMG_OK;
+    int ja = cli_judge(pa, a, o->quiet ? 0 : o->progress, &ca);
+    int jb = cli_judge(pb, b, o->quiet ? 0 : o->progress, &cb);
+    if (ja != 0 || jb != 0) {
+        int st = EXIT_PROBLEMS;
+        if (ja < 0 && exit_for(ca) > st)
+            st = exit_for(ca);
+        if (jb < 0 && exit_for(cb) > st)
+            st = exit_for(cb);
+        mrimg_close(a);
+        mrimg_close(b);
+        return st;
     }
     cli_progress_setup(o->quiet ? 0 : o->progress, "comparing");
     mrimg_compare_result *r = NULL;
