@@ -361,7 +361,8 @@ typedef struct mrimg_convert_opts {
                                * one pass (last record of each page wins) */
     const char *xml;          /* replacement domain XML, or NULL to keep */
     int running;              /* -1 keep, 0 paused, 1 running */
-    int allow_incomplete;     /* convert a partial save whose stream is whole */
+    int allow_incomplete;     /* convert a partial save whose stream is whole
+                               * (the one problem of the judgement let through) */
     int preallocate;          /* sparse outputs: reserve the data runs before
                                * writing (needs a sparse or raw input, whose
                                * pages with data are known after reading its
@@ -407,6 +408,16 @@ typedef struct mrimg_convert_stats {
 } mrimg_convert_stats;
 
 /*! mrimg_convert(): write `in` to out_path in the format o->out.
+ *  First the input is judged (mrimg_check at MRIMG_CHECK_QUICK, one pass
+ *  over the payload, cached in the handle): an input with an error-severity
+ *  problem is refused before anything is written, with an error naming the
+ *  first one's check, offset and message (MRIMG_ERR_INCOMPLETE for
+ *  container.incomplete, MRIMG_ERR_TRUNCATED for a *.truncated check,
+ *  MRIMG_ERR_CHECKSUM for payload.checksum, MRIMG_ERR_FORMAT otherwise).
+ *  o->allow_incomplete lets container.incomplete through, nothing else.
+ *  The warnings are in the cached judgement (mrimg_check returns it at
+ *  once).  Bytes after the end of the input stream (after its
+ *  VMDESCRIPTION) are left out of the output.
  *  The output is created as a temporary file (0600, O_EXCL) beside
  *  out_path, written, fsync'd, given its final libvirt magic, and renamed
  *  over out_path only when everything succeeded; on any error (or

@@ -321,6 +321,26 @@ static void test_xml(void **state)
     assert_false(xml_ok("<!DOCTYPE a><a/>", NULL));
     assert_false(xml_ok("<a><!-- x -- y --></a>", NULL));
     assert_false(xml_ok("<a>\x01</a>", NULL));
+    /* UTF-8 of XML 1.0 characters, as libxml2 (xmllint) decides */
+    assert_true(xml_ok("<a>\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80</a>", "a"));
+    assert_true(xml_ok("<a>\xc2\x85\x7f</a>", "a"));          /* C1 control, DEL: allowed */
+    assert_true(xml_ok("\xef\xbb\xbf<a/>", "a"));             /* byte order mark */
+    assert_false(xml_ok("<a>\xff</a>", NULL));                 /* not UTF-8 */
+    assert_false(xml_ok("<a>\xe9t\xe9</a>", NULL));           /* Latin-1 */
+    assert_false(xml_ok("<a>\xc0\xaf</a>", NULL));            /* overlong '/' */
+    assert_false(xml_ok("<a>\xe0\x80\xaf</a>", NULL));       /* overlong, 3 bytes */
+    assert_false(xml_ok("<a>\xed\xa0\x80</a>", NULL));       /* surrogate U+D800 */
+    assert_false(xml_ok("<a>\xf4\x90\x80\x80</a>", NULL));  /* U+110000 */
+    assert_false(xml_ok("<a>\xef\xbf\xbe</a>", NULL));       /* U+FFFE */
+    assert_false(xml_ok("<a>\xe2\x82</a>", NULL));            /* truncated */
+    assert_false(xml_ok("<a x='\x1b'/>", NULL));               /* ESC in an attribute */
+    {
+        vx_result u;
+        vx_check("<a>xy\xffz</a>", 9, &u);
+        assert_false(u.ok);
+        assert_int_equal(u.where, 5);
+        assert_non_null(strstr(u.msg, "UTF-8"));
+    }
     vx_result r;
     const char *d = "<domain><name>n</name><devices><uuid/></devices></domain>";
     vx_check(d, strlen(d), &r);
@@ -1191,6 +1211,141 @@ static void test_problem_cap(void **state)
     assert_null(r);
 }
 
+/* ---- the one judgement (mrimg_check) and mrimg_convert's use of it ------------------ */
+
+static uint64_t find_bytes(const char *path, const void *needle, size_t n)
+{
+    size_t len;
+    uint8_t *d = read_file(path, &len);
+    assert_non_null(d);
+    void *m = memmem(d, len, needle, n);
+    assert_non_null(m);
+    uint64_t at = (uint64_t)((uint8_t *)m - d);
+    free(d);
+    return at;
+}
+
+static bool has_p(const mrimg_verify_result *r, const char *check, mrimg_severity sev)
+{
+    return has(r, check, sev);
+}
+
+static void test_judgement(void **state)
+{
+    (void)state;
+    mrimg_error err;
+    const mrimg_verify_result *r, *r2;
+    mrimg_convert_opts co;
+    const char *out = scratch("judged.out");
+
+    /* malformed domain XML: open works, the judgement has the error, the
+     * conversion is refused naming it, and no output appears */
+    const char *p = copy_fixture("libvirt/raw.sav");
+    poke(p, find_bytes(p, "</name>", 7) + 3, "A", 1);
+    mrimg_image *img = mrimg_open(p, NULL, &err);
+    assert_non_null(img);
+    assert_int_equal(mrimg_check(img, MRIMG_CHECK_QUICK, NULL, NULL, &r, &err), 0);
+    assert_true(r->errors > 0);
+    assert_true(has_p(r, "container.xml", MRIMG_SEV_ERROR));
+    assert_false(r->data_checked);
+    assert_int_equal(mrimg_check(img, MRIMG_CHECK_QUICK, NULL, NULL, &r2, &err), 0);
+    assert_ptr_equal(r, r2); /* cached */
+    mrimg_convert_opts_init(&co);
+    unlink(out);
+    assert_int_equal(mrimg_convert(img, out, &co, NULL, &err), MRIMG_ERR_FORMAT);
+    assert_non_null(strstr(err.message, "container.xml"));
+    assert_non_null(strstr(err.message, "does not match"));
+    assert_int_equal(err.offset_kind, MRIMG_OFF_FILE);
+    assert_int_not_equal(access(out, F_OK), 0);
+    /* a full judgement replaces the quick one; a quick request then reuses it */
+    assert_int_equal(mrimg_check(img, MRIMG_CHECK_FULL, NULL, NULL, &r2, &err), 0);
+    assert_true(r2->data_checked);
+    assert_true(has_p(r2, "container.xml", MRIMG_SEV_ERROR));
+    assert_int_equal(mrimg_check(img, MRIMG_CHECK_QUICK, NULL, NULL, &r, &err), 0);
+    assert_ptr_equal(r, r2);
+    assert_int_equal(mrimg_check(img, 0x80, NULL, NULL, &r, &err), MRIMG_ERR_INVAL);
+    mrimg_close(img);
+
+    /* non-UTF-8 in the domain XML */
+    p = copy_fixture("libvirt/raw.sav");
+    poke(p, find_bytes(p, "<name>", 6) + 6, "\xff", 1);
+    expect_error(p, "container.xml", "a byte that is not UTF-8 in the domain XML");
+    assert_int_equal(mrimg_xml_check("<domain><name>\xff</name><uuid>u</uuid></domain>", &err),
+                     MRIMG_ERR_INVAL);
+    assert_non_null(strstr(err.message, "UTF-8"));
+
+    /* a RAM section version QEMU cannot load: the scan fails with a format
+     * error (no verbatim copy), the conversion is refused */
+    p = copy_fixture("qemu/plain.mig");
+    uint64_t v = find_bytes(p, "\x03ram\0\0\0\0\0\0\0\x04", 12) + 8;
+    put_be32(p, v, 5);
+    img = mrimg_open(p, NULL, &err);
+    assert_non_null(img);
+    assert_int_equal(mrimg_scan(img, 0, NULL, NULL, &err), MRIMG_ERR_FORMAT);
+    assert_non_null(strstr(err.message, "RAM section version 5"));
+    mrimg_convert_opts_init(&co);
+    co.out = MRIMG_OUT_QEMU;
+    unlink(out);
+    assert_int_equal(mrimg_convert(img, out, &co, NULL, &err), MRIMG_ERR_FORMAT);
+    assert_non_null(strstr(err.message, "stream.section"));
+    assert_int_not_equal(access(out, F_OK), 0);
+    mrimg_close(img);
+
+    /* bytes after a complete raw stream: a warning; the scan accepts them,
+     * and the output is the stream without them */
+    p = copy_fixture("qemu/plain.mig");
+    uint64_t size = fsize(p);
+    append(p, "garbage!", 8);
+    img = mrimg_open(p, NULL, &err);
+    assert_non_null(img);
+    assert_int_equal(mrimg_scan(img, 0, NULL, NULL, &err), 0);
+    assert_int_equal(mrimg_stream(img)->trailing_bytes, 8);
+    assert_false(mrimg_stream(img)->trailing_zero);
+    assert_int_equal(mrimg_stream(img)->stream_size, size);
+    assert_int_equal(mrimg_check(img, MRIMG_CHECK_QUICK, NULL, NULL, &r, &err), 0);
+    assert_int_equal(r->errors, 0);
+    assert_true(has_p(r, "payload.trailing", MRIMG_SEV_WARNING));
+    assert_int_equal(r->stream_size, size);
+    assert_int_equal(r->stream_trailing, 8);
+    static const int outs[] = {MRIMG_OUT_QEMU, MRIMG_OUT_QEMU_MAPPED};
+    for (unsigned k = 0; k < 2; k++) {
+        mrimg_convert_opts_init(&co);
+        co.out = outs[k];
+        unlink(out);
+        assert_int_equal(mrimg_convert(img, out, &co, NULL, &err), 0);
+        mrimg_verify_result *vr = verify(out);
+        if (vr->errors || vr->warnings) {
+            dump("converted from a stream with trailing bytes", vr);
+            fail();
+        }
+        mrimg_verify_free(vr);
+        if (outs[k] == MRIMG_OUT_QEMU)
+            assert_int_equal(fsize(out), size);
+    }
+    mrimg_close(img);
+
+    /* an incomplete save: refused, unless allow_incomplete, which lets
+     * that problem (and only that one) through */
+    p = copy_fixture("libvirt/raw.sav");
+    poke(p, 0, "LibvirtQemudPart", 16);
+    img = mrimg_open(p, NULL, &err);
+    assert_non_null(img);
+    mrimg_convert_opts_init(&co);
+    unlink(out);
+    assert_int_equal(mrimg_convert(img, out, &co, NULL, &err), MRIMG_ERR_INCOMPLETE);
+    co.allow_incomplete = 1;
+    assert_int_equal(mrimg_convert(img, out, &co, NULL, &err), 0);
+    mrimg_close(img);
+    poke(p, find_bytes(p, "</name>", 7) + 3, "A", 1);
+    img = mrimg_open(p, NULL, &err);
+    assert_non_null(img);
+    unlink(out);
+    assert_int_equal(mrimg_convert(img, out, &co, NULL, &err), MRIMG_ERR_FORMAT);
+    assert_non_null(strstr(err.message, "container.xml"));
+    mrimg_close(img);
+    unlink(out);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -1223,6 +1378,7 @@ int main(void)
         cmocka_unit_test(test_corrupt_codecs),
         cmocka_unit_test(test_no_crash_sweep),
         cmocka_unit_test(test_problem_cap),
+        cmocka_unit_test(test_judgement),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -445,7 +445,8 @@ int main(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     cli_progress_done();
     int status = EXIT_OK;
-    if (rc == 0 || err.code == MRIMG_ERR_FORMAT) {
+    if (rc == 0 || err.code == MRIMG_ERR_FORMAT || err.code == MRIMG_ERR_TRUNCATED ||
+        err.code == MRIMG_ERR_CHECKSUM) {
         /* the judgement mrimg_convert ran (cached in the handle): its
          * warnings, and the incomplete save --allow-incomplete let through */
         const mrimg_verify_result *jr;

@@ -751,8 +751,9 @@ int mrimg_cookie_check(const char *cookie, mrimg_error *err)
     return 0;
 }
 
-/* MRIMG_ERR_FORMAT naming the first error of the judgement (check name,
- * offset, message), or 0 when there is none. */
+/* An error naming the first error of the judgement (check name, offset,
+ * message), or 0 when there is none.  The code is MRIMG_ERR_FORMAT, or
+ * INCOMPLETE / TRUNCATED / CHECKSUM for the checks of those names. */
 static int refuse_on_errors(const mrimg_verify_result *r, int allow_incomplete, mrimg_error *err)
 {
     uint64_t errors = r->errors;
@@ -778,8 +779,14 @@ static int refuse_on_errors(const mrimg_verify_result *r, int allow_incomplete, 
     if (errors > 1)
         snprintf(more, sizeof(more), " (and %llu more error%s: imgverify lists them)",
                  (unsigned long long)(errors - 1), errors > 2 ? "s" : "");
-    return err_set(err, MRIMG_ERR_FORMAT, first->offset_kind, first->offset, "%s: %s%s",
-                   first->check, first->message, more);
+    /* the code says what kind of problem it is, as the pipelines would */
+    const char *dot = strchr(first->check, '.');
+    mrimg_code code = !strcmp(first->check, "container.incomplete") ? MRIMG_ERR_INCOMPLETE
+                      : dot && !strcmp(dot, ".truncated")           ? MRIMG_ERR_TRUNCATED
+                      : !strcmp(first->check, "payload.checksum")   ? MRIMG_ERR_CHECKSUM
+                                                                    : MRIMG_ERR_FORMAT;
+    return err_set(err, code, first->offset_kind, first->offset, "%s: %s%s", first->check,
+                   first->message, more);
 }
 
 /* A metadata read failed before the judgement ran: the judgement's first
