@@ -74,6 +74,13 @@ f="$W/trail2.mig"; copy "$F/qemu/plain.mig" "$f"; head -c 100000 /dev/urandom >>
 judge "$f" 0 0 0 payload.trailing
 f="$W/trail3.mig"; copy "$F/qemu/plain.mig" "$f"; head -c 4096 /dev/zero >> "$f"
 judge "$f" 0 0 0 payload.trailing
+# inside a compressed payload (the decoded stream goes on after its end):
+# `zstd -dc` accepts it, QEMU stops reading: a warning, left out of the output
+f="$W/trail-in.mig.zst"
+{ cat "$F/qemu/plain.mig"; printf 'garbage!'; } | zstd -q -c > "$f"
+judge "$f" 0 0 0 payload.trailing
+cmp -s "$W/out" "$F/qemu/plain.mig" && ok "zstd(plain.mig+garbage) -> the stream alone" ||
+    bad "zstd(plain.mig+garbage): output is not the stream"
 # a compressed payload: an error exactly where `zstd -dc` rejects the bytes
 f="$W/trail-zstd.sav"; copy "$F/libvirt/zstd.sav" "$f"; printf 'garbage!' >> "$f"
 judge "$f" 1 1 1 payload.trailing
