@@ -12,7 +12,8 @@
  * the walk contract; an image compares identical to itself; sparsify keeps
  * the digest (RAM and device state); verification
  * runs to its end on any input (it reports problems, it does not fail) and
- * its problem counts add up. */
+ * its problem counts add up; the quick judgement (mrimg_check) runs to its
+ * end, is cached, and has an error whenever the scan fails. */
 #include "fuzz_common.h"
 
 static fz_file in_file;
@@ -54,6 +55,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int rc = mrimg_scan(img, MRIMG_SCAN_CONTENT, NULL, NULL, &err);
         FZ_CHECK(rc <= 0 && (rc == 0 || err.message[0]), "scan: %d", rc);
         FZ_LOG("scan: %d %s\n", rc, rc ? err.message : "");
+
+        /* the one judgement: runs to its end, is cached, and a stream the
+         * scan cannot parse is never judged free of errors (the tools
+         * would disagree) */
+        int src = rc;
+        const mrimg_verify_result *jr = NULL, *jr2 = NULL;
+        rc = mrimg_check(img, MRIMG_CHECK_QUICK, NULL, NULL, &jr, &err);
+        FZ_CHECK(rc == 0 && jr, "quick judgement did not run to its end: %s", err.message);
+        FZ_CHECK(jr->nproblems + jr->dropped == jr->errors + jr->warnings, "judgement counts");
+        FZ_CHECK(mrimg_check(img, MRIMG_CHECK_QUICK, NULL, NULL, &jr2, &err) == 0 && jr2 == jr,
+                 "the judgement is not cached");
+        FZ_CHECK(src == 0 || jr->errors > 0,
+                 "the scan failed (%s) but the judgement has no error", mrimg_code_name(src));
 
         ext_ctx x = {0};
         mrimg_extent_totals t;
