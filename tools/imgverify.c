@@ -259,7 +259,7 @@ static int digest_one(const char *path, const opts *o, out *w)
         return EXIT_CANNOT;
     /* the same judgement as every tool: no digest of an image with errors */
     mrimg_code jcode = MRIMG_OK;
-    int j = cli_judge(path, img, o->quiet ? 0 : o->progress, &jcode);
+    int j = cli_judge(path, img, false, &jcode);
     if (j != 0) {
         mrimg_close(img);
         return j > 0 ? EXIT_PROBLEMS : exit_for(jcode);
@@ -335,8 +335,8 @@ static int compare(const char *pa, const char *pb, const opts *o)
     }
     /* the same judgement as every tool: images with errors are not compared */
     mrimg_code ca = MRIMG_OK, cb = MRIMG_OK;
-    int ja = cli_judge(pa, a, o->quiet ? 0 : o->progress, &ca);
-    int jb = cli_judge(pb, b, o->quiet ? 0 : o->progress, &cb);
+    int ja = cli_judge(pa, a, false, &ca);
+    int jb = cli_judge(pb, b, false, &cb);
     if (ja != 0 || jb != 0) {
         int st = EXIT_PROBLEMS;
         if (ja < 0 && exit_for(ca) > st)

@@ -162,8 +162,12 @@ int cli_progress(void *opaque, uint64_t done, uint64_t total)
         return 0;
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    if (progress_shown && secs(&progress_last, &now) < 0.2 && (done < total || span_hi < 100))
+    /* at most five updates a second, but every phase is shown once */
+    static char phase_shown[sizeof(progress_phase)];
+    if (progress_shown && secs(&progress_last, &now) < 0.2 && (done < total || span_hi < 100) &&
+        !strcmp(phase_shown, progress_phase))
         return 0;
+    snprintf(phase_shown, sizeof(phase_shown), "%s", progress_phase);
     progress_last = now;
     char a[32], b[32], c[32], label[160];
     double el = secs(&progress_t0, &now);

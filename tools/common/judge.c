@@ -37,19 +37,21 @@ void cli_print_problems(const char *file, const mrimg_verify_result *r, bool err
                  r->dropped);
 }
 
-int cli_judge(const char *file, mrimg_image *img, int progress, mrimg_code *code)
+int cli_judge(const char *file, mrimg_image *img, bool progress, mrimg_code *code)
 {
     const mrimg_verify_result *r;
     mrimg_error err;
-    cli_progress_setup(progress, "checking");
-    int rc = mrimg_check(img, MRIMG_CHECK_QUICK, cli_progress, NULL, &r, &err);
-    cli_progress_done();
+    int rc = mrimg_check(img, MRIMG_CHECK_QUICK, progress ? cli_progress : NULL, NULL, &r,
+                         &err);
     if (rc < 0) {
+        cli_progress_break();
         cli_lib_error(file, &err);
         if (code)
             *code = err.code;
         return -1;
     }
+    if (r->nproblems)
+        cli_progress_break();
     cli_print_problems(file, r, true, true, false);
     return r->errors ? 1 : 0;
 }

@@ -17,7 +17,8 @@ void cli_print_problems(const char *file, const mrimg_verify_result *r, bool err
 
 /* The quick judgement of img: its errors and warnings printed, then 0 (no
  * error), 1 (errors) or -1 when the checks could not run (already printed;
- * *code receives the library code). */
-int cli_judge(const char *file, mrimg_image *img, int progress, mrimg_code *code);
+ * *code receives the library code).  With progress, it goes to the
+ * caller's bar (cli_progress_setup / cli_progress_span). */
+int cli_judge(const char *file, mrimg_image *img, bool progress, mrimg_code *code);
 
 #endif
