@@ -166,14 +166,20 @@ static void check_conversion(const char *path, const params *p, const fz_judgeme
                  "an input that verifies sound was refused (to %s): %s", what, err.message);
         return;
     }
+    /* the state first (a changed state is the worse finding), then the
+     * judgement of the input */
+    uint8_t d2[MRIMG_DIGEST_LEN];
+    if (p->out != MRIMG_OUT_RAM && have_digest) { /* RAM files: no image to digest */
+        FZ_CHECK(fz_digest(out, d2, &err), "the output (%s) has no digest: %s", what,
+                 err.message);
+        FZ_CHECK(memcmp(d2, digest, MRIMG_DIGEST_LEN) == 0,
+                 "the conversion to %s changed the guest state (digest)%s%s", what,
+                 sound ? "" : "; the input has errors: ", sound ? "" : j->first);
+    }
     FZ_CHECK(sound, "converted (to %s) an input with errors: %s", what, j->first);
     if (p->out == MRIMG_OUT_RAM)
-        return; /* a directory of RAM files: no image to digest */
+        return;
     FZ_CHECK(have_digest, "converted (to %s) an input whose guest state has no digest", what);
-    uint8_t d2[MRIMG_DIGEST_LEN];
-    FZ_CHECK(fz_digest(out, d2, &err), "the output (%s) has no digest: %s", what, err.message);
-    FZ_CHECK(memcmp(d2, digest, MRIMG_DIGEST_LEN) == 0,
-             "the conversion to %s changed the guest state (digest)", what);
     fz_judgement jo;
     fz_judge(out, &jo);
     FZ_CHECK(fz_sound(&jo, false), "the output (%s) of a sound input has errors: %s", what,
