@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The codec layer's edges that test_codecs' round trips and corruptions do
+ * not reach: the raw codec read through the decoder interface, the codec
+ * registry's lookups, a read of 0 bytes, and inputs the stock tools treat
+ * specially (a bzip2 header with block size 0, an xz stream
+ * header with an unsupported check or reserved flags, zero padding of the
+ * wrong length after an xz stream, a legacy zstd frame, an lzma stream
+ * after zstd frames), each with its code and message. */
+#include "testutil.h"
+
+#include <lzma.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+#include "codec/codec.h"
+#include "io/source.h"
+
+static char *g_dir;
+
+static int setup(void **state)
+{
+    (void)state;
+    g_dir = test_tmpdir("codec-cases");
+    return g_dir ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    test_rmdir_all(g_dir);
+    free(g_dir);
+    return 0;
+}
+
+static const char *put_file(const void *p, size_t n)
+{
+    static char path[4200];
+    snprintf(path, sizeof(path), "%s/in.bin", g_dir);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(p, 1, n, f), n);
+    assert_int_equal(fclose(f), 0);
+    return path;
+}
+
+/* Decode p[0, n) with codec c in reads of `chunk` bytes; returns the first
+ * error code (0 at a clean end); the output is compared with `want` when
+ * given; *st receives the stats. */
+static int decode(const mrimg_codec *c, const void *p, size_t n, size_t chunk,
+                  const void *want, size_t want_len, mrimg_dec_stats *st, mrimg_error *err)
+{
+    mrimg_source src;
+    assert_int_equal(src_open(&src, put_file(p, n), err), 0);
+    mrimg_decoder d;
+    int rc = dec_open(&d, c, &src, 0, src.size, 1, err);
+    if (rc < 0) {
+        src_close(&src);
+        return rc;
+    }
+    uint8_t *buf = malloc(chunk ? chunk : 1);
+    assert_non_null(buf);
+    size_t got = 0;
+    for (;;) {
+        ssize_t r = dec_read(&d, buf, chunk, err);
+        if (r <= 0) {
+            rc = (int)r;
+            break;
+        }
+        if (want) {
+            assert_true(got + (size_t)r <= want_len);
+            assert_memory_equal(buf, (const uint8_t *)want + got, (size_t)r);
+        }
+        got += (size_t)r;
+    }
+    if (rc == 0 && want)
+        assert_int_equal(got, want_len);
+    if (st)
+        *st = d.st;
+    free(buf);
+    dec_close(&d);
+    src_close(&src);
+    return rc;
+}
+
+static void expect_err(int rc, const mrimg_error *err, mrimg_code code, const char *text)
+{
+    if (rc != (int)code || !strstr(err->message, text))
+        fail_msg("expected %s \"%s\", got %d: %s", mrimg_code_name(code), text, rc, err->message);
+}
+
+static uint8_t payload[100000];
+
+static void fill_payload(void)
+{
+    for (size_t i = 0; i < sizeof(payload); i++)
+        payload[i] = (uint8_t)((i * 7) ^ (i >> 9));
+}
+
+static void test_raw_and_registry(void **state)
+{
+    (void)state;
+    fill_payload();
+    mrimg_error err;
+    mrimg_dec_stats st;
+    assert_int_equal(decode(&codec_raw, payload, sizeof(payload), 4097, payload, sizeof(payload),
+                            &st, &err),
+                     0);
+    assert_int_equal(st.in_bytes, sizeof(payload));
+
+    assert_ptr_equal(codec_by_name("GZip"), &codec_gzip);
+    assert_ptr_equal(codec_by_name("zstd"), &codec_zstd);
+    assert_null(codec_by_name("lz4"));
+    assert_null(codec_by_format(MRIMG_FORMAT_SPARSE + 1));
+    assert_null(codec_by_format(-1));
+}
+
+/* A read of 0 bytes returns 0 and consumes nothing: the next read still
+ * gets everything (the codecs' own refusal of an empty buffer is never
+ * reached through dec_read). */
+static void test_empty_read(void **state)
+{
+    (void)state;
+    uint8_t z[1024];
+    size_t zn = ZSTD_compress(z, sizeof(z), "hello", 5, 1);
+    assert_false(ZSTD_isError(zn));
+    mrimg_error err;
+    mrimg_source src;
+    assert_int_equal(src_open(&src, put_file(z, zn), &err), 0);
+    mrimg_decoder d;
+    assert_int_equal(dec_open(&d, &codec_zstd, &src, 0, src.size, 1, &err), 0);
+    uint8_t buf[16];
+    assert_int_equal(dec_read(&d, buf, 0, &err), 0);
+    assert_false(d.done);
+    assert_int_equal(dec_read(&d, buf, sizeof(buf), &err), 5);
+    assert_memory_equal(buf, "hello", 5);
+    assert_int_equal(dec_read(&d, buf, sizeof(buf), &err), 0);
+    assert_true(d.done);
+    dec_close(&d);
+    src_close(&src);
+}
+
+static void test_bzip2_block_size_zero(void **state)
+{
+    (void)state;
+    /* "BZh0": bzip2 -d says "bad magic number"; refused before libbz2 */
+    static const uint8_t bz[] = "BZh01AY&SY\x00\x00\x00\x00\x00\x00\x00\x00";
+    mrimg_error err;
+    int rc = decode(&codec_bzip2, bz, sizeof(bz) - 1, 65536, NULL, 0, NULL, &err);
+    expect_err(rc, &err, MRIMG_ERR_FORMAT,
+               "expected a bzip2 stream header \"BZh1\"..\"BZh9\", found 42 5a 68 30");
+    assert_int_equal(err.offset, 0);
+}
+
+/* An xz stream header: magic, the flags, their CRC32. */
+static size_t xz_header(uint8_t *b, uint8_t flags1)
+{
+    static const uint8_t magic[6] = {0xfd, '7', 'z', 'X', 'Z', 0x00};
+    memcpy(b, magic, 6);
+    b[6] = 0;
+    b[7] = flags1;
+    uint32_t crc = lzma_crc32(b + 6, 2, 0);
+    for (int i = 0; i < 4; i++)
+        b[8 + i] = (uint8_t)(crc >> (8 * i));
+    memset(b + 12, 0, 20); /* whatever follows */
+    return 32;
+}
+
+static void test_xz_headers(void **state)
+{
+    (void)state;
+    uint8_t b[64];
+    mrimg_error err;
+    /* check ID 2 is reserved: liblzma cannot verify it */
+    size_t n = xz_header(b, 0x02);
+    int rc = decode(&codec_xz, b, n, 65536, NULL, 0, NULL, &err);
+    expect_err(rc, &err, MRIMG_ERR_UNSUPPORTED,
+               "the xz stream uses integrity check type 2, which this liblzma cannot verify");
+    /* reserved flag bits */
+    n = xz_header(b, 0x40);
+    rc = decode(&codec_xz, b, n, 65536, NULL, 0, NULL, &err);
+    expect_err(rc, &err, MRIMG_ERR_FORMAT, "in the xz stream at file offset 0: unsupported options");
+}
+
+/* After an xz stream, zero bytes whose count is not a multiple of 4 and
+ * then data: the payload decodes, but xz -dc would fail. */
+static void test_xz_bad_padding(void **state)
+{
+    (void)state;
+    uint8_t x[2048];
+    size_t xn = 0;
+    assert_int_equal(lzma_easy_buffer_encode(0, LZMA_CHECK_CRC64, NULL, (const uint8_t *)"hello",
+                                             5, x, &xn, sizeof(x) - 16),
+                     LZMA_OK);
+    size_t end = xn;
+    memset(x + xn, 0, 3);
+    xn += 3;
+    memcpy(x + xn, "junk", 4);
+    xn += 4;
+    mrimg_error err;
+    mrimg_dec_stats st;
+    int rc = decode(&codec_xz, x, xn, 65536, "hello", 5, &st, &err);
+    assert_int_equal(rc, 0);
+    assert_true(st.tool_rejects);
+    assert_int_equal(st.trailing, 7);
+    char want[160];
+    snprintf(want, sizeof(want),
+             "7 trailing bytes at file offset %zu: 3 zero bytes (not a multiple of 4) then data: "
+             "xz -dc says \"Compressed data is corrupt\" (exit 1)",
+             end);
+    assert_string_equal(st.note, want);
+}
+
+static void test_zstd_foreign(void **state)
+{
+    (void)state;
+    mrimg_error err;
+    /* a legacy frame (v0.5 magic) where a frame starts */
+    static const uint8_t legacy[] = {0x25, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0};
+    int rc = decode(&codec_zstd, legacy, sizeof(legacy), 65536, NULL, 0, NULL, &err);
+    expect_err(rc, &err, MRIMG_ERR_UNSUPPORTED, "legacy zstd frame format v0.5 is not supported");
+
+    /* an lzma (.lzma) stream after the frames */
+    uint8_t z[1024];
+    size_t zn = ZSTD_compress(z, sizeof(z), "hello", 5, 1);
+    assert_false(ZSTD_isError(zn));
+    static const uint8_t lzma_alone[] = {0x5d, 0x00, 0x00, 0x80, 0x00, 0xff, 0xff};
+    memcpy(z + zn, lzma_alone, sizeof(lzma_alone));
+    rc = decode(&codec_zstd, z, zn + sizeof(lzma_alone), 65536, NULL, 0, NULL, &err);
+    expect_err(rc, &err, MRIMG_ERR_UNSUPPORTED,
+               "the zstd frames are followed by an lzma stream, which zstd -dc would decompress "
+               "as part of the payload; not supported");
+    assert_int_equal(err.offset, zn);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_raw_and_registry),
+        cmocka_unit_test(test_empty_read),
+        cmocka_unit_test(test_bzip2_block_size_zero),
+        cmocka_unit_test(test_xz_headers),
+        cmocka_unit_test(test_xz_bad_padding),
+        cmocka_unit_test(test_zstd_foreign),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
