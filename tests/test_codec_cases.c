@@ -5,7 +5,9 @@
  * specially (a bzip2 header with block size 0, an xz stream
  * header with an unsupported check or reserved flags, zero padding of the
  * wrong length after an xz stream, a legacy zstd frame, an lzma stream
- * after zstd frames), each with its code and message. */
+ * after zstd frames, an lzop magic with its high bit cleared or its line
+ * ends translated), each with its code and message; and the lzop encoder
+ * without workers writes the same bytes as with them. */
 #include "testutil.h"
 
 #include <lzma.h>
@@ -15,6 +17,7 @@
 #include <zstd.h>
 
 #include "codec/codec.h"
+#include "io/sink.h"
 #include "io/source.h"
 
 static char *g_dir;
@@ -234,6 +237,69 @@ static void test_zstd_foreign(void **state)
     assert_int_equal(err.offset, zn);
 }
 
+static void test_lzop_magic(void **state)
+{
+    (void)state;
+    mrimg_error err;
+    static const uint8_t seven_bit[] = {0x09, 'L', 'Z', 'O', 0, '\r', '\n', 0x1a, '\n', 0, 0};
+    int rc = decode(&codec_lzop, seven_bit, sizeof(seven_bit), 65536, NULL, 0, NULL, &err);
+    expect_err(rc, &err, MRIMG_ERR_FORMAT,
+               "expected the lzop magic 89 4c 5a 4f 00 0d 0a 1a 0a, found 09 4c 5a 4f 00 0d 0a 1a "
+               "0a (high bit cleared: a 7-bit transfer?)");
+    static const uint8_t text_mode[] = {0x89, 'L', 'Z', 'O', 0, '\n', 0x1a, '\n', 0, 0, 0};
+    rc = decode(&codec_lzop, text_mode, sizeof(text_mode), 65536, NULL, 0, NULL, &err);
+    expect_err(rc, &err, MRIMG_ERR_FORMAT,
+               "found 89 4c 5a 4f 00 0a 1a 0a 00 (a damaged lzop header: text-mode transfer?)");
+}
+
+/* Encode len bytes of data with lzop in writes of `piece` bytes. */
+static uint8_t *lzop_encode(const uint8_t *data, size_t len, unsigned threads, size_t piece,
+                            size_t *out_len)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/enc-%u.lzo", g_dir, threads);
+    mrimg_error err;
+    mrimg_sink s;
+    assert_int_equal(sink_create(&s, path, SINK_FORCE, &err), 0);
+    mrimg_encoder e;
+    mrimg_enc_opts o = {.level = 1, .threads = threads};
+    assert_int_equal(enc_open(&e, &codec_lzop, &s, &o, &err), 0);
+    for (size_t off = 0; off < len; off += piece)
+        assert_int_equal(enc_write(&e, data + off, len - off < piece ? len - off : piece, &err), 0);
+    assert_int_equal(enc_finish(&e, &err), 0);
+    enc_close(&e);
+    assert_int_equal(sink_commit(&s, NULL, &err), 0);
+    uint8_t *b = read_file(path, out_len);
+    assert_non_null(b);
+    return b;
+}
+
+/* Without workers, whole 1 MiB chunks are compressed where they are
+ * (no copy); the output is byte for byte the threaded one, and decodes. */
+static void test_lzop_direct(void **state)
+{
+    (void)state;
+    size_t len = (5u << 20) + 12345;
+    uint8_t *data = malloc(len);
+    assert_non_null(data);
+    for (size_t i = 0; i < len; i++)
+        data[i] = (uint8_t)(i % 251 == 0 ? i >> 8 : (i / 4096) & 0x3f);
+    size_t n1, n2, n3;
+    uint8_t *one = lzop_encode(data, len, 1, 3u << 20, &n1);   /* direct chunks */
+    uint8_t *many = lzop_encode(data, len, 2, 3u << 20, &n2);  /* workers */
+    uint8_t *small = lzop_encode(data, len, 1, 100000, &n3);   /* buffered */
+    assert_int_equal(n1, n2);
+    assert_memory_equal(one, many, n1);
+    assert_int_equal(n1, n3);
+    assert_memory_equal(one, small, n1);
+    mrimg_error err;
+    assert_int_equal(decode(&codec_lzop, one, n1, 1u << 20, data, len, NULL, &err), 0);
+    free(one);
+    free(many);
+    free(small);
+    free(data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -243,6 +309,8 @@ int main(void)
         cmocka_unit_test(test_xz_headers),
         cmocka_unit_test(test_xz_bad_padding),
         cmocka_unit_test(test_zstd_foreign),
+        cmocka_unit_test(test_lzop_magic),
+        cmocka_unit_test(test_lzop_direct),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
