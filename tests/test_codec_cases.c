@@ -7,13 +7,17 @@
  * wrong length after an xz stream, a legacy zstd frame, an lzma stream
  * after zstd frames, an lzop magic with its high bit cleared or its line
  * ends translated), each with its code and message; and the lzop encoder
- * without workers writes the same bytes as with them. */
+ * without workers writes the same bytes as with them; gzip headers cut in
+ * each optional field; reads larger than the 1 GiB a zlib or libbz2 call
+ * can take. */
 #include "testutil.h"
 
+#include <bzlib.h>
 #include <lzma.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 #include <zstd.h>
 
 #include "codec/codec.h"
@@ -300,6 +304,97 @@ static void test_lzop_direct(void **state)
     free(data);
 }
 
+/* A gzip header cut inside each optional field: truncated, naming it. */
+static void test_gzip_header_cut(void **state)
+{
+    (void)state;
+    static const struct {
+        uint8_t flags;
+        const uint8_t tail[8];
+        size_t tail_len;
+        const char *field;
+    } cases[] = {
+        {0x04, {0x05}, 1, "the gzip FEXTRA length"},
+        {0x04, {0x10, 0x00, 'a', 'b'}, 4, "the gzip FEXTRA field"},
+        {0x08, {'n', 'a', 'm', 'e'}, 4, "the file name (FNAME)"},
+        {0x10, {'c', 'o'}, 2, "the comment (FCOMMENT)"},
+        {0x02, {0x12}, 1, "the gzip header CRC16"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint8_t b[32] = {0x1f, 0x8b, 8, cases[i].flags, 0, 0, 0, 0, 0, 3};
+        memcpy(b + 10, cases[i].tail, cases[i].tail_len);
+        mrimg_error err;
+        int rc = decode(&codec_gzip, b, 10 + cases[i].tail_len, 65536, NULL, 0, NULL, &err);
+        if (rc != MRIMG_ERR_TRUNCATED || !strstr(err.message, cases[i].field))
+            fail_msg("case %zu: expected truncated in %s, got %d: %s", i, cases[i].field, rc,
+                     err.message);
+        assert_int_equal(err.offset_kind, MRIMG_OFF_FILE);
+    }
+}
+
+/* Reads larger than 1 GiB (what one zlib or libbz2 call can take in its
+ * unsigned counters) are cut to it and still decode.  The buffer is only
+ * reserved: the pages never written cost nothing. */
+static void test_huge_read(void **state)
+{
+    (void)state;
+    size_t cap = (1u << 30) + 4096;
+    uint8_t *big = malloc(cap);
+    assert_non_null(big);
+    static const char text[] = "hello, a read larger than a gigabyte";
+    size_t tl = sizeof(text) - 1;
+
+    uint8_t gz[256];
+    z_stream zs;
+    memset(&zs, 0, sizeof(zs));
+    assert_int_equal(deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
+    zs.next_in = (Bytef *)text;
+    zs.avail_in = (uInt)tl;
+    zs.next_out = gz;
+    zs.avail_out = sizeof(gz);
+    assert_int_equal(deflate(&zs, Z_FINISH), Z_STREAM_END);
+    size_t gzn = sizeof(gz) - zs.avail_out;
+    deflateEnd(&zs);
+
+    char bz[256];
+    unsigned bzn = sizeof(bz);
+    assert_int_equal(BZ2_bzBuffToBuffCompress(bz, &bzn, (char *)text, (unsigned)tl, 9, 0, 0),
+                     0);
+
+    const struct {
+        const mrimg_codec *c;
+        const void *p;
+        size_t n;
+    } in[] = {{&codec_gzip, gz, gzn}, {&codec_bzip2, bz, bzn}};
+    for (size_t i = 0; i < 2; i++) {
+        mrimg_error err;
+        mrimg_source src;
+        assert_int_equal(src_open(&src, put_file(in[i].p, in[i].n), &err), 0);
+        mrimg_decoder d;
+        assert_int_equal(dec_open(&d, in[i].c, &src, 0, src.size, 1, &err), 0);
+        ssize_t r = dec_read(&d, big, cap, &err);
+        if (r != (ssize_t)tl)
+            fail_msg("%s: read %zd: %s", in[i].c->name, r, err.message);
+        assert_memory_equal(big, text, tl);
+        dec_close(&d);
+        src_close(&src);
+    }
+    free(big);
+}
+
+static void test_format_names(void **state)
+{
+    (void)state;
+    assert_null(mrimg_format_name(-1));
+    assert_null(mrimg_format_name(MRIMG_FORMAT_COUNT));
+    assert_string_equal(mrimg_format_name(MRIMG_FORMAT_LZOP), "lzop");
+    assert_int_equal(mrimg_format_from_name("ZSTD"), MRIMG_FORMAT_ZSTD);
+    assert_int_equal(mrimg_format_from_name("lz4"), -1);
+    static const uint8_t junk[8] = {0x50, 0x4b, 0x03, 0x04, 0x61, 0x62, 0x63, 0x00};
+    assert_null(codec_probe(junk, sizeof(junk)));
+    assert_ptr_equal(codec_probe((const uint8_t *)"BZh9", 4), &codec_bzip2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -311,6 +406,9 @@ int main(void)
         cmocka_unit_test(test_zstd_foreign),
         cmocka_unit_test(test_lzop_magic),
         cmocka_unit_test(test_lzop_direct),
+        cmocka_unit_test(test_gzip_header_cut),
+        cmocka_unit_test(test_huge_read),
+        cmocka_unit_test(test_format_names),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
