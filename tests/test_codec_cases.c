@@ -256,18 +256,19 @@ static void test_lzop_magic(void **state)
                "found 89 4c 5a 4f 00 0a 1a 0a 00 (a damaged lzop header: text-mode transfer?)");
 }
 
-/* Encode len bytes of data with lzop in writes of `piece` bytes. */
-static uint8_t *lzop_encode(const uint8_t *data, size_t len, unsigned threads, size_t piece,
-                            size_t *out_len)
+/* Encode len bytes of data with codec c at level 1 in writes of `piece`
+ * bytes. */
+static uint8_t *encode(const mrimg_codec *c, const uint8_t *data, size_t len, unsigned threads,
+                       size_t piece, size_t *out_len)
 {
     char path[4200];
-    snprintf(path, sizeof(path), "%s/enc-%u.lzo", g_dir, threads);
+    snprintf(path, sizeof(path), "%s/enc-%u.%s", g_dir, threads, c->name);
     mrimg_error err;
     mrimg_sink s;
     assert_int_equal(sink_create(&s, path, SINK_FORCE, &err), 0);
     mrimg_encoder e;
     mrimg_enc_opts o = {.level = 1, .threads = threads};
-    assert_int_equal(enc_open(&e, &codec_lzop, &s, &o, &err), 0);
+    assert_int_equal(enc_open(&e, c, &s, &o, &err), 0);
     for (size_t off = 0; off < len; off += piece)
         assert_int_equal(enc_write(&e, data + off, len - off < piece ? len - off : piece, &err), 0);
     assert_int_equal(enc_finish(&e, &err), 0);
@@ -289,9 +290,9 @@ static void test_lzop_direct(void **state)
     for (size_t i = 0; i < len; i++)
         data[i] = (uint8_t)(i % 251 == 0 ? i >> 8 : (i / 4096) & 0x3f);
     size_t n1, n2, n3;
-    uint8_t *one = lzop_encode(data, len, 1, 3u << 20, &n1);   /* direct chunks */
-    uint8_t *many = lzop_encode(data, len, 2, 3u << 20, &n2);  /* workers */
-    uint8_t *small = lzop_encode(data, len, 1, 100000, &n3);   /* buffered */
+    uint8_t *one = encode(&codec_lzop, data, len, 1, 3u << 20, &n1);   /* direct chunks */
+    uint8_t *many = encode(&codec_lzop, data, len, 2, 3u << 20, &n2);  /* workers */
+    uint8_t *small = encode(&codec_lzop, data, len, 1, 100000, &n3);   /* buffered */
     assert_int_equal(n1, n2);
     assert_memory_equal(one, many, n1);
     assert_int_equal(n1, n3);
@@ -395,6 +396,34 @@ static void test_format_names(void **state)
     assert_ptr_equal(codec_probe((const uint8_t *)"BZh9", 4), &codec_bzip2);
 }
 
+/* bzip2 writes one stream per chunk of level x 100000 - 19 bytes: an input
+ * of exactly two chunks gives two streams, not a third empty one, and an
+ * empty input still one stream. */
+static void test_bzip2_chunk_boundary(void **state)
+{
+    (void)state;
+    size_t chunk = 100000 - 19, len = 2 * chunk;
+    uint8_t *data = malloc(len);
+    assert_non_null(data);
+    for (size_t i = 0; i < len; i++)
+        data[i] = (uint8_t)(i * 31 + (i >> 11));
+    for (unsigned threads = 1; threads <= 2; threads++) {
+        size_t n;
+        uint8_t *b = encode(&codec_bzip2, data, len, threads, 65536, &n);
+        mrimg_error err;
+        mrimg_dec_stats st;
+        assert_int_equal(decode(&codec_bzip2, b, n, 1u << 20, data, len, &st, &err), 0);
+        assert_int_equal(st.members, 2);
+        assert_int_equal(st.trailing, 0);
+        free(b);
+        b = encode(&codec_bzip2, data, 0, threads, 65536, &n);
+        assert_int_equal(decode(&codec_bzip2, b, n, 1u << 20, data, 0, &st, &err), 0);
+        assert_int_equal(st.members, 1);
+        free(b);
+    }
+    free(data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -409,6 +438,7 @@ int main(void)
         cmocka_unit_test(test_gzip_header_cut),
         cmocka_unit_test(test_huge_read),
         cmocka_unit_test(test_format_names),
+        cmocka_unit_test(test_bzip2_chunk_boundary),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
