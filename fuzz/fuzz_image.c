@@ -45,11 +45,12 @@ enum {
     FL_COMPACT = 0x01,      /* compact (plain outputs of a multi-pass stream) */
     FL_INCOMPLETE = 0x02,   /* allow_incomplete */
     FL_PREALLOC = 0x04,     /* preallocate (mapped-ram outputs only) */
-    FL_RUNNING = 0x08,      /* set the running flag ... */
+    FL_RUNNING = 0x08,      /* set the running flag (libvirt outputs) ... */
     FL_RUNNING_ON = 0x10,   /* ... to this */
     FL_XML = 0x20,          /* replace the domain XML (always for bare inputs
                              * to libvirt outputs, which need one) */
     FL_HOLE = 0x40,         /* append a hole */
+    FL_COOKIE = 0x80,       /* replace the save cookie (libvirt outputs) */
 };
 
 static const int outputs[] = {
@@ -147,13 +148,18 @@ static void check_conversion(const char *path, const params *p, const fz_judgeme
     co.compact = (p->flags & FL_COMPACT) != 0;
     co.allow_incomplete = excuse;
     co.preallocate = mapped_out && (p->flags & FL_PREALLOC);
-    if (p->flags & FL_RUNNING)
+    /* the header options only where there is a header: elsewhere they
+     * are a usage error (mrimg_convert refuses them), not a judgement */
+    bool libvirt_out = p->out < MRIMG_FORMAT_COUNT;
+    if (libvirt_out && (p->flags & FL_RUNNING))
         co.running = (p->flags & FL_RUNNING_ON) != 0;
+    if (libvirt_out && (p->flags & FL_COOKIE))
+        co.cookie = "<cookie>\n  <cpu mode='custom' match='exact'/>\n</cookie>\n";
     /* low levels: the oracle is about state, not ratio */
     co.level = p->out == MRIMG_FORMAT_XZ ? 0
                : p->out >= MRIMG_FORMAT_GZIP && p->out <= MRIMG_FORMAT_ZSTD ? 1
                                                                            : -1;
-    if (p->out < MRIMG_FORMAT_COUNT && (bare || (p->flags & FL_XML)))
+    if (libvirt_out && (bare || (p->flags & FL_XML)))
         co.xml = "<domain type='kvm'><name>fuzz</name>"
                  "<uuid>8c1a7f5e-52c4-4bb2-9d55-0f1e2d3c4b5a</uuid></domain>";
     const char *out = fz_out_path(p->out == MRIMG_OUT_RAM ? "conv.ramdir" : "conv.out");
