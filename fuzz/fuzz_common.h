@@ -83,7 +83,20 @@ FZ_FN void fz_clean_outputs(void)
             continue;
         char p[400];
         snprintf(p, sizeof(p), "%s/%s", fz_dir, e->d_name);
-        unlink(p);
+        if (unlink(p) != 0 && errno == EISDIR) {
+            /* a directory output (RAM files): its files, then itself */
+            DIR *sd = opendir(p);
+            struct dirent *se;
+            while (sd && (se = readdir(sd))) {
+                char q[700];
+                snprintf(q, sizeof(q), "%s/%s", p, se->d_name);
+                if (se->d_name[0] != '.' || (se->d_name[1] && se->d_name[1] != '.'))
+                    unlink(q);
+            }
+            if (sd)
+                closedir(sd);
+            rmdir(p);
+        }
     }
     closedir(d);
 }
@@ -133,8 +146,10 @@ FZ_FN const char *fz_out_path(const char *name)
     return b;
 }
 
-/* Put data into f (created on first use) and return its path. */
-FZ_FN const char *fz_file_put(fz_file *f, const uint8_t *data, size_t size)
+/* Put data into f (created on first use) followed by a hole of `hole`
+ * bytes (ftruncate past the data: on a memfd even terabytes cost a few
+ * microseconds and no memory), and return its path. */
+FZ_FN const char *fz_file_put_hole(fz_file *f, const uint8_t *data, size_t size, uint64_t hole)
 {
     fz_setup();
     if (f->fd <= 0) {
@@ -145,7 +160,7 @@ FZ_FN const char *fz_file_put(fz_file *f, const uint8_t *data, size_t size)
         }
         snprintf(f->path, sizeof(f->path), "/proc/self/fd/%d", f->fd);
     }
-    if (ftruncate(f->fd, 0) != 0 || ftruncate(f->fd, (off_t)size) != 0) {
+    if (ftruncate(f->fd, 0) != 0 || ftruncate(f->fd, (off_t)(size + hole)) != 0) {
         perror("ftruncate");
         abort();
     }
@@ -171,6 +186,87 @@ FZ_FN const char *fz_file_put(fz_file *f, const uint8_t *data, size_t size)
         off += n;
     }
     return f->path;
+}
+
+/* Put data into f and return its path. */
+FZ_FN const char *fz_file_put(fz_file *f, const uint8_t *data, size_t size)
+{
+    return fz_file_put_hole(f, data, size, 0);
+}
+
+/* ---- the judgement and the guest state of a file -------------------------
+ * The library's one judgement of an image is mrimg_verify()'s problem list
+ * (error severity: the image will not restore or cannot be proven whole);
+ * the guest state it holds is its digest (mrimg_digest_compute: RAM and
+ * device state, independent of format and layout).  The conversion oracles
+ * compare the two. */
+
+typedef struct fz_judgement {
+    bool ran;                 /* mrimg_verify ran to its end */
+    uint64_t errors;          /* error-severity problems, all of them */
+    uint64_t hard_errors;     /* ... other than container.incomplete (a
+                               * dropped problem counts as hard: unknown) */
+    char first[600];          /* the first error not excused, for messages */
+} fz_judgement;
+
+/* The judgement from mrimg_verify's return code rc, err and result res. */
+FZ_FN void fz_judge_result(int rc, const mrimg_error *err, const mrimg_verify_result *res,
+                           fz_judgement *j)
+{
+    memset(j, 0, sizeof(*j));
+    j->ran = rc == 0 && res;
+    if (!j->ran) {
+        snprintf(j->first, sizeof(j->first), "verification failed: %s", err->message);
+        return;
+    }
+    j->errors = res->errors;
+    for (unsigned i = 0; i < res->nproblems; i++) {
+        const mrimg_problem *p = &res->problems[i];
+        if (p->severity != MRIMG_SEV_ERROR)
+            continue;
+        if (strcmp(p->check, "container.incomplete") != 0) {
+            if (!j->hard_errors++)
+                snprintf(j->first, sizeof(j->first), "%s: %s", p->check, p->message);
+        } else if (!j->first[0]) {
+            snprintf(j->first, sizeof(j->first), "%s: %s", p->check, p->message);
+        }
+    }
+    if (res->dropped && res->errors)
+        j->hard_errors += res->dropped;
+}
+
+/* Judge path (mrimg_verify, one thread). */
+FZ_FN void fz_judge(const char *path, fz_judgement *j)
+{
+    mrimg_verify_opts vo = {.threads = 1};
+    mrimg_verify_result *res = NULL;
+    mrimg_error err;
+    int rc = mrimg_verify(path, &vo, &res, &err);
+    fz_judge_result(rc, &err, res, j);
+    mrimg_verify_free(res);
+}
+
+/* Whether the judgement finds no error (container.incomplete excused when
+ * asked). */
+FZ_FN bool fz_sound(const fz_judgement *j, bool excuse_incomplete)
+{
+    return j->ran && (excuse_incomplete ? j->hard_errors == 0 : j->errors == 0);
+}
+
+/* The digest of the guest state of path; false (and err) if it has none. */
+FZ_FN bool fz_digest(const char *path, uint8_t out[MRIMG_DIGEST_LEN], mrimg_error *err)
+{
+    mrimg_open_opts o = {.threads = 1};
+    mrimg_image *img = mrimg_open(path, &o, err);
+    if (!img)
+        return false;
+    mrimg_digest *d = NULL;
+    int rc = mrimg_digest_compute(img, &d, NULL, NULL, err);
+    if (rc == 0)
+        memcpy(out, d->digest, MRIMG_DIGEST_LEN);
+    mrimg_digest_free(d);
+    mrimg_close(img);
+    return rc == 0;
 }
 
 /* Read a whole file (outputs) into memory; NULL if it cannot be read. */

@@ -13,10 +13,185 @@
  * the digest (RAM and device state); verification
  * runs to its end on any input (it reports problems, it does not fail) and
  * its problem counts add up; the quick judgement (mrimg_check) runs to its
- * end, is cached, and has an error whenever the scan fails. */
+ * end, is cached, and has an error whenever the scan fails.
+ *
+ * Conversion never loses state silently (one conversion per input, chosen
+ * by the input, see below):
+ *   - a conversion that succeeds had an input without error-severity
+ *     problems (mrimg_verify; container.incomplete excused when
+ *     allow_incomplete was set), and its output holds the same guest state
+ *     (mrimg_digest_compute of output == of input) and verifies without
+ *     error itself;
+ *   - an input that verifies sound converts, except for the refusals listed
+ *     in allowed_refusal(), none of which is about soundness.
+ *
+ * Parameters: an input that ends with a 10-byte trailer
+ *   "FzP1", output, flags, hole exponent, hole mantissa (be24)
+ * has the trailer cut off and obeys it; any other input is used whole and
+ * its parameters are drawn from a hash of its bytes (no hole), so that the
+ * seeds convert too.  output: index into outputs[] (libvirt raw..sparse,
+ * bare plain, bare mapped-ram, RAM files); flags: see FL_*.  With FL_HOLE a
+ * hole of (mantissa + 1) << (exponent % 18) bytes (1 byte .. 2 TiB) is
+ * appended to the file with ftruncate, so the read path, the verifier and
+ * the conversion meet sparse files of any size.  MRIMG_FUZZ_HOLE_MAX (bytes)
+ * caps it when exploring by hand past a known slow path. */
 #include "fuzz_common.h"
 
 static fz_file in_file;
+
+#define FZ_TRAILER "FzP1"
+#define FZ_TRAILER_LEN 10
+
+enum {
+    FL_COMPACT = 0x01,      /* compact (plain outputs of a multi-pass stream) */
+    FL_INCOMPLETE = 0x02,   /* allow_incomplete */
+    FL_PREALLOC = 0x04,     /* preallocate (mapped-ram outputs only) */
+    FL_RUNNING = 0x08,      /* set the running flag (libvirt outputs) ... */
+    FL_RUNNING_ON = 0x10,   /* ... to this */
+    FL_XML = 0x20,          /* replace the domain XML (always for bare inputs
+                             * to libvirt outputs, which need one) */
+    FL_HOLE = 0x40,         /* append a hole */
+    FL_COOKIE = 0x80,       /* replace the save cookie (libvirt outputs) */
+};
+
+static const int outputs[] = {
+    MRIMG_FORMAT_RAW,  MRIMG_FORMAT_GZIP,   MRIMG_FORMAT_BZIP2, MRIMG_FORMAT_XZ,
+    MRIMG_FORMAT_LZOP, MRIMG_FORMAT_ZSTD,   MRIMG_FORMAT_SPARSE, MRIMG_OUT_QEMU,
+    MRIMG_OUT_QEMU_MAPPED, MRIMG_OUT_RAM,
+};
+
+typedef struct params {
+    int out;
+    unsigned flags;
+    uint64_t hole;
+} params;
+
+static size_t take_params(const uint8_t *data, size_t size, params *p)
+{
+    uint8_t b[6];
+    if (size >= FZ_TRAILER_LEN &&
+        memcmp(data + size - FZ_TRAILER_LEN, FZ_TRAILER, 4) == 0) {
+        memcpy(b, data + size - 6, 6);
+        size -= FZ_TRAILER_LEN;
+    } else {
+        uint64_t h = fz_hash(data, size, 0xcbf29ce484222325ull);
+        for (int i = 0; i < 6; i++)
+            b[i] = (uint8_t)(h >> (8 * i));
+        b[1] &= (uint8_t)~FL_HOLE;
+    }
+    p->out = outputs[b[0] % MRIMG_ARRAY_SIZE(outputs)];
+    p->flags = b[1];
+    p->hole = 0;
+    if (p->flags & FL_HOLE) {
+        uint64_t mant = (uint64_t)b[3] << 16 | (uint64_t)b[4] << 8 | b[5];
+        p->hole = (mant + 1) << (b[2] % 18);
+        const char *cap = getenv("MRIMG_FUZZ_HOLE_MAX");
+        if (cap && p->hole > strtoull(cap, NULL, 0))
+            p->hole = strtoull(cap, NULL, 0);
+    }
+    return size;
+}
+
+/* Refusals allowed for an input that verifies sound, none of them about
+ * soundness (see mrimg_convert and docs/limits.md):
+ *   - MRIMG_ERR_LIMIT: a documented resource cap (docs/limits.md);
+ *   - MRIMG_ERR_UNSUPPORTED for mapped-ram outputs: a feature the layout
+ *     cannot express (x-ignore-shared or postcopy-ram in the stream, a
+ *     stream without a configuration section to announce mapped-ram), or
+ *     preallocation of a compressed input;
+ *   - MRIMG_ERR_NOSPC, and MRIMG_ERR_IO with ENOSPC/EFBIG/EDQUOT: writing
+ *     into the scratch directory failed (a huge sparse output). */
+static bool allowed_refusal(const mrimg_error *e, int out)
+{
+    switch (e->code) {
+    case MRIMG_ERR_LIMIT:
+    case MRIMG_ERR_NOSPC:
+        return true;
+    case MRIMG_ERR_IO:
+        return e->sys_errno == ENOSPC || e->sys_errno == EFBIG || e->sys_errno == EDQUOT;
+    case MRIMG_ERR_UNSUPPORTED:
+        return out == MRIMG_FORMAT_SPARSE || out == MRIMG_OUT_QEMU_MAPPED;
+    default:
+        return false;
+    }
+}
+
+static const char *out_name(int out)
+{
+    return out == MRIMG_OUT_QEMU          ? "qemu"
+           : out == MRIMG_OUT_QEMU_MAPPED ? "qemu-mapped"
+           : out == MRIMG_OUT_RAM         ? "ram"
+                                          : mrimg_format_name(out);
+}
+
+/* The conversion oracle (see the head of the file). */
+static void check_conversion(const char *path, const params *p, const fz_judgement *j,
+                             bool have_digest, const uint8_t *digest)
+{
+    bool excuse = (p->flags & FL_INCOMPLETE) != 0;
+    bool sound = fz_sound(j, excuse);
+    const char *what = out_name(p->out);
+    mrimg_open_opts o = {.threads = 1};
+    mrimg_error err;
+    mrimg_image *img = mrimg_open(path, &o, &err);
+    if (!img) {
+        FZ_CHECK(!sound || allowed_refusal(&err, p->out),
+                 "an input that verifies sound does not open: %s", err.message);
+        return;
+    }
+    bool bare = !mrimg_container(img)->is_libvirt;
+    bool mapped_out = p->out == MRIMG_FORMAT_SPARSE || p->out == MRIMG_OUT_QEMU_MAPPED;
+    mrimg_convert_opts co;
+    mrimg_convert_opts_init(&co);
+    co.out = p->out;
+    co.force = 1;
+    co.threads = 1;
+    co.compact = (p->flags & FL_COMPACT) != 0;
+    co.allow_incomplete = excuse;
+    co.preallocate = mapped_out && (p->flags & FL_PREALLOC);
+    /* the header options only where there is a header: elsewhere they
+     * are a usage error (mrimg_convert refuses them), not a judgement */
+    bool libvirt_out = p->out < MRIMG_FORMAT_COUNT;
+    if (libvirt_out && (p->flags & FL_RUNNING))
+        co.running = (p->flags & FL_RUNNING_ON) != 0;
+    if (libvirt_out && (p->flags & FL_COOKIE))
+        co.cookie = "<cookie>\n  <cpu mode='custom' match='exact'/>\n</cookie>\n";
+    /* low levels: the oracle is about state, not ratio */
+    co.level = p->out == MRIMG_FORMAT_XZ ? 0
+               : p->out >= MRIMG_FORMAT_GZIP && p->out <= MRIMG_FORMAT_ZSTD ? 1
+                                                                           : -1;
+    if (libvirt_out && (bare || (p->flags & FL_XML)))
+        co.xml = "<domain type='kvm'><name>fuzz</name>"
+                 "<uuid>8c1a7f5e-52c4-4bb2-9d55-0f1e2d3c4b5a</uuid></domain>";
+    const char *out = fz_out_path(p->out == MRIMG_OUT_RAM ? "conv.ramdir" : "conv.out");
+    int rc = mrimg_convert(img, out, &co, NULL, &err);
+    mrimg_close(img);
+    FZ_LOG("convert to %s (flags %#x): %d %s\n", what, p->flags, rc, rc ? err.message : "");
+    if (rc != 0) {
+        FZ_CHECK(err.message[0], "convert failed without a message");
+        FZ_CHECK(!sound || allowed_refusal(&err, p->out),
+                 "an input that verifies sound was refused (to %s): %s", what, err.message);
+        return;
+    }
+    /* the state first (a changed state is the worse finding), then the
+     * judgement of the input */
+    uint8_t d2[MRIMG_DIGEST_LEN];
+    if (p->out != MRIMG_OUT_RAM && have_digest) { /* RAM files: no image to digest */
+        FZ_CHECK(fz_digest(out, d2, &err), "the output (%s) has no digest: %s", what,
+                 err.message);
+        FZ_CHECK(memcmp(d2, digest, MRIMG_DIGEST_LEN) == 0,
+                 "the conversion to %s changed the guest state (digest)%s%s", what,
+                 sound ? "" : "; the input has errors: ", sound ? "" : j->first);
+    }
+    FZ_CHECK(sound, "converted (to %s) an input with errors: %s", what, j->first);
+    if (p->out == MRIMG_OUT_RAM)
+        return;
+    FZ_CHECK(have_digest, "converted (to %s) an input whose guest state has no digest", what);
+    fz_judgement jo;
+    fz_judge(out, &jo);
+    FZ_CHECK(fz_sound(&jo, false), "the output (%s) of a sound input has errors: %s", what,
+             jo.first);
+}
 
 typedef struct ext_ctx {
     uint64_t next;     /* file map: where the next run must start */
@@ -43,7 +218,11 @@ static int ext_cb(void *opaque, const mrimg_extent *e)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    const char *path = fz_file_put(&in_file, data, size);
+    params prm;
+    size = take_params(data, size, &prm);
+    const char *path = fz_file_put_hole(&in_file, data, size, prm.hole);
+    FZ_LOG("output %s, flags %#x, hole %llu\n", out_name(prm.out), prm.flags,
+           (unsigned long long)prm.hole);
     mrimg_open_opts o = {.threads = 1};
     mrimg_error err;
     bool have_digest = false;
@@ -141,7 +320,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FZ_CHECK(res->nproblems + res->dropped == res->errors + res->warnings, "problem counts");
     for (unsigned i = 0; i < res->nproblems; i++)
         FZ_CHECK(res->problems[i].check && res->problems[i].message[0], "problem %u", i);
+    fz_judgement j;
+    fz_judge_result(rc, &err, res, &j);
     mrimg_verify_free(res);
+
+    check_conversion(path, &prm, &j, have_digest, digest);
+    fz_clean_outputs();
 
     /* last, as it changes the file: punching holes in place must leave the
      * guest state (RAM and device state: the digest) as it was */

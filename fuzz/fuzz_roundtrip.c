@@ -15,11 +15,16 @@
  * (the walk contract is checked as well), with the same device-state tail.
  * Any error on these valid streams, or any difference, is a crash.
  *
+ * The library's own judgement and digest must agree: A verifies without an
+ * error-severity problem (mrimg_verify: the writer wrote a sound stream),
+ * and so does every output, whose guest state (mrimg_digest_compute) is
+ * A's: conversion never loses state silently.
+ *
  * Recipe (every byte is consumed modulo what it chooses among; when the
  * input ends, the rest is zero):
  *   byte 0: page size (1/2/4 KiB, with or without the target-page-bits
  *           subsection), uuid subsection, commands before RAM
- *   byte 1: blocks (1..4), SWITCHOVER_START, VMDESCRIPTION, output format
+ *   byte 1: blocks (1..4), SWITCHOVER_START, a device state, output format
  *   per block: a name, pages (1..16)
  *   then records until the input ends (at most 512): an opcode byte, then
  *   block, page and content bytes: ZERO, PAGE (filled with a byte and
@@ -228,15 +233,17 @@ static int build(recipe *r, model *m, buf *out)
         W(sw_bytes(&w, dev, sizeof(dev), &err));
     uint8_t eof = QEMU_VM_EOF;
     W(sw_bytes(&w, &eof, 1, &err));
-    if (b1 & 0x40) {
-        /* the description explains the device state (the scan checks it) */
+    /* QEMU always writes the description (only Xen machines suppress it), and
+     * the judgement holds its absence against a stream: the recipe always
+     * writes it, and it explains the device state (the scan checks it) */
+    {
         char js[256];
         int n = snprintf(js, sizeof(js), "{\"page_size\": %llu, \"devices\": [%s]}",
                          (unsigned long long)m->ps,
-                         b1 & 0x20 ? "{\"name\": \"timer\", \"instance_id\": 0, "
-                                     "\"version\": 2, \"fields\": [{\"name\": \"t\", "
-                                     "\"type\": \"buffer\", \"size\": 8}]}"
-                                   : "");
+                         (b1 & 0x20) ? "{\"name\": \"timer\", \"instance_id\": 0, "
+                                       "\"version\": 2, \"fields\": [{\"name\": \"t\", "
+                                       "\"type\": \"buffer\", \"size\": 8}]}"
+                                     : "");
         uint8_t h[5] = {QEMU_VM_VMDESCRIPTION};
         wr_be32(h + 1, (uint32_t)n);
         W(sw_bytes(&w, h, 5, &err));
@@ -321,6 +328,22 @@ static void convert(const char *in, const char *out, int fmt, bool compact, cons
     mrimg_close(img);
 }
 
+/* The oracle of the judgement: path verifies sound and, unless it is A
+ * itself (is_a: its digest is stored into d_a), holds A's guest state. */
+static void expect_state(const char *path, uint8_t d_a[MRIMG_DIGEST_LEN], bool is_a,
+                         const char *what)
+{
+    fz_judgement j;
+    fz_judge(path, &j);
+    FZ_CHECK(fz_sound(&j, false), "%s: a valid stream judged unsound: %s", what, j.first);
+    uint8_t d[MRIMG_DIGEST_LEN];
+    mrimg_error err;
+    FZ_CHECK(fz_digest(path, is_a ? d_a : d, &err), "%s: digest: %s", what, err.message);
+    if (!is_a)
+        FZ_CHECK(memcmp(d, d_a, MRIMG_DIGEST_LEN) == 0, "%s: the guest state (digest) differs",
+                 what);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     recipe r = {data, size, 0};
@@ -332,16 +355,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *a = fz_file_put(&in_file, stream.p, stream.len);
     free(stream.p);
     expect_model(a, &m, "A (as written)", false);
+    uint8_t d_a[MRIMG_DIGEST_LEN];
+    expect_state(a, d_a, true, "A (as written)");
 
     const char *b = fz_out_path("b.mig"), *c = fz_out_path("c.mig");
     convert(a, b, MRIMG_OUT_QEMU_MAPPED, false, "A -> B (mapped-ram)");
     expect_model(b, &m, "B (mapped-ram)", false);
+    expect_state(b, d_a, false, "B (mapped-ram)");
     convert(b, c, MRIMG_OUT_QEMU, false, "B -> C (plain)");
     expect_model(c, &m, "C (plain from mapped-ram)", true);
+    expect_state(c, d_a, false, "C (plain from mapped-ram)");
 
     const char *d = fz_out_path("d.sav");
     convert(a, d, fmt, false, "A -> D (libvirt)");
     expect_model(d, &m, mrimg_format_name(fmt), false);
+    expect_state(d, d_a, false, mrimg_format_name(fmt));
 
     mrimg_open_opts o = {.threads = 1};
     mrimg_error err;
@@ -353,6 +381,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const char *e = fz_out_path("e.mig");
         convert(a, e, MRIMG_OUT_QEMU, true, "A -> E (compact)");
         expect_model(e, &m, "E (compacted)", true);
+        expect_state(e, d_a, false, "E (compacted)");
     }
 
     for (unsigned i = 0; i < m.nblocks; i++)

@@ -527,6 +527,30 @@ def main():
     # a bare stream behind a prefix (the harness opens it at offset 0: an
     # error, with the offset found and suggested)
     img['plain-offset.mig'] = offs_raw[:0x2345] + shrink_plain(offs, tiny, b'\x00')
+    # the conversion fuzz_image.c runs, chosen by a trailer: every output
+    # kind once, compact, allow_incomplete, preallocate, a replacement XML
+    # and cookie, and trailing holes of 1 MiB and 4 MiB (fz_file_put_hole;
+    # not larger: every pass over the image reads them)
+    def trailer(out, flags=0, exp=0, mant=0):
+        return b'FzP1' + bytes([out, flags, exp]) + mant.to_bytes(3, 'big')
+    conv = {
+        'conv-raw.sav': img['raw.sav'] + trailer(0),
+        'conv-gzip-xml.sav': img['bzip2.sav'] + trailer(1, 0x20),
+        'conv-bzip2.sav': img['zstd.sav'] + trailer(2),
+        'conv-xz-running.sav': img['gzip.sav'] + trailer(3, 0x18),
+        'conv-zstd-cookie.sav': img['raw-nocookie.sav'] + trailer(5, 0x80),
+        'conv-lzop.sav': img['xz.sav'] + trailer(4),
+        'conv-zstd.sav': img['lzop.sav'] + trailer(5),
+        'conv-sparse-prealloc.mig': img['plain-live.mig'] + trailer(6, 0x04),
+        'conv-qemu.sav': img['sparse.sav'] + trailer(7),
+        'conv-qemu-compact.mig': img['plain-live.mig'] + trailer(7, 0x01),
+        'conv-qemu-mapped-prealloc.sav': img['raw.sav'] + trailer(8, 0x04),
+        'conv-ram.mig': img['mapped.mig'] + trailer(9),
+        'conv-incomplete.sav': img['raw-partial.sav'] + trailer(0, 0x02),
+        'conv-hole-1m.sav': img['sparse.sav'] + trailer(7, 0x40, 0, 0xfffff),
+        'conv-hole-4m.sav': img['raw.sav'] + trailer(1, 0x40, 2, 0xfffff),
+    }
+    img.update(conv)
     for name, data in img.items():
         out.put('fuzz_image', name, data)
 

@@ -707,6 +707,22 @@ static void test_hostile_header(void **state)
     b_put(&b, data, 100);
     expect_err(&b, MRIMG_ERR_TRUNCATED, b.n);
     b_free(&b);
+    /* the input ends inside the extra field's length, then inside its
+     * checksum (the header itself is whole: 38 bytes) */
+    o = hdef();
+    o.flags |= 0x40;
+    put_header(&b, &o);
+    b_put(&b, "\0\0", 2);
+    expect_err(&b, MRIMG_ERR_TRUNCATED, 38);
+    b_free(&b);
+    o = hdef();
+    o.flags |= 0x40;
+    put_header(&b, &o);
+    b_be32(&b, 5);
+    b_put(&b, xd, 5);
+    b_put(&b, "\0", 1);
+    expect_err(&b, MRIMG_ERR_TRUNCATED, 38 + 4 + 5);
+    b_free(&b);
 
     /* accepted variants: level 0, old layout, version 0x2000, extra fields
      * (0 and 11 bytes, Adler-32 and CRC-32), both D checksums, any OS and
