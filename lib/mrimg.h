@@ -89,11 +89,27 @@ typedef enum mrimg_offset_kind {
     MRIMG_OFF_STREAM = 2  /* offset in the decompressed migration stream */
 } mrimg_offset_kind;
 
+/* Which file an error is about, as the I/O layer knows it: so that a tool
+ * can name the right file and tell "cannot read the input" from "cannot
+ * write the output" without guessing from the code. */
+typedef enum mrimg_side {
+    MRIMG_SIDE_NONE = 0,    /* not an error of a file (argument, memory) */
+    MRIMG_SIDE_INPUT = 1,   /* the image being read (or sparsified in place) */
+    MRIMG_SIDE_OUTPUT = 2,  /* the output being written (or its directory) */
+    MRIMG_SIDE_SCRATCH = 3  /* a temporary file of the library in $MRIMG_TMPDIR,
+                             * $TMPDIR or /var/tmp (the RAM replay file) */
+} mrimg_side;
+
 typedef struct mrimg_error {
     mrimg_code code;
     int sys_errno;                 /* errno for MRIMG_ERR_IO / NOSPC, else 0 */
     mrimg_offset_kind offset_kind;
     uint64_t offset;
+    /* Set by the I/O layer on every error it raises (open, read, write,
+     * sync, rename, short file); MRIMG_SIDE_NONE for errors of the content
+     * (format, checksum, ...) found by the layers above, which are about
+     * the input. */
+    mrimg_side side;
     /* Human-readable text, already naming the offset, e.g.
      * "at file offset 0x5c: expected QEMU stream magic QEVM, found 1f 8b 08 00" */
     char message[512];
@@ -101,6 +117,9 @@ typedef struct mrimg_error {
 
 /*! mrimg_code_name(): a stable short name ("format", "truncated", ...). */
 MRIMG_API const char *mrimg_code_name(mrimg_code code);
+
+/*! mrimg_side_name(): "none", "input", "output" or "scratch". */
+MRIMG_API const char *mrimg_side_name(mrimg_side side);
 
 /*! mrimg_error_clear(): reset *err to MRIMG_OK. */
 MRIMG_API void mrimg_error_clear(mrimg_error *err);
@@ -594,7 +613,7 @@ typedef struct mrimg_verify_result {
     const mrimg_problem *problems;
     /* what was looked at */
     int is_libvirt;               /* libvirt header present */
-    int complete;                 /* final magic (libvirt) */
+    int complete;                 /* final magic, whole header (libvirt) */
     int format;                   /* header format field, -1 for bare streams */
     int payload_format;           /* the payload's actual encoding, -1 unknown */
     int mapped_ram;               /* the stream announces mapped-ram */
@@ -750,13 +769,23 @@ typedef struct mrimg_compare_result {
     uint64_t device_bytes_differ; /* differing bytes in the common length */
     unsigned ndevice_ranges;      /* first differing byte runs */
     mrimg_range device_ranges[MRIMG_COMPARE_RANGES];
-    char *xml_diff;               /* short unified-diff-like text, or NULL */
+    /* short unified-diff-like text of the XMLs with their secrets removed
+     * by mrimg_xml_strip_secrets() (graphics passwords, disk cookies), or
+     * NULL when they are equal that way (or an XML is malformed) */
+    char *xml_diff;
     char *cookie_diff;
     mrimg_digest *digest_a, *digest_b; /* full digests of both images */
+    /* the XMLs differ, but not once their secrets are removed */
+    int xml_secrets_differ;
+    /* the diff of the XMLs as they are, secrets included (NULL if equal):
+     * for callers asked to show secrets (imgverify --security-info) */
+    char *xml_diff_secure;
 } mrimg_compare_result;
 
 /*! mrimg_compare(): walk both images (concurrently, one thread each) and
  *  compare RAM page by page, the device state byte by byte and the XML.
+ *  On failure the message starts with "first image: " or "second image: ",
+ *  naming the image it is about.
  *  Memory: 8 bytes per guest page per image, capped (docs/imgverify.1).
  *  @return MRIMG_OK (identical or not: see the result) or a negative code. */
 MRIMG_API int mrimg_compare(mrimg_image *a, mrimg_image *b, mrimg_compare_result **out,

@@ -14,13 +14,6 @@
 #include "out.h"
 
 enum {
-    EXIT_OK = 0,
-    EXIT_INPUT = 1,   /* the input cannot be converted */
-    EXIT_USAGE = 2,
-    EXIT_OUTPUT = 3,  /* the output cannot be written */
-};
-
-enum {
     OPT_COMPACT = 256,
     OPT_XML,
     OPT_RUNNING,
@@ -79,7 +72,8 @@ static void usage(void)
            "when complete; on any error or interruption OUTPUT is left untouched.\n"
            "\n"
            "Exit status: 0 success, 1 the input cannot be converted, 2 usage error,\n"
-           "3 the output cannot be written; 128+N when killed by signal N.\n",
+           "3 a file cannot be opened, read or written (input, output, scratch file);\n"
+           "128+N when killed by signal N.\n",
            cli_prog, cli_prog);
 }
 
@@ -112,18 +106,22 @@ static const char *out_name(int fmt)
     }
 }
 
-static int exit_for(mrimg_code c)
+/* --output=json on failure: still one object on stdout, with the error. */
+static void json_failure(int outmode, const char *key, const char *path, const char *key2,
+                         const char *path2, const mrimg_error *err, const char *about)
 {
-    switch (c) {
-    case MRIMG_ERR_EXISTS:
-    case MRIMG_ERR_NOSPC:
-    case MRIMG_ERR_IO:
-        return EXIT_OUTPUT;
-    case MRIMG_ERR_INVAL:
-        return EXIT_USAGE;
-    default:
-        return EXIT_INPUT;
-    }
+    if (outmode != OUT_JSON)
+        return;
+    out *w = out_new(stdout, OUT_JSON);
+    if (!w)
+        return;
+    out_str(w, key, NULL, path);
+    if (key2)
+        out_str(w, key2, NULL, path2);
+    out_str(w, "status", NULL, "error");
+    out_u64(w, "exit-status", NULL, (uint64_t)cli_exit_for(err));
+    cli_out_error(w, "error", err, about);
+    out_free(w);
 }
 
 static int do_sparsify(const char *path, uint64_t offset, int progress, int quiet, int outmode)
@@ -135,13 +133,15 @@ static int do_sparsify(const char *path, uint64_t offset, int progress, int quie
     int rc = mrimg_sparsify(path, offset, cli_progress, NULL, &st, &err);
     cli_progress_done();
     if (rc < 0) {
-        cli_lib_error(path, &err);
-        return err.code == MRIMG_ERR_IO || err.code == MRIMG_ERR_NOSPC ? EXIT_OUTPUT
-                                                                       : EXIT_INPUT;
+        json_failure(outmode, "file", path, NULL, NULL, &err, cli_error_file(&err, path, NULL));
+        return cli_fail(&err, path, NULL);
     }
     if (!quiet) {
         out *w = out_new(stdout, outmode);
         out_str(w, "file", "file", path);
+        out_json_only(w, 1);
+        out_str(w, "status", NULL, "ok");
+        out_json_only(w, 0);
         out_size(w, "allocated-before", "allocated before", st.allocated_before);
         out_size(w, "allocated-after", "allocated after", st.allocated_after);
         out_size(w, "given-back", "given back",
@@ -367,9 +367,10 @@ int main(int argc, char **argv)
 
     char *xml = NULL;
     if (xml_path) {
-        xml = cli_read_text(xml_path, MRIMG_DATA_LEN_MAX);
+        int xst;
+        xml = cli_read_text(xml_path, MRIMG_DATA_LEN_MAX, &xst);
         if (!xml)
-            return EXIT_USAGE;
+            return xst;
         mrimg_error xerr;
         if (mrimg_xml_check(xml, &xerr) < 0) {
             cli_lib_error(xml_path, &xerr);
@@ -380,10 +381,11 @@ int main(int argc, char **argv)
     }
     char *cookie = NULL;
     if (cookie_path) {
-        cookie = cli_read_text(cookie_path, MRIMG_DATA_LEN_MAX);
+        int cst;
+        cookie = cli_read_text(cookie_path, MRIMG_DATA_LEN_MAX, &cst);
         if (!cookie) {
             free(xml);
-            return EXIT_USAGE;
+            return cst;
         }
         mrimg_error cerr;
         if (mrimg_cookie_check(cookie, &cerr) < 0) {
@@ -398,10 +400,11 @@ int main(int argc, char **argv)
     mrimg_error err;
     mrimg_image *img = mrimg_open(in_path, &oo, &err);
     if (!img) {
-        cli_lib_error(in_path, &err);
+        json_failure(outmode, "input", in_path, "output", out_path, &err,
+                     cli_error_file(&err, in_path, out_path));
         free(xml);
         free(cookie);
-        return exit_for(err.code) == EXIT_OUTPUT ? EXIT_INPUT : exit_for(err.code);
+        return cli_fail(&err, in_path, out_path);
     }
     const mrimg_container_info *ci = mrimg_container(img);
     if (ci->is_libvirt && oo.stream_offset) {
@@ -456,15 +459,18 @@ int main(int argc, char **argv)
             cli_print_problems(in_path, jr, false, true, o.allow_incomplete);
     }
     if (rc < 0) {
-        /* name the file the problem is about */
-        int e = exit_for(err.code);
-        cli_lib_error(e == EXIT_OUTPUT ? out_path : in_path, &err);
-        status = e;
+        /* the error value says which file the problem is about */
+        json_failure(outmode, "input", in_path, "output", out_path, &err,
+                     cli_error_file(&err, in_path, out_path));
+        status = cli_fail(&err, in_path, out_path);
     } else if (verbose) {
         double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
         out *w = out_new(stdout, outmode);
         out_str(w, "input", "input", in_path);
         out_str(w, "output", "output", out_path);
+        out_json_only(w, 1);
+        out_str(w, "status", NULL, "ok");
+        out_json_only(w, 0);
         out_str(w, "format", "format", out_name(ofmt));
         out_bool(w, "reencoded", "RAM section re-encoded", st.reencoded);
         out_size(w, "input-bytes", "payload read", st.in_bytes);

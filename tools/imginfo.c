@@ -15,12 +15,6 @@
 #include "out.h"
 
 enum {
-    EXIT_OK = 0,
-    EXIT_PROBLEM = 1, /* the image has problems (still described) */
-    EXIT_USAGE = 2,   /* usage error, or a file that cannot be opened */
-};
-
-enum {
     OPT_OUTPUT = 256,
     OPT_EXTENTS,
     OPT_XML,
@@ -64,8 +58,8 @@ static void usage(void)
            "  -V, --version         show the version and exit\n"
            "\n"
            "Exit status: 0 every image is fine; 1 an image has problems (incomplete or\n"
-           "unparsable; what could be found is still printed); 2 usage error or a file\n"
-           "that cannot be opened.\n",
+           "unparsable; what could be found is still printed); 2 usage error; 3 a file\n"
+           "cannot be opened or read (or out of memory); 128+N when killed by signal N.\n",
            cli_prog);
 }
 
@@ -326,15 +320,7 @@ static void list_item(out *w, const char *text)
 
 static void print_error(out *w, const char *key, const mrimg_error *e)
 {
-    out_obj(w, key, "error");
-    out_str(w, "code", "code", mrimg_code_name(e->code));
-    out_str(w, "message", "message", e->message);
-    if (e->offset_kind != MRIMG_OFF_NONE) {
-        out_str(w, "offset-kind", "offset kind",
-                e->offset_kind == MRIMG_OFF_FILE ? "file" : "stream");
-        out_off(w, "offset", "offset", e->offset);
-    }
-    out_end(w);
+    cli_out_error(w, key, e, NULL);
 }
 
 static const char *sev_name(mrimg_severity s) { return s == MRIMG_SEV_ERROR ? "error" : "warning"; }
@@ -926,7 +912,13 @@ static int info_image(out *w, const char *path, mrimg_image *img, const opts *op
         }
     }
     cli_progress_done();
-    return np ? EXIT_PROBLEM : EXIT_OK;
+    int status = np ? EXIT_PROBLEM : EXIT_OK;
+    /* a file that could not be read (not a damaged image) */
+    if (rc < 0 && cli_exit_for(&err) > status)
+        status = cli_exit_for(&err);
+    if (crc < 0 && cli_exit_for(&cerr) > status)
+        status = cli_exit_for(&cerr);
+    return status;
 }
 
 static int info_file(const char *path, const opts *op, int index)
@@ -938,11 +930,7 @@ static int info_file(const char *path, const opts *op, int index)
     else if (op->mode == OUT_HUMAN && index > 0 && !op->xml && !op->cookie)
         fputc('\n', stdout);
     if (!img) {
-        cli_lib_error(path, &err);
-        int status = err.code == MRIMG_ERR_IO || err.code == MRIMG_ERR_INVAL ||
-                             err.code == MRIMG_ERR_NOMEM
-                         ? EXIT_USAGE
-                         : EXIT_PROBLEM;
+        int status = cli_fail(&err, path, NULL);
         if (op->mode == OUT_JSON) {
             out *w = out_new(stdout, OUT_JSON);
             if (w) {
@@ -958,7 +946,7 @@ static int info_file(const char *path, const opts *op, int index)
     if (!w) {
         cli_error(path, "out of memory");
         mrimg_close(img);
-        return EXIT_USAGE;
+        return EXIT_FILE;
     }
     int status = op->xml      ? info_xml(w, path, img, op)
                  : op->cookie ? info_cookie(w, path, img)

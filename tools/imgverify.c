@@ -15,12 +15,6 @@
 #include "out.h"
 
 enum {
-    EXIT_SOUND = 0,    /* sound / identical */
-    EXIT_PROBLEMS = 1, /* problems found / different */
-    EXIT_CANNOT = 2,   /* could not run: usage, I/O */
-};
-
-enum {
     OPT_OUTPUT = 256,
     OPT_OFFSET,
     OPT_COMPARE,
@@ -29,12 +23,13 @@ enum {
     OPT_MAX,
     OPT_NO_DATA,
     OPT_IGNORE_XML,
+    OPT_SECURITY_INFO,
 };
 
 typedef struct opts {
     int outmode;
     int progress;
-    int quiet, verbose, strict, ignore_xml, no_data;
+    int quiet, verbose, strict, ignore_xml, no_data, security_info;
     unsigned max_problems;
     mrimg_open_opts oo;
 } opts;
@@ -62,6 +57,8 @@ static void usage(void)
            "      --no-data         mapped-ram: do not read the page data (structure only)\n"
            "  -W, --strict          warnings count as problems for the exit status\n"
            "      --ignore-xml      --compare: differences in XML or cookie do not count\n"
+           "      --security-info   --compare: show secrets (graphics passwords, disk\n"
+           "                        cookies) in the XML diff; hidden by default\n"
            "      --output=FMT      human (default) or json\n"
            "  -p, --progress        show progress (default: when stderr is a terminal)\n"
            "  -q, --quiet           print only problems and differences; no progress\n"
@@ -69,8 +66,9 @@ static void usage(void)
            "  -h, --help            show this help and exit\n"
            "  -V, --version         show the version and exit\n"
            "\n"
-           "Exit status: 0 sound (or identical), 1 problems found (or different),\n"
-           "2 could not run (usage, unreadable file).\n",
+           "Exit status: 0 sound (or identical, or digests printed), 1 problems found\n"
+           "(or different), 2 usage error, 3 a file cannot be opened or read (or out of\n"
+           "memory); 128+N when killed by signal N.\n",
            cli_prog, cli_prog, cli_prog);
 }
 
@@ -79,12 +77,6 @@ static const char *sev_name(mrimg_severity s) { return s == MRIMG_SEV_ERROR ? "e
 static const char *okind_name(mrimg_offset_kind k)
 {
     return k == MRIMG_OFF_FILE ? "file" : k == MRIMG_OFF_STREAM ? "stream" : "none";
-}
-
-static int exit_for(mrimg_code c)
-{
-    (void)c;
-    return EXIT_CANNOT;
 }
 
 static void list_checks(const opts *o)
@@ -113,10 +105,10 @@ static void list_checks(const opts *o)
 static void print_problem_human(const mrimg_problem *p)
 {
     if (p->offset_kind == MRIMG_OFF_NONE)
-        printf("  %-7s %-20s %s\n", sev_name(p->severity), p->check, p->message);
+        printf("  %-7s %-20s %s\n", sev_name(p->severity), p->check, out_safe(p->message));
     else
         printf("  %-7s %-20s %s offset 0x%" PRIx64 ": %s\n", sev_name(p->severity), p->check,
-               okind_name(p->offset_kind), p->offset, p->message);
+               okind_name(p->offset_kind), p->offset, out_safe(p->message));
 }
 
 static const char *fmt_name(int f) { return f < 0 ? NULL : mrimg_format_name(f); }
@@ -167,17 +159,20 @@ static int verify_one(const char *path, const opts *o, out *w)
     cli_progress_done();
     int status;
     if (rc < 0)
-        status = exit_for(err.code);
+        status = cli_exit_for(&err);
     else if (r->errors || (o->strict && r->warnings))
-        status = EXIT_PROBLEMS;
+        status = EXIT_PROBLEM;
     else
-        status = EXIT_SOUND;
+        status = EXIT_OK;
     if (w) {
         out_obj(w, NULL, NULL);
         out_str(w, "file", NULL, path);
-        out_bool(w, "sound", NULL, rc == 0 && status == EXIT_SOUND);
+        out_bool(w, "sound", NULL, rc == 0 && status == EXIT_OK);
+        out_u64(w, "exit-status", NULL, (uint64_t)status);
         if (rc < 0)
-            out_str(w, "error", NULL, err.message);
+            cli_out_error(w, "error", &err, cli_error_file(&err, path, NULL));
+        else
+            out_null(w, "error", NULL);
         if (r) {
             out_u64(w, "errors", NULL, r->errors);
             out_u64(w, "warnings", NULL, r->warnings);
@@ -202,16 +197,17 @@ static int verify_one(const char *path, const opts *o, out *w)
         out_end(w);
     } else {
         if (rc < 0)
-            cli_lib_error(path, &err);
+            cli_fail(&err, path, NULL);
         if (r) {
             bool quiet_ok = o->quiet && r->nproblems == 0 && rc == 0;
             if (!quiet_ok) {
+                const char *sp = out_safe(path);
                 if (rc < 0)
-                    printf("%s: verification stopped; found before:", path);
+                    printf("%s: verification stopped; found before:", sp);
                 else if (r->errors)
-                    printf("%s: NOT SOUND:", path);
+                    printf("%s: NOT SOUND:", sp);
                 else
-                    printf("%s: sound%s", path, r->warnings ? ", with" : "");
+                    printf("%s: sound%s", sp, r->warnings ? ", with" : "");
                 if (r->errors)
                     printf(" %" PRIu64 " error%s", r->errors, r->errors == 1 ? "" : "s");
                 if (r->errors && r->warnings)
@@ -241,45 +237,94 @@ static int verify_one(const char *path, const opts *o, out *w)
 
 /* ---- digest ---------------------------------------------------------------- */
 
-static mrimg_image *open_or_report(const char *path, const opts *o)
+/* A file that could not be opened or digested.  JSON: its object with the
+ * error; human: the message.  Returns the exit status. */
+static int file_failure(out *w, const char *path, const mrimg_error *err)
 {
-    mrimg_error err;
-    mrimg_image *img = mrimg_open(path, &o->oo, &err);
-    if (!img)
-        cli_lib_error(path, &err);
-    return img;
+    int status = cli_exit_for(err);
+    if (w) {
+        out_obj(w, NULL, NULL);
+        out_str(w, "file", NULL, path);
+        out_u64(w, "exit-status", NULL, (uint64_t)status);
+        cli_out_error(w, "error", err, cli_error_file(err, path, NULL));
+        out_end(w);
+    }
+    cli_fail(err, path, NULL);
+    return status;
+}
+
+/* An image the judgement refused (cli_judge printed why): its JSON object
+ * all the same.  Returns the exit status. */
+static int judged_failure(out *w, const char *path, int j, mrimg_code jcode)
+{
+    mrimg_error je;
+    mrimg_error_clear(&je);
+    je.code = j > 0 ? MRIMG_ERR_FORMAT : jcode;
+    snprintf(je.message, sizeof(je.message), "%s",
+             j > 0 ? "the image has errors (imgverify FILE lists them)" : mrimg_code_name(jcode));
+    int status = j > 0 ? EXIT_PROBLEM : cli_exit_for(&je);
+    if (w) {
+        out_obj(w, NULL, NULL);
+        out_str(w, "file", NULL, path);
+        out_u64(w, "exit-status", NULL, (uint64_t)status);
+        cli_out_error(w, "error", &je, path);
+        out_end(w);
+    }
+    return status;
 }
 
 static void hex(const uint8_t *d, char *buf) { mrimg_digest_hex(d, buf); }
 
+/* A digest line, as sha256sum writes one: a file name holding a newline,
+ * a carriage return or a backslash is written with those escaped (\n, \r,
+ * \\) and the line starts with a backslash. */
+static void digest_line(const char *hx, const char *path)
+{
+    if (strpbrk(path, "\n\r\\")) {
+        printf("\\%s  ", hx);
+        for (const char *p = path; *p; p++) {
+            if (*p == '\n')
+                fputs("\\n", stdout);
+            else if (*p == '\r')
+                fputs("\\r", stdout);
+            else if (*p == '\\')
+                fputs("\\\\", stdout);
+            else
+                putchar(*p);
+        }
+        putchar('\n');
+    } else {
+        printf("%s  %s\n", hx, path);
+    }
+}
+
 static int digest_one(const char *path, const opts *o, out *w)
 {
-    mrimg_image *img = open_or_report(path, o);
+    mrimg_error err;
+    mrimg_image *img = mrimg_open(path, &o->oo, &err);
     if (!img)
-        return EXIT_CANNOT;
+        return file_failure(w, path, &err);
     /* the same judgement as every tool: no digest of an image with errors */
     mrimg_code jcode = MRIMG_OK;
     int j = cli_judge(path, img, false, &jcode);
     if (j != 0) {
         mrimg_close(img);
-        return j > 0 ? EXIT_PROBLEMS : exit_for(jcode);
+        return judged_failure(w, path, j, jcode);
     }
     cli_progress_setup(o->quiet ? 0 : o->progress, "digest");
     mrimg_digest *d = NULL;
-    mrimg_error err;
     int rc = mrimg_digest_compute(img, &d, cli_progress, NULL, &err);
     cli_progress_done();
     if (rc < 0) {
-        cli_lib_error(path, &err);
         mrimg_close(img);
-        return rc == MRIMG_ERR_IO || rc == MRIMG_ERR_NOMEM || rc == MRIMG_ERR_INTERRUPTED
-                   ? EXIT_CANNOT
-                   : EXIT_PROBLEMS;
+        return file_failure(w, path, &err);
     }
     char hx[2 * MRIMG_DIGEST_LEN + 1];
     if (w) {
         out_obj(w, NULL, NULL);
         out_str(w, "file", NULL, path);
+        out_u64(w, "exit-status", NULL, EXIT_OK);
+        out_null(w, "error", NULL);
         hex(d->digest, hx);
         out_str(w, "digest", NULL, hx);
         out_str(w, "algorithm", NULL, "mrimg-digest-v1 (SHA-256)");
@@ -305,13 +350,13 @@ static int digest_one(const char *path, const opts *o, out *w)
         out_end(w);
     } else {
         hex(d->digest, hx);
-        printf("%s  %s\n", hx, path);
+        digest_line(hx, path);
         if (o->verbose) {
             for (unsigned i = 0; i < d->nblocks; i++) {
                 const mrimg_block_digest *b = &d->blocks[i];
                 hex(b->digest, hx);
                 printf("  %s  block %s (%" PRIu64 " bytes, %" PRIu64 " non-zero pages)\n", hx,
-                       b->name, b->used_length, b->pages_nonzero);
+                       out_safe(b->name), b->used_length, b->pages_nonzero);
             }
             hex(d->device_digest, hx);
             printf("  %s  device state (%" PRIu64 " bytes at stream offset 0x%" PRIx64 ")\n", hx,
@@ -320,45 +365,89 @@ static int digest_one(const char *path, const opts *o, out *w)
     }
     mrimg_digest_free(d);
     mrimg_close(img);
-    return EXIT_SOUND;
+    return EXIT_OK;
 }
 
 /* ---- compare ----------------------------------------------------------------- */
 
+/* --compare could not run.  JSON: one document naming the file the error
+ * is about; human: the message.  Returns the exit status. */
+static int compare_failure(const char *pa, const char *pb, const opts *o,
+                           const mrimg_error *err, const char *about)
+{
+    int status = cli_exit_for(err);
+    if (o->outmode == OUT_JSON) {
+        out *w = out_new(stdout, OUT_JSON);
+        if (w) {
+            out_str(w, "a", NULL, pa);
+            out_str(w, "b", NULL, pb);
+            out_null(w, "identical", NULL);
+            out_u64(w, "exit-status", NULL, (uint64_t)status);
+            cli_out_error(w, "error", err, cli_error_file(err, about, NULL));
+            out_free(w);
+        }
+    }
+    cli_fail(err, about, NULL);
+    return status;
+}
+
 static int compare(const char *pa, const char *pb, const opts *o)
 {
-    mrimg_image *a = open_or_report(pa, o);
-    mrimg_image *b = a ? open_or_report(pb, o) : NULL;
-    if (!a || !b) {
+    mrimg_error err;
+    mrimg_image *a = mrimg_open(pa, &o->oo, &err);
+    if (!a)
+        return compare_failure(pa, pb, o, &err, pa);
+    mrimg_image *b = mrimg_open(pb, &o->oo, &err);
+    if (!b) {
         mrimg_close(a);
-        return EXIT_CANNOT;
+        return compare_failure(pa, pb, o, &err, pb);
     }
     /* the same judgement as every tool: images with errors are not compared */
     mrimg_code ca = MRIMG_OK, cb = MRIMG_OK;
     int ja = cli_judge(pa, a, false, &ca);
     int jb = cli_judge(pb, b, false, &cb);
     if (ja != 0 || jb != 0) {
-        int st = EXIT_PROBLEMS;
-        if (ja < 0 && exit_for(ca) > st)
-            st = exit_for(ca);
-        if (jb < 0 && exit_for(cb) > st)
-            st = exit_for(cb);
+        mrimg_error je;
+        mrimg_error_clear(&je);
+        int first_a = ja != 0;
+        int j = first_a ? ja : jb;
+        mrimg_code jc = first_a ? ca : cb;
+        je.code = j > 0 ? MRIMG_ERR_FORMAT : jc;
+        snprintf(je.message, sizeof(je.message), "%s",
+                 j > 0 ? "the image has errors (imgverify FILE lists them)" : mrimg_code_name(jc));
+        int st = EXIT_PROBLEM;
+        for (int k = 0; k < 2; k++) {
+            mrimg_error e;
+            mrimg_error_clear(&e);
+            e.code = k ? cb : ca;
+            if ((k ? jb : ja) < 0 && cli_exit_for(&e) > st)
+                st = cli_exit_for(&e);
+        }
+        if (o->outmode == OUT_JSON) {
+            out *w = out_new(stdout, OUT_JSON);
+            if (w) {
+                out_str(w, "a", NULL, pa);
+                out_str(w, "b", NULL, pb);
+                out_null(w, "identical", NULL);
+                out_u64(w, "exit-status", NULL, (uint64_t)st);
+                cli_out_error(w, "error", &je, first_a ? pa : pb);
+                out_free(w);
+            }
+        }
         mrimg_close(a);
         mrimg_close(b);
         return st;
     }
     cli_progress_setup(o->quiet ? 0 : o->progress, "comparing");
     mrimg_compare_result *r = NULL;
-    mrimg_error err;
     int rc = mrimg_compare(a, b, &r, cli_progress, NULL, &err);
     cli_progress_done();
     if (rc < 0) {
-        cli_lib_error(NULL, &err);
         mrimg_close(a);
         mrimg_close(b);
-        return rc == MRIMG_ERR_IO || rc == MRIMG_ERR_NOMEM || rc == MRIMG_ERR_INTERRUPTED
-                   ? EXIT_CANNOT
-                   : EXIT_PROBLEMS;
+        /* the library names the image: "first image: ..." / "second image: ..." */
+        return compare_failure(pa, pb, o, &err,
+                               !strncmp(err.message, "second image: ", 14) ? pb : pa);
     }
     bool xml_same = r->xml_identical && r->cookie_identical;
     bool same = r->identical && (o->ignore_xml || xml_same);
@@ -368,6 +457,8 @@ static int compare(const char *pa, const char *pb, const opts *o)
         out_str(w, "a", NULL, pa);
         out_str(w, "b", NULL, pb);
         out_bool(w, "identical", NULL, same);
+        out_u64(w, "exit-status", NULL, same ? EXIT_OK : EXIT_PROBLEM);
+        out_null(w, "error", NULL);
         out_bool(w, "same-guest-state", NULL, r->identical);
         out_bool(w, "ram-identical", NULL, r->ram_identical);
         out_bool(w, "blocks-same-order", NULL, r->blocks_same_order);
@@ -419,7 +510,9 @@ static int compare(const char *pa, const char *pb, const opts *o)
         out_end(w);
         out_end(w);
         out_bool(w, "xml-identical", NULL, r->xml_identical);
-        out_str(w, "xml-diff", NULL, r->xml_diff);
+        out_bool(w, "security-info", NULL, o->security_info);
+        out_bool(w, "xml-secrets-differ", NULL, r->xml_secrets_differ);
+        out_str(w, "xml-diff", NULL, o->security_info ? r->xml_diff_secure : r->xml_diff);
         out_bool(w, "cookie-identical", NULL, r->cookie_identical);
         out_str(w, "cookie-diff", NULL, r->cookie_diff);
         hex(r->digest_a->digest, hx);
@@ -429,10 +522,17 @@ static int compare(const char *pa, const char *pb, const opts *o)
     } else if (o->quiet && r->identical && xml_same) {
         /* -q: only differences are printed, and there are none */
     } else {
-        printf("%s\n%s\n  %s\n", pa, pb,
-               same ? "hold the same guest state"
-               : r->identical ? "hold the same guest state, but their XML differs"
-                              : "DIFFER");
+        const char *meta = !r->xml_identical && !r->cookie_identical ? "XML and cookie differ"
+                           : !r->xml_identical                       ? "XML differs"
+                                                                     : "cookie differs";
+        printf("%s\n%s\n  ", out_safe(pa), out_safe(pb));
+        if (same)
+            printf("hold the same guest state%s%s%s\n", xml_same ? "" : " (their ",
+                   xml_same ? "" : meta, xml_same ? "" : ", ignored)");
+        else if (r->identical)
+            printf("hold the same guest state, but their %s\n", meta);
+        else
+            printf("DIFFER\n");
         unsigned ndiff = 0;
         for (unsigned i = 0; i < r->nblocks; i++)
             ndiff += !r->blocks[i].identical;
@@ -446,15 +546,16 @@ static int compare(const char *pa, const char *pb, const opts *o)
             if (c->identical && !o->verbose)
                 continue;
             if (c->index_a < 0 || c->index_b < 0) {
-                printf("    block %s: only in %s\n", c->name, c->index_a < 0 ? pb : pa);
+                printf("    block %s: only in %s\n", out_safe(c->name),
+                       out_safe(c->index_a < 0 ? pb : pa));
                 continue;
             }
             if (c->identical) {
                 hex(c->digest_a, hx);
-                printf("    block %s: identical (%s)\n", c->name, hx);
+                printf("    block %s: identical (%s)\n", out_safe(c->name), hx);
                 continue;
             }
-            printf("    block %s:", c->name);
+            printf("    block %s:", out_safe(c->name));
             if (c->length_a != c->length_b)
                 printf(" length %" PRIu64 " vs %" PRIu64 ";", c->length_a, c->length_b);
             if (c->pages_differ)
@@ -484,26 +585,32 @@ static int compare(const char *pa, const char *pb, const opts *o)
                 printf("  XML: identical\n");
         } else {
             printf("  XML: differs%s\n", o->ignore_xml ? " (ignored)" : "");
-            if (r->xml_diff)
-                fputs(r->xml_diff, stdout);
+            const char *d = o->security_info ? r->xml_diff_secure : r->xml_diff;
+            if (d)
+                out_fputs_safe(stdout, d, 1);
+            else if (r->xml_secrets_differ)
+                printf("    only in secrets (graphics passwords, disk cookies): "
+                       "--security-info shows them\n");
         }
-        if (!r->cookie_identical) {
+        if (r->cookie_identical) {
+            printf("  cookie: identical\n");
+        } else {
             printf("  cookie: differs%s\n", o->ignore_xml ? " (ignored)" : "");
             if (r->cookie_diff)
-                fputs(r->cookie_diff, stdout);
+                out_fputs_safe(stdout, r->cookie_diff, 1);
         }
         if (o->verbose) {
             hex(r->digest_a->digest, hx);
-            printf("  digest %s  %s\n", hx, pa);
+            printf("  digest %s  %s\n", hx, out_safe(pa));
             hex(r->digest_b->digest, hx);
-            printf("  digest %s  %s\n", hx, pb);
+            printf("  digest %s  %s\n", hx, out_safe(pb));
         }
     }
     out_free(w);
     mrimg_compare_free(r);
     mrimg_close(a);
     mrimg_close(b);
-    return same ? EXIT_SOUND : EXIT_PROBLEMS;
+    return same ? EXIT_OK : EXIT_PROBLEM;
 }
 
 int main(int argc, char **argv)
@@ -518,6 +625,7 @@ int main(int argc, char **argv)
         {"no-data", no_argument, NULL, OPT_NO_DATA},
         {"strict", no_argument, NULL, 'W'},
         {"ignore-xml", no_argument, NULL, OPT_IGNORE_XML},
+        {"security-info", no_argument, NULL, OPT_SECURITY_INFO},
         {"output", required_argument, NULL, OPT_OUTPUT},
         {"progress", no_argument, NULL, 'p'},
         {"quiet", no_argument, NULL, 'q'},
@@ -542,25 +650,25 @@ int main(int argc, char **argv)
             if (mode && mode != c) {
                 cli_error(NULL, "--compare, --digest and --list-checks exclude each other");
                 cli_usage_hint();
-                return EXIT_CANNOT;
+                return EXIT_USAGE;
             }
             mode = c;
             break;
         case OPT_OFFSET:
             if (!cli_once(&seen_off, "--offset", optarg))
-                return EXIT_CANNOT;
+                return EXIT_USAGE;
             if (!cli_parse_u64(optarg, &o.oo.stream_offset)) {
                 cli_error(NULL, "invalid offset '%s'", optarg);
-                return EXIT_CANNOT;
+                return EXIT_USAGE;
             }
             offset_set = 1;
             break;
         case OPT_MAX:
             if (!cli_once(&seen_max, "--max-problems", optarg))
-                return EXIT_CANNOT;
+                return EXIT_USAGE;
             if (!cli_parse_u64(optarg, &v) || v == 0 || v > 1000000) {
                 cli_error(NULL, "invalid problem count '%s' (1..1000000)", optarg);
-                return EXIT_CANNOT;
+                return EXIT_USAGE;
             }
             o.max_problems = (unsigned)v;
             max_set = 1;
@@ -568,21 +676,22 @@ int main(int argc, char **argv)
         case OPT_NO_DATA: o.no_data = 1; break;
         case 'W': o.strict = 1; break;
         case OPT_IGNORE_XML: o.ignore_xml = 1; break;
+        case OPT_SECURITY_INFO: o.security_info = 1; break;
         case OPT_OUTPUT:
             if (!cli_once(&seen_out, "--output", optarg))
-                return EXIT_CANNOT;
+                return EXIT_USAGE;
             o.outmode = cli_parse_output(optarg);
             if (o.outmode < 0) {
                 cli_error(NULL, "invalid output format '%s' (human or json)", optarg);
-                return EXIT_CANNOT;
+                return EXIT_USAGE;
             }
             break;
         case 'p': o.progress = 1; explicit_progress = 1; break;
         case 'q': o.quiet = 1; o.progress = 0; break;
         case 'v': o.verbose = 1; break;
-        case 'h': usage(); return EXIT_SOUND;
-        case 'V': cli_version(); return EXIT_SOUND;
-        default: cli_usage_hint(); return EXIT_CANNOT;
+        case 'h': usage(); return EXIT_OK;
+        case 'V': cli_version(); return EXIT_OK;
+        default: cli_usage_hint(); return EXIT_USAGE;
         }
     }
     /* options that do not apply together: refused, never ignored (see
@@ -592,7 +701,7 @@ int main(int argc, char **argv)
         cli_error(NULL, "-q/--quiet and %s exclude each other",
                   explicit_progress ? "-p/--progress" : "-v/--verbose");
         cli_usage_hint();
-        return EXIT_CANNOT;
+        return EXIT_USAGE;
     }
     if (mode == OPT_LIST) {
         /* the list is fixed: only its output form can be chosen */
@@ -611,6 +720,12 @@ int main(int argc, char **argv)
         bad = "--ignore-xml";
         what = mode == OPT_DIGEST ? "--digest" : "verification (it applies to --compare only)";
     }
+    if (!bad && o.security_info && mode != OPT_COMPARE) {
+        bad = "--security-info";
+        what = mode == OPT_DIGEST  ? "--digest"
+               : mode == OPT_LIST ? "--list-checks"
+                                  : "verification (it applies to --compare only)";
+    }
     if (!bad && o.verbose && o.outmode == OUT_JSON) {
         bad = "-v/--verbose";
         what = "--output=json (the JSON document always holds everything)";
@@ -618,33 +733,33 @@ int main(int argc, char **argv)
     if (bad) {
         cli_error(NULL, "%s does not apply with %s", bad, what);
         cli_usage_hint();
-        return EXIT_CANNOT;
+        return EXIT_USAGE;
     }
     if (mode == OPT_LIST && optind < argc) {
         cli_error(NULL, "--list-checks takes no FILE");
         cli_usage_hint();
-        return EXIT_CANNOT;
+        return EXIT_USAGE;
     }
     if (mode == OPT_LIST) {
         list_checks(&o);
-        return EXIT_SOUND;
+        return EXIT_OK;
     }
     int nfiles = argc - optind;
     if (mode == OPT_COMPARE && nfiles != 2) {
         cli_error(NULL, "--compare needs exactly two files");
         cli_usage_hint();
-        return EXIT_CANNOT;
+        return EXIT_USAGE;
     }
     if (nfiles < 1) {
         cli_error(NULL, "missing FILE");
         cli_usage_hint();
-        return EXIT_CANNOT;
+        return EXIT_USAGE;
     }
     cli_signals();
     if (mode == OPT_COMPARE)
         return compare(argv[optind], argv[optind + 1], &o);
 
-    int status = EXIT_SOUND;
+    int status = EXIT_OK;
     /* JSON: one document for all files; human: printed directly */
     out *w = o.outmode == OUT_JSON ? out_new(stdout, OUT_JSON) : NULL;
     if (w)

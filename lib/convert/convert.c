@@ -678,13 +678,16 @@ static int pipeline_ram(cv *c, const char *dir, mrimg_error *err)
     struct stat st;
     if (stat(dir, &st) == 0) {
         if (!S_ISDIR(st.st_mode))
-            return err_set(err, MRIMG_ERR_EXISTS, MRIMG_OFF_NONE, 0,
-                           "%s exists and is not a directory", dir);
+            return err_side(err, MRIMG_SIDE_OUTPUT,
+                            err_set(err, MRIMG_ERR_EXISTS, MRIMG_OFF_NONE, 0,
+                                    "%s exists and is not a directory", dir));
         if (!c->o->force)
-            return err_set(err, MRIMG_ERR_EXISTS, MRIMG_OFF_NONE, 0,
-                           "%s already exists (use --force to write into it)", dir);
+            return err_side(err, MRIMG_SIDE_OUTPUT,
+                            err_set(err, MRIMG_ERR_EXISTS, MRIMG_OFF_NONE, 0,
+                                    "%s already exists (use --force to write into it)", dir));
     } else if (mkdir(dir, 0700) != 0) {
-        return err_sys(err, errno, "cannot create directory %s", dir);
+        return err_side(err, MRIMG_SIDE_OUTPUT,
+                        err_sys(err, errno, "cannot create directory %s", dir));
     }
     unsigned n = mrimg_block_count(c->in);
     ram_out r = {c, dir, NULL, n, NULL};

@@ -45,8 +45,9 @@ static int punch_flush(spz *z, mrimg_error *err)
                            "the file system cannot punch holes%s",
                            z->st->runs_punched ? " (some holes were punched before this)"
                                                : "; nothing was changed");
-        return err_sys(err, e, "cannot punch a hole in %s at offset %llu", z->path,
-                       (unsigned long long)z->run_off);
+        return err_side(err, MRIMG_SIDE_INPUT,
+                        err_sys(err, e, "cannot punch a hole in %s at offset %llu", z->path,
+                                (unsigned long long)z->run_off));
     }
     z->st->bytes_punched += z->run_len;
     z->st->runs_punched++;
@@ -176,12 +177,12 @@ int mrimg_sparsify(const char *path, uint64_t stream_offset, mrimg_progress_fn p
 
     z.fd = open(path, O_RDWR | O_CLOEXEC);
     if (z.fd < 0) {
-        rc = err_sys(err, errno, "cannot open %s for writing", path);
+        rc = err_side(err, MRIMG_SIDE_INPUT, err_sys(err, errno, "cannot open %s for writing", path));
         goto out;
     }
     struct stat st;
     if (fstat(z.fd, &st) != 0 || (uint64_t)st.st_size != img->src.size) {
-        rc = err_set(err, MRIMG_ERR_IO, MRIMG_OFF_NONE, 0, "%s changed while being read", path);
+        rc = err_side(err, MRIMG_SIDE_INPUT, err_set(err, MRIMG_ERR_IO, MRIMG_OFF_NONE, 0, "%s changed while being read", path));
         goto out;
     }
     stats->allocated_before = (uint64_t)st.st_blocks * 512;
@@ -208,7 +209,7 @@ int mrimg_sparsify(const char *path, uint64_t stream_offset, mrimg_progress_fn p
     for (unsigned i = 0; mapped && rc == 0 && i < img->nblocks; i++)
         rc = do_block(&z, &img->blocks[i], err);
     if (rc == 0 && fsync(z.fd) != 0)
-        rc = err_sys(err, errno, "cannot sync %s", path);
+        rc = err_side(err, MRIMG_SIDE_INPUT, err_sys(err, errno, "cannot sync %s", path));
     /* holes and skipped ranges do not tick: the bar ends at 100 % */
     if (rc == 0 && progress)
         (void)progress(pctx, z.total, z.total);

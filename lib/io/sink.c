@@ -66,6 +66,12 @@ void mrimg_cleanup_temporaries(void)
     }
 }
 
+/* Every error raised here is about the output (its temporary, the target
+ * or its directory): the error value says so. */
+static inline int out_side(mrimg_error *err, int rc) { return err_side(err, MRIMG_SIDE_OUTPUT, rc); }
+#define err_set(e, ...) out_side((e), (err_set)((e), __VA_ARGS__))
+#define err_sys(e, ...) out_side((e), (err_sys)((e), __VA_ARGS__))
+
 /* ---- helpers ---------------------------------------------------------- */
 
 static int write_all(mrimg_sink *s, const void *data, size_t len, uint64_t off, mrimg_error *err)
@@ -117,11 +123,12 @@ int sink_create(mrimg_sink *s, const char *target, unsigned flags, mrimg_error *
     s->slot = -1;
     s->flags = flags;
     struct stat st;
+    /* a directory is never replaced, --force or not: say so first */
+    if (lstat(target, &st) == 0 && S_ISDIR(st.st_mode))
+        return err_sys(err, EISDIR, "cannot write to %s", target);
     if (!(flags & SINK_FORCE) && lstat(target, &st) == 0)
         return err_set(err, MRIMG_ERR_EXISTS, MRIMG_OFF_NONE, 0,
                        "%s already exists (use --force to replace it)", target);
-    if (lstat(target, &st) == 0 && S_ISDIR(st.st_mode))
-        return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0, "%s is a directory", target);
     s->target = xstrdup(target, err);
     if (!s->target)
         return MRIMG_ERR_NOMEM;

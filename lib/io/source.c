@@ -8,14 +8,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Every error raised here is about this source's file. */
+#define SIDE(s, rc) err_side(err, (s)->side, (rc))
+
 static int src_stat(mrimg_source *s, mrimg_error *err)
 {
     struct stat st;
     if (fstat(s->fd, &st) != 0)
-        return err_sys(err, errno, "%s: stat", s->name);
-    if (S_ISDIR(st.st_mode)) {
-        return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0, "%s is a directory", s->name);
-    }
+        return SIDE(s, err_sys(err, errno, "%s: stat", s->name));
+    if (S_ISDIR(st.st_mode))
+        return SIDE(s, err_sys(err, EISDIR, "cannot read %s", s->name));
     s->regular = S_ISREG(st.st_mode);
     s->size = st.st_size > 0 ? (uint64_t)st.st_size : 0;
     s->allocated = (uint64_t)st.st_blocks * 512u;
@@ -32,6 +34,7 @@ int src_open_fd(mrimg_source *s, int fd, const char *name, bool own, mrimg_error
     memset(s, 0, sizeof(*s));
     s->fd = fd;
     s->own_fd = own;
+    s->side = MRIMG_SIDE_INPUT;
     s->name = xstrdup(name ? name : "(fd)", err);
     if (!s->name)
         return MRIMG_ERR_NOMEM;
@@ -50,7 +53,7 @@ int src_open(mrimg_source *s, const char *path, mrimg_error *err)
     if (fd < 0 && errno == EPERM)
         fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return err_sys(err, errno, "cannot open %s", path);
+        return err_side(err, MRIMG_SIDE_INPUT, err_sys(err, errno, "cannot open %s", path));
     int rc = src_open_fd(s, fd, path, true, err);
     if (rc < 0) {
         close(fd);
@@ -79,8 +82,8 @@ ssize_t src_pread_some(mrimg_source *s, void *buf, size_t len, uint64_t off, mri
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            return err_sys(err, errno, "read error in %s at offset %llu", s->name,
-                           (unsigned long long)(off + done));
+            return SIDE(s, err_sys(err, errno, "read error in %s at offset %llu", s->name,
+                                   (unsigned long long)(off + done)));
         }
         if (n == 0)
             break;
@@ -96,8 +99,9 @@ int src_pread(mrimg_source *s, void *buf, size_t len, uint64_t off, const char *
     if (n < 0)
         return (int)n;
     if ((size_t)n < len)
-        return err_set(err, MRIMG_ERR_TRUNCATED, MRIMG_OFF_FILE, off + (uint64_t)n,
-                       "file ends inside %s (%zu of %zu bytes present)", what, (size_t)n, len);
+        return SIDE(s, err_set(err, MRIMG_ERR_TRUNCATED, MRIMG_OFF_FILE, off + (uint64_t)n,
+                               "file ends inside %s (%zu of %zu bytes present)", what, (size_t)n,
+                               len));
     return 0;
 }
 
@@ -212,8 +216,9 @@ int in_need(mrimg_instream *in, size_t n, const char *what, mrimg_error *err)
         if (a < 0)
             return (int)a;
         if ((size_t)a == before)
-            return err_set(err, MRIMG_ERR_TRUNCATED, MRIMG_OFF_FILE, in_pos(in),
-                           "input ends inside %s (%zu of %zu bytes present)", what, before, n);
+            return SIDE(in->src, err_set(err, MRIMG_ERR_TRUNCATED, MRIMG_OFF_FILE, in_pos(in),
+                                         "input ends inside %s (%zu of %zu bytes present)",
+                                         what, before, n));
     }
     return 0;
 }

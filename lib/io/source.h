@@ -14,6 +14,7 @@ typedef struct mrimg_source {
     int fd;
     bool own_fd;
     char *name;          /* for messages */
+    mrimg_side side;     /* named on every error (input unless told) */
     uint64_t size;       /* st_size at open */
     uint64_t allocated;  /* st_blocks * 512 at open */
     bool regular;        /* S_ISREG */

@@ -141,7 +141,9 @@ static int pass_on_page(void *ctx, unsigned block, uint64_t page, const uint8_t 
         if (data) {
             ssize_t w = pwrite(img->mat.fd, data, (size_t)ps, (off_t)off);
             if (w != (ssize_t)ps)
-                return err_sys(err, w < 0 ? errno : ENOSPC, "writing the RAM replay file");
+                return err_side(err, MRIMG_SIDE_SCRATCH,
+                                err_sys(err, w < 0 ? errno : ENOSPC,
+                                        "writing the RAM replay file"));
         }
         /* a page that became zero keeps stale bytes; its data bit is clear */
     }
@@ -375,7 +377,9 @@ static int mat_create(mrimg_image *img, mrimg_error *err)
             unlink(path);
     }
     if (fd < 0)
-        return err_sys(err, errno, "cannot create a temporary file in %s for the RAM replay", dir);
+        return err_side(err, MRIMG_SIDE_SCRATCH,
+                        err_sys(err, errno,
+                                "cannot create a temporary file in %s for the RAM replay", dir));
     img->mat_base = xcalloc(img->nblocks, sizeof(uint64_t), err);
     if (!img->mat_base) {
         close(fd);
@@ -389,13 +393,15 @@ static int mat_create(mrimg_image *img, mrimg_error *err)
     if (ftruncate(fd, (off_t)off) != 0) {
         int e = errno;
         close(fd);
-        return err_sys(err, e, "cannot size the RAM replay file");
+        return err_side(err, MRIMG_SIDE_SCRATCH,
+                        err_sys(err, e, "cannot size the RAM replay file in %s", dir));
     }
     int rc = src_open_fd(&img->mat, fd, "RAM replay file", true, err);
     if (rc < 0) {
         close(fd);
-        return rc;
+        return err_side(err, MRIMG_SIDE_SCRATCH, rc);
     }
+    img->mat.side = MRIMG_SIDE_SCRATCH;
     img->have_mat = true;
     return 0;
 }

@@ -29,6 +29,17 @@ const char *mrimg_code_name(mrimg_code code)
     return "unknown";
 }
 
+const char *mrimg_side_name(mrimg_side side)
+{
+    switch (side) {
+    case MRIMG_SIDE_NONE: return "none";
+    case MRIMG_SIDE_INPUT: return "input";
+    case MRIMG_SIDE_OUTPUT: return "output";
+    case MRIMG_SIDE_SCRATCH: return "scratch";
+    }
+    return "none";
+}
+
 void mrimg_error_clear(mrimg_error *err)
 {
     if (err)
@@ -42,6 +53,7 @@ int err_setv(mrimg_error *err, mrimg_code code, mrimg_offset_kind kind, uint64_t
         return code;
     err->code = code;
     err->sys_errno = 0;
+    err->side = MRIMG_SIDE_NONE;
     err->offset_kind = kind;
     err->offset = kind == MRIMG_OFF_NONE ? 0 : off;
     size_t n = 0;

@@ -33,6 +33,13 @@ MRIMG_INTERNAL int err_setv(mrimg_error *err, mrimg_code code,
  * MRIMG_ERR_NOSPC. */
 MRIMG_INTERNAL int err_sys(mrimg_error *err, int errnum, const char *fmt, ...)
     MRIMG_PRINTF(3, 4);
+/* Mark *err (if set) as being about that file; returns rc unchanged. */
+static inline int err_side(mrimg_error *err, mrimg_side side, int rc)
+{
+    if (err && err->code != MRIMG_OK)
+        err->side = side;
+    return rc;
+}
 #define err_nomem(err) err_set((err), MRIMG_ERR_NOMEM, MRIMG_OFF_NONE, 0, "out of memory")
 /* Prepend context ("decoding gzip payload: ") to an existing message. */
 MRIMG_INTERNAL void err_prefix(mrimg_error *err, const char *fmt, ...)

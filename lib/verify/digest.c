@@ -405,20 +405,6 @@ static uint64_t payload_of(const mrimg_image *img)
     return img->src.size > img->ci.payload_offset ? img->src.size - img->ci.payload_offset : 1;
 }
 
-/* Hide the values of passwd='...' attributes (graphics passwords), as
- * `virsh save-image-dumpxml` does without --security-info. */
-static void mask_secrets(char *ln)
-{
-    for (char *p = strstr(ln, "passwd="); p; p = strstr(p, "passwd=")) {
-        p += 7;
-        char q = *p;
-        if (q != '\'' && q != '"')
-            continue;
-        for (p++; *p && *p != q; p++)
-            *p = '*';
-    }
-}
-
 /* A short unified-diff-like text of two strings (NULL if equal). */
 static char *text_diff(const char *a, const char *b, const char *la, const char *lb)
 {
@@ -480,7 +466,6 @@ static char *text_diff(const char *a, const char *b, const char *la, const char 
         size_t ll = MRIMG_MIN((size_t)(l), (size_t)200);                                         \
         memcpy(ln, p, ll);                                                                       \
         ln[ll] = '\0';                                                                           \
-        mask_secrets(ln);                                                                        \
         if (len < cap - 1)                                                                       \
             len += (size_t)snprintf(out + len, cap - len, "%c%s\n", pfx, ln);                    \
         if (len > cap - 1)                                                                       \
@@ -519,6 +504,7 @@ void mrimg_compare_free(mrimg_compare_result *r)
         return;
     free(r->blocks);
     free(r->xml_diff);
+    free(r->xml_diff_secure);
     free(r->cookie_diff);
     mrimg_digest_free(r->digest_a);
     mrimg_digest_free(r->digest_b);
@@ -698,8 +684,19 @@ int mrimg_compare(mrimg_image *a, mrimg_image *b, mrimg_compare_result **out,
     compare_device(r, &sa.d, &sb.d);
     const mrimg_container_info *ca = mrimg_container(a), *cb = mrimg_container(b);
     r->xml_identical = !strcmp(ca->xml, cb->xml);
-    if (!r->xml_identical)
-        r->xml_diff = text_diff(ca->xml, cb->xml, "first image XML", "second image XML");
+    if (!r->xml_identical) {
+        r->xml_diff_secure = text_diff(ca->xml, cb->xml, "first image XML", "second image XML");
+        /* what is shown by default: the XMLs as `virsh save-image-dumpxml`
+         * shows them, secrets removed (a malformed XML: no diff at all) */
+        char *sa_x = mrimg_xml_strip_secrets(ca->xml, ca->xml_len, NULL, NULL);
+        char *sb_x = sa_x ? mrimg_xml_strip_secrets(cb->xml, cb->xml_len, NULL, NULL) : NULL;
+        if (sa_x && sb_x) {
+            r->xml_diff = text_diff(sa_x, sb_x, "first image XML", "second image XML");
+            r->xml_secrets_differ = !strcmp(sa_x, sb_x);
+        }
+        free(sa_x);
+        free(sb_x);
+    }
     const char *ka = ca->cookie ? ca->cookie : "", *kb = cb->cookie ? cb->cookie : "";
     r->cookie_identical = !strcmp(ka, kb);
     if (!r->cookie_identical)

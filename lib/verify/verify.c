@@ -282,7 +282,8 @@ static int check_container(vf *v, mrimg_error *err)
     /* a libvirt header */
     v->libvirt = true;
     ci->is_libvirt = 1;
-    ci->complete = hd.magic == CTR_MAGIC_FINAL;
+    /* complete: the final magic, on a header that is all there */
+    ci->complete = hd.magic == CTR_MAGIC_FINAL && have == sizeof(h);
     if (hd.magic == CTR_MAGIC_PARTIAL) {
         ERR(v, "container.incomplete", FILEOFF, 0,
             "the magic is \"%s\": an incomplete save, which never finished (libvirt refuses to restore it; "

@@ -10,14 +10,40 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "out.h"
 
 const char *cli_prog = "mrimg";
+
+/* Standard output is checked once at exit, like util-linux's
+ * close_stdout(): output that did not reach its file is an error. */
+static void close_stdout(void)
+{
+    errno = 0;
+    int bad = ferror(stdout) != 0;
+    if (fflush(stdout) != 0)
+        bad = 1;
+    int e = errno;
+    if (fclose(stdout) != 0 && !bad) {
+        bad = 1;
+        e = errno;
+    }
+    if (!bad)
+        return;
+    if (!e)
+        e = out_write_errno;
+    if (e == EPIPE) /* the reader went away: as if killed by SIGPIPE, quietly */
+        _exit(EXIT_SIGNAL + SIGPIPE);
+    if (e)
+        fprintf(stderr, "%s: standard output: write error: %s\n", cli_prog, strerror(e));
+    else
+        fprintf(stderr, "%s: standard output: write error\n", cli_prog);
+    _exit(EXIT_FILE);
+}
 
 void cli_init(const char *prog)
 {
     const char *s = strrchr(prog, '/');
     cli_prog = s ? s + 1 : prog;
+    atexit(close_stdout);
 }
 
 static void vmsg(const char *kind, const char *file, const char *fmt, va_list ap)
@@ -25,12 +51,14 @@ static void vmsg(const char *kind, const char *file, const char *fmt, va_list ap
 static void vmsg(const char *kind, const char *file, const char *fmt, va_list ap)
 {
     fflush(stdout);
+    char msg[2048];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     fprintf(stderr, "%s: ", cli_prog);
     if (file)
-        fprintf(stderr, "%s: ", file);
+        fprintf(stderr, "%s: ", out_safe(file));
     if (kind)
         fprintf(stderr, "%s: ", kind);
-    vfprintf(stderr, fmt, ap);
+    out_fputs_safe(stderr, msg, 0);
     fputc('\n', stderr);
 }
 
@@ -53,6 +81,69 @@ void cli_warn(const char *file, const char *fmt, ...)
 void cli_lib_error(const char *file, const mrimg_error *e)
 {
     cli_error(file, "%s", e->message[0] ? e->message : mrimg_code_name(e->code));
+}
+
+int cli_exit_for(const mrimg_error *e)
+{
+    switch (e->code) {
+    case MRIMG_OK:
+        return EXIT_OK;
+    case MRIMG_ERR_IO:
+    case MRIMG_ERR_NOSPC:
+    case MRIMG_ERR_EXISTS:
+    case MRIMG_ERR_NOMEM:
+        return EXIT_FILE;
+    case MRIMG_ERR_INVAL:
+        return e->side != MRIMG_SIDE_NONE ? EXIT_FILE : EXIT_USAGE;
+    case MRIMG_ERR_INTERRUPTED: {
+        int sig = cli_signal_received();
+        return EXIT_SIGNAL + (sig ? sig : SIGINT);
+    }
+    case MRIMG_ERR_FORMAT:
+    case MRIMG_ERR_TRUNCATED:
+    case MRIMG_ERR_INCOMPLETE:
+    case MRIMG_ERR_UNSUPPORTED:
+    case MRIMG_ERR_CHECKSUM:
+    case MRIMG_ERR_LIMIT:
+        return EXIT_PROBLEM;
+    }
+    return EXIT_PROBLEM;
+}
+
+const char *cli_error_file(const mrimg_error *e, const char *in, const char *outp)
+{
+    switch (e->side) {
+    case MRIMG_SIDE_OUTPUT: return outp ? outp : in;
+    case MRIMG_SIDE_SCRATCH: return NULL;
+    default: return in;
+    }
+}
+
+int cli_fail(const mrimg_error *e, const char *in, const char *outp)
+{
+    const char *msg = e->message[0] ? e->message : mrimg_code_name(e->code);
+    if (e->side == MRIMG_SIDE_SCRATCH)
+        cli_error("scratch file", "%s", msg);
+    else
+        cli_error(cli_error_file(e, in, outp), "%s", msg);
+    return cli_exit_for(e);
+}
+
+void cli_out_error(out *w, const char *key, const mrimg_error *e, const char *file)
+{
+    out_obj(w, key, "error");
+    out_str(w, "code", "code", mrimg_code_name(e->code));
+    if (e->side != MRIMG_SIDE_NONE)
+        out_str(w, "side", "side", mrimg_side_name(e->side));
+    if (file)
+        out_str(w, "file", "file", file);
+    out_str(w, "message", "message", e->message[0] ? e->message : mrimg_code_name(e->code));
+    if (e->offset_kind != MRIMG_OFF_NONE) {
+        out_str(w, "offset-kind", "offset kind",
+                e->offset_kind == MRIMG_OFF_FILE ? "file" : "stream");
+        out_off(w, "offset", "offset", e->offset);
+    }
+    out_end(w);
 }
 
 void cli_version(void)
@@ -209,9 +300,11 @@ void cli_progress_done(void)
 
 /* ---- signals --------------------------------------------------------- */
 
+int cli_signal_received(void) { return (int)got_signal; }
+
 static void on_signal(int sig)
 {
-    got_signal = 1;
+    got_signal = sig;
     mrimg_cleanup_temporaries();
     signal(sig, SIG_DFL);
     raise(sig);
@@ -229,11 +322,12 @@ void cli_signals(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
-char *cli_read_text(const char *path, size_t max)
+char *cli_read_text(const char *path, size_t max, int *status)
 {
+    *status = EXIT_FILE;
     FILE *f = fopen(path, "rb");
     if (!f) {
-        cli_error(path, "%s", strerror(errno));
+        cli_error(path, "cannot open: %s", strerror(errno));
         return NULL;
     }
     size_t cap = 4096, n = 0;
@@ -242,6 +336,7 @@ char *cli_read_text(const char *path, size_t max)
         if (n + 1 >= cap) {
             if (cap >= max) {
                 cli_error(path, "larger than %zu bytes", max);
+                *status = EXIT_USAGE;
                 free(b);
                 b = NULL;
                 break;
@@ -255,13 +350,15 @@ char *cli_read_text(const char *path, size_t max)
             }
             b = nb;
         }
+        errno = 0;
         size_t r = fread(b + n, 1, cap - n - 1, f);
         if (r == 0)
             break;
         n += r;
     }
     if (b && ferror(f)) {
-        cli_error(path, "read error");
+        /* a directory opens, then fails to read with EISDIR */
+        cli_error(path, "cannot read: %s", errno ? strerror(errno) : "read error");
         free(b);
         b = NULL;
     }
@@ -270,6 +367,7 @@ char *cli_read_text(const char *path, size_t max)
         b[n] = '\0';
         if (strlen(b) != n) {
             cli_error(path, "contains a NUL byte");
+            *status = EXIT_USAGE;
             free(b);
             b = NULL;
         }

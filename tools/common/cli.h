@@ -8,15 +8,25 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "exit.h"
 #include "mrimg.h"
+#include "out.h"
 
 extern const char *cli_prog;
 
+/* Also arranges for standard output to be checked at exit (as
+ * util-linux's close_stdout): a failed write or close of stdout prints
+ * "prog: standard output: ..." and exits with EXIT_FILE. */
 void cli_init(const char *prog);
-/* "prog: file: message" on stderr (file may be NULL). */
+/* "prog: file: message" on stderr (file may be NULL).  The file name and
+ * the message are escaped for terminals (out_safe). */
 void cli_error(const char *file, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cli_warn(const char *file, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void cli_lib_error(const char *file, const mrimg_error *e);
+/* A library error as a JSON/human object under key: code, side (unless
+ * none), file (if not NULL), message, offset-kind and offset (when the
+ * error has an offset). */
+void cli_out_error(out *w, const char *key, const mrimg_error *e, const char *file);
 void cli_version(void);
 /* "Try 'prog --help' for more information." */
 void cli_usage_hint(void);
@@ -53,10 +63,14 @@ void cli_progress_break(void);
 void cli_progress_done(void);
 
 /* SIGINT/SIGTERM/SIGHUP: remove the library's temporary outputs, then die
- * of the signal. */
+ * of the signal (exit status 128+N in the shell). */
 void cli_signals(void);
+/* The signal received (0 if none). */
+int cli_signal_received(void);
 
-/* Read a whole small file (e.g. an XML) into a NUL-terminated string. */
-char *cli_read_text(const char *path, size_t max);
+/* Read a whole small file (e.g. an XML) into a NUL-terminated string.
+ * NULL after a message; *status then says why: EXIT_FILE (cannot open or
+ * read, e.g. a directory) or EXIT_USAGE (too large, holds a NUL). */
+char *cli_read_text(const char *path, size_t max, int *status);
 
 #endif

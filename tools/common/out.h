@@ -14,6 +14,9 @@ typedef struct out out;
 enum { OUT_HUMAN = 0, OUT_JSON = 1 };
 
 out *out_new(FILE *f, int mode);
+/* errno of the first failed flush of an output (for the exit check). */
+extern int out_write_errno;
+
 /* Finish the document (closes any open containers) and free. */
 void out_free(out *o);
 int out_is_json(const out *o);
@@ -59,6 +62,19 @@ void out_table(out *o, const char *key, const char *title, const out_col *cols, 
 void out_cell(out *o, const char *text);
 /* While on, values go to JSON only (humans do not see them). */
 void out_json_only(out *o, int on);
+
+/* Text safety (see out.c): human output never carries a raw control byte
+ * or invalid UTF-8 from a file; JSON strings are valid UTF-8, bytes that are
+ * not UTF-8 written as the lone surrogates \udc80..\udcff (reversible,
+ * Python's "surrogateescape").
+ * out_fputs_safe: s with control characters and invalid bytes escaped
+ *   (\n \t \r \xHH \u0080..\u009f); multiline keeps newlines and tabs.
+ * out_safe: the same as a string (s itself when nothing needs escaping;
+ *   else one of 4 rotating static buffers, cut at 16 KiB).
+ * utf8_seq_len: length of the valid UTF-8 sequence at p, 0 if none. */
+void out_fputs_safe(FILE *f, const char *s, int multiline);
+const char *out_safe(const char *s);
+size_t utf8_seq_len(const unsigned char *p);
 
 /* "1.5 GiB" into buf (for messages). */
 const char *fmt_size(char *buf, size_t cap, uint64_t v);
