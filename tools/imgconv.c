@@ -141,6 +141,8 @@ static int do_sparsify(const char *path, uint64_t offset, int progress, int quie
         out_str(w, "file", "file", path);
         out_json_only(w, 1);
         out_str(w, "status", NULL, "ok");
+        out_u64(w, "exit-status", NULL, EXIT_OK);
+        out_null(w, "error", NULL);
         out_json_only(w, 0);
         out_size(w, "allocated-before", "allocated before", st.allocated_before);
         out_size(w, "allocated-after", "allocated after", st.allocated_after);
@@ -470,6 +472,8 @@ int main(int argc, char **argv)
         out_str(w, "output", "output", out_path);
         out_json_only(w, 1);
         out_str(w, "status", NULL, "ok");
+        out_u64(w, "exit-status", NULL, EXIT_OK);
+        out_null(w, "error", NULL);
         out_json_only(w, 0);
         out_str(w, "format", "format", out_name(ofmt));
         out_bool(w, "reencoded", "RAM section re-encoded", st.reencoded);
