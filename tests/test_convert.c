@@ -5,6 +5,7 @@
 #include "testutil.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -484,6 +485,63 @@ static int group_teardown(void **state)
     return 0;
 }
 
+/* The error value says which file failed: the input (missing, a
+ * directory, cut short), the output (a directory, exists) or the scratch
+ * file (the RAM replay of --compact in $MRIMG_TMPDIR). */
+static void test_error_side(void **state)
+{
+    (void)state;
+    mrimg_error e;
+    assert_null(mrimg_open(tpath("missing.sav"), NULL, &e));
+    assert_int_equal(e.code, MRIMG_ERR_IO);
+    assert_int_equal(e.side, MRIMG_SIDE_INPUT);
+    assert_string_equal(mrimg_side_name(e.side), "input");
+    assert_null(mrimg_open(tmpdir, NULL, &e));
+    assert_int_equal(e.code, MRIMG_ERR_IO);
+    assert_int_equal(e.sys_errno, EISDIR);
+    assert_int_equal(e.side, MRIMG_SIDE_INPUT);
+
+    mrimg_image *img = open_at(fixture_path("libvirt/raw.sav"), 0);
+    mrimg_convert_opts o;
+    mrimg_convert_opts_init(&o);
+    o.out = MRIMG_FORMAT_ZSTD;
+    for (int force = 0; force < 2; force++) {
+        o.force = force;
+        assert_int_equal(mrimg_convert(img, tmpdir, &o, NULL, &e), MRIMG_ERR_IO);
+        assert_int_equal(e.sys_errno, EISDIR);
+        assert_int_equal(e.side, MRIMG_SIDE_OUTPUT);
+    }
+    o.force = 0;
+    FILE *f = fopen(tpath("exists.sav"), "w");
+    assert_non_null(f);
+    fclose(f);
+    assert_int_equal(mrimg_convert(img, tpath("exists.sav"), &o, NULL, &e), MRIMG_ERR_EXISTS);
+    assert_int_equal(e.side, MRIMG_SIDE_OUTPUT);
+    mrimg_close(img);
+
+    /* a content error is no file's: side none */
+    assert_null(mrimg_open(fixture_path("qemu/blob.bin"), NULL, &e));
+    assert_int_equal(e.side, MRIMG_SIDE_NONE);
+
+    const char *old = getenv("MRIMG_TMPDIR");
+    char *saved = old ? strdup(old) : NULL;
+    setenv("MRIMG_TMPDIR", tpath("no-such-dir"), 1);
+    img = open_at(fixture_path("qemu/plain-live.mig"), 0);
+    mrimg_convert_opts_init(&o);
+    o.out = MRIMG_OUT_QEMU;
+    o.compact = 1;
+    assert_true(mrimg_convert(img, tpath("live.out"), &o, NULL, &e) < 0);
+    assert_int_equal(e.side, MRIMG_SIDE_SCRATCH);
+    assert_non_null(strstr(e.message, "no-such-dir"));
+    assert_int_equal(access(tpath("live.out"), F_OK), -1);
+    mrimg_close(img);
+    if (saved)
+        setenv("MRIMG_TMPDIR", saved, 1);
+    else
+        unsetenv("MRIMG_TMPDIR");
+    free(saved);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -494,6 +552,7 @@ int main(void)
         cmocka_unit_test(test_multipass),
         cmocka_unit_test(test_ram_dir),
         cmocka_unit_test(test_safety),
+        cmocka_unit_test(test_error_side),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

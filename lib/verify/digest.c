@@ -626,6 +626,15 @@ static void compare_device(mrimg_compare_result *r, const dg *da, const dg *db)
         r->device_first_diff = n;
 }
 
+/* The XML without its secrets, as `virsh save-image-dumpxml` shows it ("" for
+ * a bare stream, which has none); NULL if it is malformed or on ENOMEM. */
+static char *xml_public(const mrimg_container_info *c)
+{
+    if (c->xml_len == 0)
+        return strdup("");
+    return mrimg_xml_strip_secrets(c->xml, c->xml_len, NULL, NULL);
+}
+
 int mrimg_compare(mrimg_image *a, mrimg_image *b, mrimg_compare_result **out,
                   mrimg_progress_fn progress, void *pctx, mrimg_error *err)
 {
@@ -688,8 +697,7 @@ int mrimg_compare(mrimg_image *a, mrimg_image *b, mrimg_compare_result **out,
         r->xml_diff_secure = text_diff(ca->xml, cb->xml, "first image XML", "second image XML");
         /* what is shown by default: the XMLs as `virsh save-image-dumpxml`
          * shows them, secrets removed (a malformed XML: no diff at all) */
-        char *sa_x = mrimg_xml_strip_secrets(ca->xml, ca->xml_len, NULL, NULL);
-        char *sb_x = sa_x ? mrimg_xml_strip_secrets(cb->xml, cb->xml_len, NULL, NULL) : NULL;
+        char *sa_x = xml_public(ca), *sb_x = sa_x ? xml_public(cb) : NULL;
         if (sa_x && sb_x) {
             r->xml_diff = text_diff(sa_x, sb_x, "first image XML", "second image XML");
             r->xml_secrets_differ = !strcmp(sa_x, sb_x);
