@@ -108,7 +108,7 @@ static const char *out_name(int fmt)
 
 /* --output=json on failure: still one object on stdout, with the error. */
 static void json_failure(int outmode, const char *key, const char *path, const char *key2,
-                         const char *path2, const mrimg_error *err, const char *about)
+                         const char *path2, const mrimg_error *err, const char *about, int status)
 {
     if (outmode != OUT_JSON)
         return;
@@ -119,7 +119,7 @@ static void json_failure(int outmode, const char *key, const char *path, const c
     if (key2)
         out_str(w, key2, NULL, path2);
     out_str(w, "status", NULL, "error");
-    out_u64(w, "exit-status", NULL, (uint64_t)cli_exit_for(err));
+    out_u64(w, "exit-status", NULL, (uint64_t)status);
     cli_out_error(w, "error", err, about);
     out_free(w);
 }
@@ -133,7 +133,8 @@ static int do_sparsify(const char *path, uint64_t offset, int progress, int quie
     int rc = mrimg_sparsify(path, offset, cli_progress, NULL, &st, &err);
     cli_progress_done();
     if (rc < 0) {
-        json_failure(outmode, "file", path, NULL, NULL, &err, cli_error_file(&err, path, NULL));
+        json_failure(outmode, "file", path, NULL, NULL, &err, cli_error_file(&err, path, NULL),
+                     cli_exit_for(&err));
         return cli_fail(&err, path, NULL);
     }
     if (!quiet) {
@@ -369,32 +370,31 @@ int main(int argc, char **argv)
 
     char *xml = NULL;
     if (xml_path) {
-        int xst;
-        xml = cli_read_text(xml_path, MRIMG_DATA_LEN_MAX, &xst);
-        if (!xml)
-            return xst;
+        /* --xml names a file of the command line: one that cannot be read
+         * is 3, one that is not a well-formed XML a bad argument (2) */
         mrimg_error xerr;
-        if (mrimg_xml_check(xml, &xerr) < 0) {
-            cli_lib_error(xml_path, &xerr);
+        xml = cli_read_text(xml_path, MRIMG_DATA_LEN_MAX, &xerr);
+        if (!xml || mrimg_xml_check(xml, &xerr) < 0) {
+            int xst = cli_exit_for(&xerr) == EXIT_FILE ? EXIT_FILE : EXIT_USAGE;
+            json_failure(outmode, "input", in_path, "output", out_path, &xerr, xml_path, xst);
+            cli_fail(&xerr, xml_path, NULL);
             free(xml);
-            return EXIT_USAGE;
+            return xst;
         }
         o.xml = xml;
     }
     char *cookie = NULL;
     if (cookie_path) {
-        int cst;
-        cookie = cli_read_text(cookie_path, MRIMG_DATA_LEN_MAX, &cst);
-        if (!cookie) {
-            free(xml);
-            return cst;
-        }
+        /* as --xml: cannot be read is 3, not a well-formed cookie 2 */
         mrimg_error cerr;
-        if (mrimg_cookie_check(cookie, &cerr) < 0) {
-            cli_lib_error(cookie_path, &cerr);
+        cookie = cli_read_text(cookie_path, MRIMG_DATA_LEN_MAX, &cerr);
+        if (!cookie || mrimg_cookie_check(cookie, &cerr) < 0) {
+            int cst = cli_exit_for(&cerr) == EXIT_FILE ? EXIT_FILE : EXIT_USAGE;
+            json_failure(outmode, "input", in_path, "output", out_path, &cerr, cookie_path, cst);
+            cli_fail(&cerr, cookie_path, NULL);
             free(cookie);
             free(xml);
-            return EXIT_USAGE;
+            return cst;
         }
         o.cookie = cookie;
     }
@@ -403,7 +403,7 @@ int main(int argc, char **argv)
     mrimg_image *img = mrimg_open(in_path, &oo, &err);
     if (!img) {
         json_failure(outmode, "input", in_path, "output", out_path, &err,
-                     cli_error_file(&err, in_path, out_path));
+                     cli_error_file(&err, in_path, out_path), cli_exit_for(&err));
         free(xml);
         free(cookie);
         return cli_fail(&err, in_path, out_path);
@@ -463,7 +463,7 @@ int main(int argc, char **argv)
     if (rc < 0) {
         /* the error value says which file the problem is about */
         json_failure(outmode, "input", in_path, "output", out_path, &err,
-                     cli_error_file(&err, in_path, out_path));
+                     cli_error_file(&err, in_path, out_path), cli_exit_for(&err));
         status = cli_fail(&err, in_path, out_path);
     } else if (verbose) {
         double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;

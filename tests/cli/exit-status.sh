@@ -73,6 +73,11 @@ err_has "^imgconv: $W/dir: .*Is a directory"; err_lacks "^imgconv: $RAW"
 [ -z "$(ls -A "$W/dir")" ] || bad "something was written into the directory"
 expect 3 "$B/imgconv" --xml="$W/dir" "$RAW" "$W/o.sav"
 err_has "^imgconv: $W/dir: .*Is a directory"; err_lacks "read error"
+expect 3 "$B/imgconv" --xml="$W/missing.xml" "$RAW" "$W/o.sav"; err_has "^imgconv: $W/missing.xml: "
+printf '<domain>' > "$W/bad.xml"
+expect 2 "$B/imgconv" --xml="$W/bad.xml" "$RAW" "$W/o.sav";     err_has "^imgconv: $W/bad.xml: "
+expect 3 "$B/imgconv" --output=json --xml="$W/dir" "$RAW" "$W/o.sav"
+json imgconv 'd["status"] == "error" and d["exit-status"] == 3 and d["error"]["file"].endswith("/dir")'
 # an existing output without -f: 3, naming the output
 cp "$RAW" "$W/exists.sav"
 expect 3 "$B/imgconv" "$RAW" "$W/exists.sav";           err_has "^imgconv: $W/exists.sav: .*already exists"

@@ -322,12 +322,26 @@ void cli_signals(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
-char *cli_read_text(const char *path, size_t max, int *status)
+static void text_err(mrimg_error *e, mrimg_code code, int errnum, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void text_err(mrimg_error *e, mrimg_code code, int errnum, const char *fmt, ...)
 {
-    *status = EXIT_FILE;
+    mrimg_error_clear(e);
+    e->code = code;
+    e->sys_errno = errnum;
+    /* the file was named on the command line: an input of the tool */
+    e->side = code == MRIMG_ERR_IO ? MRIMG_SIDE_INPUT : MRIMG_SIDE_NONE;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof(e->message), fmt, ap);
+    va_end(ap);
+}
+
+char *cli_read_text(const char *path, size_t max, mrimg_error *err)
+{
     FILE *f = fopen(path, "rb");
     if (!f) {
-        cli_error(path, "cannot open: %s", strerror(errno));
+        text_err(err, MRIMG_ERR_IO, errno, "cannot open %s: %s", path, strerror(errno));
         return NULL;
     }
     size_t cap = 4096, n = 0;
@@ -335,8 +349,7 @@ char *cli_read_text(const char *path, size_t max, int *status)
     while (b) {
         if (n + 1 >= cap) {
             if (cap >= max) {
-                cli_error(path, "larger than %zu bytes", max);
-                *status = EXIT_USAGE;
+                text_err(err, MRIMG_ERR_LIMIT, 0, "larger than %zu bytes", max);
                 free(b);
                 b = NULL;
                 break;
@@ -356,9 +369,12 @@ char *cli_read_text(const char *path, size_t max, int *status)
             break;
         n += r;
     }
+    if (!b && err->code == MRIMG_OK)
+        text_err(err, MRIMG_ERR_NOMEM, ENOMEM, "out of memory");
     if (b && ferror(f)) {
         /* a directory opens, then fails to read with EISDIR */
-        cli_error(path, "cannot read: %s", errno ? strerror(errno) : "read error");
+        int e = errno ? errno : EIO;
+        text_err(err, MRIMG_ERR_IO, e, "cannot read %s: %s", path, strerror(e));
         free(b);
         b = NULL;
     }
@@ -366,8 +382,7 @@ char *cli_read_text(const char *path, size_t max, int *status)
     if (b) {
         b[n] = '\0';
         if (strlen(b) != n) {
-            cli_error(path, "contains a NUL byte");
-            *status = EXIT_USAGE;
+            text_err(err, MRIMG_ERR_FORMAT, 0, "contains a NUL byte");
             free(b);
             b = NULL;
         }

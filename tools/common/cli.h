@@ -69,8 +69,9 @@ void cli_signals(void);
 int cli_signal_received(void);
 
 /* Read a whole small file (e.g. an XML) into a NUL-terminated string.
- * NULL after a message; *status then says why: EXIT_FILE (cannot open or
- * read, e.g. a directory) or EXIT_USAGE (too large, holds a NUL). */
-char *cli_read_text(const char *path, size_t max, int *status);
+ * NULL on failure, *err says why: MRIMG_ERR_IO (side input: cannot open or
+ * read, e.g. a directory), MRIMG_ERR_LIMIT (larger than max), MRIMG_ERR_FORMAT
+ * (holds a NUL), MRIMG_ERR_NOMEM.  Prints nothing. */
+char *cli_read_text(const char *path, size_t max, mrimg_error *err);
 
 #endif
