@@ -169,10 +169,12 @@ static int verify_one(const char *path, const opts *o, out *w)
         out_str(w, "file", NULL, path);
         out_bool(w, "sound", NULL, rc == 0 && status == EXIT_OK);
         out_u64(w, "exit-status", NULL, (uint64_t)status);
-        if (rc < 0)
+        if (rc < 0) {
             cli_out_error(w, "error", &err, cli_error_file(&err, path, NULL));
-        else
+            cli_fail(&err, path, NULL); /* on stderr too, as in human mode */
+        } else {
             out_null(w, "error", NULL);
+        }
         if (r) {
             out_u64(w, "errors", NULL, r->errors);
             out_u64(w, "warnings", NULL, r->warnings);
@@ -237,8 +239,8 @@ static int verify_one(const char *path, const opts *o, out *w)
 
 /* ---- digest ---------------------------------------------------------------- */
 
-/* A file that could not be opened or digested.  JSON: its object with the
- * error; human: the message.  Returns the exit status. */
+/* A file that could not be opened or digested: its JSON object with the
+ * error, and the message on stderr.  Returns the exit status. */
 static int file_failure(out *w, const char *path, const mrimg_error *err)
 {
     int status = cli_exit_for(err);
@@ -370,8 +372,8 @@ static int digest_one(const char *path, const opts *o, out *w)
 
 /* ---- compare ----------------------------------------------------------------- */
 
-/* --compare could not run.  JSON: one document naming the file the error
- * is about; human: the message.  Returns the exit status. */
+/* --compare could not run: the JSON document naming the file the error is
+ * about, and the message on stderr.  Returns the exit status. */
 static int compare_failure(const char *pa, const char *pb, const opts *o,
                            const mrimg_error *err, const char *about)
 {
