@@ -106,23 +106,40 @@ else
 fi
 
 # ---- 128+N: SIGINT (130) while imgverify waits for its input ---------------------------
+# A background job of a script starts with SIGINT ignored: wait until the tool
+# has installed its handler (SigCgt in /proc) before sending it.
+sigint_when_caught() { # PID
+    local i
+    for i in $(seq 1 1000); do
+        local cgt
+        cgt=$(awk '/^SigCgt:/ {print $2}' "/proc/$1/status" 2>/dev/null) || return 1
+        [ -n "$cgt" ] && [ $((0x$cgt & 2)) != 0 ] && break
+        sleep 0.01
+    done
+    kill -INT "$1"
+    # a tool that does not die of it must not hang the test
+    ( trap - EXIT; sleep 20; kill -9 "$1" 2>/dev/null ) > /dev/null 2>&1 &
+    watchdog=$!
+}
 mkfifo "$W/fifo"
 "$B/imgverify" "$W/fifo" > /dev/null 2>&1 &
 pid=$!
-sleep 0.5
-kill -INT $pid
+sleep 0.2
+sigint_when_caught $pid
 wait $pid
 rc=$?
+kill "$watchdog" 2>/dev/null
 if [ $rc = 130 ]; then ok "imgverify killed by SIGINT -> 130"; else bad "imgverify SIGINT -> $rc (expected 130)"; fi
 # and during a long conversion: 130, no temporary left behind
 python3 "$SRC/tests/tools/mkstream.py" "$W/big.mig" 256 || bad "mkstream"
 "$B/imgconv" -q -O xz -l 9 -T 1 --xml="$F/libvirt/dumpxml.xml" "$W/big.mig" "$W/big.sav" \
     > /dev/null 2>&1 &
 pid=$!
-sleep 1
-kill -INT $pid
+sleep 0.5
+sigint_when_caught $pid
 wait $pid
 rc=$?
+kill "$watchdog" 2>/dev/null
 if [ $rc = 130 ]; then ok "imgconv killed by SIGINT -> 130"; else bad "imgconv SIGINT -> $rc (expected 130)"; fi
 ls -a "$W" | grep -q '\.tmp$' && bad "SIGINT left a temporary file"
 rm -f "$W/big.mig" "$W/big.sav"
