@@ -687,7 +687,7 @@ static int info_xml(out *w, const char *path, mrimg_image *img, const opts *op)
     unsigned removed = 0;
     char *x = mrimg_xml_strip_secrets(ci->xml, ci->xml_len, &removed, &err);
     if (!x) {
-        cli_lib_error(path, &err);
+        cli_fail(&err, path, NULL);
         out_null(w, "xml", "xml");
         return EXIT_PROBLEM;
     }
@@ -862,13 +862,14 @@ static int info_image(out *w, const char *path, mrimg_image *img, const opts *op
         np++;
 
     if (rc < 0)
-        cli_lib_error(path, &err);
+        cli_fail(&err, path, NULL);
     if (crc < 0)
-        cli_lib_error(path, &cerr);
+        cli_fail(&cerr, path, NULL);
     if (jrc < 0)
-        cli_lib_error(path, &jerr);
+        cli_fail(&jerr, path, NULL);
     else
         cli_print_problems(path, jr, true, false, false);
+    int ext_status = EXIT_OK; /* a failed extents walk */
 
     if (op->extents) {
         static const out_col fcols[] = {
@@ -892,7 +893,7 @@ static int info_image(out *w, const char *path, mrimg_image *img, const opts *op
         out_bool(w, "hole-map", "file system reports holes", tot.hole_map);
         out_end(w);
         if (erc < 0) {
-            cli_lib_error(path, &eerr);
+            ext_status = cli_fail(&eerr, path, NULL);
             np++;
         }
         if (compressed) {
@@ -906,7 +907,9 @@ static int info_image(out *w, const char *path, mrimg_image *img, const opts *op
             out_end(w);
             cli_progress_break();
             if (src < 0 && rc == 0) {
-                cli_lib_error(path, &eerr);
+                int st = cli_fail(&eerr, path, NULL);
+                if (st > ext_status)
+                    ext_status = st;
                 np++;
             }
         }
@@ -918,6 +921,8 @@ static int info_image(out *w, const char *path, mrimg_image *img, const opts *op
         status = cli_exit_for(&err);
     if (crc < 0 && cli_exit_for(&cerr) > status)
         status = cli_exit_for(&cerr);
+    if (ext_status > status)
+        status = ext_status;
     return status;
 }
 
