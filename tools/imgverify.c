@@ -595,7 +595,8 @@ static int compare(const char *pa, const char *pb, const opts *o)
                        "--security-info shows them\n");
         }
         if (r->cookie_identical) {
-            printf("  cookie: identical\n");
+            if (!o->quiet)
+                printf("  cookie: identical\n");
         } else {
             printf("  cookie: differs%s\n", o->ignore_xml ? " (ignored)" : "");
             if (r->cookie_diff)

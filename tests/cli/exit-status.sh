@@ -63,7 +63,8 @@ done
 expect 2 "$B/imginfo" --bogus "$RAW"
 expect 2 "$B/imgverify" --bogus "$RAW"
 expect 2 "$B/imgconv" --bogus "$RAW" "$W/o.sav"
-expect 2 "$B/imgverify" --security-info "$RAW"; err_has "only applies to --compare"
+expect 2 "$B/imgverify" --security-info "$RAW"; err_has "security-info.*--compare only"
+expect 2 "$B/imgverify" --digest --security-info "$RAW"; err_has "security-info"
 
 # ---- 3: the output is a directory (with and without -f), --xml is a directory ----------
 expect 3 "$B/imgconv" -O zstd "$RAW" "$W/dir"

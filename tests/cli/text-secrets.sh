@@ -89,7 +89,7 @@ open(sys.argv[2], "wb").write(d.replace(b"<name>fixture</name>", b"<name>fixtur\
 PY
 expect 0 "$B/imginfo" --xml --output=json "$W/e9.sav"
 json imginfo "b'<name>fixtur\\xe9</name>' in raw(d['xml']) and d['secrets-removed'] == 1"
-expect 0 "$B/imgverify" --digest -v --output=json "$W/odd.sav"
+expect 0 "$B/imgverify" --digest --output=json "$W/odd.sav"
 json imgverify "raw(d['files'][0]['blocks'][0]['name']) == b'$NAME'"
 expect 1 "$B/imgverify" --output=json "$W/odd.sav"
 json imgverify "d['files'][0]['errors'] >= 1"
