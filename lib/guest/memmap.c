@@ -1,0 +1,524 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The guest-physical memory map of a PC guest, as QEMU lays it out.
+ *
+ * Facts (QEMU 10: hw/i386/pc_q35.c, pc_piix.c, pc.c, x86.c,
+ * hw/pci-host/pam.c, q35.c, i440fx.c; checked against `info mtree -f` and
+ * dump-guest-memory of real guests, tests/qemu/test_memmap.py):
+ *  - machine RAM ("pc.ram", or the NUMA node backends in node order) is
+ *    split: q35 keeps 0xb0000000 bytes below 4 GiB unless RAM reaches
+ *    0xb0000000, then 2 GiB; i440fx keeps max-ram-below-4g (default 3.5
+ *    GiB) and, once RAM reaches it, at most 3 GiB on machine types newer
+ *    than 1.7 (gigabyte alignment); an explicit max-ram-below-4g lowers
+ *    either.  The rest is mapped at 4 GiB.
+ *  - 0xa0000-0xbffff is the VGA window when a VGA device is present
+ *    (MMIO, not RAM); otherwise RAM shows through.
+ *  - 0xc0000-0xfffff is decided per PAM segment (16 KiB from 0xc0000, one
+ *    64 KiB at 0xf0000) by the host bridge's PAM registers (q35 MCH 0x90,
+ *    i440fx 0x59): mode 0 sends it to PCI, where pc.rom sits at 0xc0000
+ *    and the last 128 KiB of pc.bios (isa-bios) end at 1 MiB; modes 1-3
+ *    show RAM.
+ *  - pc.bios ends at 4 GiB.
+ *  - device RAM (vga.vram) is mapped at its BAR 0 and a PCI ROM at its
+ *    ROM BAR, when the BAR is programmed and the command register enables
+ *    memory decoding.
+ *  - pc-dimm backends: at the base the domain XML gives them; without
+ *    one, a single DIMM is at the start of the device-memory region,
+ *    4 GiB + RAM above 4 GiB rounded up to 1 GiB.
+ *  - fw_cfg blobs (/rom@etc/...) are not in guest-physical memory. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "guest.h"
+
+#define GiB (1ull << 30)
+#define FOUR_G (4ull << 30)
+
+void guest_pc_split(int family, uint64_t ram_size, uint64_t max_below_4g, bool gigabyte_align,
+                    uint64_t *below, uint64_t *above)
+{
+    uint64_t lowmem;
+    if (family == GUEST_PC_Q35) {
+        lowmem = ram_size >= 0xb0000000ull ? 0x80000000ull : 0xb0000000ull;
+        uint64_t max = max_below_4g ? max_below_4g : FOUR_G;
+        if (lowmem > max)
+            lowmem = max;
+    } else {
+        uint64_t max = max_below_4g ? max_below_4g : 0xe0000000ull;
+        lowmem = max;
+        if (ram_size >= max && gigabyte_align && lowmem > 0xc0000000ull)
+            lowmem = 0xc0000000ull;
+    }
+    if (ram_size >= lowmem) {
+        *below = lowmem;
+        *above = ram_size - lowmem;
+    } else {
+        *below = ram_size;
+        *above = 0;
+    }
+}
+
+int guest_machine_family(const char *m, bool *gigabyte_align)
+{
+    *gigabyte_align = true;
+    if (!strcmp(m, "q35") || !strncmp(m, "pc-q35-", 7))
+        return GUEST_PC_Q35;
+    const char *v = NULL;
+    if (!strcmp(m, "pc"))
+        return GUEST_PC_I440FX;
+    if (!strncmp(m, "pc-i440fx-", 10))
+        v = m + 10;
+    else if (!strncmp(m, "pc-", 3) && m[3] >= '0' && m[3] <= '9')
+        v = m + 3; /* pc-0.x, pc-1.x */
+    if (!v)
+        return 0;
+    unsigned major = 0, minor = 0;
+    if (sscanf(v, "%u.%u", &major, &minor) == 2 && (major < 1 || (major == 1 && minor <= 7)))
+        *gigabyte_align = false; /* pc_compat_1_7 */
+    return GUEST_PC_I440FX;
+}
+
+/* ---- the domain XML ----------------------------------------------------- */
+
+/* A QEMU size ("3G", "3221225472", "3072M"); false if not one. */
+static bool parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 0);
+    if (end == s)
+        return false;
+    uint64_t mul = 1;
+    switch (*end) {
+    case 'k': case 'K': mul = 1ull << 10; break;
+    case 'm': case 'M': mul = 1ull << 20; break;
+    case 'g': case 'G': mul = 1ull << 30; break;
+    case 't': case 'T': mul = 1ull << 40; break;
+    case 'b': case 'B': break;
+    default:
+        if (*end && *end != ',' && *end != '\'' && *end != '"' && *end != ' ')
+            return false;
+    }
+    return mul_ok(v, mul, out);
+}
+
+/* max-ram-below-4g given on the QEMU command line (<qemu:arg value=...>). */
+static uint64_t xml_max_ram_below_4g(const char *xml)
+{
+    const char *p = xml ? strstr(xml, "max-ram-below-4g=") : NULL;
+    uint64_t v = 0;
+    if (p && parse_size(p + 17, &v))
+        return v;
+    return 0;
+}
+
+/* An attribute value inside [p, end): copies it to out. */
+static bool attr_in(const char *p, const char *end, const char *name, char *out, size_t cap)
+{
+    size_t nl = strlen(name);
+    for (const char *q = p; q && q < end; q++) {
+        q = strstr(q, name);
+        if (!q || q >= end)
+            return false;
+        if (q > p && (q[-1] == ' ' || q[-1] == '\t' || q[-1] == '\n') && q[nl] == '=' &&
+            (q[nl + 1] == '\'' || q[nl + 1] == '"')) {
+            char quote = q[nl + 1];
+            const char *v = q + nl + 2, *e = strchr(v, quote);
+            if (!e || e > end || (size_t)(e - v) >= cap)
+                return false;
+            memcpy(out, v, (size_t)(e - v));
+            out[e - v] = '\0';
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The base libvirt gave the DIMM whose memory backend is `backend`
+ * (libvirt names a DIMM's backend "mem" + its alias). */
+static bool xml_dimm_base(const char *xml, const char *backend, uint64_t *base)
+{
+    if (!xml)
+        return false;
+    for (const char *p = strstr(xml, "<memory "); p; p = strstr(p + 1, "<memory ")) {
+        const char *end = strstr(p, "</memory>");
+        if (!end)
+            return false;
+        char model[32], alias[MRIMG_NAME_MAX + 1], b[40];
+        if (!attr_in(p, end, "model", model, sizeof(model)) ||
+            (strcmp(model, "dimm") != 0 && strcmp(model, "nvdimm") != 0))
+            continue;
+        const char *a = strstr(p, "<alias ");
+        if (!a || a > end || !attr_in(a, end, "name", alias, sizeof(alias)))
+            continue;
+        if (strncmp(backend, "mem", 3) != 0 || strcmp(backend + 3, alias) != 0)
+            continue;
+        const char *ad = strstr(p, "<address ");
+        if (!ad || ad > end || !attr_in(ad, end, "base", b, sizeof(b)))
+            return false;
+        return parse_size(b, base);
+    }
+    return false;
+}
+
+/* ---- building the map ---------------------------------------------------- */
+
+typedef struct mb {
+    mrimg_memmap *m;
+    unsigned cap;
+    const guest_layout_in *in;
+    uint8_t *placed;              /* per block: has a range */
+    const char **why;             /* per block: reason when not placed */
+    /* machine RAM: blocks in order */
+    unsigned nram;
+    unsigned ram_block[64];
+} mb;
+
+static int add(mb *b, uint64_t gpa, uint64_t len, unsigned block, uint64_t off, mrimg_error *err)
+{
+    if (!len)
+        return 0;
+    if (off > b->in->lengths[block] || len > b->in->lengths[block] - off)
+        return 0; /* never past the block's end */
+    mrimg_memmap *m = b->m;
+    if (m->nranges == b->cap) {
+        unsigned nc = b->cap ? b->cap * 2 : 32;
+        mrimg_mem_range *r = realloc(m->ranges, nc * sizeof(*r));
+        if (!r)
+            return err_nomem(err);
+        m->ranges = r;
+        b->cap = nc;
+    }
+    m->ranges[m->nranges++] = (mrimg_mem_range){gpa, len, block, off};
+    b->placed[block] = 1;
+    return 0;
+}
+
+/* [gpa, gpa+len) backed by machine RAM from offset ram_off. */
+static int add_ram(mb *b, uint64_t gpa, uint64_t ram_off, uint64_t len, mrimg_error *err)
+{
+    uint64_t base = 0;
+    for (unsigned i = 0; i < b->nram && len; i++) {
+        unsigned blk = b->ram_block[i];
+        uint64_t bl = b->in->lengths[blk];
+        if (ram_off < base + bl) {
+            uint64_t in = ram_off - base, n = MRIMG_MIN(len, bl - in);
+            int rc = add(b, gpa, n, blk, in, err);
+            if (rc < 0)
+                return rc;
+            gpa += n;
+            ram_off += n;
+            len -= n;
+        }
+        base += bl;
+    }
+    return 0;
+}
+
+static int find_block(const guest_layout_in *in, const char *name)
+{
+    for (unsigned i = 0; i < in->nblocks; i++)
+        if (!strcmp(in->names[i], name))
+            return (int)i;
+    return -1;
+}
+
+static const guest_pci *find_pci_suffix(const guest_devinfo *d, const char *suffix)
+{
+    size_t sl = strlen(suffix);
+    for (unsigned i = 0; d && i < d->npci; i++) {
+        size_t nl = strlen(d->pci[i].name);
+        if (nl >= sl && !strcmp(d->pci[i].name + nl - sl, suffix))
+            return &d->pci[i];
+    }
+    return NULL;
+}
+
+static const guest_pci *find_pci_path(const guest_devinfo *d, const char *path, size_t plen)
+{
+    for (unsigned i = 0; d && i < d->npci; i++)
+        if (strlen(d->pci[i].path) == plen && !memcmp(d->pci[i].path, path, plen))
+            return &d->pci[i];
+    return NULL;
+}
+
+/* 0xc0000-0xfffff, one PAM segment at a time. */
+static int add_pam(mb *b, const uint8_t *pam, int rom, int bios, mrimg_error *err)
+{
+    const guest_layout_in *in = b->in;
+    for (int idx = 0; idx <= 12; idx++) {
+        uint64_t start = idx == 0 ? 0xf0000 : 0xc0000 + (uint64_t)(idx - 1) * 0x4000;
+        uint64_t size = idx == 0 ? 0x10000 : 0x4000;
+        uint8_t reg = pam[(idx + 1) / 2];
+        unsigned mode = (reg >> ((idx & 1) ? 0 : 4)) & 3;
+        int rc = 0;
+        if (mode != 0) {
+            rc = add_ram(b, start, start, size, err);
+        } else {
+            /* the PCI address space: pc.rom at 0xc0000, isa-bios below 1 MiB */
+            uint64_t rom_len = rom >= 0 ? in->lengths[rom] : 0;
+            uint64_t bios_len = bios >= 0 ? in->lengths[bios] : 0;
+            uint64_t isa = MRIMG_MIN(bios_len, 0x20000ull), isa_at = 0x100000 - isa;
+            for (uint64_t a = start; a < start + size && rc == 0; a += 0x1000) {
+                if (rom >= 0 && a >= 0xc0000 && a < 0xc0000 + rom_len)
+                    rc = add(b, a, 0x1000, (unsigned)rom, a - 0xc0000, err);
+                else if (bios >= 0 && isa && a >= isa_at)
+                    rc = add(b, a, 0x1000, (unsigned)bios, bios_len - (0x100000 - a), err);
+            }
+        }
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* A memory BAR's address, or 0 when it does not decode. */
+static uint64_t bar_addr(const guest_pci *p, unsigned off, bool rom)
+{
+    const uint8_t *c = p->config;
+    if (!(c[0x04] & 0x02))
+        return 0; /* memory space decoding off */
+    uint32_t lo = rd_le32(c + off);
+    if (rom)
+        return (lo & 1) ? (lo & 0xfffff800u) : 0;
+    if (lo & 1)
+        return 0; /* an I/O BAR */
+    uint64_t a = lo & 0xfffffff0u;
+    if (((lo >> 1) & 3) == 2 && off + 8 <= 0x28)
+        a |= (uint64_t)rd_le32(c + off + 4) << 32;
+    return a == 0xfffffff0u ? 0 : a;
+}
+
+static int cmp_range(const void *a, const void *b)
+{
+    const mrimg_mem_range *x = a, *y = b;
+    return x->gpa < y->gpa ? -1 : x->gpa > y->gpa;
+}
+
+int guest_layout(const guest_layout_in *in, mrimg_memmap *m, mrimg_error *err)
+{
+    bool gig;
+    int fam = guest_machine_family(in->machine, &gig);
+    snprintf(m->machine, sizeof(m->machine), "%s", in->machine);
+    if (!fam)
+        return err_set(err, MRIMG_ERR_UNSUPPORTED, MRIMG_OFF_NONE, 0,
+                       "machine type \"%s\": only the PC machines (q35, i440fx) have a known "
+                       "guest-physical layout",
+                       in->machine[0] ? in->machine : "(none in the stream)");
+    m->family = fam == GUEST_PC_Q35 ? "q35" : "i440fx";
+    const guest_devinfo *dev = in->dev && in->dev->decoded ? in->dev : NULL;
+    m->devices_decoded = dev != NULL;
+
+    mb b = {m, 0, in, NULL, NULL, 0, {0}};
+    b.placed = calloc(in->nblocks ? in->nblocks : 1, 1);
+    b.why = calloc(in->nblocks ? in->nblocks : 1, sizeof(*b.why));
+    if (!b.placed || !b.why) {
+        free(b.placed);
+        free(b.why);
+        return err_nomem(err);
+    }
+    int rc = 0;
+    /* machine RAM */
+    int pcram = find_block(in, "pc.ram");
+    if (pcram >= 0) {
+        b.ram_block[b.nram++] = (unsigned)pcram;
+    } else {
+        for (unsigned node = 0; node < MRIMG_ARRAY_SIZE(b.ram_block); node++) {
+            char nm[32];
+            snprintf(nm, sizeof(nm), "ram-node%u", node);
+            int k = find_block(in, nm);
+            if (k < 0)
+                break;
+            b.ram_block[b.nram++] = (unsigned)k;
+        }
+    }
+    for (unsigned i = 0; i < b.nram; i++)
+        m->ram_size += in->lengths[b.ram_block[i]];
+    if (!b.nram) {
+        rc = err_set(err, MRIMG_ERR_UNSUPPORTED, MRIMG_OFF_NONE, 0,
+                     "no machine RAM block (\"pc.ram\" or \"ram-node0\"...) in the block list");
+        goto out;
+    }
+    guest_pc_split(fam, m->ram_size, xml_max_ram_below_4g(in->xml), gig, &m->below_4g,
+                   &m->above_4g);
+    uint64_t below = m->below_4g;
+    int rom = find_block(in, "pc.rom"), bios = find_block(in, "pc.bios");
+
+    rc = add_ram(&b, 0, 0, MRIMG_MIN(below, 0xa0000ull), err);
+    if (rc == 0 && dev && !dev->has_vga && below > 0xa0000)
+        rc = add_ram(&b, 0xa0000, 0xa0000, MRIMG_MIN(below, 0xc0000ull) - 0xa0000, err);
+    if (rc == 0 && dev && below >= 0x100000) {
+        const guest_pci *hb = find_pci_suffix(dev, fam == GUEST_PC_Q35 ? "/mch" : "/I440FX");
+        if (hb)
+            rc = add_pam(&b, hb->config + (fam == GUEST_PC_Q35 ? 0x90 : 0x59), rom, bios, err);
+    }
+    if (rc == 0 && below > 0x100000)
+        rc = add_ram(&b, 0x100000, 0x100000, below - 0x100000, err);
+    if (rc == 0 && m->above_4g)
+        rc = add_ram(&b, FOUR_G, below, m->above_4g, err);
+    if (rc == 0 && bios >= 0)
+        rc = add(&b, FOUR_G - in->lengths[bios], in->lengths[bios], (unsigned)bios, 0, err);
+
+    /* the other blocks */
+    unsigned dimms = 0;
+    for (unsigned i = 0; i < in->nblocks; i++) {
+        const char *n = in->names[i];
+        if (!strchr(n, '/') && (int)i != pcram && (int)i != rom && (int)i != bios &&
+            strncmp(n, "ram-node", 8) != 0)
+            dimms++;
+    }
+    for (unsigned i = 0; i < in->nblocks && rc == 0; i++) {
+        const char *n = in->names[i];
+        if (b.placed[i] || (int)i == rom || (int)i == bios)
+            continue;
+        bool is_ram = false;
+        for (unsigned k = 0; k < b.nram; k++)
+            is_ram |= b.ram_block[k] == i;
+        if (is_ram)
+            continue;
+        const char *slash = strrchr(n, '/');
+        if (!strncmp(n, "/rom@", 5)) {
+            b.why[i] = "a fw_cfg file: the firmware reads it through fw_cfg, it is not "
+                       "guest-physical memory";
+        } else if (slash && slash != n) {
+            const char *leaf = slash + 1;
+            size_t len = strlen(leaf);
+            bool vram = !strcmp(leaf, "vga.vram");
+            bool prom = len > 4 && !strcmp(leaf + len - 4, ".rom");
+            if (!vram && !prom) {
+                b.why[i] = "device RAM this library cannot place";
+                continue;
+            }
+            if (!dev) {
+                b.why[i] = "its place is a PCI BAR, and the device state was not decoded";
+                continue;
+            }
+            const guest_pci *p = find_pci_path(dev, n, (size_t)(slash - n));
+            uint64_t a = p ? bar_addr(p, vram ? 0x10 : 0x30, prom) : 0;
+            if (!p)
+                b.why[i] = "no saved PCI configuration for its device";
+            else if (!a)
+                b.why[i] = vram ? "BAR 0 not programmed or memory decoding off"
+                                : "expansion ROM BAR disabled (the firmware copied the ROM)";
+            else
+                rc = add(&b, a, in->lengths[i], i, 0, err);
+        } else if (!slash) {
+            uint64_t base = 0;
+            if (xml_dimm_base(in->xml, n, &base))
+                rc = add(&b, base, in->lengths[i], i, 0, err);
+            else if (dimms == 1)
+                rc = add(&b, round_up(FOUR_G + m->above_4g, GiB), in->lengths[i], i, 0, err);
+            else
+                b.why[i] = "a memory backend of several, and no domain XML gives its DIMM's "
+                           "base address";
+        } else {
+            b.why[i] = "not a block this library can place";
+        }
+    }
+    if (rc < 0)
+        goto out;
+    if (rom >= 0 && !b.placed[rom])
+        b.why[rom] = dev ? "the PAM registers show RAM at 0xc0000-0xdffff, not PCI"
+                         : "mapped only where the PAM registers send 0xc0000-0xdffff to PCI; "
+                           "the device state was not decoded";
+    /* sorted, merged where a block continues */
+    qsort(m->ranges, m->nranges, sizeof(*m->ranges), cmp_range);
+    unsigned o = 0;
+    for (unsigned k = 0; k < m->nranges; k++) {
+        mrimg_mem_range *r = &m->ranges[k];
+        if (o && m->ranges[o - 1].block == r->block &&
+            m->ranges[o - 1].gpa + m->ranges[o - 1].length == r->gpa &&
+            m->ranges[o - 1].offset + m->ranges[o - 1].length == r->offset) {
+            m->ranges[o - 1].length += r->length;
+            continue;
+        }
+        if (o && m->ranges[o - 1].gpa + m->ranges[o - 1].length > r->gpa) {
+            rc = err_set(err, MRIMG_ERR_FORMAT, MRIMG_OFF_NONE, 0,
+                         "guest-physical ranges overlap at 0x%llx (blocks \"%s\" and \"%s\"): "
+                         "the saved BARs are inconsistent",
+                         (unsigned long long)r->gpa, in->names[m->ranges[o - 1].block],
+                         in->names[r->block]);
+            goto out;
+        }
+        m->ranges[o++] = *r;
+    }
+    m->nranges = o;
+    for (unsigned i = 0; i < in->nblocks; i++) {
+        if (b.placed[i])
+            continue;
+        mrimg_unmapped_block *u = realloc(m->unmapped, (m->nunmapped + 1) * sizeof(*u));
+        if (!u) {
+            rc = err_nomem(err);
+            goto out;
+        }
+        m->unmapped = u;
+        u[m->nunmapped++] = (mrimg_unmapped_block){i, b.why[i] ? b.why[i] : "not mapped"};
+    }
+out:
+    free(b.placed);
+    free(b.why);
+    return rc;
+}
+
+/* ---- the public entry points ------------------------------------------- */
+
+void mrimg_memory_map_free(mrimg_memmap *m)
+{
+    if (!m)
+        return;
+    free(m->ranges);
+    free(m->unmapped);
+    free(m);
+}
+
+int guest_memmap_from_tail(mrimg_image *img, const guest_tail *t, mrimg_memmap **out,
+                           mrimg_error *err)
+{
+    *out = NULL;
+    guest_devinfo di;
+    int rc = guest_devinfo_parse_tail(&img->si, t, &di, err);
+    if (rc < 0)
+        return rc;
+    unsigned n = img->nblocks;
+    const char **names = calloc(n ? n : 1, sizeof(*names));
+    uint64_t *lens = calloc(n ? n : 1, sizeof(*lens));
+    mrimg_memmap *m = calloc(1, sizeof(*m));
+    if (!names || !lens || !m) {
+        rc = err_nomem(err);
+        goto out;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        names[i] = img->blocks[i].info.name;
+        lens[i] = img->blocks[i].info.used_length;
+    }
+    guest_layout_in in = {img->si.machine, img->ci.xml, n, names, lens, &di};
+    rc = guest_layout(&in, m, err);
+out:
+    if (rc < 0) {
+        mrimg_memory_map_free(m);
+        m = NULL;
+    }
+    *out = m;
+    free(names);
+    free(lens);
+    guest_devinfo_free(&di);
+    return rc;
+}
+
+int mrimg_memory_map(mrimg_image *img, mrimg_memmap **out, mrimg_error *err)
+{
+    mrimg_error_clear(err);
+    if (!img || !out)
+        return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0, "no image or no result");
+    *out = NULL;
+    guest_tail t;
+    guest_tail_attach(&t, img);
+    int rc = mrimg_scan(img, 0, NULL, NULL, err);
+    guest_tail_detach(&t);
+    if (rc == 0)
+        rc = guest_tail_finish(&t, err);
+    if (rc == 0)
+        rc = guest_memmap_from_tail(img, &t, out, err);
+    guest_tail_free(&t);
+    return rc;
+}
