@@ -45,6 +45,9 @@ static void usage(void)
            "  qemu                  bare QEMU migration stream, plain layout\n"
            "  qemu-mapped           bare QEMU migration stream, mapped-ram layout\n"
            "  ram                   OUTPUT is a directory: one sparse raw file per RAM block\n"
+           "  elf                   ELF core of guest-physical memory (as QEMU's\n"
+           "                        dump-guest-memory writes), for crash, drgn, gdb\n"
+           "  phys                  flat sparse file: file offset = guest-physical address\n"
            "\n"
            "Options:\n"
            "  -O, --format=FORMAT   output format (default: raw for libvirt inputs,\n"
@@ -92,6 +95,10 @@ static int format_from_arg(const char *s)
         return MRIMG_OUT_QEMU_MAPPED;
     if (!strcmp(s, "ram"))
         return MRIMG_OUT_RAM;
+    if (!strcmp(s, "elf"))
+        return MRIMG_OUT_ELF;
+    if (!strcmp(s, "phys"))
+        return MRIMG_OUT_PHYS;
     return -1;
 }
 
@@ -106,6 +113,8 @@ static const char *out_name(int fmt)
     case MRIMG_OUT_QEMU: return "qemu";
     case MRIMG_OUT_QEMU_MAPPED: return "qemu-mapped";
     case MRIMG_OUT_RAM: return "ram";
+    case MRIMG_OUT_ELF: return "elf";
+    case MRIMG_OUT_PHYS: return "phys";
     default: return mrimg_format_name(fmt);
     }
 }

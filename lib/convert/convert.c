@@ -25,6 +25,7 @@
 
 #include "../image.h"
 #include "../stream/writer.h"
+#include "guestout.h"
 #include "../util/xml.h"
 
 #ifndef PWB_SIZE /* smaller in the fuzz build; at least one page */
@@ -757,7 +758,7 @@ int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opt
     int out = opts->out;
     c.libvirt_out = out >= MRIMG_FORMAT_RAW && out < MRIMG_FORMAT_COUNT;
     if (!c.libvirt_out && out != MRIMG_OUT_QEMU && out != MRIMG_OUT_QEMU_MAPPED &&
-        out != MRIMG_OUT_RAM)
+        out != MRIMG_OUT_RAM && out != MRIMG_OUT_ELF && out != MRIMG_OUT_PHYS)
         return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0, "unknown output format %d", out);
     c.mapped_out = out == MRIMG_FORMAT_SPARSE || out == MRIMG_OUT_QEMU_MAPPED;
 
@@ -844,6 +845,10 @@ int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opt
             cvp_end(&c.prog);
         return rc;
     }
+    if (out == MRIMG_OUT_ELF)
+        return cv_elf(in, out_path, opts, stats, err);
+    if (out == MRIMG_OUT_PHYS)
+        return cv_phys(in, out_path, opts, stats, err);
 
     bool to_plain = !c.mapped_out && c.in_mapped;
     if (!c.mapped_out && !c.in_mapped && opts->compact) {
