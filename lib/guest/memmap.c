@@ -272,6 +272,18 @@ static int add_pam(mb *b, const uint8_t *pam, int rom, int bios, mrimg_error *er
     return 0;
 }
 
+/* The host bridge shows RAM in 0xa0000-0xbffff instead of the PCI (VGA)
+ * window: SMRAM open (D_OPEN), and on q35 high SMRAM not enabled
+ * (ESMRAMC.H_SMRAME), as hw/pci-host/i440fx.c and q35.c decide. */
+static bool smram_open(int fam, const guest_pci *hb)
+{
+    if (!hb)
+        return false;
+    if (fam == GUEST_PC_Q35)
+        return (hb->config[0x9d] & 0x40) && !(hb->config[0x9e] & 0x80);
+    return (hb->config[0x72] & 0x40) != 0;
+}
+
 /* A memory BAR's address, or 0 when it does not decode. */
 static uint64_t bar_addr(const guest_pci *p, unsigned off, bool rom)
 {
@@ -344,14 +356,13 @@ int guest_layout(const guest_layout_in *in, mrimg_memmap *m, mrimg_error *err)
     uint64_t below = m->below_4g;
     int rom = find_block(in, "pc.rom"), bios = find_block(in, "pc.bios");
 
+    const guest_pci *hb =
+        dev ? find_pci_suffix(dev, fam == GUEST_PC_Q35 ? "/mch" : "/I440FX") : NULL;
     rc = add_ram(&b, 0, 0, MRIMG_MIN(below, 0xa0000ull), err);
-    if (rc == 0 && dev && !dev->has_vga && below > 0xa0000)
+    if (rc == 0 && dev && below > 0xa0000 && (!dev->has_vga || smram_open(fam, hb)))
         rc = add_ram(&b, 0xa0000, 0xa0000, MRIMG_MIN(below, 0xc0000ull) - 0xa0000, err);
-    if (rc == 0 && dev && below >= 0x100000) {
-        const guest_pci *hb = find_pci_suffix(dev, fam == GUEST_PC_Q35 ? "/mch" : "/I440FX");
-        if (hb)
-            rc = add_pam(&b, hb->config + (fam == GUEST_PC_Q35 ? 0x90 : 0x59), rom, bios, err);
-    }
+    if (rc == 0 && hb && below >= 0x100000)
+        rc = add_pam(&b, hb->config + (fam == GUEST_PC_Q35 ? 0x90 : 0x59), rom, bios, err);
     if (rc == 0 && below > 0x100000)
         rc = add_ram(&b, 0x100000, 0x100000, below - 0x100000, err);
     if (rc == 0 && m->above_4g)
