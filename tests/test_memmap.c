@@ -464,6 +464,46 @@ static void test_fixture_outputs(void **state)
     free(dir);
 }
 
+/* A machine type without a known layout is refused before anything is
+ * written (a copy of a real save with its machine name changed). */
+static void test_unsupported_machine(void **state)
+{
+    (void)state;
+    size_t len;
+    uint8_t *img_bytes = read_file(fixture_path("qemu/plain.mig"), &len);
+    assert_non_null(img_bytes);
+    uint8_t *m = memmem(img_bytes, len < 4096 ? len : 4096, "pc-i440fx-10.0", 14);
+    assert_non_null(m);
+    memcpy(m, "zz-i440fx-10.0", 14);
+    char *dir = test_tmpdir("memmap-unsupported");
+    char in[4096], out[4096];
+    snprintf(in, sizeof(in), "%s/in.mig", dir);
+    snprintf(out, sizeof(out), "%s/out", dir);
+    FILE *f = fopen(in, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(img_bytes, 1, len, f), len);
+    fclose(f);
+    free(img_bytes);
+    int kinds[] = {MRIMG_OUT_ELF, MRIMG_OUT_PHYS};
+    for (unsigned k = 0; k < 2; k++) {
+        mrimg_error e;
+        mrimg_image *img = mrimg_open(in, NULL, &e);
+        assert_non_null(img);
+        mrimg_convert_opts o;
+        mrimg_convert_opts_init(&o);
+        o.out = kinds[k];
+        assert_int_equal(mrimg_convert(img, out, &o, NULL, &e), MRIMG_ERR_UNSUPPORTED);
+        assert_non_null(strstr(e.message, "zz-i440fx-10.0"));
+        assert_int_equal(access(out, F_OK), -1);
+        mrimg_memmap *mm = NULL;
+        assert_int_equal(mrimg_memory_map(img, &mm, &e), MRIMG_ERR_UNSUPPORTED);
+        assert_null(mm);
+        mrimg_close(img);
+    }
+    test_rmdir_all(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -475,6 +515,7 @@ int main(void)
         cmocka_unit_test(test_layout_refusals),
         cmocka_unit_test(test_fixture_maps),
         cmocka_unit_test(test_fixture_outputs),
+        cmocka_unit_test(test_unsupported_machine),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

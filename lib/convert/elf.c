@@ -189,11 +189,22 @@ static int write_headers(ew *e, const mrimg_memmap *m, const uint8_t *notes, siz
 int cv_elf(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
            mrimg_convert_stats *st, mrimg_error *err)
 {
+    /* a machine without a known layout is refused before the long walk */
+    sp_config cfg;
+    int rc = img_peek_config(in, &cfg, err);
+    if (rc < 0)
+        return rc;
+    bool gig;
+    if (!guest_machine_family(cfg.machine, &gig))
+        return err_set(err, MRIMG_ERR_UNSUPPORTED, MRIMG_OFF_NONE, 0,
+                       "machine type \"%s\": only the PC machines (q35, i440fx) have a known "
+                       "guest-physical layout",
+                       cfg.machine[0] ? cfg.machine : "(none in the stream)");
     ew e;
     memset(&e, 0, sizeof(e));
     e.in = in;
     e.st = st;
-    int rc = sink_create(&e.sink, out_path, o->force ? SINK_FORCE : 0, err);
+    rc = sink_create(&e.sink, out_path, o->force ? SINK_FORCE : 0, err);
     if (rc < 0)
         return rc;
     guest_tail t;
