@@ -92,8 +92,16 @@ def read_exact(f, n):
 
 def qemu_dump(guest, workdir):
     """(ranges, pages) of QEMU's dump-guest-memory, read from a FIFO."""
+    return dump_via_fifo(lambda fifo: guest.qmp.cmd(
+        "dump-guest-memory", paging=False, protocol="file:" + fifo, format="elf"), workdir)
+
+
+def dump_via_fifo(trigger, workdir, mode=0o600):
+    """Have trigger(fifo) make QEMU dump-guest-memory (paging off, ELF) into
+    a FIFO and read the dump as it comes: {"ranges", "pages", "phdrs"}."""
     fifo = os.path.join(workdir, f"dump-{time.monotonic_ns()}.fifo")
-    os.mkfifo(fifo, 0o600)
+    os.mkfifo(fifo, mode)
+    os.chmod(fifo, mode)
     res = {}
 
     def reader():
@@ -131,9 +139,17 @@ def qemu_dump(guest, workdir):
 
     t = threading.Thread(target=reader, daemon=True)
     t.start()
+    ok = False
     try:
-        guest.qmp.cmd("dump-guest-memory", paging=False, protocol="file:" + fifo, format="elf")
+        trigger(fifo)
+        ok = True
     finally:
+        if not ok:
+            # QEMU never opened the FIFO: give the reader its end of file
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
+                pass
         t.join(timeout=300)
         os.unlink(fifo)
     if "error" in res:
