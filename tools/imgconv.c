@@ -104,7 +104,8 @@ static int format_from_arg(const char *s)
 
 static bool is_bare(int fmt)
 {
-    return fmt == MRIMG_OUT_QEMU || fmt == MRIMG_OUT_QEMU_MAPPED || fmt == MRIMG_OUT_RAM;
+    return fmt == MRIMG_OUT_QEMU || fmt == MRIMG_OUT_QEMU_MAPPED || fmt == MRIMG_OUT_RAM ||
+           fmt == MRIMG_OUT_ELF || fmt == MRIMG_OUT_PHYS;
 }
 
 static const char *out_name(int fmt)
@@ -356,7 +357,8 @@ int main(int argc, char **argv)
         }
     }
     bool mapped_out = fmt_known == MRIMG_FORMAT_SPARSE || fmt_known == MRIMG_OUT_QEMU_MAPPED;
-    if (o.compact && (mapped_out || fmt_known == MRIMG_OUT_RAM)) {
+    if (o.compact && (mapped_out || fmt_known == MRIMG_OUT_RAM || fmt_known == MRIMG_OUT_ELF ||
+                      fmt_known == MRIMG_OUT_PHYS)) {
         cli_error(NULL, "--compact applies only to plain-layout outputs: -O %s is always "
                         "written in one pass", out_name(fmt_known));
         cli_usage_hint();
