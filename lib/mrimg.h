@@ -354,7 +354,8 @@ MRIMG_API int mrimg_ram_page_has_data(mrimg_image *img, unsigned block, uint64_t
  * from RAM or, where the chipset's PAM registers send it to PCI, from
  * pc.rom and the last 128 KiB of pc.bios; pc.bios just below 4 GiB;
  * device RAM (vga.vram) at the BAR the guest programmed, read from the
- * device's saved PCI configuration space; a pc-dimm's memory backend at the
+ * device's saved PCI configuration space, and the part of it a VGA in
+ * chain-4 or VBE mode shows at 0xa0000; a pc-dimm's memory backend at the
  * base the domain XML gives it, or the start of the device-memory region
  * for the only one.  The result equals the RAM ranges of QEMU's
  * `info mtree -f` and the PT_LOAD segments of `dump-guest-memory`

@@ -208,6 +208,69 @@ static void test_layout_booted(void **state)
     lay_free(&l);
 }
 
+/* The VGA's chain-4 window (hw/display/vga.c): text mode shows nothing in
+ * 0xa0000-0xbffff; a VBE mode above 4 bpp shows 64 KiB of vga.vram from
+ * bank_offset at 0xa0000 (as `info mtree -f` shows for the i440fx-vbe guest
+ * of tests/qemu/test_memmap.py); chain 4 set by the registers follows the
+ * memory map select of GR6. */
+static void test_layout_vga_chain4(void **state)
+{
+    (void)state;
+    lay l;
+    std_blocks(&l, 512 * MiB);
+    guest_pci *hb = lay_pci(&l, "0000:00:00.0/I440FX");
+    memset(hb->config + 0x59, 0x33, 7);
+    guest_pci *vga = lay_pci(&l, "0000:00:02.0/vga");
+    vga->config[0x04] = 0x02;
+    vga->config[0x13] = 0xfd;
+    l.dev.has_vga = true;
+    snprintf(l.dev.vga_path, sizeof(l.dev.vga_path), "0000:00:02.0");
+    l.dev.vga_seen = 15;
+    l.dev.vga_sr[2] = 0x03; /* text mode, as SeaBIOS leaves it */
+    l.dev.vga_sr[4] = 0x02;
+    l.dev.vga_gr[6] = 0x0e;
+    mrimg_error e;
+    assert_int_equal(lay_run(&l, "pc-i440fx-10.0", NULL, true, &e), 0);
+    expect(&l, 0, 0, 0xa0000, 0, 0);
+    expect(&l, 1, 0xc0000, 512 * MiB - 0xc0000, 0, 0xc0000);
+    lay_free(&l);
+
+    /* VBE on at 32 bpp: QEMU forces chain 4 and memory map 1 */
+    l.dev.vga_vbe[4] = 0x41;
+    l.dev.vga_vbe[3] = 32;
+    l.dev.vga_gr[6] = 0x05;
+    l.dev.vga_bank_offset = 0x20000;
+    assert_int_equal(lay_run(&l, "pc-i440fx-10.0", NULL, true, &e), 0);
+    expect(&l, 1, 0xa0000, 0x10000, 1, 0x20000);
+    expect(&l, 3, 0xfd000000, 16 * MiB, 1, 0);
+    lay_free(&l);
+
+    /* VBE at 4 bpp: the sequencer decides; here not chain 4 */
+    l.dev.vga_vbe[3] = 4;
+    assert_int_equal(lay_run(&l, "pc-i440fx-10.0", NULL, true, &e), 0);
+    expect(&l, 1, 0xc0000, 512 * MiB - 0xc0000, 0, 0xc0000);
+    lay_free(&l);
+
+    /* chain 4 by the registers (mode 13h), memory map 0: 128 KiB */
+    l.dev.vga_vbe[4] = 0;
+    l.dev.vga_sr[2] = 0x0f;
+    l.dev.vga_sr[4] = 0x0e;
+    l.dev.vga_gr[6] = 0x01;
+    assert_int_equal(lay_run(&l, "pc-i440fx-10.0", NULL, true, &e), 0);
+    expect(&l, 1, 0xa0000, 0x20000, 1, 0);
+    lay_free(&l);
+    l.dev.vga_gr[6] = 0x0d; /* memory map 3: 32 KiB at 0xb8000 */
+    assert_int_equal(lay_run(&l, "pc-i440fx-10.0", NULL, true, &e), 0);
+    expect(&l, 1, 0xb8000, 0x8000, 1, 0);
+    lay_free(&l);
+
+    /* SMRAM open: RAM shows in the whole window instead */
+    hb->config[0x72] = 0x40;
+    assert_int_equal(lay_run(&l, "pc-i440fx-10.0", NULL, true, &e), 0);
+    expect(&l, 0, 0, 512 * MiB, 0, 0);
+    lay_free(&l);
+}
+
 /* PAM at reset (every segment to PCI), mixed modes, no VGA: what QEMU
  * shows for -nodefaults guests and after partial shadowing. */
 static void test_layout_pam(void **state)
@@ -511,6 +574,7 @@ int main(void)
         cmocka_unit_test(test_machine_family),
         cmocka_unit_test(test_layout_booted),
         cmocka_unit_test(test_layout_pam),
+        cmocka_unit_test(test_layout_vga_chain4),
         cmocka_unit_test(test_layout_dimm_numa),
         cmocka_unit_test(test_layout_refusals),
         cmocka_unit_test(test_fixture_maps),

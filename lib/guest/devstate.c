@@ -144,8 +144,34 @@ static void visit(void *ctx, const char *dev, const char *vmsd, const char *fiel
 {
     dv *v = ctx;
     guest_devinfo *di = v->di;
-    if (!strcmp(vmsd, "vga"))
+    if (!strcmp(vmsd, "vga")) {
+        char path[MRIMG_NAME_MAX + 1];
+        snprintf(path, sizeof(path), "%s", dev);
+        char *slash = strrchr(path, '/');
+        if (slash)
+            *slash = '\0';
+        if (!di->has_vga)
+            memcpy(di->vga_path, path, sizeof(path));
         di->has_vga = true;
+        if (strcmp(path, di->vga_path) != 0)
+            return; /* only the first VGA's registers */
+        /* VGACommonState fields (hw/display/vga.c), big-endian in the stream */
+        if (!strcmp(field, "sr") && n == sizeof(di->vga_sr)) {
+            memcpy(di->vga_sr, p, n);
+            di->vga_seen |= 1;
+        } else if (!strcmp(field, "gr") && n == sizeof(di->vga_gr)) {
+            memcpy(di->vga_gr, p, n);
+            di->vga_seen |= 2;
+        } else if (!strcmp(field, "bank_offset") && n == 4) {
+            di->vga_bank_offset = (int32_t)rd_be32(p);
+            di->vga_seen |= 4;
+        } else if (!strcmp(field, "vbe_regs") && n == 2 * MRIMG_ARRAY_SIZE(di->vga_vbe)) {
+            for (size_t k = 0; k < MRIMG_ARRAY_SIZE(di->vga_vbe); k++)
+                di->vga_vbe[k] = rd_be16(p + 2 * k);
+            di->vga_seen |= 8;
+        }
+        return;
+    }
     if (strcmp(vmsd, "PCIDevice") != 0 || strncmp(field, "config", 6) != 0 || n < 64)
         return;
     if (di->npci >= GUEST_MAX_PCI)

@@ -25,6 +25,12 @@ typedef struct guest_devinfo {
     unsigned npci;
     guest_pci *pci;
     bool has_vga;            /* a device with VGA state (legacy window is MMIO) */
+    /* the (first) VGA's registers that decide its chain-4 window */
+    char vga_path[MRIMG_NAME_MAX + 1]; /* its section idstr before the last '/' */
+    unsigned vga_seen;       /* bit 0 sr, 1 gr, 2 bank_offset, 3 vbe_regs */
+    uint8_t vga_sr[8], vga_gr[16];
+    int32_t vga_bank_offset;
+    uint16_t vga_vbe[10];
 } guest_devinfo;
 
 MRIMG_INTERNAL void guest_devinfo_free(guest_devinfo *di);

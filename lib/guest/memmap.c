@@ -11,7 +11,9 @@
  *    than 1.7 (gigabyte alignment); an explicit max-ram-below-4g lowers
  *    either.  The rest is mapped at 4 GiB.
  *  - 0xa0000-0xbffff is the VGA window when a VGA device is present
- *    (MMIO, not RAM); otherwise RAM shows through.
+ *    (MMIO, not RAM), where a VGA in chain-4 mode (or VBE above 4 bpp)
+ *    shows part of vga.vram; without a VGA, or with SMRAM open, RAM shows
+ *    through.
  *  - 0xc0000-0xfffff is decided per PAM segment (16 KiB from 0xc0000, one
  *    64 KiB at 0xf0000) by the host bridge's PAM registers (q35 MCH 0x90,
  *    i440fx 0x59): mode 0 sends it to PCI, where pc.rom sits at 0xc0000
@@ -301,6 +303,37 @@ static uint64_t bar_addr(const guest_pci *p, unsigned off, bool rom)
     return a == 0xfffffff0u ? 0 : a;
 }
 
+/* The VGA's chain-4 window: in chain-4 mode with all planes written (or
+ * with VBE on at more than 4 bits per pixel, where QEMU forces both), a
+ * part of vga.vram shows in the legacy window, above the MMIO
+ * (hw/display/vga.c, vga_update_memory_access).  Returns its place. */
+static bool vga_chain4(const guest_devinfo *d, uint64_t *base, uint64_t *off, uint64_t *size)
+{
+    if ((d->vga_seen & 3) != 3)
+        return false;
+    uint8_t plane = d->vga_sr[2], mode = d->vga_sr[4];
+    if ((d->vga_seen & 8) && (d->vga_vbe[4] & 0x01) && d->vga_vbe[3] != 4) {
+        plane |= 0x0f;
+        mode |= 0x08;
+    }
+    if ((plane & 0x0f) != 0x0f || !(mode & 0x08))
+        return false;
+    *off = 0;
+    switch ((d->vga_gr[6] >> 2) & 3) {
+    case 0: *base = 0xa0000; *size = 0x20000; break;
+    case 1:
+        *base = 0xa0000;
+        *size = 0x10000;
+        if (!(d->vga_seen & 4) || d->vga_bank_offset < 0)
+            return false;
+        *off = (uint64_t)d->vga_bank_offset;
+        break;
+    case 2: *base = 0xb0000; *size = 0x8000; break;
+    default: *base = 0xb8000; *size = 0x8000; break;
+    }
+    return true;
+}
+
 static int cmp_range(const void *a, const void *b)
 {
     const mrimg_mem_range *x = a, *y = b;
@@ -361,6 +394,14 @@ int guest_layout(const guest_layout_in *in, mrimg_memmap *m, mrimg_error *err)
     rc = add_ram(&b, 0, 0, MRIMG_MIN(below, 0xa0000ull), err);
     if (rc == 0 && dev && below > 0xa0000 && (!dev->has_vga || smram_open(fam, hb)))
         rc = add_ram(&b, 0xa0000, 0xa0000, MRIMG_MIN(below, 0xc0000ull) - 0xa0000, err);
+    if (rc == 0 && dev && dev->has_vga && !smram_open(fam, hb)) {
+        uint64_t base, off, size;
+        char name[MRIMG_NAME_MAX + 16];
+        snprintf(name, sizeof(name), "%s/vga.vram", dev->vga_path);
+        int vram = find_block(in, name);
+        if (vram >= 0 && vga_chain4(dev, &base, &off, &size))
+            rc = add(&b, base, size, (unsigned)vram, off, err);
+    }
     if (rc == 0 && hb && below >= 0x100000)
         rc = add_pam(&b, hb->config + (fam == GUEST_PC_Q35 ? 0x90 : 0x59), rom, bios, err);
     if (rc == 0 && below > 0x100000)
@@ -380,7 +421,7 @@ int guest_layout(const guest_layout_in *in, mrimg_memmap *m, mrimg_error *err)
     }
     for (unsigned i = 0; i < in->nblocks && rc == 0; i++) {
         const char *n = in->names[i];
-        if (b.placed[i] || (int)i == rom || (int)i == bios)
+        if ((int)i == rom || (int)i == bios)
             continue;
         bool is_ram = false;
         for (unsigned k = 0; k < b.nram; k++)

@@ -20,6 +20,8 @@ Guests (no kernel; blobs loaded with `-device loader` below 2 GiB, above
   q35-3G-booted    q35, 3 GiB, VGA, SeaBIOS ran until it programmed the BARs
                    (PAM shadowing, vga.vram at its BAR)
   i440fx-4G-booted i440fx, 4 GiB, VGA, SeaBIOS ran
+  i440fx-vbe       i440fx, 512 MiB, VGA, booted from a boot sector that sets a
+                   VBE mode (vga.vram shows in the VGA window: chain 4)
   q35-dimm         q35, 1 GiB + a 512 MiB pc-dimm, never run
 
 The dump is read from a FIFO as QEMU writes it: no GiB-sized files.
@@ -266,6 +268,33 @@ def wait_bars(guest, timeout=120):
         guest.qmp.cmd("stop")
 
 
+def wait_chain4(guest, timeout=120):
+    """Let the boot sector switch the VGA to a VBE mode, then stop."""
+    guest.qmp.cmd("cont")
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline:
+            if "vga.chain4" in guest.qmp.hmp("info mtree"):
+                time.sleep(0.3)
+                return
+            time.sleep(0.2)
+        raise Fail("the guest did not switch to a VBE mode in time")
+    finally:
+        guest.qmp.cmd("stop")
+
+
+def vbe_boot_disk(path):
+    """A disk whose boot sector sets VBE mode 0x118 with the linear frame
+    buffer (int 10h, ax=4f02h, bx=4118h) and halts."""
+    code = bytes([0xB8, 0x02, 0x4F,   # mov ax, 0x4f02
+                  0xBB, 0x18, 0x41,   # mov bx, 0x4118
+                  0xCD, 0x10,         # int 0x10
+                  0xFA, 0xF4,         # cli; hlt
+                  0xEB, 0xFD])        # jmp to the hlt
+    with open(path, "wb") as f:
+        f.write(code + bytes(510 - len(code)) + b"\x55\xaa" + bytes(1 << 20))
+
+
 def case(name, machine, mem, boot, extra, blobs, xml_devices, workdir):
     wd = os.path.join(workdir, name)
     os.makedirs(wd)
@@ -278,7 +307,9 @@ def case(name, machine, mem, boot, extra, blobs, xml_devices, workdir):
         1024 if "G" in mem.split(",")[0] else 1)
     g = qemuh.Guest(wd, machine=machine, mem_mib=mem, extra=args)
     try:
-        if boot:
+        if boot == "vbe":
+            wait_chain4(g)
+        elif boot:
             wait_bars(g)
         truth = qemu_dump(g, wd)
         plain = os.path.join(wd, "plain.mig")
@@ -326,11 +357,16 @@ def main():
          [(1 * G, 64 << 10), (4 * G + (256 << 20), 64 << 10)], ""),
         ("i440fx-4G-booted", "pc-i440fx-10.0", 4096, True, ["-device", "VGA"],
          [(1 * G, 64 << 10), (4 * G + (512 << 20), 64 << 10)], ""),
+        # a guest in a VBE graphics mode: part of vga.vram shows at 0xa0000
+        ("i440fx-vbe", "pc-i440fx-10.0", 512, "vbe",
+         ["-device", "VGA", "-drive", f"file={workdir}/vbe.img,format=raw,if=ide"],
+         [(256 << 20, 64 << 10)], ""),
         ("q35-dimm", "pc-q35-10.0", "1G,slots=2,maxmem=4G", False,
          ["-object", "memory-backend-ram,id=memdimm0,size=512M",
           "-device", "pc-dimm,id=dimm0,memdev=memdimm0"],
          [(512 << 20, 64 << 10), (4 * G + (128 << 20), 64 << 10)], DIMM_XML),
     ]
+    vbe_boot_disk(os.path.join(workdir, "vbe.img"))
     failed = 0
     try:
         for c in cases:
