@@ -6,10 +6,10 @@
  * the pages with data.
  *
  * The map must be known before the first page is written, and it depends
- * on the device state at the end of the stream: it is read first
- * (mrimg_memory_map: a scan, which for uncompressed payloads reads the
- * device state directly, and for compressed ones decodes the stream once),
- * then the RAM is walked once and each data run is written at the
+ * on the device state at the end of the stream: it is read first (a scan
+ * that keeps the device state: for a mapped-ram image only its headers,
+ * bitmaps and device state are read; a plain or compressed stream is read
+ * once more), then the RAM is walked once and each data run is written at the
  * guest-physical address of every range that shows it (a block part can be
  * visible twice, e.g. the end of pc.bios below 1 MiB and below 4 GiB). */
 #include <stdlib.h>
@@ -66,8 +66,17 @@ static int walk_cb(void *opaque, unsigned block, uint64_t first, uint64_t n, con
 int cv_phys(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
             mrimg_convert_stats *st, mrimg_error *err)
 {
+    /* the map first: a scan (with progress) that collects the device state */
     mrimg_memmap *m = NULL;
-    int rc = mrimg_memory_map(in, &m, err);
+    guest_tail t;
+    guest_tail_attach(&t, in);
+    int rc = mrimg_scan(in, 0, o->progress, o->progress_ctx, err);
+    guest_tail_detach(&t);
+    if (rc == 0)
+        rc = guest_tail_finish(&t, err);
+    if (rc == 0)
+        rc = guest_memmap_from_tail(in, &t, &m, err);
+    guest_tail_free(&t);
     if (rc < 0)
         return rc;
     pw w;
