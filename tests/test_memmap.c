@@ -86,11 +86,11 @@ static void test_machine_family(void **state)
 /* ---- layouts of synthetic guests ----------------------------------------- */
 
 typedef struct lay {
-    const char *names[8];
-    uint64_t lens[8];
+    const char *names[12];
+    uint64_t lens[12];
     unsigned n;
     guest_devinfo dev;
-    guest_pci pci[4];
+    guest_pci pci[6];
     mrimg_memmap m;
 } lay;
 
@@ -389,14 +389,25 @@ static void test_layout_refusals(void **state)
     assert_non_null(strstr(e.message, "pc.ram"));
     lay_free(&l);
 
-    /* two BARs claiming the same address: the saved state is inconsistent */
+    /* two BARs claiming the same address, one over RAM, one wrapping: the
+     * first wins, RAM wins, the wrapping one is not mapped */
     std_blocks(&l, 64 * MiB);
     lay_block(&l, "0000:00:03.0/vga.vram", 16 * MiB);
+    lay_block(&l, "0000:00:04.0/vga.vram", 16 * MiB);
+    lay_block(&l, "0000:00:05.0/vga.vram", 16 * MiB);
     guest_pci *a = lay_pci(&l, "0000:00:02.0/vga"), *b = lay_pci(&l, "0000:00:03.0/vga");
-    a->config[0x04] = b->config[0x04] = 0x02;
+    guest_pci *c = lay_pci(&l, "0000:00:04.0/vga"), *d = lay_pci(&l, "0000:00:05.0/vga");
+    a->config[0x04] = b->config[0x04] = c->config[0x04] = d->config[0x04] = 0x02;
     a->config[0x13] = b->config[0x13] = 0xfd;
-    assert_int_equal(lay_run(&l, "pc-q35-10.0", NULL, true, &e), MRIMG_ERR_FORMAT);
-    assert_non_null(strstr(e.message, "overlap"));
+    c->config[0x13] = 0x03;                    /* 0x03000000: inside pc.ram */
+    d->config[0x10] = 0x04;                    /* 64-bit */
+    memset(d->config + 0x13, 0xff, 5);         /* 0xffffffffff000000 + 16 MiB wraps */
+    assert_int_equal(lay_run(&l, "pc-q35-10.0", NULL, true, &e), 0);
+    assert_int_equal(l.m.nranges, 4);
+    expect(&l, 2, 0xfd000000, 16 * MiB, 1, 0);
+    assert_non_null(strstr(reason_of(&l, 6), "overlaps"));
+    assert_non_null(strstr(reason_of(&l, 7), "overlaps"));
+    assert_non_null(strstr(reason_of(&l, 8), "wraps"));
     lay_free(&l);
 }
 

@@ -196,6 +196,26 @@ static int add(mb *b, uint64_t gpa, uint64_t len, unsigned block, uint64_t off, 
     return 0;
 }
 
+/* A block placed by a device (BAR, DIMM base): if it would overlap what is
+ * already mapped, QEMU's machine RAM and firmware win (the PCI address
+ * space lies below them); the block is then reported as not mapped. */
+static int add_dev(mb *b, uint64_t gpa, uint64_t len, unsigned block, mrimg_error *err)
+{
+    if (gpa + len < gpa) {
+        b->why[block] = "its address wraps around the end of the address space";
+        return 0;
+    }
+    for (unsigned k = 0; k < b->m->nranges; k++) {
+        const mrimg_mem_range *r = &b->m->ranges[k];
+        if (gpa < r->gpa + r->length && r->gpa < gpa + len) {
+            b->why[block] = "its BAR or base overlaps memory mapped before it (RAM, firmware "
+                            "or another device): hidden";
+            return 0;
+        }
+    }
+    return add(b, gpa, len, block, 0, err);
+}
+
 /* [gpa, gpa+len) backed by machine RAM from offset ram_off. */
 static int add_ram(mb *b, uint64_t gpa, uint64_t ram_off, uint64_t len, mrimg_error *err)
 {
@@ -453,13 +473,13 @@ int guest_layout(const guest_layout_in *in, mrimg_memmap *m, mrimg_error *err)
                 b.why[i] = vram ? "BAR 0 not programmed or memory decoding off"
                                 : "expansion ROM BAR disabled (the firmware copied the ROM)";
             else
-                rc = add(&b, a, in->lengths[i], i, 0, err);
+                rc = add_dev(&b, a, in->lengths[i], i, err);
         } else if (!slash) {
             uint64_t base = 0;
             if (xml_dimm_base(in->xml, n, &base))
-                rc = add(&b, base, in->lengths[i], i, 0, err);
+                rc = add_dev(&b, base, in->lengths[i], i, err);
             else if (dimms == 1)
-                rc = add(&b, round_up(FOUR_G + m->above_4g, GiB), in->lengths[i], i, 0, err);
+                rc = add_dev(&b, round_up(FOUR_G + m->above_4g, GiB), in->lengths[i], i, err);
             else
                 b.why[i] = "a memory backend of several, and no domain XML gives its DIMM's "
                            "base address";
@@ -487,7 +507,7 @@ int guest_layout(const guest_layout_in *in, mrimg_memmap *m, mrimg_error *err)
         if (o && m->ranges[o - 1].gpa + m->ranges[o - 1].length > r->gpa) {
             rc = err_set(err, MRIMG_ERR_FORMAT, MRIMG_OFF_NONE, 0,
                          "guest-physical ranges overlap at 0x%llx (blocks \"%s\" and \"%s\"): "
-                         "the saved BARs are inconsistent",
+                         "the machine's RAM layout is inconsistent",
                          (unsigned long long)r->gpa, in->names[m->ranges[o - 1].block],
                          in->names[r->block]);
             goto out;
