@@ -578,6 +578,57 @@ static void test_unsupported_machine(void **state)
     free(dir);
 }
 
+/* One progress bar per conversion: never goes back, one total, ends full. */
+typedef struct prog {
+    uint64_t last, total, calls;
+    bool back, changed;
+} prog;
+
+static int on_progress(void *opaque, uint64_t done, uint64_t total)
+{
+    prog *p = opaque;
+    if (p->calls && (done < p->last))
+        p->back = true;
+    if (p->calls && total != p->total)
+        p->changed = true;
+    p->last = done;
+    p->total = total;
+    p->calls++;
+    return 0;
+}
+
+static void test_progress(void **state)
+{
+    (void)state;
+    char *dir = test_tmpdir("memmap-progress");
+    char out[4096];
+    snprintf(out, sizeof(out), "%s/out", dir);
+    const char *ins[] = {"qemu/plain.mig", "qemu/mapped.mig", "libvirt/zstd.sav"};
+    int kinds[] = {MRIMG_OUT_ELF, MRIMG_OUT_PHYS};
+    for (unsigned i = 0; i < 3; i++)
+        for (unsigned k = 0; k < 2; k++) {
+            mrimg_error e;
+            mrimg_image *img = mrimg_open(fixture_path(ins[i]), NULL, &e);
+            assert_non_null(img);
+            prog p = {0};
+            mrimg_convert_opts o;
+            mrimg_convert_opts_init(&o);
+            o.out = kinds[k];
+            o.force = 1;
+            o.progress = on_progress;
+            o.progress_ctx = &p;
+            if (mrimg_convert(img, out, &o, NULL, &e) != 0)
+                fail_msg("%s: %s", ins[i], e.message);
+            mrimg_close(img);
+            if (!p.calls || p.back || p.changed || p.last != p.total)
+                fail_msg("%s -> %d: %llu reports, back %d, total changed %d, ends %llu/%llu",
+                         ins[i], kinds[k], (unsigned long long)p.calls, p.back, p.changed,
+                         (unsigned long long)p.last, (unsigned long long)p.total);
+        }
+    test_rmdir_all(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -591,6 +642,7 @@ int main(void)
         cmocka_unit_test(test_fixture_maps),
         cmocka_unit_test(test_fixture_outputs),
         cmocka_unit_test(test_unsupported_machine),
+        cmocka_unit_test(test_progress),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

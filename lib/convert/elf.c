@@ -187,7 +187,7 @@ static int write_headers(ew *e, const mrimg_memmap *m, const uint8_t *notes, siz
 }
 
 int cv_elf(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
-           mrimg_convert_stats *st, mrimg_error *err)
+           mrimg_convert_stats *st, mrimg_progress_fn progress, void *pctx, mrimg_error *err)
 {
     /* a machine without a known layout is refused before the long walk */
     sp_config cfg;
@@ -209,7 +209,7 @@ int cv_elf(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
         return rc;
     guest_tail t;
     guest_tail_attach(&t, in);
-    rc = mrimg_ram_walk(in, walk_cb, &e, o->progress, o->progress_ctx, err);
+    rc = mrimg_ram_walk(in, walk_cb, &e, progress, pctx, err);
     guest_tail_detach(&t);
     if (rc == 0 && !e.laid_out)
         rc = layout(&e, err); /* no page at all */

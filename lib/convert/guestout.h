@@ -9,10 +9,14 @@
 #include "../guest/guest.h"
 #include "../io/sink.h"
 
+/* The ELF core of in at out_path (one walk; the map is made at its end). */
 MRIMG_INTERNAL int cv_elf(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
-                          mrimg_convert_stats *st, mrimg_error *err);
-MRIMG_INTERNAL int cv_phys(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
-                           mrimg_convert_stats *st, mrimg_error *err);
+                          mrimg_convert_stats *st, mrimg_progress_fn progress, void *pctx,
+                          mrimg_error *err);
+/* The flat physical file of in, laid out by its map m (guest_memmap_scan). */
+MRIMG_INTERNAL int cv_phys(mrimg_image *in, const mrimg_memmap *m, const char *out_path,
+                           const mrimg_convert_opts *o, mrimg_convert_stats *st,
+                           mrimg_progress_fn progress, void *pctx, mrimg_error *err);
 
 /* Write the pages of data[0, n pages) that are not all zero, in runs, at
  * pos(ctx, page index within the run's block) ... : calls put(ctx, k0, k1)

@@ -6,10 +6,10 @@
  * the pages with data.
  *
  * The map must be known before the first page is written, and it depends
- * on the device state at the end of the stream: it is read first (a scan
- * that keeps the device state: for a mapped-ram image only its headers,
- * bitmaps and device state are read; a plain or compressed stream is read
- * once more), then the RAM is walked once and each data run is written at the
+ * on the device state at the end of the stream: the caller makes it first
+ * (guest_memmap_scan: for a mapped-ram image only its headers, bitmaps and
+ * device state are read; a plain or compressed stream is read once more),
+ * then the RAM is walked once and each data run is written at the
  * guest-physical address of every range that shows it (a block part can be
  * visible twice, e.g. the end of pc.bios below 1 MiB and below 4 GiB). */
 #include <stdlib.h>
@@ -63,22 +63,10 @@ static int walk_cb(void *opaque, unsigned block, uint64_t first, uint64_t n, con
     return gout_runs(data, n, w->ps, w->st, put, w, err);
 }
 
-int cv_phys(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
-            mrimg_convert_stats *st, mrimg_error *err)
+int cv_phys(mrimg_image *in, const mrimg_memmap *m, const char *out_path,
+            const mrimg_convert_opts *o, mrimg_convert_stats *st, mrimg_progress_fn progress,
+            void *pctx, mrimg_error *err)
 {
-    /* the map first: a scan (with progress) that collects the device state */
-    mrimg_memmap *m = NULL;
-    guest_tail t;
-    guest_tail_attach(&t, in);
-    int rc = mrimg_scan(in, 0, o->progress, o->progress_ctx, err);
-    guest_tail_detach(&t);
-    if (rc == 0)
-        rc = guest_tail_finish(&t, err);
-    if (rc == 0)
-        rc = guest_memmap_from_tail(in, &t, &m, err);
-    guest_tail_free(&t);
-    if (rc < 0)
-        return rc;
     pw w;
     memset(&w, 0, sizeof(w));
     w.in = in;
@@ -88,14 +76,13 @@ int cv_phys(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
     uint64_t size = 0;
     for (unsigned i = 0; i < m->nranges; i++)
         size = MRIMG_MAX(size, m->ranges[i].gpa + m->ranges[i].length);
-    rc = sink_create(&w.sink, out_path, o->force ? SINK_FORCE : 0, err);
-    if (rc == 0) {
-        rc = mrimg_ram_walk(in, walk_cb, &w, o->progress, o->progress_ctx, err);
-        if (rc == 0)
-            rc = gout_commit(&w.sink, size, st, err);
-        if (rc < 0)
-            sink_abort(&w.sink);
-    }
-    mrimg_memory_map_free(m);
+    int rc = sink_create(&w.sink, out_path, o->force ? SINK_FORCE : 0, err);
+    if (rc < 0)
+        return rc;
+    rc = mrimg_ram_walk(in, walk_cb, &w, progress, pctx, err);
+    if (rc == 0)
+        rc = gout_commit(&w.sink, size, st, err);
+    if (rc < 0)
+        sink_abort(&w.sink);
     return rc;
 }

@@ -86,6 +86,11 @@ typedef struct guest_layout_in {
 MRIMG_INTERNAL int guest_layout(const guest_layout_in *in, mrimg_memmap *m,
                                 mrimg_error *err);
 
+/* Scan img (if it was not) keeping its device state, and make its map:
+ * mrimg_memory_map with progress reports of the scan. */
+MRIMG_INTERNAL int guest_memmap_scan(mrimg_image *img, mrimg_memmap **out,
+                                     mrimg_progress_fn progress, void *pctx, mrimg_error *err);
+
 /* The map of an image whose device state is in t (see guest_tail). */
 MRIMG_INTERNAL int guest_memmap_from_tail(mrimg_image *img, const guest_tail *t,
                                           mrimg_memmap **out, mrimg_error *err);

@@ -577,15 +577,13 @@ out:
     return rc;
 }
 
-int mrimg_memory_map(mrimg_image *img, mrimg_memmap **out, mrimg_error *err)
+int guest_memmap_scan(mrimg_image *img, mrimg_memmap **out, mrimg_progress_fn progress,
+                      void *pctx, mrimg_error *err)
 {
-    mrimg_error_clear(err);
-    if (!img || !out)
-        return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0, "no image or no result");
     *out = NULL;
     guest_tail t;
     guest_tail_attach(&t, img);
-    int rc = mrimg_scan(img, 0, NULL, NULL, err);
+    int rc = mrimg_scan(img, 0, progress, pctx, err);
     guest_tail_detach(&t);
     if (rc == 0)
         rc = guest_tail_finish(&t, err);
@@ -593,4 +591,12 @@ int mrimg_memory_map(mrimg_image *img, mrimg_memmap **out, mrimg_error *err)
         rc = guest_memmap_from_tail(img, &t, out, err);
     guest_tail_free(&t);
     return rc;
+}
+
+int mrimg_memory_map(mrimg_image *img, mrimg_memmap **out, mrimg_error *err)
+{
+    mrimg_error_clear(err);
+    if (!img || !out)
+        return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0, "no image or no result");
+    return guest_memmap_scan(img, out, NULL, NULL, err);
 }
