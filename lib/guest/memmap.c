@@ -360,6 +360,143 @@ static int cmp_range(const void *a, const void *b)
     return x->gpa < y->gpa ? -1 : x->gpa > y->gpa;
 }
 
+/* Machine RAM (pc.ram, or the NUMA node backends in node order). */
+static int find_machine_ram(mb *b)
+{
+    int pcram = find_block(b->in, "pc.ram");
+    if (pcram >= 0) {
+        b->ram_block[b->nram++] = (unsigned)pcram;
+    } else {
+        for (unsigned node = 0; node < MRIMG_ARRAY_SIZE(b->ram_block); node++) {
+            char nm[32];
+            snprintf(nm, sizeof(nm), "ram-node%u", node);
+            int k = find_block(b->in, nm);
+            if (k < 0)
+                break;
+            b->ram_block[b->nram++] = (unsigned)k;
+        }
+    }
+    for (unsigned i = 0; i < b->nram; i++)
+        b->m->ram_size += b->in->lengths[b->ram_block[i]];
+    return b->nram ? 0 : -1;
+}
+
+/* What the machine itself maps: RAM below and above 4 GiB, the legacy
+ * window, 0xc0000-0xfffff, the BIOS. */
+static int place_machine(mb *b, int fam, const guest_devinfo *dev, int rom, int bios,
+                         mrimg_error *err)
+{
+    const guest_layout_in *in = b->in;
+    uint64_t below = b->m->below_4g;
+    const guest_pci *hb =
+        dev ? find_pci_suffix(dev, fam == GUEST_PC_Q35 ? "/mch" : "/I440FX") : NULL;
+    int rc = add_ram(b, 0, 0, MRIMG_MIN(below, 0xa0000ull), err);
+    if (rc == 0 && dev && below > 0xa0000 && (!dev->has_vga || smram_open(fam, hb)))
+        rc = add_ram(b, 0xa0000, 0xa0000, MRIMG_MIN(below, 0xc0000ull) - 0xa0000, err);
+    if (rc == 0 && dev && dev->has_vga && !smram_open(fam, hb)) {
+        uint64_t base, off, size;
+        char name[MRIMG_NAME_MAX + 16];
+        snprintf(name, sizeof(name), "%s/vga.vram", dev->vga_path);
+        int vram = find_block(in, name);
+        if (vram >= 0 && vga_chain4(dev, &base, &off, &size))
+            rc = add(b, base, size, (unsigned)vram, off, err);
+    }
+    if (rc == 0 && hb && below >= 0x100000)
+        rc = add_pam(b, hb->config + (fam == GUEST_PC_Q35 ? 0x90 : 0x59), rom, bios, err);
+    if (rc == 0 && below > 0x100000)
+        rc = add_ram(b, 0x100000, 0x100000, below - 0x100000, err);
+    if (rc == 0 && b->m->above_4g)
+        rc = add_ram(b, FOUR_G, below, b->m->above_4g, err);
+    if (rc == 0 && bios >= 0)
+        rc = add(b, FOUR_G - in->lengths[bios], in->lengths[bios], (unsigned)bios, 0, err);
+    if (rc == 0 && rom >= 0 && !b->placed[rom])
+        b->why[rom] = dev ? "the PAM registers show RAM at 0xc0000-0xdffff, not PCI"
+                          : "mapped only where the PAM registers send 0xc0000-0xdffff to PCI; "
+                            "the device state was not decoded";
+    return rc;
+}
+
+/* Block i that is not the machine's: a device's RAM or ROM at its BAR, a
+ * DIMM's backend at its base, or a reason why it is not mapped.  dimms: how
+ * many blocks may be DIMM backends. */
+static int place_other(mb *b, unsigned i, const guest_devinfo *dev, unsigned dimms,
+                       mrimg_error *err)
+{
+    const char *n = b->in->names[i];
+    uint64_t len = b->in->lengths[i];
+    const char *slash = strrchr(n, '/');
+    if (!strncmp(n, "/rom@", 5)) {
+        b->why[i] = "a fw_cfg file: the firmware reads it through fw_cfg, it is not "
+                    "guest-physical memory";
+        return 0;
+    }
+    if (!slash) {
+        uint64_t base = 0;
+        if (xml_dimm_base(b->in->xml, n, &base))
+            return add_dev(b, base, len, i, err);
+        if (dimms == 1)
+            return add_dev(b, round_up(FOUR_G + b->m->above_4g, GiB), len, i, err);
+        b->why[i] = "a memory backend of several, and no domain XML gives its DIMM's base "
+                    "address";
+        return 0;
+    }
+    const char *leaf = slash + 1;
+    size_t ll = strlen(leaf);
+    bool vram = !strcmp(leaf, "vga.vram");
+    bool prom = ll > 4 && !strcmp(leaf + ll - 4, ".rom");
+    if (slash == n || (!vram && !prom)) {
+        b->why[i] = "device RAM this library cannot place";
+        return 0;
+    }
+    if (!dev) {
+        b->why[i] = "its place is a PCI BAR, and the device state was not decoded";
+        return 0;
+    }
+    const guest_pci *p = find_pci_path(dev, n, (size_t)(slash - n));
+    uint64_t a = p ? bar_addr(p, vram ? 0x10 : 0x30, prom) : 0;
+    if (!p)
+        b->why[i] = "no saved PCI configuration for its device";
+    else if (!a)
+        b->why[i] = vram ? "BAR 0 not programmed or memory decoding off"
+                         : "expansion ROM BAR disabled (the firmware copied the ROM)";
+    else
+        return add_dev(b, a, len, i, err);
+    return 0;
+}
+
+/* Sort, merge the pieces where a block continues, list the blocks left. */
+static int finish(mb *b, mrimg_error *err)
+{
+    mrimg_memmap *m = b->m;
+    qsort(m->ranges, m->nranges, sizeof(*m->ranges), cmp_range);
+    unsigned o = 0;
+    for (unsigned k = 0; k < m->nranges; k++) {
+        const mrimg_mem_range *r = &m->ranges[k];
+        mrimg_mem_range *prev = o ? &m->ranges[o - 1] : NULL;
+        if (prev && prev->block == r->block && prev->gpa + prev->length == r->gpa &&
+            prev->offset + prev->length == r->offset) {
+            prev->length += r->length;
+            continue;
+        }
+        if (prev && prev->gpa + prev->length > r->gpa)
+            return err_set(err, MRIMG_ERR_FORMAT, MRIMG_OFF_NONE, 0,
+                           "guest-physical ranges overlap at 0x%llx (blocks \"%s\" and \"%s\"): "
+                           "the machine's RAM layout is inconsistent",
+                           (unsigned long long)r->gpa, b->in->names[prev->block],
+                           b->in->names[r->block]);
+        m->ranges[o++] = *r;
+    }
+    m->nranges = o;
+    m->unmapped = calloc(b->in->nblocks ? b->in->nblocks : 1, sizeof(*m->unmapped));
+    if (!m->unmapped)
+        return err_nomem(err);
+    for (unsigned i = 0; i < b->in->nblocks; i++)
+        if (!b->placed[i])
+            m->unmapped[m->nunmapped++] =
+                (mrimg_unmapped_block){i, b->why[i] ? b->why[i] : "not mapped"};
+    return 0;
+}
+
 int guest_layout(const guest_layout_in *in, mrimg_memmap *m, mrimg_error *err)
 {
     bool gig;
@@ -377,155 +514,38 @@ int guest_layout(const guest_layout_in *in, mrimg_memmap *m, mrimg_error *err)
     mb b = {m, 0, in, NULL, NULL, 0, {0}};
     b.placed = calloc(in->nblocks ? in->nblocks : 1, 1);
     b.why = calloc(in->nblocks ? in->nblocks : 1, sizeof(*b.why));
-    if (!b.placed || !b.why) {
-        free(b.placed);
-        free(b.why);
-        return err_nomem(err);
-    }
     int rc = 0;
-    /* machine RAM */
-    int pcram = find_block(in, "pc.ram");
-    if (pcram >= 0) {
-        b.ram_block[b.nram++] = (unsigned)pcram;
-    } else {
-        for (unsigned node = 0; node < MRIMG_ARRAY_SIZE(b.ram_block); node++) {
-            char nm[32];
-            snprintf(nm, sizeof(nm), "ram-node%u", node);
-            int k = find_block(in, nm);
-            if (k < 0)
-                break;
-            b.ram_block[b.nram++] = (unsigned)k;
-        }
+    if (!b.placed || !b.why) {
+        rc = err_nomem(err);
+        goto out;
     }
-    for (unsigned i = 0; i < b.nram; i++)
-        m->ram_size += in->lengths[b.ram_block[i]];
-    if (!b.nram) {
+    if (find_machine_ram(&b) < 0) {
         rc = err_set(err, MRIMG_ERR_UNSUPPORTED, MRIMG_OFF_NONE, 0,
                      "no machine RAM block (\"pc.ram\" or \"ram-node0\"...) in the block list");
         goto out;
     }
     guest_pc_split(fam, m->ram_size, xml_max_ram_below_4g(in->xml), gig, &m->below_4g,
                    &m->above_4g);
-    uint64_t below = m->below_4g;
     int rom = find_block(in, "pc.rom"), bios = find_block(in, "pc.bios");
+    rc = place_machine(&b, fam, dev, rom, bios, err);
 
-    const guest_pci *hb =
-        dev ? find_pci_suffix(dev, fam == GUEST_PC_Q35 ? "/mch" : "/I440FX") : NULL;
-    rc = add_ram(&b, 0, 0, MRIMG_MIN(below, 0xa0000ull), err);
-    if (rc == 0 && dev && below > 0xa0000 && (!dev->has_vga || smram_open(fam, hb)))
-        rc = add_ram(&b, 0xa0000, 0xa0000, MRIMG_MIN(below, 0xc0000ull) - 0xa0000, err);
-    if (rc == 0 && dev && dev->has_vga && !smram_open(fam, hb)) {
-        uint64_t base, off, size;
-        char name[MRIMG_NAME_MAX + 16];
-        snprintf(name, sizeof(name), "%s/vga.vram", dev->vga_path);
-        int vram = find_block(in, name);
-        if (vram >= 0 && vga_chain4(dev, &base, &off, &size))
-            rc = add(&b, base, size, (unsigned)vram, off, err);
-    }
-    if (rc == 0 && hb && below >= 0x100000)
-        rc = add_pam(&b, hb->config + (fam == GUEST_PC_Q35 ? 0x90 : 0x59), rom, bios, err);
-    if (rc == 0 && below > 0x100000)
-        rc = add_ram(&b, 0x100000, 0x100000, below - 0x100000, err);
-    if (rc == 0 && m->above_4g)
-        rc = add_ram(&b, FOUR_G, below, m->above_4g, err);
-    if (rc == 0 && bios >= 0)
-        rc = add(&b, FOUR_G - in->lengths[bios], in->lengths[bios], (unsigned)bios, 0, err);
-
-    /* the other blocks */
+    /* the other blocks: devices' RAM and ROMs, DIMM backends */
+    bool *mine = calloc(in->nblocks ? in->nblocks : 1, sizeof(*mine));
+    if (!mine && rc == 0)
+        rc = err_nomem(err);
     unsigned dimms = 0;
-    for (unsigned i = 0; i < in->nblocks; i++) {
-        const char *n = in->names[i];
-        if (!strchr(n, '/') && (int)i != pcram && (int)i != rom && (int)i != bios &&
-            strncmp(n, "ram-node", 8) != 0)
-            dimms++;
-    }
-    for (unsigned i = 0; i < in->nblocks && rc == 0; i++) {
-        const char *n = in->names[i];
-        if ((int)i == rom || (int)i == bios)
-            continue;
-        bool is_ram = false;
+    for (unsigned i = 0; mine && i < in->nblocks; i++) {
+        mine[i] = (int)i == rom || (int)i == bios;
         for (unsigned k = 0; k < b.nram; k++)
-            is_ram |= b.ram_block[k] == i;
-        if (is_ram)
-            continue;
-        const char *slash = strrchr(n, '/');
-        if (!strncmp(n, "/rom@", 5)) {
-            b.why[i] = "a fw_cfg file: the firmware reads it through fw_cfg, it is not "
-                       "guest-physical memory";
-        } else if (slash && slash != n) {
-            const char *leaf = slash + 1;
-            size_t len = strlen(leaf);
-            bool vram = !strcmp(leaf, "vga.vram");
-            bool prom = len > 4 && !strcmp(leaf + len - 4, ".rom");
-            if (!vram && !prom) {
-                b.why[i] = "device RAM this library cannot place";
-                continue;
-            }
-            if (!dev) {
-                b.why[i] = "its place is a PCI BAR, and the device state was not decoded";
-                continue;
-            }
-            const guest_pci *p = find_pci_path(dev, n, (size_t)(slash - n));
-            uint64_t a = p ? bar_addr(p, vram ? 0x10 : 0x30, prom) : 0;
-            if (!p)
-                b.why[i] = "no saved PCI configuration for its device";
-            else if (!a)
-                b.why[i] = vram ? "BAR 0 not programmed or memory decoding off"
-                                : "expansion ROM BAR disabled (the firmware copied the ROM)";
-            else
-                rc = add_dev(&b, a, in->lengths[i], i, err);
-        } else if (!slash) {
-            uint64_t base = 0;
-            if (xml_dimm_base(in->xml, n, &base))
-                rc = add_dev(&b, base, in->lengths[i], i, err);
-            else if (dimms == 1)
-                rc = add_dev(&b, round_up(FOUR_G + m->above_4g, GiB), in->lengths[i], i, err);
-            else
-                b.why[i] = "a memory backend of several, and no domain XML gives its DIMM's "
-                           "base address";
-        } else {
-            b.why[i] = "not a block this library can place";
-        }
+            mine[i] |= b.ram_block[k] == i;
+        dimms += !mine[i] && !strchr(in->names[i], '/') && strncmp(in->names[i], "ram-node", 8);
     }
-    if (rc < 0)
-        goto out;
-    if (rom >= 0 && !b.placed[rom])
-        b.why[rom] = dev ? "the PAM registers show RAM at 0xc0000-0xdffff, not PCI"
-                         : "mapped only where the PAM registers send 0xc0000-0xdffff to PCI; "
-                           "the device state was not decoded";
-    /* sorted, merged where a block continues */
-    qsort(m->ranges, m->nranges, sizeof(*m->ranges), cmp_range);
-    unsigned o = 0;
-    for (unsigned k = 0; k < m->nranges; k++) {
-        mrimg_mem_range *r = &m->ranges[k];
-        if (o && m->ranges[o - 1].block == r->block &&
-            m->ranges[o - 1].gpa + m->ranges[o - 1].length == r->gpa &&
-            m->ranges[o - 1].offset + m->ranges[o - 1].length == r->offset) {
-            m->ranges[o - 1].length += r->length;
-            continue;
-        }
-        if (o && m->ranges[o - 1].gpa + m->ranges[o - 1].length > r->gpa) {
-            rc = err_set(err, MRIMG_ERR_FORMAT, MRIMG_OFF_NONE, 0,
-                         "guest-physical ranges overlap at 0x%llx (blocks \"%s\" and \"%s\"): "
-                         "the machine's RAM layout is inconsistent",
-                         (unsigned long long)r->gpa, in->names[m->ranges[o - 1].block],
-                         in->names[r->block]);
-            goto out;
-        }
-        m->ranges[o++] = *r;
-    }
-    m->nranges = o;
-    for (unsigned i = 0; i < in->nblocks; i++) {
-        if (b.placed[i])
-            continue;
-        mrimg_unmapped_block *u = realloc(m->unmapped, (m->nunmapped + 1) * sizeof(*u));
-        if (!u) {
-            rc = err_nomem(err);
-            goto out;
-        }
-        m->unmapped = u;
-        u[m->nunmapped++] = (mrimg_unmapped_block){i, b.why[i] ? b.why[i] : "not mapped"};
-    }
+    for (unsigned i = 0; i < in->nblocks && rc == 0; i++)
+        if (!mine[i])
+            rc = place_other(&b, i, dev, dimms, err);
+    free(mine);
+    if (rc == 0)
+        rc = finish(&b, err);
 out:
     free(b.placed);
     free(b.why);
