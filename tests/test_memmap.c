@@ -507,13 +507,20 @@ static void test_fixture_outputs(void **state)
         uint8_t eh[64];
         assert_int_equal(pread(fd, eh, 64, 0), 64);
         assert_memory_equal(eh, "\x7f" "ELF\x02\x01\x01", 7);
-        assert_int_equal(eh[16], 4);  /* ET_CORE */
-        assert_int_equal(eh[18], 62); /* EM_X86_64 */
+        assert_int_equal(eh[16], 4); /* ET_CORE */
+        assert_int_equal(eh[18], 3);  /* EM_386: QEMU's choice for a vCPU not in long mode */
         unsigned phnum = eh[56] | eh[57] << 8;
-        assert_int_equal(phnum, 5); /* no PT_NOTE yet (see lib/guest/notes_default.c) */
+        assert_int_equal(phnum, 6); /* PT_NOTE and the five ranges */
+        uint8_t ph[56];
+        assert_int_equal(pread(fd, ph, 56, 64), 56);
+        assert_int_equal(ph[0], 4); /* PT_NOTE first: one vCPU, i386 NT_PRSTATUS + QEMU */
+        uint64_t noff, nlen;
+        memcpy(&noff, ph + 8, 8);
+        memcpy(&nlen, ph + 32, 8);
+        assert_int_equal(noff, 64 + 56 * 6);
+        assert_int_equal(nlen, (12 + 8 + 144) + (12 + 8 + 440));
         bool found = false;
-        for (unsigned i = 0; i < phnum; i++) {
-            uint8_t ph[56];
+        for (unsigned i = 1; i < phnum; i++) {
             assert_int_equal(pread(fd, ph, 56, 64 + 56 * i), 56);
             uint64_t off, paddr, vaddr, filesz;
             memcpy(&off, ph + 8, 8);

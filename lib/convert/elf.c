@@ -14,12 +14,23 @@
  * input; the program headers, which need the device state at the end of
  * the stream (BARs, PAM), are written last into a space reserved at the
  * start.  Zero pages are holes.  A block region no PT_LOAD refers to is
- * punched out again.  Differences from QEMU's file, all outside the
- * segments' contents: e_machine is EM_X86_64 (QEMU writes EM_386 for a
- * guest whose CPU is not in long mode), no section headers (QEMU adds an
- * empty string table), and the PT_NOTE comes from guest_elf_notes(). */
+ * punched out again.
+ *
+ * The PT_NOTE (first, as QEMU puts it) holds the vCPU notes and the guest's
+ * VMCOREINFO as lib/guest/notes.c builds them, from the device state
+ * collected during the walk; the VMCOREINFO note is read back from this
+ * core through the memory map, so no second pass is needed.  e_machine is
+ * EM_X86_64, or EM_386 when the first vCPU is not in long mode (QEMU's
+ * rule, which also picks the i386 NT_PRSTATUS layout then).  Differences
+ * from QEMU's file, all outside the segments' contents: the segments are
+ * laid out per block, not packed; the class is always ELF64 (QEMU writes
+ * ELF32 for a guest not in long mode whose RAM all lies below 4 GiB); no
+ * section headers (QEMU adds an empty string table); a device state whose
+ * vCPUs cannot be decoded gives a core without PT_NOTE. */
+#include <errno.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "guestout.h"
 
@@ -30,6 +41,8 @@
 #define PT_NOTE 4u
 #define ET_CORE 4u
 #define EM_X86_64 62u
+#define EM_386 3u
+#define HF_LMA (1u << 14) /* QEMU's hidden flag: long mode active */
 
 static void wr_le16(uint8_t *p, uint16_t v)
 {
@@ -141,8 +154,66 @@ static int punch_unreferenced(ew *e, const mrimg_memmap *m, unsigned b, mrimg_er
     return rc;
 }
 
+/* Guest-physical memory as this core holds it (the VMCOREINFO note is
+ * read from here): n bytes inside one range, or 0. */
+typedef struct phys_rd {
+    ew *e;
+    const mrimg_memmap *m;
+} phys_rd;
+
+static int read_phys(void *ctx, uint64_t gpa, size_t n, uint8_t *out, mrimg_error *err)
+{
+    phys_rd *p = ctx;
+    for (unsigned i = 0; i < p->m->nranges; i++) {
+        const mrimg_mem_range *r = &p->m->ranges[i];
+        if (gpa < r->gpa || gpa - r->gpa > r->length || n > r->length - (gpa - r->gpa))
+            continue;
+        uint64_t off = p->e->base[r->block] + r->offset + (gpa - r->gpa);
+        memset(out, 0, n); /* not yet written: a hole, zero */
+        size_t done = 0;
+        while (done < n) {
+            ssize_t k = pread(p->e->sink.fd, out + done, n - done, (off_t)(off + done));
+            if (k < 0)
+                return err_sys(err, errno, "cannot read back %s", p->e->sink.tmp);
+            if (k == 0)
+                break;
+            done += (size_t)k;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+/* The notes (vCPUs, then the guest's VMCOREINFO) from the device state in
+ * t, and whether the first vCPU is in long mode.  A device state whose
+ * vCPUs cannot be decoded gives no notes: the memory is still worth having. */
+static int make_notes(ew *e, const guest_tail *t, const mrimg_memmap *m, uint8_t **notes,
+                      size_t *nlen, bool *lma, mrimg_error *err)
+{
+    const mrimg_stream_info *si = &e->in->si;
+    *notes = NULL;
+    *nlen = 0;
+    *lma = true;
+    if (!guest_tail_complete(t, si) || !si->has_eof || !si->has_vmdesc ||
+        si->eof_offset < si->ram_end || si->vmdesc_offset < si->ram_end ||
+        si->vmdesc_offset - si->ram_end + si->vmdesc_size > t->len)
+        return 0;
+    mrimg_cpus *cpus = NULL;
+    mrimg_error derr;
+    if (guest_cpus_decode((const char *)t->buf + (si->vmdesc_offset - si->ram_end),
+                          (size_t)si->vmdesc_size, t->buf, (size_t)(si->eof_offset - si->ram_end),
+                          si->ram_end, &cpus, &derr) < 0)
+        return 0;
+    if (cpus->n)
+        *lma = (cpus->cpu[0].hflags & HF_LMA) != 0;
+    phys_rd pr = {e, m};
+    int rc = guest_notes_for(cpus, read_phys, &pr, notes, nlen, err);
+    mrimg_cpus_free(cpus);
+    return rc;
+}
+
 static int write_headers(ew *e, const mrimg_memmap *m, const uint8_t *notes, size_t nlen,
-                         mrimg_error *err)
+                         bool lma, mrimg_error *err)
 {
     unsigned phnum = m->nranges + (nlen ? 1 : 0);
     if (phnum > e->max_ph || nlen > NOTE_RESERVE)
@@ -157,7 +228,7 @@ static int write_headers(ew *e, const mrimg_memmap *m, const uint8_t *notes, siz
     static const uint8_t ident[16] = {0x7f, 'E', 'L', 'F', 2 /* 64-bit */, 1 /* LE */, 1};
     memcpy(h, ident, 16);
     wr_le16(h + 16, ET_CORE);
-    wr_le16(h + 18, EM_X86_64);
+    wr_le16(h + 18, lma ? EM_X86_64 : EM_386);
     wr_le32(h + 20, 1);
     wr_le64(h + 32, EHDR_SIZE); /* e_phoff */
     wr_le16(h + 52, EHDR_SIZE);
@@ -220,10 +291,11 @@ int cv_elf(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
     size_t nlen = 0;
     if (rc == 0)
         rc = guest_memmap_from_tail(in, &t, &m, err);
+    bool lma = true;
     if (rc == 0)
-        rc = guest_elf_notes(in, &notes, &nlen, err);
+        rc = make_notes(&e, &t, m, &notes, &nlen, &lma, err);
     if (rc == 0)
-        rc = write_headers(&e, m, notes, nlen, err);
+        rc = write_headers(&e, m, notes, nlen, lma, err);
     for (unsigned b = 0; rc == 0 && b < e.nblocks; b++)
         rc = punch_unreferenced(&e, m, b, err);
     if (rc == 0)

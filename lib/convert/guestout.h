@@ -6,6 +6,7 @@
 #ifndef MRIMG_CONVERT_GUESTOUT_H
 #define MRIMG_CONVERT_GUESTOUT_H
 
+#include "../guest/cpu.h"
 #include "../guest/guest.h"
 #include "../io/sink.h"
 

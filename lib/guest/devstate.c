@@ -77,7 +77,7 @@ void guest_tail_free(guest_tail *t)
     t->len = t->cap = 0;
 }
 
-static bool tail_whole(const guest_tail *t, const mrimg_stream_info *si)
+bool guest_tail_complete(const guest_tail *t, const mrimg_stream_info *si)
 {
     return t->started && !t->overflow && t->start == si->ram_end &&
            t->len >= si->stream_size - si->ram_end;
@@ -90,7 +90,7 @@ int guest_tail_finish(guest_tail *t, mrimg_error *err)
     if (rc < 0)
         return rc;
     const mrimg_stream_info *si = &img->si;
-    if (tail_whole(t, si))
+    if (guest_tail_complete(t, si))
         return 0;
     if (si->stream_size < si->ram_end || si->stream_size - si->ram_end > GUEST_TAIL_MAX) {
         t->overflow = true;
@@ -197,7 +197,7 @@ int guest_devinfo_parse_tail(const mrimg_stream_info *si, const guest_tail *t,
                              guest_devinfo *di, mrimg_error *err)
 {
     memset(di, 0, sizeof(*di));
-    if (!tail_whole(t, si)) {
+    if (!guest_tail_complete(t, si)) {
         snprintf(di->why, sizeof(di->why), "the device state was not read (larger than %u MiB "
                  "or not reached)", GUEST_TAIL_MAX >> 20);
         return 0;

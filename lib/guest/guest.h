@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The guest inside an image: where its RAM blocks lie in guest-physical
  * address space (memmap.c), what its devices' saved state says about that
- * (devstate.c), and the notes of an ELF core (notes). */
+ * (devstate.c).  The vCPUs and the notes of an ELF core are in cpu.h. */
 #ifndef MRIMG_GUEST_H
 #define MRIMG_GUEST_H
 
@@ -52,6 +52,8 @@ MRIMG_INTERNAL void guest_tail_attach(guest_tail *t, mrimg_image *img);
 MRIMG_INTERNAL void guest_tail_detach(guest_tail *t);
 MRIMG_INTERNAL int guest_tail_finish(guest_tail *t, mrimg_error *err);
 MRIMG_INTERNAL void guest_tail_free(guest_tail *t);
+/* t holds the whole device state of the image whose stream info is si. */
+MRIMG_INTERNAL bool guest_tail_complete(const guest_tail *t, const mrimg_stream_info *si);
 /* Decode the device state in t (the stream after the RAM END section,
  * through the EOF and VMDESCRIPTION records).  A state that cannot be
  * decoded is not an error: di->decoded stays false and di->why says why. */
@@ -94,12 +96,5 @@ MRIMG_INTERNAL int guest_memmap_scan(mrimg_image *img, mrimg_memmap **out,
 /* The map of an image whose device state is in t (see guest_tail). */
 MRIMG_INTERNAL int guest_memmap_from_tail(mrimg_image *img, const guest_tail *t,
                                           mrimg_memmap **out, mrimg_error *err);
-
-/* ---- ELF notes (lib/guest/notes.c) ------------------------------------- */
-
-/* The PT_NOTE contents of an ELF core of the guest (NT_PRSTATUS per vCPU,
- * QEMU's per-CPU note, VMCOREINFO), as QEMU's dump-guest-memory writes
- * them.  *buf is malloc'd (free it), *len may be 0 (no notes). */
-MRIMG_INTERNAL int guest_elf_notes(mrimg_image *img, uint8_t **buf, size_t *len, mrimg_error *err);
 
 #endif

@@ -9,7 +9,8 @@ file:`), and the plain save is also made a zstd libvirt image with imgconv.
 From each save:
   - `imgconv -O elf` must have exactly QEMU's PT_LOAD ranges, and the same
     bytes in each (compared page by page: the set of non-zero pages and
-    their digests);
+    their digests), QEMU's e_machine and, first, QEMU's PT_NOTE byte for
+    byte (vCPU notes from lib/guest/notes.c);
   - `imgconv -O phys` must hold the same bytes at file offset = address,
     and nothing else;
   - `imginfo --memory-map --output=json` must list the same ranges.
@@ -120,6 +121,12 @@ def dump_via_fifo(trigger, workdir, mode=0o600):
                 for _ in range(phnum):
                     ph.append(struct.unpack("<IIQQQQQQ", read_exact(f, 56)))
                     pos += 56
+                note = next((p for p in ph if p[0] == 4), None)
+                if note:
+                    read_exact(f, note[2] - pos)
+                    res["notes"] = read_exact(f, note[5])
+                    pos = note[2] + note[5]
+                res["machine"], = struct.unpack_from("<H", h, 18)
                 loads = sorted((p for p in ph if p[0] == 1), key=lambda p: p[2])
                 pages = {}
                 for p in loads:
@@ -215,8 +222,18 @@ def check_image(img, truth, workdir, tag):
         if got != truth["ranges"]:
             problems.append(f"{tag}: -O elf PT_LOADs {[(hex(a), hex(n)) for a, n in got]}, "
                             f"QEMU {[(hex(a), hex(n)) for a, n in truth['ranges']]}")
-        if core.type != 4 or core.machine != 62:
-            problems.append(f"{tag}: -O elf is not an x86-64 ET_CORE")
+        if core.type != 4 or core.machine != truth["machine"]:
+            problems.append(f"{tag}: -O elf e_type {core.type}, e_machine {core.machine}; "
+                            f"QEMU's dump has 4, {truth['machine']}")
+        notes = [p for p in core.phdrs if p["type"] == 4]
+        if core.phdrs[0]["type"] != 4 or len(notes) != 1:
+            problems.append(f"{tag}: -O elf has no PT_NOTE first")
+        else:
+            core.f.seek(notes[0]["offset"])
+            if core.f.read(notes[0]["filesz"]) != truth.get("notes"):
+                problems.append(f"{tag}: -O elf's PT_NOTE differs from QEMU's "
+                                f"({notes[0]['filesz']} and {len(truth.get('notes') or b'')} "
+                                f"bytes)")
         for p in core.loads():
             if p["vaddr"] != p["paddr"] or p["filesz"] != p["memsz"]:
                 problems.append(f"{tag}: PT_LOAD at {p['paddr']:#x}: vaddr/filesz differ")
