@@ -135,6 +135,10 @@ run no-eip-cpu made 1 'no field "env.eip"' --cpu libvirt/no-eip.mig
 run raw-xml fix 0 "" --xml libvirt/raw.sav
 run raw-xml-security-info fix 0 "" --xml --security-info libvirt/raw.sav
 # problems: still described, exit status 1
+# the guest-physical map (the ranges are QEMU's `info mtree -f` for these
+# 64 MiB -nodefaults guests at reset; tests/test_memmap.c checks them)
+run q35-memory-map fix 0 "" --memory-map qemu/plain-q35.mig
+run zstd-memory-map fix 0 "" --memory-map libvirt/zstd.sav
 run partial made 1 "incomplete save" libvirt/partial.sav
 run truncated made 1 "stream ends inside RAM page" libvirt/truncated.sav
 run truncated-sparse made 1 "lie beyond the end of the file" libvirt/truncated-sparse.sav
