@@ -276,9 +276,9 @@ static int digest_one(const char *path, const opts *o, out *w)
     if (rc < 0) {
         cli_lib_error(path, &err);
         mrimg_close(img);
-        return rc == MRIMG_ERR_IO || rc == MRIMG_ERR_NOMEM || rc == MRIMG_ERR_INTERRUPTED
-                   ? EXIT_CANNOT
-                   : EXIT_PROBLEMS;
+        return rc == MRIMG_ERR_IO || rc == MRIMG_ERR_NOMEM ? EXIT_FILE
+               : rc == MRIMG_ERR_INTERRUPTED               ? EXIT_CANNOT
+                                                           : EXIT_PROBLEMS;
     }
     char hx[2 * MRIMG_DIGEST_LEN + 1];
     if (w) {
@@ -361,9 +361,9 @@ static int compare(const char *pa, const char *pb, const opts *o)
         cli_lib_error(NULL, &err);
         mrimg_close(a);
         mrimg_close(b);
-        return rc == MRIMG_ERR_IO || rc == MRIMG_ERR_NOMEM || rc == MRIMG_ERR_INTERRUPTED
-                   ? EXIT_CANNOT
-                   : EXIT_PROBLEMS;
+        return rc == MRIMG_ERR_IO || rc == MRIMG_ERR_NOMEM ? EXIT_FILE
+               : rc == MRIMG_ERR_INTERRUPTED               ? EXIT_CANNOT
+                                                           : EXIT_PROBLEMS;
     }
     bool xml_same = r->xml_identical && r->cookie_identical;
     bool same = r->identical && (o->ignore_xml || xml_same);
