@@ -222,24 +222,37 @@ static void on_signal(int sig)
 /* Every signal whose default action ends the process: remove the
  * temporaries first, then die of the same signal.  (SIGKILL and SIGSTOP
  * cannot be caught; SIGCHLD, SIGCONT, SIGURG, SIGWINCH are ignored by
- * default.)  A signal that was ignored when we started (nohup, a
- * background job's SIGINT) stays ignored. */
+ * default.)  A signal that was ignored when we started (SIGHUP under nohup)
+ * stays ignored, except SIGINT and SIGQUIT (see catch()). */
+#if defined(__SANITIZE_ADDRESS__)
+#define CLI_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CLI_ASAN 1
+#endif
+#endif
 static const int fatal_signals[] = {
-    SIGHUP,  SIGINT,  SIGQUIT, SIGILL,  SIGTRAP,   SIGABRT, SIGBUS,  SIGFPE,
-    SIGUSR1, SIGSEGV, SIGUSR2, SIGPIPE, SIGALRM,   SIGTERM, SIGXCPU, SIGXFSZ,
-    SIGVTALRM, SIGPROF, SIGIO, SIGSYS,
+    SIGHUP,  SIGINT,  SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM, SIGTERM,
+    SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGIO, SIGTRAP, SIGSYS,
 #ifdef SIGSTKFLT
     SIGSTKFLT,
 #endif
 #ifdef SIGPWR
     SIGPWR,
 #endif
+#ifndef CLI_ASAN /* a crash: AddressSanitizer's own handler reports it */
+    SIGILL,  SIGABRT, SIGBUS,  SIGFPE,  SIGSEGV,
+#endif
 };
 
 static void catch(int sig)
 {
     struct sigaction sa, old;
-    if (sigaction(sig, NULL, &old) != 0 || old.sa_handler == SIG_IGN)
+    /* SIGINT and SIGQUIT are exceptions: a non-interactive shell ignores
+     * them for every background command, not by anyone's choice, and
+     * `kill -INT` must still stop the job */
+    if (sigaction(sig, NULL, &old) != 0 ||
+        (old.sa_handler == SIG_IGN && sig != SIGINT && sig != SIGQUIT))
         return;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
