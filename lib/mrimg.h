@@ -160,14 +160,18 @@ typedef struct mrimg_open_opts {
  *  Open PATH read-only and parse its container: the libvirt header, XML and
  *  cookie, or the QEMU stream magic of a bare stream.  The payload is not
  *  read yet.  A partial save (LibvirtQemudPart) opens successfully: check
- *  mrimg_container_info.complete.  opts may be NULL.
+ *  mrimg_container_info.complete.  opts may be NULL.  PATH must be a
+ *  regular file or a block device: a directory, FIFO, socket or character
+ *  device fails at once with MRIMG_ERR_IO (the open never waits for a
+ *  FIFO's writer).
  *  @return a handle, or NULL with *err set. */
 MRIMG_API mrimg_image *mrimg_open(const char *path, const mrimg_open_opts *opts,
                                   mrimg_error *err);
 
 /*! mrimg_cleanup_temporaries(): remove every temporary output file the
- *  library has created and not yet committed.  Async-signal-safe: call it
- *  from a SIGINT/SIGTERM handler before re-raising the signal. */
+ *  library has created and not yet committed (and an `-O ram` directory
+ *  the running conversion created).  Async-signal-safe: call it from the
+ *  handler of any terminating signal before re-raising the signal. */
 MRIMG_API void mrimg_cleanup_temporaries(void);
 
 /*! mrimg_close(): release everything; NULL is accepted. */
@@ -480,7 +484,12 @@ typedef struct mrimg_convert_stats {
  *  out_path, written, fsync'd, given its final libvirt magic, and renamed
  *  over out_path only when everything succeeded; on any error (or
  *  cancellation through the progress callback, or after
- *  mrimg_cleanup_temporaries()) out_path is untouched.  stats may be NULL. */
+ *  mrimg_cleanup_temporaries()) out_path is untouched.  Only a regular
+ *  file is replaced (with o->force): a directory, device, FIFO or socket at
+ *  out_path fails with MRIMG_ERR_IO; a symbolic link to a regular file is
+ *  followed (the file it names is replaced, the link stays).  For
+ *  MRIMG_OUT_RAM a directory this call created is removed again on failure
+ *  or by mrimg_cleanup_temporaries().  stats may be NULL. */
 MRIMG_API int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
                             mrimg_convert_stats *stats, mrimg_error *err);
 

@@ -412,6 +412,9 @@ int main(int argc, char **argv)
         cli_lib_error(in_path, &err);
         free(xml);
         free(cookie);
+        /* an input that cannot be opened or read: 3, like the output */
+        if (err.code == MRIMG_ERR_IO || err.code == MRIMG_ERR_NOMEM)
+            return EXIT_OUTPUT;
         return exit_for(err.code) == EXIT_OUTPUT ? EXIT_INPUT : exit_for(err.code);
     }
     const mrimg_container_info *ci = mrimg_container(img);

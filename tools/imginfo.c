@@ -17,7 +17,8 @@
 enum {
     EXIT_OK = 0,
     EXIT_PROBLEM = 1, /* the image has problems (still described) */
-    EXIT_USAGE = 2,   /* usage error, or a file that cannot be opened */
+    EXIT_USAGE = 2,   /* usage error */
+    EXIT_FILE = 3,    /* a file that cannot be opened or read, out of memory */
 };
 
 enum {
@@ -998,10 +999,9 @@ static int info_file(const char *path, const opts *op, int index)
         fputc('\n', stdout);
     if (!img) {
         cli_lib_error(path, &err);
-        int status = err.code == MRIMG_ERR_IO || err.code == MRIMG_ERR_INVAL ||
-                             err.code == MRIMG_ERR_NOMEM
-                         ? EXIT_USAGE
-                         : EXIT_PROBLEM;
+        int status = err.code == MRIMG_ERR_IO || err.code == MRIMG_ERR_NOMEM ? EXIT_FILE
+                     : err.code == MRIMG_ERR_INVAL                           ? EXIT_USAGE
+                                                                             : EXIT_PROBLEM;
         if (op->mode == OUT_JSON) {
             out *w = out_new(stdout, OUT_JSON);
             if (w) {

@@ -17,7 +17,8 @@
 enum {
     EXIT_SOUND = 0,    /* sound / identical */
     EXIT_PROBLEMS = 1, /* problems found / different */
-    EXIT_CANNOT = 2,   /* could not run: usage, I/O */
+    EXIT_CANNOT = 2,   /* could not run: usage */
+    EXIT_FILE = 3,     /* a file cannot be opened or read, out of memory */
 };
 
 enum {
@@ -83,8 +84,8 @@ static const char *okind_name(mrimg_offset_kind k)
 
 static int exit_for(mrimg_code c)
 {
-    (void)c;
-    return EXIT_CANNOT;
+    return c == MRIMG_ERR_IO || c == MRIMG_ERR_NOMEM || c == MRIMG_ERR_NOSPC ? EXIT_FILE
+                                                                             : EXIT_CANNOT;
 }
 
 static void list_checks(const opts *o)
@@ -241,12 +242,14 @@ static int verify_one(const char *path, const opts *o, out *w)
 
 /* ---- digest ---------------------------------------------------------------- */
 
-static mrimg_image *open_or_report(const char *path, const opts *o)
+static mrimg_image *open_or_report(const char *path, const opts *o, int *status)
 {
     mrimg_error err;
     mrimg_image *img = mrimg_open(path, &o->oo, &err);
-    if (!img)
+    if (!img) {
         cli_lib_error(path, &err);
+        *status = exit_for(err.code);
+    }
     return img;
 }
 
@@ -254,9 +257,10 @@ static void hex(const uint8_t *d, char *buf) { mrimg_digest_hex(d, buf); }
 
 static int digest_one(const char *path, const opts *o, out *w)
 {
-    mrimg_image *img = open_or_report(path, o);
+    int status = EXIT_CANNOT;
+    mrimg_image *img = open_or_report(path, o, &status);
     if (!img)
-        return EXIT_CANNOT;
+        return status;
     /* the same judgement as every tool: no digest of an image with errors */
     mrimg_code jcode = MRIMG_OK;
     int j = cli_judge(path, img, false, &jcode);
@@ -272,9 +276,9 @@ static int digest_one(const char *path, const opts *o, out *w)
     if (rc < 0) {
         cli_lib_error(path, &err);
         mrimg_close(img);
-        return rc == MRIMG_ERR_IO || rc == MRIMG_ERR_NOMEM || rc == MRIMG_ERR_INTERRUPTED
-                   ? EXIT_CANNOT
-                   : EXIT_PROBLEMS;
+        return rc == MRIMG_ERR_IO || rc == MRIMG_ERR_NOMEM ? EXIT_FILE
+               : rc == MRIMG_ERR_INTERRUPTED               ? EXIT_CANNOT
+                                                           : EXIT_PROBLEMS;
     }
     char hx[2 * MRIMG_DIGEST_LEN + 1];
     if (w) {
@@ -327,11 +331,12 @@ static int digest_one(const char *path, const opts *o, out *w)
 
 static int compare(const char *pa, const char *pb, const opts *o)
 {
-    mrimg_image *a = open_or_report(pa, o);
-    mrimg_image *b = a ? open_or_report(pb, o) : NULL;
+    int status = EXIT_CANNOT;
+    mrimg_image *a = open_or_report(pa, o, &status);
+    mrimg_image *b = a ? open_or_report(pb, o, &status) : NULL;
     if (!a || !b) {
         mrimg_close(a);
-        return EXIT_CANNOT;
+        return status;
     }
     /* the same judgement as every tool: images with errors are not compared */
     mrimg_code ca = MRIMG_OK, cb = MRIMG_OK;
@@ -356,9 +361,9 @@ static int compare(const char *pa, const char *pb, const opts *o)
         cli_lib_error(NULL, &err);
         mrimg_close(a);
         mrimg_close(b);
-        return rc == MRIMG_ERR_IO || rc == MRIMG_ERR_NOMEM || rc == MRIMG_ERR_INTERRUPTED
-                   ? EXIT_CANNOT
-                   : EXIT_PROBLEMS;
+        return rc == MRIMG_ERR_IO || rc == MRIMG_ERR_NOMEM ? EXIT_FILE
+               : rc == MRIMG_ERR_INTERRUPTED               ? EXIT_CANNOT
+                                                           : EXIT_PROBLEMS;
     }
     bool xml_same = r->xml_identical && r->cookie_identical;
     bool same = r->identical && (o->ignore_xml || xml_same);

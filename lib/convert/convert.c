@@ -669,6 +669,13 @@ static int ram_cb(void *opaque, unsigned block, uint64_t first, uint64_t n, cons
     return 0;
 }
 
+static void ram_path(char *path, size_t cap, const char *dir, const cv *c, unsigned i)
+{
+    char name[MRIMG_NAME_MAX + 16];
+    block_file_name(name, sizeof(name), mrimg_block(c->in, i)->name, i, c->in);
+    snprintf(path, cap, "%s/%s", dir, name);
+}
+
 static int pipeline_ram(cv *c, const char *dir, mrimg_error *err)
 {
     if (!c->in_mapped)
@@ -677,6 +684,11 @@ static int pipeline_ram(cv *c, const char *dir, mrimg_error *err)
     if (rc < 0)
         return rc;
     struct stat st;
+    /* a directory this run creates is removed again if the run fails (or a
+     * signal ends it), with what was written into it: a rerun must not find
+     * it "already exists" */
+    bool created = false;
+    int dir_slot = -1;
     if (stat(dir, &st) == 0) {
         if (!S_ISDIR(st.st_mode))
             return err_set(err, MRIMG_ERR_EXISTS, MRIMG_OFF_NONE, 0,
@@ -684,19 +696,26 @@ static int pipeline_ram(cv *c, const char *dir, mrimg_error *err)
         if (!c->o->force)
             return err_set(err, MRIMG_ERR_EXISTS, MRIMG_OFF_NONE, 0,
                            "%s already exists (use --force to write into it)", dir);
-    } else if (mkdir(dir, 0700) != 0) {
-        return err_sys(err, errno, "cannot create directory %s", dir);
+    } else {
+        dir_slot = sink_track(dir, true); /* before mkdir: no window for a signal */
+        if (mkdir(dir, 0700) != 0) {
+            rc = err_sys(err, errno, "cannot create directory %s", dir);
+            sink_untrack(dir_slot);
+            return rc;
+        }
+        created = true;
     }
     unsigned n = mrimg_block_count(c->in);
     ram_out r = {c, dir, NULL, n, NULL};
+    char path[4096 + 300];
+    int *done_slot = NULL;
     r.sinks = xcalloc(n, sizeof(*r.sinks), err);
-    if (!r.sinks)
-        return MRIMG_ERR_NOMEM;
-    unsigned opened = 0;
-    for (unsigned i = 0; i < n; i++) {
-        char name[MRIMG_NAME_MAX + 16], path[4096 + 300];
-        block_file_name(name, sizeof(name), mrimg_block(c->in, i)->name, i, c->in);
-        snprintf(path, sizeof(path), "%s/%s", dir, name);
+    done_slot = xcalloc(n, sizeof(*done_slot), err);
+    if (!r.sinks || !done_slot)
+        rc = MRIMG_ERR_NOMEM;
+    unsigned opened = 0, committed = 0;
+    for (unsigned i = 0; i < n && rc == 0; i++) {
+        ram_path(path, sizeof(path), dir, c, i);
         rc = sink_create(&r.sinks[i], path, c->o->force ? SINK_FORCE : 0, err);
         if (rc < 0)
             break;
@@ -709,13 +728,35 @@ static int pipeline_ram(cv *c, const char *dir, mrimg_error *err)
     }
     for (unsigned i = 0; i < opened && rc == 0; i++) {
         rc = sink_truncate(&r.sinks[i], mrimg_block(c->in, i)->used_length, err);
+        if (rc == 0)
+            rc = sink_flush(&r.sinks[i], err);
         if (rc == 0) {
             c->st->out_bytes += r.sinks[i].size;
+            if (fstat(r.sinks[i].fd, &st) == 0)
+                c->st->out_allocated += (uint64_t)st.st_blocks * 512;
             rc = sink_commit(&r.sinks[i], NULL, err);
+        }
+        if (rc == 0) {
+            committed++;
+            if (created) { /* the signal cleanup removes it until the run is done */
+                ram_path(path, sizeof(path), dir, c, i);
+                done_slot[i] = sink_track(path, false);
+            }
         }
     }
     for (unsigned i = 0; i < opened; i++)
         sink_abort(&r.sinks[i]); /* no-op for committed ones */
+    if (rc < 0 && created) {
+        for (unsigned i = 0; i < committed; i++) {
+            ram_path(path, sizeof(path), dir, c, i);
+            unlink(path);
+        }
+        rmdir(dir);
+    }
+    for (unsigned i = 0; i < committed && created; i++)
+        sink_untrack(done_slot[i]);
+    sink_untrack(dir_slot);
+    free(done_slot);
     free(r.sinks);
     return rc;
 }

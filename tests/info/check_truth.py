@@ -229,7 +229,7 @@ def main():
     imginfo(binary, "--xml", os.path.join(lv, "raw.sav"))
     imginfo(binary, "--xml", os.path.join(fixtures, "qemu", "plain.mig"))
     rc, d, err = imginfo(binary, os.path.join(lv, "raw.sav"), "/nonexistent", os.path.join(lv, "sparse.sav"))
-    check(rc == 2 and isinstance(d, list) and len(d) == 3, "several files")
+    check(rc == 3 and isinstance(d, list) and len(d) == 3, "several files")
     if VALIDATOR is not None:
         print(f"schema: {validated} documents validated")
     print(f"truth: {'FAILED' if failures else 'ok'} ({len(failures)} failures)")
