@@ -410,6 +410,9 @@ MRIMG_API void mrimg_memory_map_free(mrimg_memmap *m);
 #define MRIMG_OUT_ELF 19          /* an ELF64 core of guest-physical memory, as
                                    * QEMU's dump-guest-memory (paging off) writes */
 #define MRIMG_OUT_PHYS 20         /* a flat sparse file: offset = guest-physical address */
+#define MRIMG_OUT_KDUMP_ZLIB 21   /* compressed kdump (makedumpfile "KDUMP", pages zlib),
+                                   * as dump-guest-memory format kdump-raw-zlib writes */
+#define MRIMG_OUT_KDUMP_LZO 22    /* the same with LZO1X pages (kdump-raw-lzo) */
 
 typedef struct mrimg_convert_opts {
     int out;                  /* MRIMG_FORMAT_* (libvirt image) or MRIMG_OUT_* */

@@ -763,6 +763,12 @@ static int pipeline_ram(cv *c, const char *dir, mrimg_error *err)
 
 /* ---- guest-physical memory: ELF core, flat file (elf.c, phys.c) ---------- */
 
+static bool is_guest_out(int out)
+{
+    return out == MRIMG_OUT_ELF || out == MRIMG_OUT_PHYS || out == MRIMG_OUT_KDUMP_ZLIB ||
+           out == MRIMG_OUT_KDUMP_LZO;
+}
+
 static int pipeline_guest(cv *c, const char *out_path, mrimg_error *err)
 {
     uint64_t walk = c->in_mapped ? data_bytes(c->in) : payload_bytes(c->in);
@@ -770,14 +776,16 @@ static int pipeline_guest(cv *c, const char *out_path, mrimg_error *err)
         cvp_begin(&c->prog, "converting", UINT64_MAX, walk);
         return cv_elf(c->in, out_path, c->o, c->st, CV_PROG(c), err);
     }
-    /* phys: the map first (a scan that keeps the device state), then a walk */
+    /* phys, kdump: the map first (a scan that keeps the device state), then a walk */
     if (!c->in->scanned)
         cvp_begin(&c->prog, "scanning", payload_bytes(c->in), payload_bytes(c->in));
     mrimg_memmap *m = NULL;
     int rc = guest_memmap_scan(c->in, &m, CV_PROG(c), err);
     if (rc == 0) {
         cvp_begin(&c->prog, "converting", UINT64_MAX, walk);
-        rc = cv_phys(c->in, m, out_path, c->o, c->st, CV_PROG(c), err);
+        rc = c->o->out == MRIMG_OUT_PHYS
+                 ? cv_phys(c->in, m, out_path, c->o, c->st, CV_PROG(c), err)
+                 : cv_kdump(c->in, m, out_path, c->o, c->st, CV_PROG(c), err);
     }
     mrimg_memory_map_free(m);
     return rc;
@@ -904,7 +912,7 @@ int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opt
     int out = opts->out;
     c.libvirt_out = out >= MRIMG_FORMAT_RAW && out < MRIMG_FORMAT_COUNT;
     if (!c.libvirt_out && out != MRIMG_OUT_QEMU && out != MRIMG_OUT_QEMU_MAPPED &&
-        out != MRIMG_OUT_RAM && out != MRIMG_OUT_ELF && out != MRIMG_OUT_PHYS)
+        out != MRIMG_OUT_RAM && !is_guest_out(out))
         return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0, "unknown output format %d", out);
     c.mapped_out = out == MRIMG_FORMAT_SPARSE || out == MRIMG_OUT_QEMU_MAPPED;
 
@@ -966,7 +974,7 @@ int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opt
         total += data_bytes(in);
     else if (out == MRIMG_OUT_RAM || (!c.mapped_out && opts->compact))
         total += 2 * P; /* a replay into a scratch file, then the pages from it */
-    else if (out == MRIMG_OUT_PHYS && !in->scanned)
+    else if (is_guest_out(out) && out != MRIMG_OUT_ELF && !in->scanned)
         total += 2 * P; /* a scan for the memory map, then the walk */
     else
         total += P;
@@ -1013,7 +1021,7 @@ int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opt
             cvp_end(&c.prog);
         return rc;
     }
-    if (out == MRIMG_OUT_ELF || out == MRIMG_OUT_PHYS) {
+    if (is_guest_out(out)) {
         rc = pipeline_guest(&c, out_path, err);
         if (rc == 0)
             cvp_end(&c.prog);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Outputs of guest-physical memory: an ELF core (elf.c) and a flat
- * physical-address file (phys.c).  Both take the RAM from one canonical
+/* Outputs of guest-physical memory: an ELF core (elf.c), a flat
+ * physical-address file (phys.c) and a compressed kdump (kdump.c).  Both take the RAM from one canonical
  * walk (mrimg_ram_walk) and write only pages with data, positionally, into
  * a sparse temporary file (io/sink.c). */
 #ifndef MRIMG_CONVERT_GUESTOUT_H
@@ -18,6 +18,11 @@ MRIMG_INTERNAL int cv_elf(mrimg_image *in, const char *out_path, const mrimg_con
 MRIMG_INTERNAL int cv_phys(mrimg_image *in, const mrimg_memmap *m, const char *out_path,
                            const mrimg_convert_opts *o, mrimg_convert_stats *st,
                            mrimg_progress_fn progress, void *pctx, mrimg_error *err);
+/* The compressed kdump file of in (o->out: MRIMG_OUT_KDUMP_ZLIB or _LZO),
+ * laid out by its map m (kdump.c). */
+MRIMG_INTERNAL int cv_kdump(mrimg_image *in, const mrimg_memmap *m, const char *out_path,
+                            const mrimg_convert_opts *o, mrimg_convert_stats *st,
+                            mrimg_progress_fn progress, void *pctx, mrimg_error *err);
 
 /* Write the pages of data[0, n pages) that are not all zero, in runs, at
  * pos(ctx, page index within the run's block) ... : calls put(ctx, k0, k1)
