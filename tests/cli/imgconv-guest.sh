@@ -23,7 +23,7 @@ expect() { # expect STATUS PATTERN CMD...
     [ -z "$pat" ] || grep -q -- "$pat" "$work/err" || fail "$*: stderr lacks '$pat': $(cat "$work/err")"
 }
 
-for kind in elf phys; do
+for kind in elf phys kdump-zlib kdump-lzo; do
     for opt in --xml=/dev/null --running --paused --compact --level=3 --preallocate; do
         expect 2 "applies only to" "$bin/imgconv" -q -O $kind $opt \
             "$fx/libvirt/zstd.sav" "$work/out.$kind"
@@ -65,6 +65,36 @@ assert st.st_size == 4 << 30, st.st_size
 assert st.st_blocks * 512 < 256 << 20, st.st_blocks
 PY
 ok "-O elf is an ET_CORE with the vCPU notes first, -O phys a sparse 4 GiB file"
+
+# kdump: a FIFO is refused (the file is written positionally); the pages of
+# both kdump kinds are those of -O phys, in the map's pfns; the header as
+# QEMU writes it (tests/qemu/test_kdump.py compares it with QEMU's own)
+mkfifo "$work/fifo"
+expect 3 "" "$bin/imgconv" -q -O kdump-zlib "$fx/libvirt/zstd.sav" "$work/fifo"
+ok "-O kdump-zlib: a FIFO output is refused (exit 3)"
+PYTHONPATH="$(dirname "$0")/../qemu" python3 - "$work/out.phys" "$work/out.kdump-zlib" \
+    "$work/out.kdump-lzo" <<'PY'
+import sys
+import kdumpfile
+phys = open(sys.argv[1], "rb")
+for path, flag in ((sys.argv[2], 1), (sys.argv[3], 2)):
+    k = kdumpfile.Kdump(path)
+    h, s = k.hdr, k.sub
+    assert (h["header_version"], h["block_size"], h["status"]) == (6, 4096, flag), h
+    assert h["utsname"][4] == "Unknown" and h["timestamp"] == bytes(22), h
+    assert s["dump_level"] == 1 and s["offset_note"] == 4096 + 104, s
+    assert s["max_mapnr_64"] == h["max_mapnr"] == 1 << 20, (h, s)  # pc.bios ends at 4 GiB
+    assert k.bitmap1 == k.bitmap2
+    n = comp = 0
+    for pfn, d, page in k.pages():
+        phys.seek(pfn * 4096)
+        assert page == phys.read(4096), f"{path}: pfn {pfn:#x} differs from -O phys"
+        n += 1
+        comp += d["flags"] == flag
+    assert n > 1000 and comp > 100, (n, comp)
+    k.close()
+PY
+ok "-O kdump-zlib/-lzo: KDUMP header v6, every dumped page equals -O phys"
 
 expect 2 "cannot be combined" "$bin/imginfo" --xml --memory-map "$fx/libvirt/zstd.sav"
 expect 1 'machine type "zz-i440fx-10.0"' "$bin/imginfo" --memory-map "$work/odd.mig"
