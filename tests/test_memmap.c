@@ -565,8 +565,8 @@ static void test_unsupported_machine(void **state)
     assert_int_equal(fwrite(img_bytes, 1, len, f), len);
     fclose(f);
     free(img_bytes);
-    int kinds[] = {MRIMG_OUT_ELF, MRIMG_OUT_PHYS};
-    for (unsigned k = 0; k < 2; k++) {
+    int kinds[] = {MRIMG_OUT_ELF, MRIMG_OUT_PHYS, MRIMG_OUT_KDUMP_ZLIB, MRIMG_OUT_KDUMP_LZO};
+    for (unsigned k = 0; k < 4; k++) {
         mrimg_error e;
         mrimg_image *img = mrimg_open(in, NULL, &e);
         assert_non_null(img);
@@ -611,9 +611,9 @@ static void test_progress(void **state)
     char out[4096];
     snprintf(out, sizeof(out), "%s/out", dir);
     const char *ins[] = {"qemu/plain.mig", "qemu/mapped.mig", "libvirt/zstd.sav"};
-    int kinds[] = {MRIMG_OUT_ELF, MRIMG_OUT_PHYS};
+    int kinds[] = {MRIMG_OUT_ELF, MRIMG_OUT_PHYS, MRIMG_OUT_KDUMP_ZLIB, MRIMG_OUT_KDUMP_LZO};
     for (unsigned i = 0; i < 3; i++)
-        for (unsigned k = 0; k < 2; k++) {
+        for (unsigned k = 0; k < 4; k++) {
             mrimg_error e;
             mrimg_image *img = mrimg_open(fixture_path(ins[i]), NULL, &e);
             assert_non_null(img);
