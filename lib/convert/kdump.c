@@ -35,12 +35,15 @@
  * page is a hole.  The layout up to the data needs the memory map and the
  * notes, hence a scan first (as for -O phys); the descriptor table is
  * written first all pointing at the zero page, then overwritten for the
- * pages with data as they arrive. */
+ * pages with data as they arrive.  Pages with data are compressed on
+ * -T threads (util/pchunk.c, 64 pages a job) and appended in the order
+ * they were given, so the file is the same for every thread count. */
 #include <stdlib.h>
 
 #include <lzo/lzo1x.h>
 #include <zlib.h>
 
+#include "../util/pchunk.h"
 #include "guestout.h"
 
 #define KD_HDR_SIZE 464u
@@ -59,12 +62,22 @@ typedef struct kw {
     uint64_t *first_desc;     /* per range: index of its first descriptor */
     uint64_t ndesc;
     uint64_t off_desc, off_zero, data_start, data_end;
-    uint8_t *cbuf;            /* one compressed page */
-    size_t cbuf_cap;
-    void *lzo_mem;
-    uint8_t *desc;            /* descriptors of the current callback */
-    uint8_t *done;
-    uint64_t desc_cap;
+    size_t cbuf_cap;          /* bound of one compressed page */
+    unsigned threads;
+    uint8_t **lzo_mem;        /* one per worker */
+    pchunk pc;                /* pages with data: compressed in parallel,
+                               * appended in the order they were given */
+    bool pc_ready;
+    /* descriptor indices of the pages given to pc and not yet emitted:
+     * qn[i] indices in qidx for page i (a page a range shows twice) */
+    uint64_t *qidx;
+    unsigned *qn;
+    size_t qidx_head, qidx_len, qidx_cap, qn_head, qn_len, qn_cap;
+    /* a run of consecutive descriptors not yet written */
+    uint8_t *run;
+    uint64_t run_first, run_len;
+    uint8_t *done;            /* per page of the current callback */
+    uint64_t done_cap;
 } kw;
 
 static void put_desc(uint8_t *p, uint64_t off, uint32_t size, uint32_t flags)
@@ -97,59 +110,186 @@ static int write_zero_descs(kw *w, mrimg_error *err)
     return rc;
 }
 
-/* Compress one page and append it; its descriptor into d. */
-static int page_out(kw *w, const uint8_t *pg, uint8_t *d, mrimg_error *err)
+#define KD_RUN 4096u          /* descriptors buffered before a write */
+#define KD_CHUNK_PAGES 64u    /* pages per parallel job */
+
+static int run_flush(kw *w, mrimg_error *err)
 {
-    size_t ps = (size_t)w->ps, n = w->cbuf_cap;
-    bool ok;
-    if (w->flag == KD_ZLIB) {
-        uLongf zl = (uLongf)n;
-        ok = compress2(w->cbuf, &zl, pg, (uLong)ps, Z_BEST_SPEED) == Z_OK;
-        n = (size_t)zl;
-    } else {
-        lzo_uint ll = (lzo_uint)n;
-        ok = lzo1x_1_compress(pg, (lzo_uint)ps, w->cbuf, &ll, w->lzo_mem) == LZO_E_OK;
-        n = (size_t)ll;
-    }
-    const uint8_t *src = w->cbuf;
-    uint32_t flags = w->flag;
-    if (!ok || n >= ps) {
-        src = pg;
-        n = ps;
-        flags = 0;
-    }
-    put_desc(d, w->data_end, (uint32_t)n, flags);
-    int rc = sink_write(&w->sink, src, n, err);
-    w->data_end += n;
+    if (!w->run_len)
+        return 0;
+    int rc = sink_pwrite(&w->sink, w->run, (size_t)(w->run_len * KD_DESC),
+                         w->off_desc + w->run_first * KD_DESC, err);
+    w->run_len = 0;
     return rc;
 }
+
+static int run_put(kw *w, uint64_t idx, uint64_t off, uint32_t size, uint32_t flags,
+                   mrimg_error *err)
+{
+    if (w->run_len && (idx != w->run_first + w->run_len || w->run_len == KD_RUN)) {
+        int rc = run_flush(w, err);
+        if (rc < 0)
+            return rc;
+    }
+    if (!w->run_len)
+        w->run_first = idx;
+    put_desc(w->run + w->run_len * KD_DESC, off, size, flags);
+    w->run_len++;
+    return 0;
+}
+
+/* Worker: each page of the job becomes [size u32][flags u32][bytes]. */
+static int kd_work(void *ctx, unsigned worker, pchunk_job *job, mrimg_error *err)
+{
+    kw *w = ctx;
+    size_t ps = (size_t)w->ps, np = job->in_len / ps;
+    size_t want = np * (8 + w->cbuf_cap);
+    if (job->out_cap < want) {
+        uint8_t *p = realloc(job->out, want);
+        if (!p)
+            return err_nomem(err);
+        job->out = p;
+        job->out_cap = want;
+    }
+    job->out_len = 0;
+    for (size_t i = 0; i < np; i++) {
+        const uint8_t *pg = job->in + i * ps;
+        uint8_t *rec = job->out + job->out_len, *c = rec + 8;
+        size_t n = w->cbuf_cap;
+        bool ok;
+        if (w->flag == KD_ZLIB) {
+            uLongf zl = (uLongf)n;
+            ok = compress2(c, &zl, pg, (uLong)ps, Z_BEST_SPEED) == Z_OK;
+            n = (size_t)zl;
+        } else {
+            lzo_uint ll = (lzo_uint)n;
+            ok = lzo1x_1_compress(pg, (lzo_uint)ps, c, &ll, w->lzo_mem[worker]) == LZO_E_OK;
+            n = (size_t)ll;
+        }
+        uint32_t flags = w->flag;
+        if (!ok || n >= ps) { /* stored raw, as QEMU does */
+            memcpy(c, pg, ps);
+            n = ps;
+            flags = 0;
+        }
+        wr_le32(rec, (uint32_t)n);
+        wr_le32(rec + 4, flags);
+        job->out_len += 8 + n;
+    }
+    return 0;
+}
+
+/* In order: append each page's data, point its descriptors at it. */
+static int kd_emit(void *ctx, pchunk_job *job, mrimg_error *err)
+{
+    kw *w = ctx;
+    size_t at = 0;
+    while (at < job->out_len) {
+        uint32_t n = rd_le32(job->out + at), flags = rd_le32(job->out + at + 4);
+        if (w->qn_len == 0)
+            return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0,
+                           "kdump: a compressed page nobody asked for");
+        unsigned cnt = w->qn[w->qn_head++];
+        w->qn_len--;
+        for (unsigned j = 0; j < cnt; j++) {
+            int rc = run_put(w, w->qidx[w->qidx_head++], w->data_end, n, flags, err);
+            if (rc < 0)
+                return rc;
+            w->qidx_len--;
+        }
+        int rc = sink_write(&w->sink, job->out + at + 8, n, err);
+        if (rc < 0)
+            return rc;
+        w->data_end += n;
+        at += 8 + n;
+    }
+    return 0;
+}
+
+static int q_grow(void **p, size_t *cap, size_t *head, size_t len, size_t elt, mrimg_error *err)
+{
+    if (*head && *head + len + 1 > *cap) { /* slide to the front */
+        memmove(*p, (uint8_t *)*p + *head * elt, len * elt);
+        *head = 0;
+    }
+    if (len + 1 <= *cap)
+        return 0;
+    size_t nc = *cap ? *cap * 2 : 1024;
+    void *q = realloc(*p, nc * elt);
+    if (!q)
+        return err_nomem(err);
+    *p = q;
+    *cap = nc;
+    return 0;
+}
+
+/* Queue one page with data whose descriptors are idx[0, n). */
+static int page_give(kw *w, const uint8_t *pg, const uint64_t *idx, unsigned n,
+                     mrimg_error *err)
+{
+    int rc = q_grow((void **)&w->qn, &w->qn_cap, &w->qn_head, w->qn_len, sizeof(*w->qn), err);
+    for (unsigned j = 0; rc == 0 && j < n; j++) {
+        rc = q_grow((void **)&w->qidx, &w->qidx_cap, &w->qidx_head, w->qidx_len,
+                    sizeof(*w->qidx), err);
+        if (rc == 0)
+            w->qidx[w->qidx_head + w->qidx_len++] = idx[j];
+    }
+    if (rc < 0)
+        return rc;
+    w->qn[w->qn_head + w->qn_len++] = n;
+    return pchunk_write(&w->pc, pg, (size_t)w->ps, err); /* may emit */
+}
+
+static int pc_start(kw *w, mrimg_error *err)
+{
+    int rc = pchunk_init(&w->pc, w->threads, (size_t)(KD_CHUNK_PAGES * w->ps), 0, kd_work,
+                         kd_emit, w, err);
+    w->pc_ready = rc == 0;
+    return rc;
+}
+
+/* Everything given is compressed, appended and described. */
+static int pc_finish(kw *w, mrimg_error *err)
+{
+    int rc = pchunk_finish(&w->pc, err);
+    pchunk_free(&w->pc);
+    w->pc_ready = false;
+    if (rc == 0)
+        rc = run_flush(w, err);
+    return rc;
+}
+
+#define KD_MAX_ALIAS 8u        /* ranges one page can be shown by */
 
 static int walk_cb(void *opaque, unsigned block, uint64_t first, uint64_t n, const uint8_t *data,
                    mrimg_error *err)
 {
     kw *w = opaque;
     if (block == MRIMG_WALK_RESTART) {
+        /* drain, then forget everything written after the zero page */
         w->st->pages_data = w->st->pages_zero = 0;
-        int rc = sink_truncate(&w->sink, w->data_start, err);
-        return rc < 0 ? rc : write_zero_descs(w, err);
+        int rc = pc_finish(w, err);
+        if (rc == 0)
+            rc = sink_truncate(&w->sink, w->data_start, err);
+        if (rc == 0)
+            rc = write_zero_descs(w, err);
+        return rc < 0 ? rc : pc_start(w, err);
     }
     if (!data) {
         w->st->pages_zero += n;
-        return 0;
+        return 0; /* the descriptors already point at the zero page */
     }
-    if (n > w->desc_cap) {
-        uint8_t *d = realloc(w->desc, (size_t)n * KD_DESC);
-        if (!d)
-            return err_nomem(err);
-        w->desc = d;
+    if (n > w->done_cap) {
         uint8_t *f = realloc(w->done, (size_t)n);
         if (!f)
             return err_nomem(err);
         w->done = f;
-        w->desc_cap = n;
+        w->done_cap = n;
     }
     memset(w->done, 0, (size_t)n);
     uint64_t s = first * w->ps, e = (first + n) * w->ps;
+    /* pages in block order; each page with data once, with the descriptor
+     * of every range that shows it */
     for (unsigned i = 0; i < w->m->nranges; i++) {
         const mrimg_mem_range *r = &w->m->ranges[i];
         if (r->block != block || r->offset >= e || r->offset + r->length <= s)
@@ -161,22 +301,27 @@ static int walk_cb(void *opaque, unsigned block, uint64_t first, uint64_t n, con
                 continue;
             w->done[k] = 1;
             const uint8_t *pg = data + k * w->ps;
-            uint8_t *d = w->desc + k * KD_DESC;
             if (mem_is_zero(pg, (size_t)w->ps)) {
-                put_desc(d, w->off_zero, (uint32_t)w->ps, 0);
                 w->st->pages_zero++;
                 continue;
             }
             w->st->pages_data++;
-            int rc = page_out(w, pg, d, err);
+            uint64_t idx[KD_MAX_ALIAS], off = (first + k) * w->ps;
+            unsigned ni = 0;
+            for (unsigned j = i; j < w->m->nranges; j++) {
+                const mrimg_mem_range *q = &w->m->ranges[j];
+                if (q->block != block || off < q->offset || off >= q->offset + q->length)
+                    continue;
+                if (ni == KD_MAX_ALIAS)
+                    return err_set(err, MRIMG_ERR_LIMIT, MRIMG_OFF_NONE, 0,
+                                   "a page of block %u shows at more than %u addresses", block,
+                                   KD_MAX_ALIAS);
+                idx[ni++] = w->first_desc[j] + (off - q->offset) / w->ps;
+            }
+            int rc = page_give(w, pg, idx, ni, err);
             if (rc < 0)
                 return rc;
         }
-        uint64_t idx = w->first_desc[i] + ((first + k0) * w->ps - r->offset) / w->ps;
-        int rc = sink_pwrite(&w->sink, w->desc + k0 * KD_DESC, (size_t)((k1 - k0) * KD_DESC),
-                             w->off_desc + idx * KD_DESC, err);
-        if (rc < 0)
-            return rc;
     }
     return 0;
 }
@@ -344,12 +489,18 @@ int cv_kdump(mrimg_image *in, const mrimg_memmap *m, const char *out_path,
         return rc;
     w.first_desc = calloc(m->nranges ? m->nranges : 1, sizeof(*w.first_desc));
     w.cbuf_cap = (size_t)MRIMG_MAX(compressBound((uLong)w.ps), w.ps + w.ps / 16 + 64 + 3);
-    w.cbuf = malloc(w.cbuf_cap);
-    w.lzo_mem = malloc(LZO1X_1_MEM_COMPRESS);
-    if (!w.first_desc || !w.cbuf || !w.lzo_mem) {
+    w.threads = threads_effective(o->threads);
+    w.lzo_mem = calloc(w.threads, sizeof(*w.lzo_mem));
+    w.run = malloc((size_t)KD_RUN * KD_DESC);
+    if (!w.first_desc || !w.lzo_mem || !w.run) {
         rc = err_nomem(err);
         goto out;
     }
+    for (unsigned t = 0; w.flag == KD_LZO && t < w.threads; t++)
+        if (!(w.lzo_mem[t] = malloc(LZO1X_1_MEM_COMPRESS))) {
+            rc = err_nomem(err);
+            goto out;
+        }
     if (w.flag == KD_LZO && lzo_init() != LZO_E_OK) {
         rc = err_set(err, MRIMG_ERR_UNSUPPORTED, MRIMG_OFF_NONE, 0, "liblzo2 failed to initialise");
         goto out;
@@ -363,17 +514,26 @@ int cv_kdump(mrimg_image *in, const mrimg_memmap *m, const char *out_path,
         goto out;
     rc = write_layout(&w, notes, nlen, max_mapnr, err);
     if (rc == 0)
+        rc = pc_start(&w, err);
+    if (rc == 0)
         rc = mrimg_ram_walk(in, walk_cb, &w, progress, pctx, err);
     if (rc == 0)
+        rc = pc_finish(&w, err);
+    if (rc == 0)
         rc = gout_commit(&w.sink, w.data_end, st, err);
+    if (w.pc_ready)
+        pchunk_free(&w.pc); /* joins the workers */
     if (rc < 0)
         sink_abort(&w.sink);
 out:
     free(notes);
     free(w.first_desc);
-    free(w.cbuf);
+    for (unsigned t = 0; w.lzo_mem && t < w.threads; t++)
+        free(w.lzo_mem[t]);
     free(w.lzo_mem);
-    free(w.desc);
+    free(w.run);
+    free(w.qidx);
+    free(w.qn);
     free(w.done);
     return rc;
 }
