@@ -14,7 +14,7 @@
  *             bitmap_blocks = both bitmaps, max_mapnr (32-bit, capped),
  *             nr_cpus; the other counters zero.
  *   block 1   kdump_sub_header (104 bytes): phys_base (0 unless the
- *             guest's VMCOREINFO says NUMBER(phys_base)), dump_level 1,
+ *             VMCOREINFO of a guest in long mode says NUMBER(phys_base)), dump_level 1,
  *             offset/size of the VMCOREINFO note's descriptor when the
  *             last note is one, offset_note = block_size + 104, note_size,
  *             max_mapnr_64; split, pfn ranges and eraseinfo zero.  The ELF
@@ -328,11 +328,12 @@ static int walk_cb(void *opaque, unsigned block, uint64_t first, uint64_t n, con
 
 /* Walk the ELF notes: how many NT_PRSTATUS (one per vCPU in QEMU's dump),
  * and where the descriptor of a last note named VMCOREINFO lies. */
-static void scan_notes(const uint8_t *nb, size_t nlen, uint32_t *ncpu, uint64_t *vmci_off,
-                       uint64_t *vmci_len)
+static void scan_notes(const uint8_t *nb, size_t nlen, uint32_t *ncpu, bool *lma,
+                       uint64_t *vmci_off, uint64_t *vmci_len)
 {
     size_t at = 0;
     *ncpu = 0;
+    *lma = false;
     *vmci_off = *vmci_len = 0;
     while (nlen - at >= 12) {
         uint32_t nsz = rd_le32(nb + at), dsz = rd_le32(nb + at + 4), type = rd_le32(nb + at + 8);
@@ -340,8 +341,13 @@ static void scan_notes(const uint8_t *nb, size_t nlen, uint32_t *ncpu, uint64_t 
         uint64_t end = name_end + round_up(dsz, 4);
         if (end > nlen)
             return;
-        if (type == 1 && nsz == 5 && !memcmp(nb + at + 12, "CORE", 5))
+        if (type == 1 && nsz == 5 && !memcmp(nb + at + 12, "CORE", 5)) {
+            /* the x86-64 elf_prstatus (336 bytes) for a vCPU in long mode,
+             * the i386 one otherwise: what QEMU's dump calls EM_X86_64 */
+            if (*ncpu == 0)
+                *lma = dsz == 336;
             (*ncpu)++;
+        }
         if (nsz == 11 && !memcmp(nb + at + 12, "VMCOREINFO", 11) && end == nlen) {
             *vmci_off = name_end;
             *vmci_len = dsz;
@@ -350,15 +356,18 @@ static void scan_notes(const uint8_t *nb, size_t nlen, uint32_t *ncpu, uint64_t 
     }
 }
 
-/* NUMBER(phys_base)=<hex> in the VMCOREINFO text, as QEMU reads it. */
+/* NUMBER(phys_base)=<hex> at the start of a line of the VMCOREINFO text,
+ * as QEMU reads it (base 16, an optional 0x). */
 static uint64_t vmci_phys_base(const uint8_t *p, uint64_t len)
 {
     static const char key[] = "NUMBER(phys_base)=";
     size_t kl = sizeof(key) - 1;
     for (uint64_t i = 0; i + kl <= len; i++) {
         if ((i == 0 || p[i - 1] == '\n') && !memcmp(p + i, key, kl)) {
-            uint64_t v = 0;
-            for (uint64_t j = i + kl; j < len && j < i + kl + 16; j++) {
+            uint64_t v = 0, j0 = i + kl;
+            if (j0 + 2 <= len && p[j0] == '0' && (p[j0 + 1] | 0x20) == 'x')
+                j0 += 2;
+            for (uint64_t j = j0; j < len && j < j0 + 16; j++) {
                 int c = p[j], d = c >= '0' && c <= '9' ? c - '0'
                                  : c >= 'a' && c <= 'f' ? c - 'a' + 10
                                  : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
@@ -384,8 +393,9 @@ static int write_layout(kw *w, const uint8_t *notes, size_t nlen, uint64_t max_m
                        "%zu bytes of notes or %llu pages do not fit a kdump header", nlen,
                        (unsigned long long)max_mapnr);
     uint32_t ncpu;
+    bool lma;
     uint64_t vmci_off, vmci_len;
-    scan_notes(notes, nlen, &ncpu, &vmci_off, &vmci_len);
+    scan_notes(notes, nlen, &ncpu, &lma, &vmci_off, &vmci_len);
     uint64_t off_note = bs + KD_SUB_SIZE;
 
     uint8_t *h = calloc(1, (size_t)(bs + KD_SUB_SIZE + nlen));
@@ -401,7 +411,8 @@ static int write_layout(kw *w, const uint8_t *notes, size_t nlen, uint64_t max_m
     wr_le32(h + 440, (uint32_t)MRIMG_MIN(max_mapnr, UINT32_MAX));
     wr_le32(h + 460, ncpu);
     uint8_t *k = h + bs;
-    wr_le64(k, vmci_len ? vmci_phys_base(notes + vmci_off, vmci_len) : 0);
+    /* QEMU reads phys_base from the VMCOREINFO of an x86-64 (long mode) guest */
+    wr_le64(k, vmci_len && lma ? vmci_phys_base(notes + vmci_off, vmci_len) : 0);
     wr_le32(k + 8, 1); /* dump_level */
     if (vmci_len) {
         wr_le64(k + 32, off_note + vmci_off);
@@ -484,9 +495,20 @@ int cv_kdump(mrimg_image *in, const mrimg_memmap *m, const char *out_path,
     }
     uint8_t *notes = NULL;
     size_t nlen = 0;
-    int rc = guest_elf_notes(in, &notes, &nlen, err);
-    if (rc < 0)
+    /* vCPU notes and the guest's VMCOREINFO (read from pc.ram: on a plain
+     * or compressed stream that replays it once); vCPUs that cannot be
+     * decoded give no notes, as for -O elf: the memory is still worth having */
+    mrimg_error nerr;
+    int rc = guest_elf_notes(in, &notes, &nlen, &nerr);
+    if (rc == MRIMG_ERR_NOMEM || rc == MRIMG_ERR_IO || rc == MRIMG_ERR_NOSPC ||
+        rc == MRIMG_ERR_INTERRUPTED) {
+        *err = nerr;
         return rc;
+    }
+    if (rc < 0) {
+        notes = NULL;
+        nlen = 0;
+    }
     w.first_desc = calloc(m->nranges ? m->nranges : 1, sizeof(*w.first_desc));
     w.cbuf_cap = (size_t)MRIMG_MAX(compressBound((uLong)w.ps), w.ps + w.ps / 16 + 64 + 3);
     w.threads = threads_effective(o->threads);

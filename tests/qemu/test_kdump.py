@@ -19,6 +19,10 @@ with imgconv.  From each save both kdump kinds must have:
   - for every pfn the same bytes after decompression, the same flags
     (compressed or stored raw) and page_flags; zero pages all sharing one
     descriptor, as QEMU's do.
+A second guest (q35, 256 MiB, two vCPUs) boots tests/qemu/longmode.S into
+long mode and publishes a VMCOREINFO with NUMBER(phys_base) through a
+vmcoreinfo device: the notes, nr_cpus, phys_base and the VMCOREINFO offsets
+must be QEMU's too.
 The data offsets differ by design (QEMU writes the data in pfn order, we in
 the order of the save) and are only checked to be consistent.
 
@@ -36,6 +40,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kdumpfile  # noqa: E402
 import qemuh  # noqa: E402
+from test_cpu import build_longmode  # noqa: E402
 from test_memmap import BIN, SKIP, XML, in_ci, make_blob, run, wait_bars  # noqa: E402
 
 KINDS = (("kdump-zlib", "kdump-raw-zlib"), ("kdump-lzo", "kdump-raw-lzo"))
@@ -117,6 +122,70 @@ def compare(got_path, truth, tag, lzo_undecided=False):
     return problems
 
 
+def case(wd, name, machine, mem, args, boot, problems):
+    """One guest: QEMU's dumps, three saves, both kinds from each."""
+    wd = os.path.join(wd, name)
+    os.makedirs(wd)
+    g = qemuh.Guest(wd, machine=machine, mem_mib=mem, extra=args)
+    truth = {}
+    try:
+        if boot == "bars":
+            wait_bars(g)
+        else:
+            g.qmp.cmd("cont")
+            time.sleep(1.5)
+            g.qmp.cmd("stop")
+        caps = g.qmp.cmd("query-dump-guest-memory-capability")["formats"]
+        print(f"{name}: QEMU's dump formats:", " ".join(caps))
+        for ours, qemus in KINDS:
+            if qemus not in caps:
+                continue
+            p = os.path.join(wd, f"qemu.{ours}")
+            g.qmp.cmd("dump-guest-memory", paging=False, protocol="file:" + p, format=qemus)
+            truth[ours] = summary(p)
+            os.unlink(p)
+        plain = os.path.join(wd, "plain.mig")
+        g.save(plain)
+    finally:
+        g.close()
+    lzo_derived = "kdump-lzo" not in truth
+    if lzo_derived:
+        # a QEMU built without liblzo2 (Debian's): the LZO file must be the
+        # zlib one with LZO in place of zlib, page by page
+        print(f"{name}: QEMU has no kdump-raw-lzo: -O kdump-lzo is compared with QEMU's zlib "
+              "dump, status 2 and each page LZO-compressed or, if LZO1X-1 does not shrink "
+              "it, raw")
+        truth["kdump-lzo"] = as_lzo(truth["kdump-zlib"])
+    boot_args = [a for i, a in enumerate(args) if a != "-kernel" and
+                 (i == 0 or args[i - 1] != "-kernel")]
+    g = qemuh.Guest(wd, machine=machine, mem_mib=mem, extra=boot_args, incoming=True)
+    try:
+        g.load(plain)
+        mapped = os.path.join(wd, "mapped.mig")
+        g.save(mapped, mapped=True)
+    finally:
+        g.close()
+    xmlp = os.path.join(wd, "domain.xml")
+    with open(xmlp, "w") as f:
+        f.write(XML.format(kib=mem * 1024, machine=machine, devices=""))
+    zst = os.path.join(wd, "image.zst.sav")
+    r = run([os.path.join(BIN, "imgconv"), "-q", "-O", "zstd", f"--xml={xmlp}", plain, zst])
+    if r.returncode != 0:
+        raise RuntimeError(f"imgconv -O zstd exited {r.returncode}: {r.stderr.strip()}")
+    for src, sname in ((plain, "plain"), (mapped, "mapped-ram"), (zst, "zstd")):
+        for ours, _ in KINDS:
+            out = os.path.join(wd, f"{sname}.{ours}")
+            r = run([os.path.join(BIN, "imgconv"), "-q", "-O", ours, src, out])
+            if r.returncode != 0:
+                problems.append(f"{name}/{sname}: imgconv -O {ours} exited {r.returncode}: "
+                                f"{r.stderr.strip()}")
+                continue
+            problems += compare(out, truth[ours], f"{name}/{sname} -O {ours}",
+                                ours == "kdump-lzo" and lzo_derived)
+            os.unlink(out)
+    return truth["kdump-zlib"][0]
+
+
 def main():
     ver = qemuh.qemu_version()
     if not ver or ver < (9, 0) or not BIN:
@@ -127,72 +196,43 @@ def main():
         print(f"SKIPPED: {msg}")
         return SKIP
     wd = tempfile.mkdtemp(prefix="mrimg-kdump-")
-    machine, mem = "pc-q35-10.0", 1024
     problems = []
-    t0 = time.time()
+    failed = 0
     try:
-        args = ["-device", "VGA"]
         G = 1 << 30
+        args = ["-device", "VGA"]
         for i, (addr, size) in enumerate(((256 << 20, 64 << 10), (G - (1 << 20), 8 << 10))):
             b = os.path.join(wd, f"blob{i}")
             make_blob(b, f"kdump-{i}", size)
             args += ["-device", f"loader,file={b},addr={addr:#x},force-raw=on"]
-        # a page of random bytes: neither zlib nor LZO make it smaller
+        # pages of random bytes: neither zlib nor LZO make them smaller
         rnd = os.path.join(wd, "random")
         with open(rnd, "wb") as f:
             f.write(os.urandom(3 * 4096))
         args += ["-device", f"loader,file={rnd},addr={512 << 20:#x},force-raw=on"]
-        g = qemuh.Guest(wd, machine=machine, mem_mib=mem, extra=args)
-        truth = {}
-        try:
-            wait_bars(g)
-            caps = g.qmp.cmd("query-dump-guest-memory-capability")["formats"]
-            print("QEMU's dump formats:", " ".join(caps))
-            for ours, qemus in KINDS:
-                if qemus not in caps:
-                    continue
-                p = os.path.join(wd, f"qemu.{ours}")
-                g.qmp.cmd("dump-guest-memory", paging=False, protocol="file:" + p, format=qemus)
-                truth[ours] = summary(p)
-                os.unlink(p)
-            plain = os.path.join(wd, "plain.mig")
-            g.save(plain)
-        finally:
-            g.close()
-        lzo_derived = "kdump-lzo" not in truth
-        if lzo_derived:
-            # a QEMU built without liblzo2 (Debian's): the LZO file must be the
-            # zlib one with LZO in place of zlib, page by page
-            print("QEMU has no kdump-raw-lzo: -O kdump-lzo is compared with QEMU's zlib dump, "
-                  "status 2 and each page LZO-compressed or, if LZO1X-1 does not shrink it, raw")
-            truth["kdump-lzo"] = as_lzo(truth["kdump-zlib"])
-        g = qemuh.Guest(wd, machine=machine, mem_mib=mem, extra=args, incoming=True)
-        try:
-            g.load(plain)
-            mapped = os.path.join(wd, "mapped.mig")
-            g.save(mapped, mapped=True)
-        finally:
-            g.close()
-        xmlp = os.path.join(wd, "domain.xml")
-        with open(xmlp, "w") as f:
-            f.write(XML.format(kib=mem * 1024, machine=machine, devices=""))
-        zst = os.path.join(wd, "image.zst.sav")
-        r = run([os.path.join(BIN, "imgconv"), "-q", "-O", "zstd", f"--xml={xmlp}", plain, zst])
-        if r.returncode != 0:
-            raise RuntimeError(f"imgconv -O zstd exited {r.returncode}: {r.stderr.strip()}")
-        for src, name in ((plain, "plain"), (mapped, "mapped-ram"), (zst, "zstd")):
-            for ours, _ in KINDS:
-                out = os.path.join(wd, f"{name}.{ours}")
-                r = run([os.path.join(BIN, "imgconv"), "-q", "-O", ours, src, out])
-                if r.returncode != 0:
-                    problems.append(f"{name}: imgconv -O {ours} exited {r.returncode}: "
-                                    f"{r.stderr.strip()}")
-                    continue
-                problems += compare(out, truth[ours], f"{name} -O {ours}",
-                                    ours == "kdump-lzo" and lzo_derived)
-                os.unlink(out)
-    except Exception as e:  # noqa: BLE001
-        problems.append(str(e))
+        cases = [("q35-1G", "pc-q35-10.0", 1024, args, "bars")]
+        lm = build_longmode(wd)
+        if lm:
+            # two vCPUs in long mode and a VMCOREINFO with NUMBER(phys_base):
+            # the notes, nr_cpus, phys_base and the vmcoreinfo offsets
+            cases.append(("q35-long", "pc-q35-10.0", 256,
+                          ["-smp", "2", "-device", "vmcoreinfo", "-kernel", lm], "run"))
+        elif in_ci():
+            problems.append("CI: the long-mode guest could not be built")
+        for c in cases:
+            t0 = time.time()
+            n = len(problems)
+            try:
+                fields = case(wd, *c, problems)
+                if c[0] == "q35-long" and not (fields[("sub", "phys_base")] == 0x1000000 and
+                                               fields[("sub", "size_vmcoreinfo")]):
+                    problems.append("q35-long: QEMU's dump has no phys_base 0x1000000 or no "
+                                    "VMCOREINFO: the guest did not publish it")
+            except Exception as e:  # noqa: BLE001
+                problems.append(f"{c[0]}: {e}")
+            failed += len(problems) > n
+            print(f"{'ok' if len(problems) == n else 'FAIL'} {c[0]} ({time.time() - t0:.1f} s)",
+                  flush=True)
     finally:
         if os.environ.get("MRIMG_KEEP"):
             print("kept", wd)
@@ -200,7 +240,6 @@ def main():
             shutil.rmtree(wd, ignore_errors=True)
     for p in problems:
         print("FAIL:", p)
-    print(f"{'ok' if not problems else 'FAIL'} q35-1G ({time.time() - t0:.1f} s)")
     return 1 if problems else 0
 
 
