@@ -15,7 +15,19 @@
 typedef struct prob_ctx {
     uint64_t n;
     size_t eof;
+    const uint8_t *tail;
 } prob_ctx;
+
+/* every field handed to a visitor lies inside the device state */
+static void on_field(void *ctx, const char *dev, const char *vmsd, const char *field,
+                     const uint8_t *p, size_t n)
+{
+    prob_ctx *pc = ctx;
+    FZ_CHECK(dev && vmsd && field, "field without names");
+    FZ_CHECK(p >= pc->tail && n <= pc->eof && (size_t)(p - pc->tail) <= pc->eof - n,
+             "field %s.%s of %zu bytes at %td, outside %zu bytes", vmsd, field, n,
+             p - pc->tail, pc->eof);
+}
 
 static void on_problem(void *ctx, uint64_t off, const char *msg)
 {
@@ -45,9 +57,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char msg[200];
     if (vj_parse(json, jl, &doc, &where, msg, sizeof(msg)) == 0 && tl > 0) {
         size_t eof = tl - 1; /* tail[eof] is the EOF byte */
-        prob_ctx pc = {0, eof};
+        prob_ctx pc = {0, eof, tail};
         sp_devwalk out;
-        sp_walk_devices(&doc, tail, eof, 0, on_problem, &pc, &out);
+        sp_walk_device_fields(&doc, tail, eof, 0, on_problem, &pc, on_field, &pc, &out);
         FZ_LOG("walk: %llu sections, %llu of %zu bytes, complete %d, skipped %d, %llu problems %s\n",
                (unsigned long long)out.sections, (unsigned long long)out.explained, eof,
                out.complete, out.skipped, (unsigned long long)pc.n, out.note);

@@ -265,6 +265,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         fz_walk w;
         fz_walk_init(&w, img);
+        /* the guest-physical map: sorted, disjoint, inside its blocks */
+        mrimg_memmap *mm = NULL;
+        if (mrimg_memory_map(img, &mm, &err) == 0) {
+            for (unsigned i = 0; i < mm->nranges; i++) {
+                const mrimg_mem_range *r = &mm->ranges[i];
+                FZ_CHECK(r->length && r->block < mrimg_block_count(img) &&
+                             r->offset + r->length <= mrimg_block(img, r->block)->used_length,
+                         "memory-map range %u outside its block", i);
+                FZ_CHECK(i == 0 || mm->ranges[i - 1].gpa + mm->ranges[i - 1].length <= r->gpa,
+                         "memory-map ranges %u and %u overlap", i - 1, i);
+            }
+        }
+        mrimg_memory_map_free(mm);
         rc = mrimg_ram_walk(img, fz_walk_cb, &w, NULL, NULL, &err);
         if (rc == 0)
             fz_walk_done(&w);

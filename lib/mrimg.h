@@ -179,14 +179,18 @@ typedef struct mrimg_open_opts {
  *  Open PATH read-only and parse its container: the libvirt header, XML and
  *  cookie, or the QEMU stream magic of a bare stream.  The payload is not
  *  read yet.  A partial save (LibvirtQemudPart) opens successfully: check
- *  mrimg_container_info.complete.  opts may be NULL.
+ *  mrimg_container_info.complete.  opts may be NULL.  PATH must be a
+ *  regular file or a block device: a directory, FIFO, socket or character
+ *  device fails at once with MRIMG_ERR_IO (the open never waits for a
+ *  FIFO's writer).
  *  @return a handle, or NULL with *err set. */
 MRIMG_API mrimg_image *mrimg_open(const char *path, const mrimg_open_opts *opts,
                                   mrimg_error *err);
 
 /*! mrimg_cleanup_temporaries(): remove every temporary output file the
- *  library has created and not yet committed.  Async-signal-safe: call it
- *  from a SIGINT/SIGTERM handler before re-raising the signal. */
+ *  library has created and not yet committed (and an `-O ram` directory
+ *  the running conversion created).  Async-signal-safe: call it from the
+ *  handler of any terminating signal before re-raising the signal. */
 MRIMG_API void mrimg_cleanup_temporaries(void);
 
 /*! mrimg_close(): release everything; NULL is accepted. */
@@ -360,6 +364,61 @@ MRIMG_API int mrimg_ram_page_has_data(mrimg_image *img, unsigned block, uint64_t
                                       mrimg_error *err);
 
 /* ======================================================================
+ * The guest-physical memory map (lib/guest/)
+ * ====================================================================== */
+/* Where each RAM block lies in the guest's physical address space, as
+ * QEMU lays it out for the PC machines (q35 and i440fx, every version):
+ * pc.ram split around the PCI hole (q35: 2 GiB below 4 GiB once RAM
+ * reaches 0xb0000000, else all of it; i440fx: 3 GiB once RAM reaches the
+ * 3.5 GiB max-ram-below-4g, gigabyte-aligned on machine types newer than
+ * 1.7; an explicit max-ram-below-4g in the domain XML's QEMU command line
+ * is honoured), the rest above 4 GiB; the legacy VGA window
+ * 0xa0000-0xbffff left out when a VGA device decodes it; 0xc0000-0xfffff
+ * from RAM or, where the chipset's PAM registers send it to PCI, from
+ * pc.rom and the last 128 KiB of pc.bios; pc.bios just below 4 GiB;
+ * device RAM (vga.vram) at the BAR the guest programmed, read from the
+ * device's saved PCI configuration space, and the part of it a VGA in
+ * chain-4 or VBE mode shows at 0xa0000; a pc-dimm's memory backend at the
+ * base the domain XML gives it, or the start of the device-memory region
+ * for the only one.  The result equals the RAM ranges of QEMU's
+ * `info mtree -f` and the PT_LOAD segments of `dump-guest-memory`
+ * (paging off) for the same guest: adjacent pieces of the same block are
+ * merged, as the dump merges them. */
+
+typedef struct mrimg_mem_range {
+    uint64_t gpa;             /* guest-physical start */
+    uint64_t length;          /* bytes, > 0 */
+    unsigned block;           /* index in the block list */
+    uint64_t offset;          /* offset of gpa's byte in that block */
+} mrimg_mem_range;
+
+typedef struct mrimg_unmapped_block {
+    unsigned block;
+    const char *reason;       /* static text: why it is not mapped */
+} mrimg_unmapped_block;
+
+typedef struct mrimg_memmap {
+    char machine[MRIMG_NAME_MAX + 1]; /* from the configuration section */
+    const char *family;       /* "q35", "i440fx" */
+    uint64_t ram_size;        /* machine RAM (pc.ram or the NUMA nodes) */
+    uint64_t below_4g, above_4g; /* its split */
+    int devices_decoded;      /* the device state was read (PAM, BARs, VGA);
+                               * 0: ranges that depend on it are left out */
+    unsigned nranges;         /* ascending gpa, not overlapping */
+    mrimg_mem_range *ranges;
+    unsigned nunmapped;
+    mrimg_unmapped_block *unmapped;
+} mrimg_memmap;
+
+/*! mrimg_memory_map(): the guest-physical map of img (see above).  Needs
+ *  the block list and the device state: scans the image if needed and
+ *  reads the device state (for compressed payloads this decodes the
+ *  stream once).  Machines other than the PC ones give
+ *  MRIMG_ERR_UNSUPPORTED.  Free *out with mrimg_memory_map_free. */
+MRIMG_API int mrimg_memory_map(mrimg_image *img, mrimg_memmap **out, mrimg_error *err);
+MRIMG_API void mrimg_memory_map_free(mrimg_memmap *m);
+
+/* ======================================================================
  * Conversion
  * ====================================================================== */
 
@@ -367,6 +426,12 @@ MRIMG_API int mrimg_ram_page_has_data(mrimg_image *img, unsigned block, uint64_t
 #define MRIMG_OUT_QEMU 16         /* bare QEMU stream, plain layout */
 #define MRIMG_OUT_QEMU_MAPPED 17  /* bare QEMU stream, mapped-ram layout */
 #define MRIMG_OUT_RAM 18          /* a directory: one sparse raw file per RAM block */
+#define MRIMG_OUT_ELF 19          /* an ELF64 core of guest-physical memory, as
+                                   * QEMU's dump-guest-memory (paging off) writes */
+#define MRIMG_OUT_PHYS 20         /* a flat sparse file: offset = guest-physical address */
+#define MRIMG_OUT_KDUMP_ZLIB 21   /* compressed kdump (makedumpfile "KDUMP", pages zlib),
+                                   * as dump-guest-memory format kdump-raw-zlib writes */
+#define MRIMG_OUT_KDUMP_LZO 22    /* the same with LZO1X pages (kdump-raw-lzo) */
 
 typedef struct mrimg_convert_opts {
     int out;                  /* MRIMG_FORMAT_* (libvirt image) or MRIMG_OUT_* */
@@ -441,7 +506,12 @@ typedef struct mrimg_convert_stats {
  *  out_path, written, fsync'd, given its final libvirt magic, and renamed
  *  over out_path only when everything succeeded; on any error (or
  *  cancellation through the progress callback, or after
- *  mrimg_cleanup_temporaries()) out_path is untouched.  stats may be NULL. */
+ *  mrimg_cleanup_temporaries()) out_path is untouched.  Only a regular
+ *  file is replaced (with o->force): a directory, device, FIFO or socket at
+ *  out_path fails with MRIMG_ERR_IO; a symbolic link to a regular file is
+ *  followed (the file it names is replaced, the link stays).  For
+ *  MRIMG_OUT_RAM a directory this call created is removed again on failure
+ *  or by mrimg_cleanup_temporaries().  stats may be NULL. */
 MRIMG_API int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
                             mrimg_convert_stats *stats, mrimg_error *err);
 

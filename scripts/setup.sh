@@ -10,6 +10,10 @@
 #   --packages-only    install packages, do not build
 #   --print-backports  print the backports apt entry this machine would get
 #
+# The build is configured with -DCMAKE_BUILD_TYPE=RelWithDebInfo and any
+# further cmake arguments in $MRIMG_CMAKE_ARGS (scripts/test.sh passes
+# -DMRIMG_WERROR=ON).
+#
 # Packages are installed only when some are missing (set MRIMG_FORCE_APT=1
 # to run apt-get anyway).  QEMU and libvirt come from the distribution's
 # backports suite: its apt entry is derived from this machine's own
@@ -186,7 +190,8 @@ install_packages() {
 build() {
     local dir=${MRIMG_BUILD:-build}
     log "building into $dir/"
-    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+    # shellcheck disable=SC2086 # MRIMG_CMAKE_ARGS: words
+    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo ${MRIMG_CMAKE_ARGS:-}
     cmake --build "$dir" -j "$(nproc)"
 }
 

@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Set up (packages, build) and run every test:
-#   1. ctest in the normal build          ($MRIMG_BUILD, default build/)
+#   1. ctest in the normal build          ($MRIMG_BUILD, default build/,
+#                                          RelWithDebInfo, -O2)
 #   2. ctest in an ASan+UBSan build       ($MRIMG_BUILD_ASAN, default build-asan/,
 #                                          -DMRIMG_SANITIZE=ON)
-#   3. the fuzzers (fuzz/run.sh, if present: builds them with clang in
+#   3. ctest in a Release build with GCC  ($MRIMG_BUILD_RELEASE, default
+#                                          build-release/, -O3: the whole suite)
+#   4. ctest in a Release build with clang ($MRIMG_BUILD_CLANG, default
+#                                          build-clang/, -O3; ctest -LE
+#                                          'qemu|libvirt': the round trips
+#                                          already ran three times)
+#   5. the fuzzers (fuzz/run.sh, if present: builds them with clang in
 #      build-fuzz/ and runs each target for $MRIMG_FUZZ_SECONDS seconds,
 #      default 60 -- 12 targets, so about 12 minutes; 0 skips fuzzing)
+# Every build uses -DMRIMG_WERROR=ON: a warning of either compiler at any
+# optimisation level fails its step (users' builds leave it off).
 # Every step runs even if an earlier one failed; the exit status is 0 only if
 # all passed.  The ctest runs include the QEMU and libvirt round trips, which
 # are skipped when no QEMU >= 9.0 / libvirt >= 11.3 is installed, unless CI
@@ -17,6 +26,8 @@ cd "$(dirname "$(readlink -f "$0")")/.."
 
 build=${MRIMG_BUILD:-build}
 asan=${MRIMG_BUILD_ASAN:-build-asan}
+release=${MRIMG_BUILD_RELEASE:-build-release}
+clang=${MRIMG_BUILD_CLANG:-build-clang}
 jobs=${MRIMG_TEST_JOBS:-$(nproc)}
 fuzz_seconds=${MRIMG_FUZZ_SECONDS:-60}  # per fuzz target
 start=$SECONDS
@@ -37,14 +48,31 @@ step() {  # step NAME COMMAND...: run, time and record one step
     fi
 }
 
-run_ctest() {  # run_ctest BUILD_DIR
-    ctest --test-dir "$1" --output-on-failure -j "$jobs"
+run_ctest() {  # run_ctest BUILD_DIR [CTEST ARGS...]
+    local dir=$1
+    shift
+    ctest --test-dir "$dir" --output-on-failure -j "$jobs" "$@"
 }
 
 asan_build_and_ctest() {
-    cmake -S . -B "$asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMRIMG_SANITIZE=ON &&
+    cmake -S . -B "$asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMRIMG_SANITIZE=ON \
+        -DMRIMG_WERROR=ON &&
         cmake --build "$asan" -j "$(nproc)" &&
         run_ctest "$asan"
+}
+
+release_gcc_build_and_ctest() {
+    cmake -S . -B "$release" -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_COMPILER=gcc \
+        -DMRIMG_WERROR=ON &&
+        cmake --build "$release" -j "$(nproc)" &&
+        run_ctest "$release"
+}
+
+release_clang_build_and_ctest() {
+    cmake -S . -B "$clang" -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_COMPILER=clang \
+        -DMRIMG_WERROR=ON &&
+        cmake --build "$clang" -j "$(nproc)" &&
+        run_ctest "$clang" -LE 'qemu|libvirt'
 }
 
 run_fuzz() {
@@ -52,11 +80,13 @@ run_fuzz() {
 }
 
 # Packages and the normal build: without them nothing else can run.
-MRIMG_BUILD=$build scripts/setup.sh --tests
+MRIMG_BUILD=$build MRIMG_CMAKE_ARGS=-DMRIMG_WERROR=ON scripts/setup.sh --tests
 
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 step "ctest ($build)" run_ctest "$build"
 step "build and ctest ($asan, ASan+UBSan)" asan_build_and_ctest
+step "build and ctest ($release, Release, GCC)" release_gcc_build_and_ctest
+step "build and ctest ($clang, Release, clang, -LE 'qemu|libvirt')" release_clang_build_and_ctest
 if [ "$fuzz_seconds" = 0 ]; then
     printf '\n=== fuzz: skipped (MRIMG_FUZZ_SECONDS=0)\n'
 elif [ -f fuzz/run.sh ]; then

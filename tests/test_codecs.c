@@ -1105,6 +1105,7 @@ static void test_libvirt_fixtures(void **s)
         size_t out_len[2];
         for (int t = 0; t < 2; t++) {
             mrimg_dec_stats st;
+            memset(&st, 0, sizeof(st));
             mrimg_error err = {0};
             int rc = decode_from(cc->c, path, off, t ? 4 : 1, 4u << 20, &out[t], &out_len[t], &st,
                                  &err);

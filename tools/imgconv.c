@@ -39,6 +39,11 @@ static void usage(void)
            "  qemu                  bare QEMU migration stream, plain layout\n"
            "  qemu-mapped           bare QEMU migration stream, mapped-ram layout\n"
            "  ram                   OUTPUT is a directory: one sparse raw file per RAM block\n"
+           "  elf                   ELF core of guest-physical memory (as QEMU's\n"
+           "                        dump-guest-memory writes), for crash, drgn, gdb\n"
+           "  phys                  flat sparse file: file offset = guest-physical address\n"
+           "  kdump-zlib, kdump-lzo compressed kdump of guest-physical memory (as QEMU's\n"
+           "                        dump-guest-memory kdump-raw-* writes), for crash\n"
            "\n"
            "Options:\n"
            "  -O, --format=FORMAT   output format (default: raw for libvirt inputs,\n"
@@ -88,12 +93,22 @@ static int format_from_arg(const char *s)
         return MRIMG_OUT_QEMU_MAPPED;
     if (!strcmp(s, "ram"))
         return MRIMG_OUT_RAM;
+    if (!strcmp(s, "elf"))
+        return MRIMG_OUT_ELF;
+    if (!strcmp(s, "phys"))
+        return MRIMG_OUT_PHYS;
+    if (!strcmp(s, "kdump-zlib"))
+        return MRIMG_OUT_KDUMP_ZLIB;
+    if (!strcmp(s, "kdump-lzo"))
+        return MRIMG_OUT_KDUMP_LZO;
     return -1;
 }
 
 static bool is_bare(int fmt)
 {
-    return fmt == MRIMG_OUT_QEMU || fmt == MRIMG_OUT_QEMU_MAPPED || fmt == MRIMG_OUT_RAM;
+    return fmt == MRIMG_OUT_QEMU || fmt == MRIMG_OUT_QEMU_MAPPED || fmt == MRIMG_OUT_RAM ||
+           fmt == MRIMG_OUT_ELF || fmt == MRIMG_OUT_PHYS || fmt == MRIMG_OUT_KDUMP_ZLIB ||
+           fmt == MRIMG_OUT_KDUMP_LZO;
 }
 
 static const char *out_name(int fmt)
@@ -102,6 +117,10 @@ static const char *out_name(int fmt)
     case MRIMG_OUT_QEMU: return "qemu";
     case MRIMG_OUT_QEMU_MAPPED: return "qemu-mapped";
     case MRIMG_OUT_RAM: return "ram";
+    case MRIMG_OUT_ELF: return "elf";
+    case MRIMG_OUT_PHYS: return "phys";
+    case MRIMG_OUT_KDUMP_ZLIB: return "kdump-zlib";
+    case MRIMG_OUT_KDUMP_LZO: return "kdump-lzo";
     default: return mrimg_format_name(fmt);
     }
 }
@@ -352,7 +371,9 @@ int main(int argc, char **argv)
         }
     }
     bool mapped_out = fmt_known == MRIMG_FORMAT_SPARSE || fmt_known == MRIMG_OUT_QEMU_MAPPED;
-    if (o.compact && (mapped_out || fmt_known == MRIMG_OUT_RAM)) {
+    if (o.compact && (mapped_out || fmt_known == MRIMG_OUT_RAM || fmt_known == MRIMG_OUT_ELF ||
+                      fmt_known == MRIMG_OUT_PHYS || fmt_known == MRIMG_OUT_KDUMP_ZLIB ||
+                      fmt_known == MRIMG_OUT_KDUMP_LZO)) {
         cli_error(NULL, "--compact applies only to plain-layout outputs: -O %s is always "
                         "written in one pass", out_name(fmt_known));
         cli_usage_hint();

@@ -23,11 +23,12 @@ enum {
     OPT_OFFSET,
     OPT_COOKIE,
     OPT_CPU,
+    OPT_MEMORY_MAP,
 };
 
 typedef struct opts {
     int mode;           /* OUT_HUMAN / OUT_JSON */
-    int extents, xml, cookie, security_info, content, progress, cpu;
+    int extents, xml, cookie, security_info, content, progress, cpu, memory_map;
     mrimg_open_opts open;
 } opts;
 
@@ -51,6 +52,9 @@ static void usage(void)
            "                        all zero (reads the RAM pages)\n"
            "      --cpu             also print each vCPU's registers (as QEMU's 'info\n"
            "                        registers -a' shows them), decoded from the device state\n"
+           "      --memory-map      print the guest-physical memory map: which RAM block\n"
+           "                        and offset back each range (PC machines; reads the\n"
+           "                        device state)\n"
            "      --offset=N        a bare QEMU stream starts at byte N (the offset= of a\n"
            "                        file: migration URI); 0x hex and K/M/G suffixes accepted\n"
            "  -p, --progress        show progress on stderr\n"
@@ -194,6 +198,57 @@ static void explain(char *buf, size_t cap, const mrimg_image *img, int scanned_o
             PUT(", and %s of device state", sz(d, sizeof(d), si->tail_size));
     }
 #undef PUT
+}
+
+/* ---- guest-physical memory map -------------------------------------------- */
+
+static int print_memory_map(out *w, mrimg_image *img, const char *path)
+{
+    mrimg_memmap *m = NULL;
+    mrimg_error err;
+    int rc = mrimg_memory_map(img, &m, &err);
+    if (rc < 0) {
+        out_null(w, "memory-map", "guest-physical memory map");
+        return cli_fail(&err, path, NULL);
+    }
+    out_obj(w, "memory-map", "guest-physical memory map");
+    out_str(w, "family", "machine family", m->family);
+    out_size(w, "ram-size", "machine RAM", m->ram_size);
+    out_size(w, "below-4g", "below 4 GiB", m->below_4g);
+    out_size(w, "above-4g", "above 4 GiB", m->above_4g);
+    out_bool(w, "devices-decoded", "device state decoded", m->devices_decoded);
+    static const out_col cols[] = {
+        {"start", -18}, {"end", -18}, {"length", 9}, {"block", -24}, {"offset", 0},
+    };
+    out_table(w, "ranges", "ranges", cols, 5);
+    for (unsigned i = 0; i < m->nranges; i++) {
+        const mrimg_mem_range *r = &m->ranges[i];
+        char end[32], len[32];
+        out_obj(w, NULL, NULL);
+        out_off(w, "start", "start", r->gpa);
+        snprintf(end, sizeof(end), "0x%" PRIx64, r->gpa + r->length - 1);
+        out_cell(w, end);
+        out_json_only(w, 1);
+        out_u64(w, "length", "length", r->length);
+        out_json_only(w, 0);
+        out_cell(w, fmt_size(len, sizeof(len), r->length));
+        out_str(w, "block", "block", mrimg_block(img, r->block)->name);
+        out_off(w, "offset", "offset", r->offset);
+        out_end(w);
+    }
+    out_end(w);
+    static const out_col ucols[] = {{"block", -24}, {"reason", 0}};
+    out_table(w, "unmapped", "blocks not in guest-physical memory", ucols, 2);
+    for (unsigned i = 0; i < m->nunmapped; i++) {
+        out_obj(w, NULL, NULL);
+        out_str(w, "block", "block", mrimg_block(img, m->unmapped[i].block)->name);
+        out_str(w, "reason", "reason", m->unmapped[i].reason);
+        out_end(w);
+    }
+    out_end(w);
+    out_end(w);
+    mrimg_memory_map_free(m);
+    return 0;
 }
 
 /* ---- extents ------------------------------------------------------------ */
@@ -750,7 +805,8 @@ static void print_segment(out *w, const char *key, const mrimg_x86_segment *s, i
     out_end(w);
 }
 
-/* The vCPUs' registers; <0 when they could not be decoded (reported). */
+/* The vCPUs' registers; the exit status (0, or why they could not be read,
+ * reported). */
 static int print_cpus(out *w, const char *path, mrimg_image *img)
 {
     static const char *const regs[16] = {"rax", "rcx", "rdx", "rbx", "rsp", "rbp",
@@ -804,9 +860,9 @@ static int print_cpus(out *w, const char *path, mrimg_image *img)
     mrimg_cpus_free(cpus);
     if (rc < 0) {
         print_error(w, "cpu-error", &err);
-        cli_lib_error(path, &err);
+        return cli_fail(&err, path, NULL);
     }
-    return rc;
+    return EXIT_OK;
 }
 
 static int info_image(out *w, const char *path, mrimg_image *img, const opts *op)
@@ -858,7 +914,8 @@ static int info_image(out *w, const char *path, mrimg_image *img, const opts *op
     print_stream(w, img, scanned_ok);
     print_ram(w, img, op->content && crc == 0);
     print_sizes(w, img, scanned_ok, op->content && crc == 0);
-    if (op->cpu && print_cpus(w, path, img) < 0)
+    int cpu_status = op->cpu ? print_cpus(w, path, img) : EXIT_OK;
+    if (cpu_status)
         np++;
 
     if (rc < 0)
@@ -869,7 +926,15 @@ static int info_image(out *w, const char *path, mrimg_image *img, const opts *op
         cli_fail(&jerr, path, NULL);
     else
         cli_print_problems(path, jr, true, false, false);
-    int ext_status = EXIT_OK; /* a failed extents walk */
+    /* a failed --cpu, --memory-map or extents walk */
+    int ext_status = cpu_status;
+
+    int map_status = op->memory_map ? print_memory_map(w, img, path) : EXIT_OK;
+    if (map_status) {
+        np++;
+        if (map_status > ext_status)
+            ext_status = map_status;
+    }
 
     if (op->extents) {
         static const out_col fcols[] = {
@@ -973,6 +1038,7 @@ int main(int argc, char **argv)
         {"content", no_argument, NULL, OPT_CONTENT},
         {"offset", required_argument, NULL, OPT_OFFSET},
         {"cpu", no_argument, NULL, OPT_CPU},
+        {"memory-map", no_argument, NULL, OPT_MEMORY_MAP},
         {"progress", no_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -1002,6 +1068,7 @@ int main(int argc, char **argv)
         case OPT_SECURITY_INFO: op.security_info = 1; break;
         case OPT_CONTENT: op.content = 1; break;
         case OPT_CPU: op.cpu = 1; break;
+        case OPT_MEMORY_MAP: op.memory_map = 1; break;
         case OPT_OFFSET:
             if (!cli_once(&seen_off, "--offset", optarg))
                 return EXIT_USAGE;
@@ -1039,13 +1106,15 @@ int main(int argc, char **argv)
         cli_usage_hint();
         return EXIT_USAGE;
     }
-    if ((op.xml || op.cookie) && (op.extents || op.content || op.cpu || op.progress)) {
+    if ((op.xml || op.cookie) &&
+        (op.extents || op.content || op.cpu || op.memory_map || op.progress)) {
         cli_error(NULL, "%s prints only the %s: it cannot be combined with %s",
                   op.xml ? "--xml" : "--cookie", op.xml ? "domain XML" : "save cookie",
-                  op.extents  ? "--extents"
-                  : op.content ? "--content"
-                  : op.cpu     ? "--cpu"
-                               : "-p/--progress (nothing is scanned)");
+                  op.extents      ? "--extents"
+                  : op.content    ? "--content"
+                  : op.cpu        ? "--cpu"
+                  : op.memory_map ? "--memory-map"
+                                  : "-p/--progress (nothing is scanned)");
         cli_usage_hint();
         return EXIT_USAGE;
     }

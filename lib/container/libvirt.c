@@ -198,7 +198,7 @@ int ctr_data_len(const ctr_out *o, uint32_t *data_len, mrimg_error *err)
 
 int ctr_write(mrimg_sink *s, const ctr_out *o, uint64_t *payload_offset, mrimg_error *err)
 {
-    uint32_t data_len;
+    uint32_t data_len = 0;
     int rc = ctr_data_len(o, &data_len, err);
     if (rc < 0)
         return rc;
@@ -218,6 +218,12 @@ int ctr_write(mrimg_sink *s, const ctr_out *o, uint64_t *payload_offset, mrimg_e
     }
     static const uint8_t zeros[4096];
     size_t pad = data_len - used;
+    if (rc == 0 && o->format == MRIMG_FORMAT_SPARSE) {
+        /* a sparse image is a sparse file: the zero padding stays a hole
+         * (the payload written after it gives the file its size) */
+        rc = sink_seek(s, sink_tell(s) + pad, err);
+        pad = 0;
+    }
     while (rc == 0 && pad) {
         size_t n = MRIMG_MIN(pad, sizeof(zeros));
         rc = sink_write(s, zeros, n, err);

@@ -25,6 +25,7 @@
 
 #include "../image.h"
 #include "../stream/writer.h"
+#include "guestout.h"
 #include "../util/xml.h"
 
 #ifndef PWB_SIZE /* smaller in the fuzz build; at least one page */
@@ -668,6 +669,13 @@ static int ram_cb(void *opaque, unsigned block, uint64_t first, uint64_t n, cons
     return 0;
 }
 
+static void ram_path(char *path, size_t cap, const char *dir, const cv *c, unsigned i)
+{
+    char name[MRIMG_NAME_MAX + 16];
+    block_file_name(name, sizeof(name), mrimg_block(c->in, i)->name, i, c->in);
+    snprintf(path, cap, "%s/%s", dir, name);
+}
+
 static int pipeline_ram(cv *c, const char *dir, mrimg_error *err)
 {
     if (!c->in_mapped)
@@ -676,6 +684,11 @@ static int pipeline_ram(cv *c, const char *dir, mrimg_error *err)
     if (rc < 0)
         return rc;
     struct stat st;
+    /* a directory this run creates is removed again if the run fails (or a
+     * signal ends it), with what was written into it: a rerun must not find
+     * it "already exists" */
+    bool created = false;
+    int dir_slot = -1;
     if (stat(dir, &st) == 0) {
         if (!S_ISDIR(st.st_mode))
             return err_side(err, MRIMG_SIDE_OUTPUT,
@@ -685,20 +698,27 @@ static int pipeline_ram(cv *c, const char *dir, mrimg_error *err)
             return err_side(err, MRIMG_SIDE_OUTPUT,
                             err_set(err, MRIMG_ERR_EXISTS, MRIMG_OFF_NONE, 0,
                                     "%s already exists (use --force to write into it)", dir));
-    } else if (mkdir(dir, 0700) != 0) {
-        return err_side(err, MRIMG_SIDE_OUTPUT,
-                        err_sys(err, errno, "cannot create directory %s", dir));
+    } else {
+        dir_slot = sink_track(dir, true); /* before mkdir: no window for a signal */
+        if (mkdir(dir, 0700) != 0) {
+            rc = err_side(err, MRIMG_SIDE_OUTPUT,
+                          err_sys(err, errno, "cannot create directory %s", dir));
+            sink_untrack(dir_slot);
+            return rc;
+        }
+        created = true;
     }
     unsigned n = mrimg_block_count(c->in);
     ram_out r = {c, dir, NULL, n, NULL};
+    char path[4096 + 300];
+    int *done_slot = NULL;
     r.sinks = xcalloc(n, sizeof(*r.sinks), err);
-    if (!r.sinks)
-        return MRIMG_ERR_NOMEM;
-    unsigned opened = 0;
-    for (unsigned i = 0; i < n; i++) {
-        char name[MRIMG_NAME_MAX + 16], path[4096 + 300];
-        block_file_name(name, sizeof(name), mrimg_block(c->in, i)->name, i, c->in);
-        snprintf(path, sizeof(path), "%s/%s", dir, name);
+    done_slot = xcalloc(n, sizeof(*done_slot), err);
+    if (!r.sinks || !done_slot)
+        rc = MRIMG_ERR_NOMEM;
+    unsigned opened = 0, committed = 0;
+    for (unsigned i = 0; i < n && rc == 0; i++) {
+        ram_path(path, sizeof(path), dir, c, i);
         rc = sink_create(&r.sinks[i], path, c->o->force ? SINK_FORCE : 0, err);
         if (rc < 0)
             break;
@@ -711,14 +731,66 @@ static int pipeline_ram(cv *c, const char *dir, mrimg_error *err)
     }
     for (unsigned i = 0; i < opened && rc == 0; i++) {
         rc = sink_truncate(&r.sinks[i], mrimg_block(c->in, i)->used_length, err);
+        if (rc == 0)
+            rc = sink_flush(&r.sinks[i], err);
         if (rc == 0) {
             c->st->out_bytes += r.sinks[i].size;
+            if (fstat(r.sinks[i].fd, &st) == 0)
+                c->st->out_allocated += (uint64_t)st.st_blocks * 512;
             rc = sink_commit(&r.sinks[i], NULL, err);
+        }
+        if (rc == 0) {
+            committed++;
+            if (created) { /* the signal cleanup removes it until the run is done */
+                ram_path(path, sizeof(path), dir, c, i);
+                done_slot[i] = sink_track(path, false);
+            }
         }
     }
     for (unsigned i = 0; i < opened; i++)
         sink_abort(&r.sinks[i]); /* no-op for committed ones */
+    if (rc < 0 && created) {
+        for (unsigned i = 0; i < committed; i++) {
+            ram_path(path, sizeof(path), dir, c, i);
+            unlink(path);
+        }
+        rmdir(dir);
+    }
+    for (unsigned i = 0; i < committed && created; i++)
+        sink_untrack(done_slot[i]);
+    sink_untrack(dir_slot);
+    free(done_slot);
     free(r.sinks);
+    return rc;
+}
+
+/* ---- guest-physical memory: ELF core, flat file (elf.c, phys.c) ---------- */
+
+static bool is_guest_out(int out)
+{
+    return out == MRIMG_OUT_ELF || out == MRIMG_OUT_PHYS || out == MRIMG_OUT_KDUMP_ZLIB ||
+           out == MRIMG_OUT_KDUMP_LZO;
+}
+
+static int pipeline_guest(cv *c, const char *out_path, mrimg_error *err)
+{
+    uint64_t walk = c->in_mapped ? data_bytes(c->in) : payload_bytes(c->in);
+    if (c->o->out == MRIMG_OUT_ELF) {
+        cvp_begin(&c->prog, "converting", UINT64_MAX, walk);
+        return cv_elf(c->in, out_path, c->o, c->st, CV_PROG(c), err);
+    }
+    /* phys, kdump: the map first (a scan that keeps the device state), then a walk */
+    if (!c->in->scanned)
+        cvp_begin(&c->prog, "scanning", payload_bytes(c->in), payload_bytes(c->in));
+    mrimg_memmap *m = NULL;
+    int rc = guest_memmap_scan(c->in, &m, CV_PROG(c), err);
+    if (rc == 0) {
+        cvp_begin(&c->prog, "converting", UINT64_MAX, walk);
+        rc = c->o->out == MRIMG_OUT_PHYS
+                 ? cv_phys(c->in, m, out_path, c->o, c->st, CV_PROG(c), err)
+                 : cv_kdump(c->in, m, out_path, c->o, c->st, CV_PROG(c), err);
+    }
+    mrimg_memory_map_free(m);
     return rc;
 }
 
@@ -843,7 +915,7 @@ int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opt
     int out = opts->out;
     c.libvirt_out = out >= MRIMG_FORMAT_RAW && out < MRIMG_FORMAT_COUNT;
     if (!c.libvirt_out && out != MRIMG_OUT_QEMU && out != MRIMG_OUT_QEMU_MAPPED &&
-        out != MRIMG_OUT_RAM)
+        out != MRIMG_OUT_RAM && !is_guest_out(out))
         return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0, "unknown output format %d", out);
     c.mapped_out = out == MRIMG_FORMAT_SPARSE || out == MRIMG_OUT_QEMU_MAPPED;
 
@@ -905,6 +977,8 @@ int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opt
         total += data_bytes(in);
     else if (out == MRIMG_OUT_RAM || (!c.mapped_out && opts->compact))
         total += 2 * P; /* a replay into a scratch file, then the pages from it */
+    else if (is_guest_out(out) && out != MRIMG_OUT_ELF && !in->scanned)
+        total += 2 * P; /* a scan for the memory map, then the walk */
     else
         total += P;
     c.prog.total = MRIMG_MAX(total, 1);
@@ -946,6 +1020,12 @@ int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opt
 
     if (out == MRIMG_OUT_RAM) {
         rc = pipeline_ram(&c, out_path, err);
+        if (rc == 0)
+            cvp_end(&c.prog);
+        return rc;
+    }
+    if (is_guest_out(out)) {
+        rc = pipeline_guest(&c, out_path, err);
         if (rc == 0)
             cvp_end(&c.prog);
         return rc;

@@ -175,14 +175,36 @@ int mrimg_sparsify(const char *path, uint64_t stream_offset, mrimg_progress_fn p
     if (rc < 0)
         goto out;
 
-    z.fd = open(path, O_RDWR | O_CLOEXEC);
+    /* in place, so only the regular file just read: O_NONBLOCK cannot wait
+     * for a FIFO's writer, and the file must be the one mrimg_open read */
+    z.fd = open(path, O_RDWR | O_CLOEXEC | O_NONBLOCK);
     if (z.fd < 0) {
         rc = err_side(err, MRIMG_SIDE_INPUT, err_sys(err, errno, "cannot open %s for writing", path));
         goto out;
     }
-    struct stat st;
-    if (fstat(z.fd, &st) != 0 || (uint64_t)st.st_size != img->src.size) {
-        rc = err_side(err, MRIMG_SIDE_INPUT, err_set(err, MRIMG_ERR_IO, MRIMG_OFF_NONE, 0, "%s changed while being read", path));
+    struct stat st, st0;
+    if (fstat(z.fd, &st) != 0 || fstat(img->src.fd, &st0) != 0) {
+        rc = err_side(err, MRIMG_SIDE_INPUT, err_sys(err, errno, "%s: stat", path));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = err_side(err, MRIMG_SIDE_INPUT,
+                      err_set(err, MRIMG_ERR_IO, MRIMG_OFF_NONE, 0,
+                              "%s is %s: only a regular file can be sparsified in place", path,
+                              io_kind_name(st.st_mode)));
+        goto out;
+    }
+    if (st.st_dev != st0.st_dev || st.st_ino != st0.st_ino ||
+        (uint64_t)st.st_size != img->src.size) {
+        rc = err_side(err, MRIMG_SIDE_INPUT,
+                      err_set(err, MRIMG_ERR_IO, MRIMG_OFF_NONE, 0, "%s changed while being read",
+                              path));
+        goto out;
+    }
+    int fl = fcntl(z.fd, F_GETFL);
+    if (fl < 0 || fcntl(z.fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+        rc = err_side(err, MRIMG_SIDE_INPUT,
+                      err_sys(err, errno, "cannot open %s for writing", path));
         goto out;
     }
     stats->allocated_before = (uint64_t)st.st_blocks * 512;

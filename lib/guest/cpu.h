@@ -38,6 +38,17 @@ MRIMG_INTERNAL int guest_cpus_decode(const char *json, size_t jlen, const uint8_
 MRIMG_INTERNAL int guest_notes_build(const mrimg_cpus *cpus, uint8_t **buf, size_t *len,
                                      mrimg_error *err);
 
+/* Reads n bytes of guest-physical memory at gpa into out: 1 when read, 0
+ * when that memory is not available there, <0 on error. */
+typedef int (*guest_phys_read_fn)(void *ctx, uint64_t gpa, size_t n, uint8_t *out,
+                                  mrimg_error *err);
+
+/* The PT_NOTE contents for cpus, the guest's VMCOREINFO note read with rd
+ * (the ELF writer reads it from its own output, laid out by the memory
+ * map; guest_elf_notes from pc.ram). */
+MRIMG_INTERNAL int guest_notes_for(const mrimg_cpus *cpus, guest_phys_read_fn rd, void *ctx,
+                                   uint8_t **buf, size_t *len, mrimg_error *err);
+
 /* The PT_NOTE contents of an ELF core of the guest in img (also declared
  * in guest.h, which the ELF writer includes). */
 MRIMG_INTERNAL int guest_elf_notes(mrimg_image *img, uint8_t **buf, size_t *len,

@@ -180,9 +180,9 @@ int guest_notes_build(const mrimg_cpus *cpus, uint8_t **buf, size_t *len, mrimg_
 
 /* Guest-physical [gpa, gpa + n) from the "pc.ram" block into out; 1 if
  * read, 0 if that range is not known to be pc.ram at the same offset. */
-static int read_low_ram(mrimg_image *img, uint64_t gpa, size_t n, uint8_t *out,
-                        mrimg_error *err)
+static int read_low_ram(void *ctx, uint64_t gpa, size_t n, uint8_t *out, mrimg_error *err)
 {
+    mrimg_image *img = ctx;
     unsigned nb = mrimg_block_count(img), b;
     for (b = 0; b < nb; b++)
         if (!strcmp(mrimg_block(img, b)->name, "pc.ram"))
@@ -207,8 +207,8 @@ static int read_low_ram(mrimg_image *img, uint64_t gpa, size_t n, uint8_t *out,
 }
 
 /* The guest's VMCOREINFO note as QEMU's dump copies it, or none (*n 0). */
-static int guest_note(mrimg_image *img, const guest_vmci *v, uint8_t **note, size_t *n,
-                      mrimg_error *err)
+static int guest_note(guest_phys_read_fn rd, void *ctx, const guest_vmci *v, uint8_t **note,
+                      size_t *n, mrimg_error *err)
 {
     *note = NULL;
     *n = 0;
@@ -218,7 +218,7 @@ static int guest_note(mrimg_image *img, const guest_vmci *v, uint8_t **note, siz
     uint8_t *b = malloc(v->size);
     if (!b)
         return err_nomem(err);
-    int rc = read_low_ram(img, v->paddr, v->size, b, err);
+    int rc = rd(ctx, v->paddr, v->size, b, err);
     if (rc <= 0) {
         free(b);
         return rc;
@@ -239,17 +239,14 @@ static int guest_note(mrimg_image *img, const guest_vmci *v, uint8_t **note, siz
     return 0;
 }
 
-int guest_elf_notes(mrimg_image *img, uint8_t **buf, size_t *len, mrimg_error *err)
+int guest_notes_for(const mrimg_cpus *cpus, guest_phys_read_fn rd, void *ctx, uint8_t **buf,
+                    size_t *len, mrimg_error *err)
 {
     *buf = NULL;
     *len = 0;
-    mrimg_cpus *cpus;
-    int rc = mrimg_cpus_read(img, &cpus, err);
-    if (rc < 0)
-        return rc;
     uint8_t *g = NULL;
     size_t gn = 0;
-    rc = guest_note(img, &cpus->vmci, &g, &gn, err);
+    int rc = guest_note(rd, ctx, &cpus->vmci, &g, &gn, err);
     if (rc == 0)
         rc = guest_notes_build(cpus, buf, len, err);
     if (rc == 0 && gn) {
@@ -268,6 +265,18 @@ int guest_elf_notes(mrimg_image *img, uint8_t **buf, size_t *len, mrimg_error *e
         *len = 0;
     }
     free(g);
+    return rc;
+}
+
+int guest_elf_notes(mrimg_image *img, uint8_t **buf, size_t *len, mrimg_error *err)
+{
+    *buf = NULL;
+    *len = 0;
+    mrimg_cpus *cpus;
+    int rc = mrimg_cpus_read(img, &cpus, err);
+    if (rc < 0)
+        return rc;
+    rc = guest_notes_for(cpus, read_low_ram, img, buf, len, err);
     mrimg_cpus_free(cpus);
     return rc;
 }

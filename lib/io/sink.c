@@ -2,6 +2,8 @@
 
 #include "sink.h"
 
+#include "source.h" /* io_kind_name */
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -21,13 +23,16 @@
 
 /* ---- registry of temporary files, for signal handlers ----------------
  * A fixed table of paths; a slot is published by setting `used` after the
- * path is complete, so an async-signal handler only ever sees whole paths. */
-#define TMP_SLOTS 32
+ * path is complete, so an async-signal handler only ever sees whole paths.
+ * used == 1: a file to unlink; used == 2: a directory this run created, to
+ * rmdir (after the files, so that it is empty by then; rmdir never removes
+ * anything else). */
+#define TMP_SLOTS 64
 static char tmp_paths[TMP_SLOTS][PATH_MAX];
 static volatile sig_atomic_t tmp_used[TMP_SLOTS];
 static pthread_mutex_t tmp_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static int tmp_register(const char *path)
+static int tmp_register(const char *path, int kind)
 {
     if (strlen(path) >= PATH_MAX)
         return -1;
@@ -37,7 +42,7 @@ static int tmp_register(const char *path)
         if (!tmp_used[i]) {
             strcpy(tmp_paths[i], path);
             __atomic_thread_fence(__ATOMIC_SEQ_CST);
-            tmp_used[i] = 1;
+            tmp_used[i] = kind;
             slot = i;
             break;
         }
@@ -55,13 +60,22 @@ static void tmp_unregister(int slot)
     pthread_mutex_unlock(&tmp_lock);
 }
 
+int sink_track(const char *path, bool dir) { return tmp_register(path, dir ? 2 : 1); }
+
+void sink_untrack(int slot) { tmp_unregister(slot); }
+
 void mrimg_cleanup_temporaries(void)
 {
-    /* async-signal-safe: unlink() only, no locks */
-    for (int i = 0; i < TMP_SLOTS; i++) {
-        if (tmp_used[i]) {
-            unlink(tmp_paths[i]);
-            tmp_used[i] = 0;
+    /* async-signal-safe: unlink() and rmdir() only, no locks */
+    for (int kind = 1; kind <= 2; kind++) {
+        for (int i = 0; i < TMP_SLOTS; i++) {
+            if (tmp_used[i] == kind) {
+                if (kind == 1)
+                    unlink(tmp_paths[i]);
+                else
+                    rmdir(tmp_paths[i]);
+                tmp_used[i] = 0;
+            }
         }
     }
 }
@@ -99,21 +113,71 @@ static int write_all(mrimg_sink *s, const void *data, size_t len, uint64_t off, 
     return 0;
 }
 
-static char *make_tmp_name(const char *target, mrimg_error *err)
+/* ".NAME.XXXXXX.tmp" beside path.  The name part is shortened so that the
+ * whole name fits NAME_MAX (a 250-byte target name is fine); uniqueness comes
+ * from the random part and the caller's O_EXCL retries. */
+#define TMP_EXTRA 12 /* "." ".XXXXXX" ".tmp" */
+static char *make_tmp_name(const char *path, mrimg_error *err)
 {
-    const char *slash = strrchr(target, '/');
-    size_t dirlen = slash ? (size_t)(slash - target) + 1 : 0;
-    const char *base = slash ? slash + 1 : target;
-    size_t n = dirlen + strlen(base) + 32;
+    static unsigned long counter;
+    const char *slash = strrchr(path, '/');
+    size_t dirlen = slash ? (size_t)(slash - path) + 1 : 0;
+    const char *base = slash ? slash + 1 : path;
+    size_t baselen = strlen(base);
+    if (baselen > NAME_MAX - TMP_EXTRA)
+        baselen = NAME_MAX - TMP_EXTRA;
+    size_t n = dirlen + baselen + TMP_EXTRA + 1;
     char *t = xmalloc(n, err);
     if (!t)
         return NULL;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     unsigned long r = (unsigned long)ts.tv_nsec ^ ((unsigned long)getpid() << 16) ^
-                      (unsigned long)(uintptr_t)t;
-    snprintf(t, n, "%.*s.%s.%06lx.tmp", (int)dirlen, target, base, r & 0xffffff);
+                      (unsigned long)(uintptr_t)t ^
+                      (__atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED) * 0x9e3779b1ul);
+    snprintf(t, n, "%.*s.%.*s.%06lx.tmp", (int)dirlen, path, (int)baselen, base, r & 0xffffff);
     return t;
+}
+
+/* Where the output goes.  Nothing but a regular file is ever replaced: a
+ * directory, device, FIFO or socket is refused (with or without --force).
+ * A symbolic link to a regular file is followed: the file it points to is
+ * replaced atomically, in its own directory, and the link survives.  A
+ * dangling link, or one to anything else, is refused.  *path is the file
+ * to create or replace. */
+static int resolve_target(const char *target, unsigned flags, char **path, mrimg_error *err)
+{
+    struct stat st;
+    *path = NULL;
+    if (lstat(target, &st) != 0) { /* absent (or unreachable: creating says why) */
+        *path = xstrdup(target, err);
+        return *path ? 0 : MRIMG_ERR_NOMEM;
+    }
+    const char *link = "";
+    if (S_ISLNK(st.st_mode)) {
+        if (stat(target, &st) != 0)
+            return err_set(err, MRIMG_ERR_IO, MRIMG_OFF_NONE, 0,
+                           "%s is a symbolic link to a missing file (%s); not followed", target,
+                           strerror(errno));
+        link = "a symbolic link to ";
+    }
+    if (S_ISDIR(st.st_mode)) {
+        int rc = err_set(err, MRIMG_ERR_IO, MRIMG_OFF_NONE, 0, "%s is %s%s", target, link,
+                         io_kind_name(st.st_mode));
+        err->sys_errno = EISDIR; /* for callers that test the errno */
+        return rc;
+    }
+    if (!S_ISREG(st.st_mode))
+        return err_set(err, MRIMG_ERR_IO, MRIMG_OFF_NONE, 0,
+                       "%s is %s%s, not a regular file: refusing to replace it", target, link,
+                       io_kind_name(st.st_mode));
+    if (!(flags & SINK_FORCE))
+        return err_set(err, MRIMG_ERR_EXISTS, MRIMG_OFF_NONE, 0,
+                       "%s already exists (use --force to replace it)", target);
+    *path = *link ? realpath(target, NULL) : xstrdup(target, err);
+    if (!*path && *link)
+        return err_sys(err, errno, "cannot resolve the symbolic link %s", target);
+    return *path ? 0 : MRIMG_ERR_NOMEM;
 }
 
 int sink_create(mrimg_sink *s, const char *target, unsigned flags, mrimg_error *err)
@@ -122,24 +186,20 @@ int sink_create(mrimg_sink *s, const char *target, unsigned flags, mrimg_error *
     s->fd = -1;
     s->slot = -1;
     s->flags = flags;
-    struct stat st;
-    /* a directory is never replaced, --force or not: say so first */
-    if (lstat(target, &st) == 0 && S_ISDIR(st.st_mode))
-        return err_sys(err, EISDIR, "cannot write to %s", target);
-    if (!(flags & SINK_FORCE) && lstat(target, &st) == 0)
-        return err_set(err, MRIMG_ERR_EXISTS, MRIMG_OFF_NONE, 0,
-                       "%s already exists (use --force to replace it)", target);
+    int rc = resolve_target(target, flags, &s->path, err);
+    if (rc < 0)
+        return rc;
     s->target = xstrdup(target, err);
     if (!s->target)
-        return MRIMG_ERR_NOMEM;
+        goto fail;
     for (int attempt = 0; attempt < 100; attempt++) {
         free(s->tmp);
-        s->tmp = make_tmp_name(target, err);
+        s->tmp = make_tmp_name(s->path, err);
         if (!s->tmp)
             goto fail;
         /* register first so that a signal between open and register cannot
          * leak the file; unlinking a not-yet-existing path is harmless */
-        s->slot = tmp_register(s->tmp);
+        s->slot = tmp_register(s->tmp, 1);
         s->fd = open(s->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (s->fd >= 0)
             break;
@@ -166,7 +226,8 @@ int sink_create(mrimg_sink *s, const char *target, unsigned flags, mrimg_error *
 fail:
     free(s->tmp);
     free(s->target);
-    s->tmp = s->target = NULL;
+    free(s->path);
+    s->tmp = s->target = s->path = NULL;
     return err ? err->code : MRIMG_ERR_IO;
 }
 
@@ -311,19 +372,19 @@ int sink_commit(mrimg_sink *s, const char *final_magic, mrimg_error *err)
     }
     s->fd = -1;
     if (s->flags & SINK_FORCE) {
-        if (rename(s->tmp, s->target) != 0)
+        if (rename(s->tmp, s->path) != 0)
             return err_sys(err, errno, "cannot rename the output to %s", s->target);
     } else {
         long r;
 #ifdef SYS_renameat2
-        r = syscall(SYS_renameat2, AT_FDCWD, s->tmp, AT_FDCWD, s->target, 1 /* NOREPLACE */);
+        r = syscall(SYS_renameat2, AT_FDCWD, s->tmp, AT_FDCWD, s->path, 1 /* NOREPLACE */);
         if (r != 0 && (errno == EINVAL || errno == ENOSYS)) {
 #else
         r = -1;
         {
 #endif
             /* no renameat2 here: link() refuses to replace as well */
-            if (link(s->tmp, s->target) == 0) {
+            if (link(s->tmp, s->path) == 0) {
                 unlink(s->tmp);
                 errno = 0;
                 r = 0;
@@ -341,13 +402,14 @@ int sink_commit(mrimg_sink *s, const char *final_magic, mrimg_error *err)
     }
     tmp_unregister(s->slot);
     s->slot = -1;
-    fsync_dir(s->target);
+    fsync_dir(s->path);
     free(s->tmp);
     s->tmp = NULL;
     free(s->buf);
     s->buf = NULL;
     free(s->target);
-    s->target = NULL;
+    free(s->path);
+    s->target = s->path = NULL;
     return 0;
 }
 
@@ -363,7 +425,8 @@ void sink_abort(mrimg_sink *s)
     free(s->tmp);
     free(s->buf);
     free(s->target);
+    free(s->path);
     s->tmp = NULL;
     s->buf = NULL;
-    s->target = NULL;
+    s->target = s->path = NULL;
 }

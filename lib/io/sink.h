@@ -14,8 +14,9 @@
 
 typedef struct mrimg_sink {
     int fd;
-    char *target;
-    char *tmp;
+    char *target;        /* the name given, for messages */
+    char *path;          /* the file replaced: target, or what its symlink names */
+    char *tmp;           /* the temporary beside path */
     int slot;            /* index in the signal-cleanup registry, -1 none */
     unsigned flags;
     /* sequential writes are buffered */
@@ -51,5 +52,12 @@ MRIMG_INTERNAL int sink_reserve(mrimg_sink *s, uint64_t off, uint64_t len, mrimg
 MRIMG_INTERNAL int sink_commit(mrimg_sink *s, const char *final_magic, mrimg_error *err);
 /* Remove the temporary file (no-op after a commit). */
 MRIMG_INTERNAL void sink_abort(mrimg_sink *s);
+
+/* Have the signal cleanup (mrimg_cleanup_temporaries) remove path too: a
+ * file (unlinked) or a directory this run created (rmdir'd after the files,
+ * so only if empty).  Returns a slot for sink_untrack, or -1 if the table is
+ * full (then nothing is removed on a signal). */
+MRIMG_INTERNAL int sink_track(const char *path, bool dir);
+MRIMG_INTERNAL void sink_untrack(int slot);
 
 #endif

@@ -11,13 +11,37 @@
 /* Every error raised here is about this source's file. */
 #define SIDE(s, rc) err_side(err, (s)->side, (rc))
 
+const char *io_kind_name(unsigned mode)
+{
+    switch (mode & S_IFMT) {
+    case S_IFREG: return "a regular file";
+    case S_IFDIR: return "a directory";
+    case S_IFCHR: return "a character device";
+    case S_IFBLK: return "a block device";
+    case S_IFIFO: return "a FIFO (named pipe)";
+    case S_IFSOCK: return "a socket";
+    case S_IFLNK: return "a symbolic link";
+    default: return "not a regular file";
+    }
+}
+
 static int src_stat(mrimg_source *s, mrimg_error *err)
 {
     struct stat st;
     if (fstat(s->fd, &st) != 0)
         return SIDE(s, err_sys(err, errno, "%s: stat", s->name));
-    if (S_ISDIR(st.st_mode))
-        return SIDE(s, err_sys(err, EISDIR, "cannot read %s", s->name));
+    /* only what can be read at any offset: a FIFO, socket or character
+     * device (a terminal, /dev/stdin on a pipe) cannot */
+    if (S_ISDIR(st.st_mode)) {
+        int rc = SIDE(s, err_set(err, MRIMG_ERR_IO, MRIMG_OFF_NONE, 0, "%s is a directory",
+                                 s->name));
+        err->sys_errno = EISDIR; /* for callers that test the errno */
+        return rc;
+    }
+    if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+        return SIDE(s, err_set(err, MRIMG_ERR_IO, MRIMG_OFF_NONE, 0,
+                               "%s is %s: an input must be a regular file or a block device",
+                               s->name, io_kind_name(st.st_mode)));
     s->regular = S_ISREG(st.st_mode);
     s->size = st.st_size > 0 ? (uint64_t)st.st_size : 0;
     s->allocated = (uint64_t)st.st_blocks * 512u;
@@ -49,14 +73,32 @@ int src_open_fd(mrimg_source *s, int fd, const char *name, bool own, mrimg_error
 
 int src_open(mrimg_source *s, const char *path, mrimg_error *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOATIME);
+    /* O_NONBLOCK: opening a FIFO without a writer would wait forever;
+     * src_stat refuses it, and a regular file or block device gets its
+     * blocking reads back below */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOATIME | O_NONBLOCK);
     if (fd < 0 && errno == EPERM)
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return err_side(err, MRIMG_SIDE_INPUT, err_sys(err, errno, "cannot open %s", path));
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        int e = errno;
+        struct stat st;
+        if (e == ENXIO && stat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+            return err_side(err, MRIMG_SIDE_INPUT,
+                            err_set(err, MRIMG_ERR_IO, MRIMG_OFF_NONE, 0,
+                                    "%s is a socket: an input must be a regular file or a "
+                                    "block device",
+                                    path));
+        return err_side(err, MRIMG_SIDE_INPUT, err_sys(err, e, "cannot open %s", path));
+    }
     int rc = src_open_fd(s, fd, path, true, err);
     if (rc < 0) {
         close(fd);
+        return rc;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+        rc = SIDE(s, err_sys(err, errno, "cannot open %s", path));
+        src_close(s);
         return rc;
     }
     (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);

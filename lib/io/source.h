@@ -28,6 +28,8 @@ MRIMG_INTERNAL int src_open(mrimg_source *s, const char *path, mrimg_error *err)
 MRIMG_INTERNAL int src_open_fd(mrimg_source *s, int fd, const char *name, bool own,
                                mrimg_error *err);
 MRIMG_INTERNAL void src_close(mrimg_source *s);
+/* "a character device", "a FIFO (named pipe)", ... for an st_mode. */
+MRIMG_INTERNAL const char *io_kind_name(unsigned mode);
 
 /* Read exactly len bytes at off.  Reading past the end is
  * MRIMG_ERR_TRUNCATED naming `what` and the offset. */

@@ -26,6 +26,9 @@ typedef struct dw {
     void *ctx;
     char dev[MRIMG_NAME_MAX + 1];
     bool failed;
+    sp_field_fn visit;     /* optional: every leaf field's bytes */
+    void *vctx;
+    int32_t vmsd;          /* description node of the VMSD being walked */
 } dw;
 
 static void problem(dw *w, size_t at, const char *fmt, ...) MRIMG_PRINTF(3, 4);
@@ -104,6 +107,12 @@ static bool fields(dw *w, int32_t list, int depth)
                     (unsigned long long)(w->end - w->pos));
             return false;
         }
+        if (w->visit) {
+            char vname[96];
+            int32_t vn = vj_get(d, w->vmsd, "vmsd_name");
+            node_text(d, vn >= 0 ? vn : vj_get(d, w->vmsd, "name"), vname, sizeof(vname));
+            w->visit(w->vctx, w->dev, vname, fname, w->t + w->pos, (size_t)bytes);
+        }
         w->pos += (size_t)bytes;
     }
     return true;
@@ -114,7 +123,11 @@ static bool vmsd(dw *w, int32_t desc, int depth)
     const vj_doc *d = w->d;
     if (depth > VJ_MAX_DEPTH)
         return false;
-    if (!fields(w, vj_get(d, desc, "fields"), depth))
+    int32_t outer = w->vmsd;
+    w->vmsd = desc;
+    bool ok = fields(w, vj_get(d, desc, "fields"), depth);
+    w->vmsd = outer;
+    if (!ok)
         return false;
     int32_t subs = vj_get(d, desc, "subsections");
     if (subs < 0)
@@ -169,8 +182,15 @@ static bool vmsd(dw *w, int32_t desc, int depth)
 void sp_walk_devices(const vj_doc *doc, const uint8_t *tail, size_t eof, uint64_t tail_pos,
                      sp_problem_fn fn, void *ctx, sp_devwalk *out)
 {
+    sp_walk_device_fields(doc, tail, eof, tail_pos, fn, ctx, NULL, NULL, out);
+}
+
+void sp_walk_device_fields(const vj_doc *doc, const uint8_t *tail, size_t eof, uint64_t tail_pos,
+                           sp_problem_fn fn, void *ctx, sp_field_fn visit, void *vctx,
+                           sp_devwalk *out)
+{
     memset(out, 0, sizeof(*out));
-    dw w = {doc, tail, eof, 0, tail_pos, fn, ctx, "", false};
+    dw w = {doc, tail, eof, 0, tail_pos, fn, ctx, "", false, visit, vctx, 0};
     int32_t devs = vj_get(doc, 0, "devices");
     if (devs < 0 || doc->n[devs].type != VJ_ARR) {
         out->skipped = true;

@@ -66,4 +66,17 @@ MRIMG_INTERNAL void sp_walk_devices(const vj_doc *doc, const uint8_t *tail, size
                                     uint64_t tail_pos, sp_problem_fn fn, void *ctx,
                                     sp_devwalk *out);
 
+/* Receives every leaf field the walk steps over: the section's idstr, the
+ * name of the VMSD the field belongs to ("PCIDevice", "vga", ...), the
+ * field's name as described and its bytes (valid during the call only). */
+typedef void (*sp_field_fn)(void *ctx, const char *dev, const char *vmsd, const char *field,
+                            const uint8_t *p, size_t n);
+
+/* sp_walk_devices with a field visitor (visit may be NULL).  Fields are
+ * visited as the walk reaches them, also in a section the walk later finds
+ * damaged: callers use what they need only when out->complete. */
+MRIMG_INTERNAL void sp_walk_device_fields(const vj_doc *doc, const uint8_t *tail, size_t eof,
+                                          uint64_t tail_pos, sp_problem_fn fn, void *ctx,
+                                          sp_field_fn visit, void *vctx, sp_devwalk *out);
+
 #endif

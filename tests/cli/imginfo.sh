@@ -135,6 +135,10 @@ run no-eip-cpu made 1 'no field "env.eip"' --cpu libvirt/no-eip.mig
 run raw-xml fix 0 "" --xml libvirt/raw.sav
 run raw-xml-security-info fix 0 "" --xml --security-info libvirt/raw.sav
 # problems: still described, exit status 1
+# the guest-physical map (the ranges are QEMU's `info mtree -f` for these
+# 64 MiB -nodefaults guests at reset; tests/test_memmap.c checks them)
+run q35-memory-map fix 0 "" --memory-map qemu/plain-q35.mig
+run zstd-memory-map fix 0 "" --memory-map libvirt/zstd.sav
 run partial made 1 "incomplete save" libvirt/partial.sav
 run truncated made 1 "stream ends inside RAM page" libvirt/truncated.sav
 run truncated-sparse made 1 "lie beyond the end of the file" libvirt/truncated-sparse.sav
@@ -161,14 +165,16 @@ else
     pass
 fi
 
-# exit status 2: usage errors (a file that cannot be opened is 3: tests/cli/exit-status.sh)
+# exit status 2: usage errors; 3: files that cannot be opened
 for args in "--bogus qemu/plain.mig" "--output=xml qemu/plain.mig" "" "--security-info qemu/plain.mig" \
-    "--offset=zz qemu/plain.mig" "--xml --cpu libvirt/raw.sav"; do
+    "--offset=zz qemu/plain.mig" "no-such-file" "--xml --cpu libvirt/raw.sav"; do
+    want=2
+    [ "$args" = no-such-file ] && want=3
     # shellcheck disable=SC2086
     (cd "$W/fix" && "$BIN" $args) > /dev/null 2> "$W/err"
     rc=$?
-    if [ $rc -ne 2 ]; then
-        fail "'imginfo $args': exit status $rc, expected 2"
+    if [ $rc -ne $want ]; then
+        fail "'imginfo $args': exit status $rc, expected $want"
     elif ! grep -q '^imginfo: ' "$W/err"; then
         fail "'imginfo $args': message does not start with 'imginfo: '"
     else

@@ -30,7 +30,7 @@ expect 2 "$T"
 expect 2 "$T" --bogus
 expect 2 "$T" --compare "$F/qemu/plain.mig"
 expect 2 "$T" --output=xml "$F/qemu/plain.mig"
-expect 3 "$T" /nonexistent/file.sav
+expect 3 "$T" /nonexistent/file.sav  # a missing input: 3 (the exit-status table)
 grep -q "^imgverify: /nonexistent/file.sav: " "$W/err" || bad "error message format"
 
 # every fixture is sound, quietly
@@ -78,7 +78,7 @@ expect 0 "$T" "$W/warn.sav"
 grep -q "payload.trailing" "$W/out" || bad "trailing garbage warning"
 expect 1 "$T" -W "$W/warn.sav"
 expect 1 "$T" "$W/bad.sav" "$F/libvirt/raw.sav"
-expect 3 "$T" "$W/bad.sav" /nonexistent
+expect 3 "$T" "$W/bad.sav" /nonexistent  # the highest status wins
 
 # digests: raw.sav and its conversions agree; JSON has per-block digests
 "$C" -O zstd "$F/libvirt/raw.sav" "$W/c.zst" || bad "imgconv zstd"

@@ -46,7 +46,9 @@ PY
 RAW="$F/libvirt/raw.sav"
 
 # ---- an image whose first block name holds 0xE9, 0x9B (8-bit CSI) and a
-# UTF-8 C1 control, and whose XML holds 0xE9 ESC BEL in <name> --------------
+# UTF-8 C1 control (oddname.sav, a sound image), and the same whose XML also
+# holds 0xE9 ESC BEL in <name> (odd.sav: the judgement refuses XML that is
+# not UTF-8, so it has errors, exit status 1, and is still described) ------
 NAME='p\xe9\x9b\xc2\x9bm'
 python3 - "$RAW" "$W/odd.sav" "$W/oddname.sav" <<'PY'
 import sys
@@ -58,8 +60,12 @@ open(sys.argv[2], "wb").write(n.replace(b"<name>fixture</name>", b"<name>f\xe9\x
 PY
 for args in "--output=json" "--output=json --extents --content"; do
     # shellcheck disable=SC2086
-    expect 0 "$B/imginfo" $args "$W/odd.sav"
+    expect 0 "$B/imginfo" $args "$W/oddname.sav"
     json imginfo "raw(d['ram']['blocks'][0]['name']) == b'$NAME'"
+    # shellcheck disable=SC2086
+    expect 1 "$B/imginfo" $args "$W/odd.sav"
+    json imginfo "raw(d['ram']['blocks'][0]['name']) == b'$NAME' and d['status'] == 'problems'"
+    grep -q "^imginfo: $W/odd.sav: .*invalid UTF-8" "$W/err" || bad "imginfo: the XML that is not UTF-8 is not named"
 done
 # the extents of a mapped-ram stream name the block (a sparse copy, patched)
 if python3 "$SRC/tests/info/sparse_copy.py" "$F/qemu/mapped.mig" "$W/odd.mig"; then
@@ -87,22 +93,29 @@ import sys
 d = open(sys.argv[1], "rb").read()
 open(sys.argv[2], "wb").write(d.replace(b"<name>fixture</name>", b"<name>fixtur\xe9</name>"))
 PY
-expect 0 "$B/imginfo" --xml --output=json "$W/e9.sav"
-json imginfo "b'<name>fixtur\\xe9</name>' in raw(d['xml']) and d['secrets-removed'] == 1"
-expect 0 "$B/imgverify" --digest --output=json "$W/odd.sav"
+# XML that is not UTF-8 has no secrets removed: refused (1), still valid JSON
+expect 1 "$B/imginfo" --xml --output=json "$W/e9.sav"
+json imginfo "d['xml'] is None"
+grep -q "invalid UTF-8 sequence (byte 0x3c after 0xe9" "$W/err" || bad "imginfo --xml: no reason for the refusal"
+expect 0 "$B/imgverify" --digest --output=json "$W/oddname.sav"
 json imgverify "raw(d['files'][0]['blocks'][0]['name']) == b'$NAME'"
 expect 1 "$B/imgverify" --output=json "$W/odd.sav"
 json imgverify "d['files'][0]['errors'] >= 1"
+expect 1 "$B/imgverify" --compare --security-info --output=json "$RAW" "$W/oddname.sav"
+json imgverify "any(raw(b['name']) == b'$NAME' for b in d['blocks'])"
+# an image with errors is not compared: still one valid JSON document
 expect 1 "$B/imgverify" --compare --security-info --output=json "$RAW" "$W/odd.sav"
-json imgverify "any(raw(b['name']) == b'$NAME' for b in d['blocks']) and b'\\x1b[2J\\x07' in raw(d['xml-diff'])"
+json imgverify
 # the same, for humans: nothing raw reaches the terminal
-expect 0 "$B/imginfo" --extents "$W/odd.sav";                      clean "$W/out" "$W/err"
+expect 0 "$B/imginfo" --extents "$W/oddname.sav";                  clean "$W/out" "$W/err"
 grep -Fq 'p\xe9\x9b\u009bm' "$W/out" || bad "imginfo: the block name is not shown escaped"
+expect 1 "$B/imginfo" --extents "$W/odd.sav";                      clean "$W/out" "$W/err"
+grep -Fq 'p\xe9\x9b\u009bm' "$W/out" || bad "imginfo: the block name is not shown escaped (errors)"
 expect 0 "$B/imginfo" --xml --security-info "$W/odd.sav";          clean "$W/out" "$W/err"
 grep -Fq '<name>f\xe9\x1b[2J\x07</name>' "$W/out" || bad "imginfo --xml: the name is not shown escaped"
-expect 0 "$B/imgverify" --digest -v "$W/odd.sav";                  clean "$W/out" "$W/err"
+expect 0 "$B/imgverify" --digest -v "$W/oddname.sav";                 clean "$W/out" "$W/err"
 expect 1 "$B/imgverify" -v "$W/odd.sav";                           clean "$W/out" "$W/err"
-expect 1 "$B/imgverify" --compare -v --security-info "$RAW" "$W/odd.sav"; clean "$W/out" "$W/err"
+expect 1 "$B/imgverify" --compare -v --security-info "$RAW" "$W/oddname.sav"; clean "$W/out" "$W/err"
 grep -Fq 'block p\xe9\x9b\u009bm: only in' "$W/out" || bad "--compare: the block name is not shown escaped"
 
 # ---- file names with control bytes and bytes that are not UTF-8 -----------------------

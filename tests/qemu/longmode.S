@@ -155,7 +155,7 @@ note:
     .asciz "VMCOREINFO"
     .align 4
 desc:
-    .ascii "OSRELEASE=mrimg-test\nPAGESIZE=4096\nCRASHTIME=1\n"
+    .ascii "OSRELEASE=mrimg-test\nPAGESIZE=4096\nNUMBER(phys_base)=0x1000000\nCRASHTIME=1\n"
 desc_end:
     .align 4
 note_end:

@@ -2,11 +2,13 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -307,19 +309,56 @@ static void on_signal(int sig)
     got_signal = sig;
     mrimg_cleanup_temporaries();
     signal(sig, SIG_DFL);
-    raise(sig);
+    raise(sig); /* delivered when this handler returns: status 128+sig */
+}
+
+/* Every signal whose default action ends the process: remove the
+ * temporaries first, then die of the same signal.  (SIGKILL and SIGSTOP
+ * cannot be caught; SIGCHLD, SIGCONT, SIGURG, SIGWINCH are ignored by
+ * default.)  A signal that was ignored when we started (SIGHUP under nohup)
+ * stays ignored, except SIGINT and SIGQUIT (see catch()). */
+#if defined(__SANITIZE_ADDRESS__)
+#define CLI_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CLI_ASAN 1
+#endif
+#endif
+static const int fatal_signals[] = {
+    SIGHUP,  SIGINT,  SIGQUIT, SIGUSR1, SIGUSR2, SIGPIPE, SIGALRM, SIGTERM,
+    SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGIO, SIGTRAP, SIGSYS,
+#ifdef SIGSTKFLT
+    SIGSTKFLT,
+#endif
+#ifdef SIGPWR
+    SIGPWR,
+#endif
+#ifndef CLI_ASAN /* a crash: AddressSanitizer's own handler reports it */
+    SIGILL,  SIGABRT, SIGBUS,  SIGFPE,  SIGSEGV,
+#endif
+};
+
+static void catch(int sig)
+{
+    struct sigaction sa, old;
+    /* SIGINT and SIGQUIT are exceptions: a non-interactive shell ignores
+     * them for every background command, not by anyone's choice, and
+     * `kill -INT` must still stop the job */
+    if (sigaction(sig, NULL, &old) != 0 ||
+        (old.sa_handler == SIG_IGN && sig != SIGINT && sig != SIGQUIT))
+        return;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigfillset(&sa.sa_mask); /* one cleanup at a time */
+    sigaction(sig, &sa, NULL);
 }
 
 void cli_signals(void)
 {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    for (size_t i = 0; i < sizeof(fatal_signals) / sizeof(fatal_signals[0]); i++)
+        catch(fatal_signals[i]);
+    for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++)
+        catch(sig);
 }
 
 static void text_err(mrimg_error *e, mrimg_code code, int errnum, const char *fmt, ...)
@@ -339,9 +378,28 @@ static void text_err(mrimg_error *e, mrimg_code code, int errnum, const char *fm
 
 char *cli_read_text(const char *path, size_t max, mrimg_error *err)
 {
-    FILE *f = fopen(path, "rb");
+    /* O_NONBLOCK: a FIFO nobody writes to must not hang the open; blocking
+     * reads again afterwards, which see EOF at once when there is no writer
+     * (a pipe with one, as from <(virsh dumpxml dom), reads normally) */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    struct stat st;
+    int fl;
+    if (fd < 0 || fstat(fd, &st) != 0 || (fl = fcntl(fd, F_GETFL)) < 0 ||
+        fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+        text_err(err, MRIMG_ERR_IO, errno, "cannot open %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        text_err(err, MRIMG_ERR_IO, EISDIR, "cannot read %s: %s", path, strerror(EISDIR));
+        close(fd);
+        return NULL;
+    }
+    FILE *f = fdopen(fd, "rb");
     if (!f) {
         text_err(err, MRIMG_ERR_IO, errno, "cannot open %s: %s", path, strerror(errno));
+        close(fd);
         return NULL;
     }
     size_t cap = 4096, n = 0;

@@ -62,8 +62,12 @@ void cli_progress_span(const char *phase, double lo, double hi);
 void cli_progress_break(void);
 void cli_progress_done(void);
 
-/* SIGINT/SIGTERM/SIGHUP: remove the library's temporary outputs, then die
- * of the signal (exit status 128+N in the shell). */
+/* Every signal whose default action terminates (INT, TERM, HUP, PIPE, USR1,
+ * ALRM, XFSZ, the real-time ones...): remove the library's temporary outputs
+ * (and a directory the run created), then die of the signal, so the exit
+ * status is 128+N.  Signals ignored at start (SIGHUP under nohup) stay
+ * ignored, except SIGINT and SIGQUIT, which shells ignore for background
+ * jobs on their own. */
 void cli_signals(void);
 /* The signal received (0 if none). */
 int cli_signal_received(void);

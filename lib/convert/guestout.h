@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Outputs of guest-physical memory: an ELF core (elf.c), a flat
+ * physical-address file (phys.c) and a compressed kdump (kdump.c).  Both take the RAM from one canonical
+ * walk (mrimg_ram_walk) and write only pages with data, positionally, into
+ * a sparse temporary file (io/sink.c). */
+#ifndef MRIMG_CONVERT_GUESTOUT_H
+#define MRIMG_CONVERT_GUESTOUT_H
+
+#include "../guest/cpu.h"
+#include "../guest/guest.h"
+#include "../io/sink.h"
+
+/* The ELF core of in at out_path (one walk; the map is made at its end). */
+MRIMG_INTERNAL int cv_elf(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
+                          mrimg_convert_stats *st, mrimg_progress_fn progress, void *pctx,
+                          mrimg_error *err);
+/* The flat physical file of in, laid out by its map m (guest_memmap_scan). */
+MRIMG_INTERNAL int cv_phys(mrimg_image *in, const mrimg_memmap *m, const char *out_path,
+                           const mrimg_convert_opts *o, mrimg_convert_stats *st,
+                           mrimg_progress_fn progress, void *pctx, mrimg_error *err);
+/* The compressed kdump file of in (o->out: MRIMG_OUT_KDUMP_ZLIB or _LZO),
+ * laid out by its map m (kdump.c). */
+MRIMG_INTERNAL int cv_kdump(mrimg_image *in, const mrimg_memmap *m, const char *out_path,
+                            const mrimg_convert_opts *o, mrimg_convert_stats *st,
+                            mrimg_progress_fn progress, void *pctx, mrimg_error *err);
+
+/* Write the pages of data[0, n pages) that are not all zero, in runs, at
+ * pos(ctx, page index within the run's block) ... : calls put(ctx, k0, k1)
+ * for every maximal run [k0, k1) of non-zero pages; counts the rest. */
+static inline int gout_runs(const uint8_t *data, uint64_t n, uint64_t ps,
+                            mrimg_convert_stats *st,
+                            int (*put)(void *ctx, uint64_t k0, uint64_t k1, mrimg_error *err),
+                            void *ctx, mrimg_error *err)
+{
+    uint64_t k = 0;
+    while (k < n) {
+        while (k < n && mem_is_zero(data + k * ps, (size_t)ps)) {
+            st->pages_zero++;
+            k++;
+        }
+        uint64_t s = k;
+        while (k < n && !mem_is_zero(data + k * ps, (size_t)ps))
+            k++;
+        if (k > s) {
+            st->pages_data += k - s;
+            int rc = put(ctx, s, k, err);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+/* Finish an output file: size, statistics, fsync and rename. */
+MRIMG_INTERNAL int gout_commit(mrimg_sink *s, uint64_t size, mrimg_convert_stats *st,
+                               mrimg_error *err);
+
+#endif

@@ -1,0 +1,561 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The compressed kdump format of makedumpfile ("KDUMP   ", header version
+ * 6), as QEMU's dump-guest-memory writes it with format kdump-raw-zlib or
+ * kdump-raw-lzo (the non-flattened file `crash` reads directly; QEMU's
+ * kdump-zlib/-lzo are the same records wrapped in makedumpfile's
+ * flattened stream).
+ *
+ * What QEMU 10 puts in it (dump/dump.c, include/sysemu/dump.h; checked on
+ * real dumps by tests/qemu/test_kdump.py), all little-endian:
+ *   block 0   disk_dump_header (464 bytes): signature, header_version 6,
+ *             utsname with only machine set ("x86_64"), timestamp zero,
+ *             status = the compression flag (1 zlib, 2 lzo), block_size =
+ *             page size, sub_hdr_size = blocks of sub header + notes,
+ *             bitmap_blocks = both bitmaps, max_mapnr (32-bit, capped),
+ *             nr_cpus; the other counters zero.
+ *   block 1   kdump_sub_header (104 bytes): phys_base (0 unless the
+ *             VMCOREINFO of a guest in long mode says NUMBER(phys_base)), dump_level 1,
+ *             offset/size of the VMCOREINFO note's descriptor when the
+ *             last note is one, offset_note = block_size + 104, note_size,
+ *             max_mapnr_64; split, pfn ranges and eraseinfo zero.  The ELF
+ *             notes (the same as an ELF core's PT_NOTE) follow at once.
+ *   then      two equal bitmaps of len = pages of ceil(max_mapnr / 8)
+ *             bytes: bit pfn set for every page of guest-physical RAM;
+ *             max_mapnr is the end of the highest RAM range.
+ *   then      one 24-byte page descriptor per set bit, in pfn order
+ *             (offset, size, flags, page_flags 0), and the page data:
+ *             first one page of zeros that every zero page's descriptor
+ *             points to (size = page size, flags 0), then each other page
+ *             compressed (zlib level 1 / LZO1X-1) or, when that does not
+ *             make it smaller, raw with flags 0.
+ * QEMU writes the data in pfn order.  We write the same header, bitmaps
+ * and descriptors (as QEMU's, up to the data offsets), but the data in
+ * the order the RAM walk delivers it, each compressed page appended once
+ * and referred to by every descriptor of a range that shows it; the zero
+ * page is a hole.  The layout up to the data needs the memory map and the
+ * notes, hence a scan first (as for -O phys); the descriptor table is
+ * written first all pointing at the zero page, then overwritten for the
+ * pages with data as they arrive.  Pages with data are compressed on
+ * -T threads (util/pchunk.c, 64 pages a job) and appended in the order
+ * they were given, so the file is the same for every thread count. */
+#include <stdlib.h>
+
+#include <lzo/lzo1x.h>
+#include <zlib.h>
+
+#include "../util/pchunk.h"
+#include "guestout.h"
+
+#define KD_HDR_SIZE 464u
+#define KD_SUB_SIZE 104u
+#define KD_DESC 24u
+#define KD_ZLIB 1u
+#define KD_LZO 2u
+
+typedef struct kw {
+    mrimg_image *in;
+    mrimg_convert_stats *st;
+    mrimg_sink sink;
+    const mrimg_memmap *m;
+    uint64_t ps;
+    uint32_t flag;            /* KD_ZLIB or KD_LZO */
+    uint64_t *first_desc;     /* per range: index of its first descriptor */
+    uint64_t ndesc;
+    uint64_t off_desc, off_zero, data_start, data_end;
+    size_t cbuf_cap;          /* bound of one compressed page */
+    unsigned threads;
+    uint8_t **lzo_mem;        /* one per worker */
+    pchunk pc;                /* pages with data: compressed in parallel,
+                               * appended in the order they were given */
+    bool pc_ready;
+    /* descriptor indices of the pages given to pc and not yet emitted:
+     * qn[i] indices in qidx for page i (a page a range shows twice) */
+    uint64_t *qidx;
+    unsigned *qn;
+    size_t qidx_head, qidx_len, qidx_cap, qn_head, qn_len, qn_cap;
+    /* a run of consecutive descriptors not yet written */
+    uint8_t *run;
+    uint64_t run_first, run_len;
+    uint8_t *done;            /* per page of the current callback */
+    uint64_t done_cap;
+} kw;
+
+static void put_desc(uint8_t *p, uint64_t off, uint32_t size, uint32_t flags)
+{
+    wr_le64(p, off);
+    wr_le32(p + 8, size);
+    wr_le32(p + 12, flags);
+    wr_le64(p + 16, 0);
+}
+
+/* All descriptors point at the zero page (written once, again after a
+ * restart of the walk). */
+static int write_zero_descs(kw *w, mrimg_error *err)
+{
+    enum { N = 4096 };
+    uint8_t *buf = malloc((size_t)N * KD_DESC);
+    if (!buf)
+        return err_nomem(err);
+    for (unsigned i = 0; i < N; i++)
+        put_desc(buf + (size_t)i * KD_DESC, w->off_zero, (uint32_t)w->ps, 0);
+    int rc = sink_seek(&w->sink, w->off_desc, err);
+    for (uint64_t i = 0; rc == 0 && i < w->ndesc; i += N) {
+        uint64_t k = MRIMG_MIN((uint64_t)N, w->ndesc - i);
+        rc = sink_write(&w->sink, buf, (size_t)(k * KD_DESC), err);
+    }
+    free(buf);
+    if (rc == 0)
+        rc = sink_seek(&w->sink, w->data_start, err);
+    w->data_end = w->data_start;
+    return rc;
+}
+
+#define KD_RUN 4096u          /* descriptors buffered before a write */
+#define KD_CHUNK_PAGES 64u    /* pages per parallel job */
+
+static int run_flush(kw *w, mrimg_error *err)
+{
+    if (!w->run_len)
+        return 0;
+    int rc = sink_pwrite(&w->sink, w->run, (size_t)(w->run_len * KD_DESC),
+                         w->off_desc + w->run_first * KD_DESC, err);
+    w->run_len = 0;
+    return rc;
+}
+
+static int run_put(kw *w, uint64_t idx, uint64_t off, uint32_t size, uint32_t flags,
+                   mrimg_error *err)
+{
+    if (w->run_len && (idx != w->run_first + w->run_len || w->run_len == KD_RUN)) {
+        int rc = run_flush(w, err);
+        if (rc < 0)
+            return rc;
+    }
+    if (!w->run_len)
+        w->run_first = idx;
+    put_desc(w->run + w->run_len * KD_DESC, off, size, flags);
+    w->run_len++;
+    return 0;
+}
+
+/* Worker: each page of the job becomes [size u32][flags u32][bytes]. */
+static int kd_work(void *ctx, unsigned worker, pchunk_job *job, mrimg_error *err)
+{
+    kw *w = ctx;
+    size_t ps = (size_t)w->ps, np = job->in_len / ps;
+    size_t want = np * (8 + w->cbuf_cap);
+    if (job->out_cap < want) {
+        uint8_t *p = realloc(job->out, want);
+        if (!p)
+            return err_nomem(err);
+        job->out = p;
+        job->out_cap = want;
+    }
+    job->out_len = 0;
+    for (size_t i = 0; i < np; i++) {
+        const uint8_t *pg = job->in + i * ps;
+        uint8_t *rec = job->out + job->out_len, *c = rec + 8;
+        size_t n = w->cbuf_cap;
+        bool ok;
+        if (w->flag == KD_ZLIB) {
+            uLongf zl = (uLongf)n;
+            ok = compress2(c, &zl, pg, (uLong)ps, Z_BEST_SPEED) == Z_OK;
+            n = (size_t)zl;
+        } else {
+            lzo_uint ll = (lzo_uint)n;
+            ok = lzo1x_1_compress(pg, (lzo_uint)ps, c, &ll, w->lzo_mem[worker]) == LZO_E_OK;
+            n = (size_t)ll;
+        }
+        uint32_t flags = w->flag;
+        if (!ok || n >= ps) { /* stored raw, as QEMU does */
+            memcpy(c, pg, ps);
+            n = ps;
+            flags = 0;
+        }
+        wr_le32(rec, (uint32_t)n);
+        wr_le32(rec + 4, flags);
+        job->out_len += 8 + n;
+    }
+    return 0;
+}
+
+/* In order: append each page's data, point its descriptors at it. */
+static int kd_emit(void *ctx, pchunk_job *job, mrimg_error *err)
+{
+    kw *w = ctx;
+    size_t at = 0;
+    while (at < job->out_len) {
+        uint32_t n = rd_le32(job->out + at), flags = rd_le32(job->out + at + 4);
+        if (w->qn_len == 0)
+            return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0,
+                           "kdump: a compressed page nobody asked for");
+        unsigned cnt = w->qn[w->qn_head++];
+        w->qn_len--;
+        for (unsigned j = 0; j < cnt; j++) {
+            int rc = run_put(w, w->qidx[w->qidx_head++], w->data_end, n, flags, err);
+            if (rc < 0)
+                return rc;
+            w->qidx_len--;
+        }
+        int rc = sink_write(&w->sink, job->out + at + 8, n, err);
+        if (rc < 0)
+            return rc;
+        w->data_end += n;
+        at += 8 + n;
+    }
+    return 0;
+}
+
+static int q_grow(void **p, size_t *cap, size_t *head, size_t len, size_t elt, mrimg_error *err)
+{
+    if (*head && *head + len + 1 > *cap) { /* slide to the front */
+        memmove(*p, (uint8_t *)*p + *head * elt, len * elt);
+        *head = 0;
+    }
+    if (len + 1 <= *cap)
+        return 0;
+    size_t nc = *cap ? *cap * 2 : 1024;
+    void *q = realloc(*p, nc * elt);
+    if (!q)
+        return err_nomem(err);
+    *p = q;
+    *cap = nc;
+    return 0;
+}
+
+/* Queue one page with data whose descriptors are idx[0, n). */
+static int page_give(kw *w, const uint8_t *pg, const uint64_t *idx, unsigned n,
+                     mrimg_error *err)
+{
+    int rc = q_grow((void **)&w->qn, &w->qn_cap, &w->qn_head, w->qn_len, sizeof(*w->qn), err);
+    for (unsigned j = 0; rc == 0 && j < n; j++) {
+        rc = q_grow((void **)&w->qidx, &w->qidx_cap, &w->qidx_head, w->qidx_len,
+                    sizeof(*w->qidx), err);
+        if (rc == 0)
+            w->qidx[w->qidx_head + w->qidx_len++] = idx[j];
+    }
+    if (rc < 0)
+        return rc;
+    w->qn[w->qn_head + w->qn_len++] = n;
+    return pchunk_write(&w->pc, pg, (size_t)w->ps, err); /* may emit */
+}
+
+static int pc_start(kw *w, mrimg_error *err)
+{
+    int rc = pchunk_init(&w->pc, w->threads, (size_t)(KD_CHUNK_PAGES * w->ps), 0, kd_work,
+                         kd_emit, w, err);
+    w->pc_ready = rc == 0;
+    return rc;
+}
+
+/* Everything given is compressed, appended and described. */
+static int pc_finish(kw *w, mrimg_error *err)
+{
+    int rc = pchunk_finish(&w->pc, err);
+    pchunk_free(&w->pc);
+    w->pc_ready = false;
+    if (rc == 0)
+        rc = run_flush(w, err);
+    return rc;
+}
+
+#define KD_MAX_ALIAS 8u        /* ranges one page can be shown by */
+
+static int walk_cb(void *opaque, unsigned block, uint64_t first, uint64_t n, const uint8_t *data,
+                   mrimg_error *err)
+{
+    kw *w = opaque;
+    if (block == MRIMG_WALK_RESTART) {
+        /* drain, then forget everything written after the zero page */
+        w->st->pages_data = w->st->pages_zero = 0;
+        int rc = pc_finish(w, err);
+        if (rc == 0)
+            rc = sink_truncate(&w->sink, w->data_start, err);
+        if (rc == 0)
+            rc = write_zero_descs(w, err);
+        return rc < 0 ? rc : pc_start(w, err);
+    }
+    if (!data) {
+        w->st->pages_zero += n;
+        return 0; /* the descriptors already point at the zero page */
+    }
+    if (n > w->done_cap) {
+        uint8_t *f = realloc(w->done, (size_t)n);
+        if (!f)
+            return err_nomem(err);
+        w->done = f;
+        w->done_cap = n;
+    }
+    memset(w->done, 0, (size_t)n);
+    uint64_t s = first * w->ps, e = (first + n) * w->ps;
+    /* pages in block order; each page with data once, with the descriptor
+     * of every range that shows it */
+    for (unsigned i = 0; i < w->m->nranges; i++) {
+        const mrimg_mem_range *r = &w->m->ranges[i];
+        if (r->block != block || r->offset >= e || r->offset + r->length <= s)
+            continue;
+        uint64_t k0 = (MRIMG_MAX(s, r->offset) - s) / w->ps;
+        uint64_t k1 = (MRIMG_MIN(e, r->offset + r->length) - s) / w->ps;
+        for (uint64_t k = k0; k < k1; k++) {
+            if (w->done[k])
+                continue;
+            w->done[k] = 1;
+            const uint8_t *pg = data + k * w->ps;
+            if (mem_is_zero(pg, (size_t)w->ps)) {
+                w->st->pages_zero++;
+                continue;
+            }
+            w->st->pages_data++;
+            uint64_t idx[KD_MAX_ALIAS], off = (first + k) * w->ps;
+            unsigned ni = 0;
+            for (unsigned j = i; j < w->m->nranges; j++) {
+                const mrimg_mem_range *q = &w->m->ranges[j];
+                if (q->block != block || off < q->offset || off >= q->offset + q->length)
+                    continue;
+                if (ni == KD_MAX_ALIAS)
+                    return err_set(err, MRIMG_ERR_LIMIT, MRIMG_OFF_NONE, 0,
+                                   "a page of block %u shows at more than %u addresses", block,
+                                   KD_MAX_ALIAS);
+                idx[ni++] = w->first_desc[j] + (off - q->offset) / w->ps;
+            }
+            int rc = page_give(w, pg, idx, ni, err);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+/* Walk the ELF notes: how many NT_PRSTATUS (one per vCPU in QEMU's dump),
+ * and where the descriptor of a last note named VMCOREINFO lies. */
+static void scan_notes(const uint8_t *nb, size_t nlen, uint32_t *ncpu, bool *lma,
+                       uint64_t *vmci_off, uint64_t *vmci_len)
+{
+    size_t at = 0;
+    *ncpu = 0;
+    *lma = false;
+    *vmci_off = *vmci_len = 0;
+    while (nlen - at >= 12) {
+        uint32_t nsz = rd_le32(nb + at), dsz = rd_le32(nb + at + 4), type = rd_le32(nb + at + 8);
+        uint64_t name_end = at + 12 + round_up(nsz, 4);
+        uint64_t end = name_end + round_up(dsz, 4);
+        if (end > nlen)
+            return;
+        if (type == 1 && nsz == 5 && !memcmp(nb + at + 12, "CORE", 5)) {
+            /* the x86-64 elf_prstatus (336 bytes) for a vCPU in long mode,
+             * the i386 one otherwise: what QEMU's dump calls EM_X86_64 */
+            if (*ncpu == 0)
+                *lma = dsz == 336;
+            (*ncpu)++;
+        }
+        if (nsz == 11 && !memcmp(nb + at + 12, "VMCOREINFO", 11) && end == nlen) {
+            *vmci_off = name_end;
+            *vmci_len = dsz;
+        }
+        at = (size_t)end;
+    }
+}
+
+/* NUMBER(phys_base)=<hex> at the start of a line of the VMCOREINFO text,
+ * as QEMU reads it (base 16, an optional 0x). */
+static uint64_t vmci_phys_base(const uint8_t *p, uint64_t len)
+{
+    static const char key[] = "NUMBER(phys_base)=";
+    size_t kl = sizeof(key) - 1;
+    for (uint64_t i = 0; i + kl <= len; i++) {
+        if ((i == 0 || p[i - 1] == '\n') && !memcmp(p + i, key, kl)) {
+            uint64_t v = 0, j0 = i + kl;
+            if (j0 + 2 <= len && p[j0] == '0' && (p[j0 + 1] | 0x20) == 'x')
+                j0 += 2;
+            for (uint64_t j = j0; j < len && j < j0 + 16; j++) {
+                int c = p[j], d = c >= '0' && c <= '9' ? c - '0'
+                                 : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+                if (d < 0)
+                    break;
+                v = v << 4 | (uint64_t)d;
+            }
+            return v;
+        }
+    }
+    return 0;
+}
+
+static int write_layout(kw *w, const uint8_t *notes, size_t nlen, uint64_t max_mapnr,
+                        mrimg_error *err)
+{
+    uint64_t bs = w->ps;
+    uint64_t sub_blocks = (KD_SUB_SIZE + nlen + bs - 1) / bs;
+    uint64_t bm_len = round_up((max_mapnr + 7) / 8, bs);
+    uint64_t bm_blocks = bm_len / bs * 2;
+    if (sub_blocks > UINT32_MAX || bm_blocks > UINT32_MAX)
+        return err_set(err, MRIMG_ERR_LIMIT, MRIMG_OFF_NONE, 0,
+                       "%zu bytes of notes or %llu pages do not fit a kdump header", nlen,
+                       (unsigned long long)max_mapnr);
+    uint32_t ncpu;
+    bool lma;
+    uint64_t vmci_off, vmci_len;
+    scan_notes(notes, nlen, &ncpu, &lma, &vmci_off, &vmci_len);
+    uint64_t off_note = bs + KD_SUB_SIZE;
+
+    uint8_t *h = calloc(1, (size_t)(bs + KD_SUB_SIZE + nlen));
+    if (!h)
+        return err_nomem(err);
+    memcpy(h, "KDUMP   ", 8);
+    wr_le32(h + 8, 6);
+    memcpy(h + 12 + 4 * 65, "Unknown", 7); /* utsname.machine: QEMU 10 writes this */
+    wr_le32(h + 424, w->flag);
+    wr_le32(h + 428, (uint32_t)bs);
+    wr_le32(h + 432, (uint32_t)sub_blocks);
+    wr_le32(h + 436, (uint32_t)bm_blocks);
+    wr_le32(h + 440, (uint32_t)MRIMG_MIN(max_mapnr, UINT32_MAX));
+    wr_le32(h + 460, ncpu);
+    uint8_t *k = h + bs;
+    /* QEMU reads phys_base from the VMCOREINFO of an x86-64 (long mode) guest */
+    wr_le64(k, vmci_len && lma ? vmci_phys_base(notes + vmci_off, vmci_len) : 0);
+    wr_le32(k + 8, 1); /* dump_level */
+    if (vmci_len) {
+        wr_le64(k + 32, off_note + vmci_off);
+        wr_le64(k + 40, vmci_len);
+    }
+    wr_le64(k + 48, off_note);
+    wr_le64(k + 56, nlen);
+    wr_le64(k + 96, max_mapnr);
+    if (nlen)
+        memcpy(h + off_note, notes, nlen);
+    int rc = sink_pwrite(&w->sink, h, (size_t)(bs + KD_SUB_SIZE + nlen), 0, err);
+    free(h);
+    if (rc < 0)
+        return rc;
+
+    /* the bitmaps, one page of bits at a time */
+    uint64_t off_bm = (1 + sub_blocks) * bs;
+    uint8_t *bm = malloc((size_t)bs);
+    if (!bm)
+        return err_nomem(err);
+    uint64_t bits = bs * 8;
+    unsigned ri = 0;
+    for (uint64_t c = 0; rc == 0 && c < bm_len / bs; c++) {
+        memset(bm, 0, (size_t)bs);
+        uint64_t p0 = c * bits, p1 = p0 + bits;
+        while (ri < w->m->nranges &&
+               (w->m->ranges[ri].gpa + w->m->ranges[ri].length) / w->ps <= p0)
+            ri++;
+        for (unsigned i = ri; i < w->m->nranges; i++) {
+            const mrimg_mem_range *r = &w->m->ranges[i];
+            uint64_t a = r->gpa / w->ps, b = (r->gpa + r->length) / w->ps;
+            if (a >= p1)
+                break;
+            for (uint64_t p = MRIMG_MAX(a, p0); p < MRIMG_MIN(b, p1); p++)
+                bm[(p - p0) / 8] |= (uint8_t)(1u << ((p - p0) % 8));
+        }
+        if (mem_is_zero(bm, (size_t)bs))
+            continue; /* a hole */
+        rc = sink_pwrite(&w->sink, bm, (size_t)bs, off_bm + c * bs, err);
+        if (rc == 0)
+            rc = sink_pwrite(&w->sink, bm, (size_t)bs, off_bm + bm_len + c * bs, err);
+    }
+    free(bm);
+    if (rc < 0)
+        return rc;
+    w->off_desc = (1 + sub_blocks + bm_blocks) * bs;
+    w->off_zero = w->off_desc + w->ndesc * KD_DESC;
+    w->data_start = w->off_zero + bs;
+    return write_zero_descs(w, err);
+}
+
+int cv_kdump(mrimg_image *in, const mrimg_memmap *m, const char *out_path,
+             const mrimg_convert_opts *o, mrimg_convert_stats *st, mrimg_progress_fn progress,
+             void *pctx, mrimg_error *err)
+{
+    kw w;
+    memset(&w, 0, sizeof(w));
+    w.in = in;
+    w.st = st;
+    w.m = m;
+    w.ps = in->si.target_page_size ? in->si.target_page_size : 4096;
+    w.flag = o->out == MRIMG_OUT_KDUMP_LZO ? KD_LZO : KD_ZLIB;
+    if (w.ps < KD_HDR_SIZE || w.ps > (1u << 20) || (w.ps & (w.ps - 1)))
+        return err_set(err, MRIMG_ERR_UNSUPPORTED, MRIMG_OFF_NONE, 0,
+                       "target page size %llu: a kdump block must hold the header and be a "
+                       "power of two",
+                       (unsigned long long)w.ps);
+    uint64_t max_mapnr = 0;
+    for (unsigned i = 0; i < m->nranges; i++) {
+        const mrimg_mem_range *r = &m->ranges[i];
+        if (r->gpa % w.ps || r->length % w.ps || r->offset % w.ps)
+            return err_set(err, MRIMG_ERR_UNSUPPORTED, MRIMG_OFF_NONE, 0,
+                           "memory range at 0x%llx (%llu bytes) is not page-aligned: a kdump "
+                           "file describes whole pages",
+                           (unsigned long long)r->gpa, (unsigned long long)r->length);
+        if (r->gpa < max_mapnr * w.ps)
+            return err_set(err, MRIMG_ERR_FORMAT, MRIMG_OFF_NONE, 0,
+                           "memory ranges not ascending at 0x%llx", (unsigned long long)r->gpa);
+        max_mapnr = (r->gpa + r->length) / w.ps;
+    }
+    uint8_t *notes = NULL;
+    size_t nlen = 0;
+    /* vCPU notes and the guest's VMCOREINFO (read from pc.ram: on a plain
+     * or compressed stream that replays it once); vCPUs that cannot be
+     * decoded give no notes, as for -O elf: the memory is still worth having */
+    mrimg_error nerr;
+    int rc = guest_elf_notes(in, &notes, &nlen, &nerr);
+    if (rc == MRIMG_ERR_NOMEM || rc == MRIMG_ERR_IO || rc == MRIMG_ERR_NOSPC ||
+        rc == MRIMG_ERR_INTERRUPTED) {
+        *err = nerr;
+        return rc;
+    }
+    if (rc < 0) {
+        notes = NULL;
+        nlen = 0;
+    }
+    w.first_desc = calloc(m->nranges ? m->nranges : 1, sizeof(*w.first_desc));
+    w.cbuf_cap = (size_t)MRIMG_MAX(compressBound((uLong)w.ps), w.ps + w.ps / 16 + 64 + 3);
+    w.threads = threads_effective(o->threads);
+    w.lzo_mem = calloc(w.threads, sizeof(*w.lzo_mem));
+    w.run = malloc((size_t)KD_RUN * KD_DESC);
+    if (!w.first_desc || !w.lzo_mem || !w.run) {
+        rc = err_nomem(err);
+        goto out;
+    }
+    for (unsigned t = 0; w.flag == KD_LZO && t < w.threads; t++)
+        if (!(w.lzo_mem[t] = malloc(LZO1X_1_MEM_COMPRESS))) {
+            rc = err_nomem(err);
+            goto out;
+        }
+    if (w.flag == KD_LZO && lzo_init() != LZO_E_OK) {
+        rc = err_set(err, MRIMG_ERR_UNSUPPORTED, MRIMG_OFF_NONE, 0, "liblzo2 failed to initialise");
+        goto out;
+    }
+    for (unsigned i = 0; i < m->nranges; i++) {
+        w.first_desc[i] = w.ndesc;
+        w.ndesc += m->ranges[i].length / w.ps;
+    }
+    rc = sink_create(&w.sink, out_path, o->force ? SINK_FORCE : 0, err);
+    if (rc < 0)
+        goto out;
+    rc = write_layout(&w, notes, nlen, max_mapnr, err);
+    if (rc == 0)
+        rc = pc_start(&w, err);
+    if (rc == 0)
+        rc = mrimg_ram_walk(in, walk_cb, &w, progress, pctx, err);
+    if (rc == 0)
+        rc = pc_finish(&w, err);
+    if (rc == 0)
+        rc = gout_commit(&w.sink, w.data_end, st, err);
+    if (w.pc_ready)
+        pchunk_free(&w.pc); /* joins the workers */
+    if (rc < 0)
+        sink_abort(&w.sink);
+out:
+    free(notes);
+    free(w.first_desc);
+    for (unsigned t = 0; w.lzo_mem && t < w.threads; t++)
+        free(w.lzo_mem[t]);
+    free(w.lzo_mem);
+    free(w.run);
+    free(w.qidx);
+    free(w.qn);
+    free(w.done);
+    return rc;
+}

@@ -1,0 +1,246 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* What the saved device state says about the guest-physical memory map.
+ *
+ * The device state (the stream after the RAM END section) is delimited
+ * with the VMDESCRIPTION JSON that QEMU writes after it
+ * (stream/devices.c).  Every PCI device's state holds a "PCIDevice" VMSD
+ * whose "config" field is the device's configuration space as the guest
+ * left it: the command register (memory decoding), the BARs the firmware
+ * or the OS programmed, the expansion ROM BAR, and for the host bridges the
+ * PAM registers that decide what backs 0xc0000-0xfffff.  A device with a
+ * "vga" VMSD decodes the legacy VGA window 0xa0000-0xbffff.
+ *
+ * The tail is collected while a RAM walk passes over it (img->tail_hook),
+ * or read afterwards: straight from the file for uncompressed payloads, by
+ * one more decoding pass otherwise. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "../stream/vmdesc.h"
+#include "guest.h"
+
+/* ---- collecting the tail ------------------------------------------------ */
+
+static int tail_start(void *ctx, uint64_t pos, mrimg_error *err)
+{
+    (void)err;
+    guest_tail *t = ctx;
+    t->start = pos;
+    t->len = 0;
+    t->started = true;
+    t->overflow = false;
+    return 0;
+}
+
+static int tail_bytes(void *ctx, const uint8_t *p, size_t n, mrimg_error *err)
+{
+    guest_tail *t = ctx;
+    if (!t->started || t->overflow)
+        return 0;
+    if (n > GUEST_TAIL_MAX - t->len) {
+        t->overflow = true; /* the map is then made without the device state */
+        return 0;
+    }
+    if (t->len + n > t->cap) {
+        size_t nc = MRIMG_MAX(t->cap * 2, (size_t)(256u << 10));
+        while (nc < t->len + n)
+            nc *= 2;
+        nc = MRIMG_MIN(nc, (size_t)GUEST_TAIL_MAX);
+        uint8_t *b = realloc(t->buf, nc);
+        if (!b)
+            return err_nomem(err);
+        t->buf = b;
+        t->cap = nc;
+    }
+    memcpy(t->buf + t->len, p, n);
+    t->len += n;
+    return 0;
+}
+
+void guest_tail_attach(guest_tail *t, mrimg_image *img)
+{
+    memset(t, 0, sizeof(*t));
+    t->img = img;
+    img->tail_hook = (img_tail_hook){tail_start, tail_bytes, t};
+}
+
+void guest_tail_detach(guest_tail *t)
+{
+    if (t->img)
+        t->img->tail_hook = (img_tail_hook){NULL, NULL, NULL};
+}
+
+void guest_tail_free(guest_tail *t)
+{
+    free(t->buf);
+    t->buf = NULL;
+    t->len = t->cap = 0;
+}
+
+bool guest_tail_complete(const guest_tail *t, const mrimg_stream_info *si)
+{
+    return t->started && !t->overflow && t->start == si->ram_end &&
+           t->len >= si->stream_size - si->ram_end;
+}
+
+int guest_tail_finish(guest_tail *t, mrimg_error *err)
+{
+    mrimg_image *img = t->img;
+    int rc = mrimg_scan(img, 0, NULL, NULL, err);
+    if (rc < 0)
+        return rc;
+    const mrimg_stream_info *si = &img->si;
+    if (guest_tail_complete(t, si))
+        return 0;
+    if (si->stream_size < si->ram_end || si->stream_size - si->ram_end > GUEST_TAIL_MAX) {
+        t->overflow = true;
+        return 0;
+    }
+    size_t n = (size_t)(si->stream_size - si->ram_end);
+    if (img->codec == &codec_raw) {
+        uint8_t *b = malloc(n ? n : 1);
+        if (!b)
+            return err_nomem(err);
+        rc = src_pread(&img->src, b, n, si->stream_offset + si->ram_end, "device state", err);
+        if (rc < 0) {
+            free(b);
+            return rc;
+        }
+        free(t->buf);
+        t->buf = b;
+        t->len = t->cap = n;
+        t->start = si->ram_end;
+        t->started = true;
+        t->overflow = false;
+        return 0;
+    }
+    /* compressed: one more pass over the stream, keeping only the tail */
+    srd s;
+    mrimg_decoder dec;
+    rc = img_stream_open(img, &s, &dec, err);
+    if (rc < 0)
+        return rc;
+    static const sp_handler h = {.on_tail_start = tail_start, .on_tail = tail_bytes};
+    mrimg_stream_info tsi;
+    memset(&tsi, 0, sizeof(tsi));
+    sp_parser p;
+    rc = sp_init(&p, &s, img->src.size, &tsi, &h, t, err);
+    if (rc == 0)
+        rc = sp_parse(&p, err);
+    sp_free(&p);
+    img_stream_close(&s, &dec);
+    return rc;
+}
+
+/* ---- decoding it -------------------------------------------------------- */
+
+typedef struct dv {
+    guest_devinfo *di;
+    bool nomem;
+} dv;
+
+static void visit(void *ctx, const char *dev, const char *vmsd, const char *field,
+                  const uint8_t *p, size_t n)
+{
+    dv *v = ctx;
+    guest_devinfo *di = v->di;
+    if (!strcmp(vmsd, "vga")) {
+        char path[MRIMG_NAME_MAX + 1];
+        snprintf(path, sizeof(path), "%s", dev);
+        char *slash = strrchr(path, '/');
+        if (slash)
+            *slash = '\0';
+        if (!di->has_vga)
+            memcpy(di->vga_path, path, sizeof(path));
+        di->has_vga = true;
+        if (strcmp(path, di->vga_path) != 0)
+            return; /* only the first VGA's registers */
+        /* VGACommonState fields (hw/display/vga.c), big-endian in the stream */
+        if (!strcmp(field, "sr") && n == sizeof(di->vga_sr)) {
+            memcpy(di->vga_sr, p, n);
+            di->vga_seen |= 1;
+        } else if (!strcmp(field, "gr") && n == sizeof(di->vga_gr)) {
+            memcpy(di->vga_gr, p, n);
+            di->vga_seen |= 2;
+        } else if (!strcmp(field, "bank_offset") && n == 4) {
+            di->vga_bank_offset = (int32_t)rd_be32(p);
+            di->vga_seen |= 4;
+        } else if (!strcmp(field, "vbe_regs") && n == 2 * MRIMG_ARRAY_SIZE(di->vga_vbe)) {
+            for (size_t k = 0; k < MRIMG_ARRAY_SIZE(di->vga_vbe); k++)
+                di->vga_vbe[k] = rd_be16(p + 2 * k);
+            di->vga_seen |= 8;
+        }
+        return;
+    }
+    if (strcmp(vmsd, "PCIDevice") != 0 || strncmp(field, "config", 6) != 0 || n < 64)
+        return;
+    if (di->npci >= GUEST_MAX_PCI)
+        return;
+    if (!di->pci) {
+        di->pci = calloc(GUEST_MAX_PCI, sizeof(*di->pci));
+        if (!di->pci) {
+            v->nomem = true;
+            return;
+        }
+    }
+    guest_pci *g = &di->pci[di->npci++];
+    snprintf(g->name, sizeof(g->name), "%s", dev);
+    snprintf(g->path, sizeof(g->path), "%s", dev);
+    char *slash = strrchr(g->path, '/');
+    if (slash)
+        *slash = '\0';
+    memset(g->config, 0, sizeof(g->config));
+    memcpy(g->config, p, MRIMG_MIN(n, sizeof(g->config)));
+}
+
+int guest_devinfo_parse_tail(const mrimg_stream_info *si, const guest_tail *t,
+                             guest_devinfo *di, mrimg_error *err)
+{
+    memset(di, 0, sizeof(*di));
+    if (!guest_tail_complete(t, si)) {
+        snprintf(di->why, sizeof(di->why), "the device state was not read (larger than %u MiB "
+                 "or not reached)", GUEST_TAIL_MAX >> 20);
+        return 0;
+    }
+    if (!si->has_eof || !si->has_vmdesc || si->eof_offset < si->ram_end ||
+        si->vmdesc_offset < si->ram_end ||
+        si->vmdesc_offset + si->vmdesc_size > si->ram_end + t->len) {
+        snprintf(di->why, sizeof(di->why),
+                 "the stream has no VMDESCRIPTION to delimit the device state with");
+        return 0;
+    }
+    vj_doc doc;
+    size_t where;
+    char msg[128];
+    if (vj_parse((const char *)t->buf + (si->vmdesc_offset - si->ram_end),
+                 (size_t)si->vmdesc_size, &doc, &where, msg, sizeof(msg)) < 0) {
+        snprintf(di->why, sizeof(di->why), "the VMDESCRIPTION JSON is not valid at byte %zu: %s",
+                 where, msg);
+        return 0;
+    }
+    dv v = {di, false};
+    sp_devwalk w;
+    sp_walk_device_fields(&doc, t->buf, (size_t)(si->eof_offset - si->ram_end), si->ram_end,
+                          NULL, NULL, visit, &v, &w);
+    vj_free(&doc);
+    if (v.nomem) {
+        guest_devinfo_free(di);
+        return err_nomem(err);
+    }
+    if (!w.complete) {
+        di->npci = 0;
+        di->has_vga = false;
+        snprintf(di->why, sizeof(di->why), "the device state could not be walked with its "
+                 "description%s%.190s", w.note[0] ? ": " : "", w.note);
+        return 0;
+    }
+    di->decoded = true;
+    return 0;
+}
+
+void guest_devinfo_free(guest_devinfo *di)
+{
+    free(di->pci);
+    di->pci = NULL;
+    di->npci = 0;
+}
