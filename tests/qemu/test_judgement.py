@@ -70,7 +70,8 @@ imgverify reports it):
 
 WARNED classes (a warning; imginfo, imgconv and imgverify exit 0, imgverify
 -W exits 1; imginfo and imgconv show the warning; the digest equals the
-original's; imgconv's output loads into QEMU with the original state):
+original's; imgconv's output loads into QEMU with the original state and,
+for trailing bytes, has the size of the intact source's conversion):
   trailing-garbage  'garbage!' after a complete stream: QEMU stops reading at
                  the end of the VMDESCRIPTION and loads the original memory
                  and registers, silently.
@@ -487,6 +488,13 @@ class Judgement:
         self.sparse_s = Stream(self.sparse, self.sparse_off)
         self.ref_digest = digest_of(self.tools.run("imgverify", "--digest", self.plain))
         self.sparse_digest = digest_of(self.tools.run("imgverify", "--digest", self.sparse))
+        # what imgconv makes of the intact sources: the size a conversion of
+        # a copy with trailing bytes must have too (they are not guest state)
+        self.conv_size = {}
+        for src, fmt in ((self.plain, "qemu"), (self.sparse, "sparse")):
+            out = os.path.join(d, "conv-" + fmt)
+            r = self.tools.run("imgconv", "-O", fmt, src, out)
+            self.conv_size[src] = os.path.getsize(out) if r.returncode == 0 else None
 
     def load(self, path, d):
         """Load path the way libvirt (or a user, for a bare stream) would.
@@ -564,15 +572,15 @@ class Judgement:
                 return out
             return mk
         C.append(("warned", "trailing-garbage", "equal", grow(self.plain, "g.mig", "garbage"),
-                  self.ref_digest))
+                  self.ref_digest, self.plain))
         C.append(("warned", "trailing-64M", "equal", grow(self.plain, "z.mig", "+64M"),
-                  self.ref_digest))
+                  self.ref_digest, self.plain))
         C.append(("warned", "trailing-1T", "equal", grow(self.plain, "t.mig", "+1T"),
-                  self.ref_digest))
+                  self.ref_digest, self.plain))
         C.append(("warned", "trailing-64M sparse", "equal", grow(self.sparse, "z.sav", "+64M"),
-                  self.sparse_digest))
+                  self.sparse_digest, self.sparse))
         C.append(("warned", "trailing-1T sparse", "equal", grow(self.sparse, "t.sav", "+1T"),
-                  self.sparse_digest))
+                  self.sparse_digest, self.sparse))
 
         # WARNED: no VMDESCRIPTION (stripped; never written)
         C.append(("warned", "no-vmdesc (stripped)", "equal",
@@ -635,6 +643,7 @@ class Judgement:
     def run_case(self, num, case):
         cls, name, expect, mk = case[:4]
         ref_digest = case[4] if len(case) > 4 else None
+        intact = case[5] if len(case) > 5 else None
         d = os.path.join(self.work, f"c{num:02d}")
         os.makedirs(d)
         t0 = time.monotonic()
@@ -672,6 +681,13 @@ class Judgement:
                     tool_bad = (assert_sound(res, named) if cls == "sound"
                                 else assert_warned(res, named, ref_digest))
                     out = res["imgconv.out"]
+                    want = self.conv_size.get(intact)
+                    if out and want is not None and os.path.getsize(out) != want:
+                        st = os.stat(out)
+                        tool_bad.append(f"imgconv's output is {st.st_size} bytes "
+                                        f"({st.st_blocks * 512} allocated), that of the "
+                                        f"intact source {want}: the trailing bytes were "
+                                        "carried into it")
                     if out and res["imgconv"].returncode == 0:
                         got2 = self.load(out, d)
                         if got2[0] != "loaded":
