@@ -299,7 +299,9 @@ typedef struct mrimg_stream_info {
                                * the device state (framing checked) */
     uint64_t device_sections; /* device (FULL) sections in the tail, counted
                                * by that walk; 0 when it was not possible */
-    uint64_t trailing_bytes;  /* bytes after the stream's end (never device state) */
+    uint64_t trailing_bytes;  /* bytes after the stream's end (never device state;
+                               * also the partial VMDESCRIPTION of a stream cut
+                               * inside its JSON, which then ends at its EOF) */
     int trailing_zero;        /* ... and all of them are known to be zero (holes
                                * are; at most 16 MiB of data is read to check) */
     /* payload (compressed) */

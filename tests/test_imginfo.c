@@ -448,11 +448,22 @@ static void test_content(void **state)
 static void test_failed_scan_keeps(void **state)
 {
     (void)state;
-    /* mapped.mig cut inside its VMDESCRIPTION: the block list and the
-     * bitmaps are whole, the end of the stream is missing */
+    /* mapped.mig cut inside its device state (just before the EOF record;
+     * a cut inside the VMDESCRIPTION after it is only a warning): the block
+     * list and the bitmaps are whole, the end of the stream is missing */
     size_t len;
     uint8_t *b = read_file(fixture_path("qemu/mapped.mig"), &len);
     assert_non_null(b);
+    {
+        mrimg_error e0;
+        mrimg_image *i0 = mrimg_open(fixture_path("qemu/mapped.mig"), NULL, &e0);
+        assert_non_null(i0);
+        assert_int_equal(mrimg_scan(i0, 0, NULL, NULL, &e0), 0);
+        const mrimg_stream_info *s0 = mrimg_stream(i0);
+        assert_true(s0->has_vmdesc && s0->vmdesc_size > 100);
+        len = (size_t)(s0->stream_offset + s0->eof_offset - 1) + 50000;
+        mrimg_close(i0);
+    }
     char *dir = test_tmpdir("imginfo");
     assert_non_null(dir);
     char path[4096];

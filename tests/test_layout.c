@@ -7,9 +7,10 @@
  *    block's header/bitmap/pages, past the end; pages overlapping the
  *    bitmap or another block; misaligned pages): refused by the scan,
  *    named by the verifier (mapped.layout, mapped.alignment);
- *  - cuts inside the device state (also right after 0x00 bytes) and inside
- *    the VMDESCRIPTION: refused by the scan, stream.truncated; a cut right
- *    after the EOF record (suppress-vmdesc): a warning only;
+ *  - cuts inside the device state (also right after 0x00 bytes): refused
+ *    by the scan, stream.truncated; a cut right after the EOF record
+ *    (suppress-vmdesc) or inside the VMDESCRIPTION JSON after a device state
+ *    that ends with a section footer: a warning only (stream.vmdesc);
  *  - huge trailing holes and zeros: answered at once, same digest, the
  *    zeros are trailing bytes, never device state. */
 #include "testutil.h"
@@ -294,12 +295,42 @@ static void test_device_cuts(void **state)
             expect_scan_fails(p, what, MRIMG_ERR_TRUNCATED, "no EOF record with a VMDESCRIPTION");
         }
         assert_true(after0 >= 10);
-        /* cut inside the JSON: how many bytes it announced */
+        /* cut inside the JSON, after a device state that ends soundly (the
+         * EOF record right after a section footer): QEMU loads it without a
+         * word, so a warning only; the stream ends at its EOF record and the
+         * partial description is trailing, not payload.trailing */
         const char *p = copy_fixture(rel, "cut");
-        cut_file(p, json + (end - json) / 2);
-        expect_problem(p, "JSON cut", "stream.truncated", MRIMG_SEV_ERROR, UINT64_MAX,
+        uint64_t jcut = json + (end - json) / 2;
+        cut_file(p, jcut);
+        expect_problem(p, "JSON cut", "stream.vmdesc", MRIMG_SEV_WARNING, eof + 1,
+                       "is cut by the end of the file", true);
+        {
+            mrimg_verify_result *r = verify(p);
+            assert_int_equal(r->warnings, 1);
+            mrimg_verify_free(r);
+        }
+        img = open_img(p);
+        assert_int_equal(mrimg_scan(img, 0, NULL, NULL, &e), 0);
+        si = mrimg_stream(img);
+        assert_int_equal(si->has_vmdesc, 0);
+        assert_int_equal(base + si->eof_offset, eof);
+        assert_int_equal(base + si->stream_size, eof + 1);
+        assert_int_equal(base + si->stream_size + si->trailing_bytes, jcut);
+        mrimg_close(img);
+        /* the same cut after a device state that does not end soundly (the
+         * byte before the EOF record is no longer a section footer's):
+         * still refused as a truncation */
+        p = copy_fixture(rel, "cut");
+        cut_file(p, jcut);
+        {
+            int fd = open(p, O_WRONLY);
+            assert_true(fd >= 0);
+            assert_int_equal(pwrite(fd, "\x7f", 1, (off_t)(eof - 5)), 1);
+            close(fd);
+        }
+        expect_problem(p, "JSON cut, no footer", "stream.truncated", MRIMG_SEV_ERROR, UINT64_MAX,
                        "inside its VMDESCRIPTION", true);
-        expect_scan_fails(p, "JSON cut", MRIMG_ERR_TRUNCATED, "announces");
+        expect_scan_fails(p, "JSON cut, no footer", MRIMG_ERR_TRUNCATED, "announces");
         /* right after the EOF record: no VMDESCRIPTION (suppress-vmdesc) */
         p = copy_fixture(rel, "cut");
         cut_file(p, eof + 1);

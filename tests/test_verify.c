@@ -845,8 +845,8 @@ static void expect_cut_after_eof(const char *rel, uint64_t off)
     expect_warning_only(p, "stream.vmdesc", what);
 }
 
-/* A cut anywhere in the device state or the VMDESCRIPTION is a truncation,
- * also right after a 0x00 byte (which is not an EOF record there). */
+/* A cut anywhere in the device state is a truncation, also right after a
+ * 0x00 byte (which is not an EOF record there). */
 static const char *tail_cut_check(const uint8_t *all, uint64_t off)
 {
     (void)all;
@@ -906,9 +906,11 @@ static void test_truncations_plain(void **state)
         expect_cut(rel, eof, "stream.truncated");
         expect_cut_after_eof(rel, eof + 1);
         expect_cut(rel, eof + 4, tail_cut_check(all, eof + 4));
-        expect_cut(rel, json + 1, "stream.truncated");
-        expect_cut(rel, json + (n - json) / 2, tail_cut_check(all, json + (n - json) / 2));
-        expect_cut(rel, n - 1, "stream.truncated");
+        /* cut inside the VMDESCRIPTION JSON after a sound device state:
+         * QEMU loads it silently (tests/qemu/test_judgement.py), a warning */
+        expect_cut_after_eof(rel, json + 1);
+        expect_cut_after_eof(rel, json + (n - json) / 2);
+        expect_cut_after_eof(rel, n - 1);
         free(all);
     }
 }
@@ -954,7 +956,7 @@ static void test_truncations_mapped(void **state)
     expect_cut(rel, ram_end + 100, "stream.truncated");
     expect_cut(rel, eof, "stream.truncated");
     expect_cut_after_eof(rel, eof + 1);
-    expect_cut(rel, size - 1, "stream.truncated");
+    expect_cut_after_eof(rel, size - 1); /* inside the JSON: a warning */
     mrimg_close(img);
 }
 

@@ -974,6 +974,23 @@ static bool full_header_at(const uint8_t *t, size_t h, size_t lim)
     return printable_name((const char *)t + h + 6, nl);
 }
 
+/* Does an EOF record at tail[e] close the device state soundly: directly
+ * after the RAM END (no device section), or (with footers) directly after
+ * the footer of a device section whose header is in tail[0, e)? */
+static bool eof_closes_devices(const sp_parser *p, size_t e)
+{
+    const uint8_t *t = p->tail;
+    if (e == 0)
+        return true;
+    if (!p->footers || e < 5 || e > p->tail_len || t[e - 5] != QEMU_VM_SECTION_FOOTER)
+        return false;
+    uint32_t id = rd_be32(t + e - 4);
+    for (size_t h = 0; h + 6 <= e - 5; h++)
+        if (full_header_at(t, h, e - 5) && rd_be32(t + h + 1) == id)
+            return true;
+    return false;
+}
+
 /* No VMDESCRIPTION: the EOF record right after the last non-zero byte,
  * which (with footers) must close a device section seen in the tail.
  * total: bytes of the tail, window plus zero bytes known beyond it. */
@@ -1178,6 +1195,34 @@ static int parse_tail(sp_parser *p, mrimg_error *err)
         si->vmdesc_size = p->tail_bad_len;
         si->stream_size = si->vmdesc_offset + p->tail_bad_len;
         return err_set(err, MRIMG_ERR_FORMAT, EAT(p, si->eof_offset), "%s", p->tail_note);
+    }
+    if (p->tail_cut_set && holes == 0 && eof_closes_devices(p, p->tail_cut_eof)) {
+        /* the VMDESCRIPTION is cut by the end of the file/payload, but the
+         * device state before it ends soundly: QEMU loads it and reads the
+         * cut description without noticing.  The stream ends at the EOF
+         * record; the partial description is counted as trailing bytes
+         * (a conversion leaves it out), the verifier names it (vmdesc_cut). */
+        size_t e = p->tail_cut_eof;
+        si->has_eof = 1;
+        si->eof_offset = p->tail_start + e;
+        si->has_vmdesc = 0;
+        si->stream_size = si->eof_offset + 1;
+        p->vmdesc_cut = true;
+        snprintf(p->tail_note, sizeof(p->tail_note),
+                 "the VMDESCRIPTION after the EOF record at %s %llu is cut by the end of the "
+                 "%s: it announces %llu bytes of JSON, %llu are present; QEMU loads the "
+                 "device state without reading it, but the device state could not be checked "
+                 "against its description, and a conversion leaves the partial description out",
+                 off_name(p), (unsigned long long)srd_eoff(p->in, si->eof_offset),
+                 srd_seekable(in) ? "file" : "payload", (unsigned long long)p->tail_cut_len,
+                 (unsigned long long)(at_end - (si->eof_offset + 6)));
+        if (srd_seekable(in)) {
+            si->trailing_zero = 1;
+            return trailing_raw(p, si->stream_size, err);
+        }
+        si->trailing_bytes = p->tail_len - (e + 1);
+        si->trailing_zero = mem_is_zero(p->tail + e + 1, si->trailing_bytes);
+        return trailing_dec(p, err);
     }
     if (p->tail_cut_set) {
         uint64_t j = p->tail_start + p->tail_cut_eof + 6;

@@ -183,6 +183,10 @@ typedef struct sp_parser {
     bool tail_bad_set, tail_cut_set;   /* a rejected / a cut candidate */
     size_t tail_bad_eof, tail_bad_len, tail_cut_eof, tail_cut_len;
     bool trailing_unchecked;           /* trailing data beyond SP_TRAIL_CHECK */
+    bool vmdesc_cut;                   /* the stream ends at its EOF record: the
+                                        * VMDESCRIPTION after it is cut by the end
+                                        * of the file/payload (its bytes are the
+                                        * trailing bytes; tail_note says so) */
     char tail_note[512];               /* why the device state was not checked,
                                         * or why the description was rejected */
 } sp_parser;

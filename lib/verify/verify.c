@@ -780,7 +780,7 @@ static void check_tail(vf *v, sp_parser *p, const mrimg_error *perr, sp_devwalk 
             json_len = (size_t)si->vmdesc_size;
             have_json = true;
         }
-        if (si->trailing_bytes)
+        if (si->trailing_bytes && !p->vmdesc_cut) /* else: stream.vmdesc below */
             WARN(v, "payload.trailing", v->sk, v->sbase + si->stream_size,
                  "%llu %sbytes after the end of the QEMU stream (after its VMDESCRIPTION): QEMU "
                  "does not read them, they are not part of the device state, and a conversion "
@@ -819,7 +819,7 @@ static void check_tail(vf *v, sp_parser *p, const mrimg_error *perr, sp_devwalk 
     if (!have_json) {
         WARN(v, "stream.vmdesc", v->sk, v->sbase + si->eof_offset + 1,
              "%s%s", p->tail_note[0] ? p->tail_note : "no VMDESCRIPTION after the EOF record",
-             v->cfg.present ? " (QEMU writes one unless the machine has suppress-vmdesc=on; it "
+             v->cfg.present && !p->vmdesc_cut ? " (QEMU writes one unless the machine has suppress-vmdesc=on; it "
                               "loads such a stream with a warning)"
                             : "");
         return;

@@ -4,7 +4,8 @@
 # copies of real images: mapped-ram bitmaps pointing into the container
 # metadata or another region (refused by imginfo, imgconv, --digest; named
 # by imgverify), cuts inside the device state (also right after a 0x00
-# byte), a stream without a VMDESCRIPTION (a warning), and +1 TiB / +64 MiB
+# byte), a stream without a VMDESCRIPTION or with one cut inside its JSON
+# (a warning), and +1 TiB / +64 MiB
 # of trailing holes (answered at once, same digest, identical).
 set -u
 V="$MRIMG_BIN/imgverify"
@@ -85,6 +86,23 @@ has out "warning stream.vmdesc"
 has out "could not be delimited or checked"
 expect 0 "$I" "$W/novmdesc.mig"
 has out "device state could not be delimited or checked"
+# inside the VMDESCRIPTION JSON (the EOF record right after a section's
+# footer): QEMU loads it silently, every tool warns; the conversion ends at
+# the EOF record (no partial description) and has the original's digest
+json_at=$(json "$img" 'j["stream"]["vmdescription-offset"]')
+head -c $((json_at + 1000)) "$img" >"$W/cutjson.mig"
+for args in "$V" "$I" "$V --digest"; do
+    expect 0 $args "$W/cutjson.mig"
+    grep -q "stream.vmdesc" "$W/out" "$W/err" || bad "$args: no stream.vmdesc warning"
+    grep -q "is cut by the end of the file" "$W/out" "$W/err" || bad "$args: the cut not named"
+done
+expect 1 "$V" -q -W "$W/cutjson.mig"
+rm -f "$W/conv"
+expect 0 "$C" -O qemu "$W/cutjson.mig" "$W/conv"
+has err "warning: stream.vmdesc"
+[ "$(stat -c %s "$W/conv")" = $((eof + 1)) ] || bad "the conversion of cutjson.mig does not end at its EOF record"
+[ "$("$V" --digest "$W/conv" | cut -d' ' -f1)" = "$("$V" --digest "$img" | cut -d' ' -f1)" ] ||
+    bad "the conversion of cutjson.mig has another digest"
 
 # ---- 4. huge trailing holes -----------------------------------------------------
 for src in qemu/plain.mig libvirt/raw.sav libvirt/sparse.sav; do
