@@ -452,4 +452,27 @@ FZ_FN void fz_check_samples(mrimg_image *img, const fz_walk *w)
     }
 }
 
+/* The input of the device-state targets: a big-endian 32-bit length, that
+ * many bytes of VMDESCRIPTION JSON (cut at the input's end), then the
+ * device-state tail.  Both parts are copied to exact-size buffers, so that
+ * ASan sees any read past either; the caller frees *json and *tail.
+ * -1 (nothing allocated) when the input is shorter than the length. */
+FZ_FN int fz_split_json_tail(const uint8_t *data, size_t size, char **json, size_t *jl,
+                             uint8_t **tail, size_t *tl)
+{
+    if (size < 4)
+        return -1;
+    *jl = rd_be32(data);
+    if (*jl > size - 4)
+        *jl = size - 4;
+    *tl = size - 4 - *jl;
+    *json = malloc(*jl ? *jl : 1);
+    *tail = malloc(*tl ? *tl : 1);
+    if (!*json || !*tail)
+        abort();
+    memcpy(*json, data + 4, *jl);
+    memcpy(*tail, data + 4 + *jl, *tl);
+    return 0;
+}
+
 #endif

@@ -42,19 +42,16 @@ static void check_notes(const mrimg_cpus *cpus)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size < 4)
+    char *json;
+    uint8_t *tail;
+    size_t jl, tl;
+    if (fz_split_json_tail(data, size, &json, &jl, &tail, &tl) < 0)
         return 0;
-    size_t jl = rd_be32(data);
-    if (jl > size - 4)
-        jl = size - 4;
-    size_t tl = size - 4 - jl;
-    if (tl == 0)
+    if (tl == 0) {
+        free(json);
+        free(tail);
         return 0;
-    /* exact-size copies, so that ASan sees any read past either part */
-    char *json = malloc(jl ? jl : 1);
-    uint8_t *tail = malloc(tl);
-    memcpy(json, data + 4, jl);
-    memcpy(tail, data + 4 + jl, tl);
+    }
     size_t eof = tl - 1;
     mrimg_cpus *cpus = NULL;
     mrimg_error e;

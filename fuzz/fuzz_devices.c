@@ -39,18 +39,11 @@ static void on_problem(void *ctx, uint64_t off, const char *msg)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size < 4)
+    char *json;
+    uint8_t *tail;
+    size_t jl, tl;
+    if (fz_split_json_tail(data, size, &json, &jl, &tail, &tl) < 0)
         return 0;
-    size_t jl = rd_be32(data);
-    if (jl > size - 4)
-        jl = size - 4;
-    /* exact-size copies, so that ASan sees any read past either part */
-    char *json = malloc(jl ? jl : 1);
-    size_t tl = size - 4 - jl;
-    uint8_t *tail = malloc(tl ? tl : 1);
-    memcpy(json, data + 4, jl);
-    memcpy(tail, data + 4 + jl, tl);
-
     vj_doc doc;
     memset(&doc, 0, sizeof(doc));
     size_t where;

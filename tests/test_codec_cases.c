@@ -29,16 +29,13 @@ static char *g_dir;
 static int setup(void **state)
 {
     (void)state;
-    g_dir = test_tmpdir("codec-cases");
-    return g_dir ? 0 : -1;
+    return test_group_tmpdir_setup(&g_dir, "codec-cases");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    test_rmdir_all(g_dir);
-    free(g_dir);
-    return 0;
+    return test_group_tmpdir_teardown(&g_dir);
 }
 
 static const char *put_file(const void *p, size_t n)

@@ -15,25 +15,13 @@ static char *g_dir;
 static int setup(void **state)
 {
     (void)state;
-    g_dir = test_tmpdir("compare");
-    return g_dir ? 0 : -1;
+    return test_group_tmpdir_setup(&g_dir, "compare");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    test_rmdir_all(g_dir);
-    free(g_dir);
-    return 0;
-}
-
-static mrimg_image *open_path(const char *path)
-{
-    mrimg_error err;
-    mrimg_image *img = mrimg_open(path, NULL, &err);
-    if (!img)
-        fail_msg("%s: %s", path, err.message);
-    return img;
+    return test_group_tmpdir_teardown(&g_dir);
 }
 
 static mrimg_compare_result *compare(mrimg_image *a, mrimg_image *b)
@@ -52,8 +40,8 @@ static mrimg_compare_result *compare(mrimg_image *a, mrimg_image *b)
 static void test_compare_block_lists(void **state)
 {
     (void)state;
-    mrimg_image *a = open_path(fixture_path("qemu/plain.mig"));
-    mrimg_image *b = open_path(fixture_path("qemu/plain-multiblock.mig"));
+    mrimg_image *a = test_open(fixture_path("qemu/plain.mig"));
+    mrimg_image *b = test_open(fixture_path("qemu/plain-multiblock.mig"));
     mrimg_compare_result *r = compare(a, b);
     assert_false(r->identical);
     assert_false(r->ram_identical);
@@ -102,7 +90,7 @@ static void test_compare_xml_diff(void **state)
     strcat(xml, "  </devices>\n</domain>\n");
     char out[4200];
     snprintf(out, sizeof(out), "%s/other-xml.sav", g_dir);
-    mrimg_image *a = open_path(fixture_path("libvirt/raw.sav"));
+    mrimg_image *a = test_open(fixture_path("libvirt/raw.sav"));
     mrimg_convert_opts co;
     mrimg_convert_opts_init(&co);
     co.out = MRIMG_FORMAT_RAW;
@@ -110,7 +98,7 @@ static void test_compare_xml_diff(void **state)
     mrimg_error err;
     if (mrimg_convert(a, out, &co, NULL, &err) != 0)
         fail_msg("convert: %s", err.message);
-    mrimg_image *b = open_path(out);
+    mrimg_image *b = test_open(out);
     mrimg_compare_result *r = compare(a, b);
     assert_true(r->ram_identical);
     assert_true(r->device_identical);
@@ -160,8 +148,8 @@ static void test_compare_damaged(void **state)
     assert_int_equal(fwrite(all, 1, n / 2, f), n / 2);
     fclose(f);
     free(all);
-    mrimg_image *a = open_path(fixture_path("libvirt/raw.sav"));
-    mrimg_image *b = open_path(cutp);
+    mrimg_image *a = test_open(fixture_path("libvirt/raw.sav"));
+    mrimg_image *b = test_open(cutp);
     mrimg_compare_result *r = NULL;
     mrimg_error err;
     int rc = mrimg_compare(a, b, &r, NULL, NULL, &err);
@@ -180,7 +168,7 @@ static void test_compare_damaged(void **state)
 static void test_compare_misuse(void **state)
 {
     (void)state;
-    mrimg_image *a = open_path(fixture_path("qemu/plain.mig"));
+    mrimg_image *a = test_open(fixture_path("qemu/plain.mig"));
     mrimg_compare_result *r = NULL;
     mrimg_error err;
     assert_int_equal(mrimg_compare(a, a, &r, NULL, NULL, &err), MRIMG_ERR_INVAL);

@@ -197,14 +197,7 @@ static void test_deterministic(void **state)
             fail_msg("%s", e.message);
         mrimg_close(img);
     }
-    size_t la, lb;
-    uint8_t *x = read_file(a, &la), *y = read_file(b, &lb);
-    assert_non_null(x);
-    assert_non_null(y);
-    assert_int_equal(la, lb);
-    assert_memory_equal(x, y, la);
-    free(x);
-    free(y);
+    test_assert_same_file(a, b);
     test_rmdir_all(dir);
     free(dir);
 }

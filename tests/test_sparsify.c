@@ -48,18 +48,6 @@ static uint64_t allocated(const char *p)
     return (uint64_t)st.st_blocks * 512;
 }
 
-static void assert_same_bytes(const char *a, const char *b)
-{
-    size_t la, lb;
-    uint8_t *x = read_file(a, &la), *y = read_file(b, &lb);
-    assert_non_null(x);
-    assert_non_null(y);
-    assert_int_equal(la, lb);
-    assert_memory_equal(x, y, la);
-    free(x);
-    free(y);
-}
-
 /* A densely copied mapped-ram image gets back exactly the allocation QEMU
  * gave it, reads back byte for byte the same, and a second run punches
  * nothing. */
@@ -93,7 +81,7 @@ static void test_regain_allocation(void **state)
                      (unsigned long long)a, (unsigned long long)want);
         assert_int_equal(st.allocated_after, a);
         assert_true(st.bytes_punched > 0);
-        assert_same_bytes(dense, fixture_path(rel));
+        test_assert_same_file(dense, fixture_path(rel));
 
         assert_int_equal(mrimg_sparsify(dense, facts[f].offset, NULL, NULL, &st, &e), 0);
         assert_int_equal(st.bytes_punched, 0);
@@ -115,16 +103,16 @@ static void test_libvirt_sparse(void **state)
     mrimg_error e;
     assert_int_equal(mrimg_sparsify(dense, 0, NULL, NULL, &st, &e), 0);
     assert_true(st.allocated_after < st.allocated_before / 20);
-    assert_same_bytes(dense, fixture_path("libvirt/sparse.sav"));
+    test_assert_same_file(dense, fixture_path("libvirt/sparse.sav"));
     /* a raw image: only its XML padding, never the stream */
     copy_dense(fixture_path("libvirt/raw.sav"), dense);
     assert_int_equal(mrimg_sparsify(dense, 0, NULL, NULL, &st, &e), 0);
     assert_true(st.bytes_punched > 0 && st.bytes_punched <= 65536);
-    assert_same_bytes(dense, fixture_path("libvirt/raw.sav"));
+    test_assert_same_file(dense, fixture_path("libvirt/raw.sav"));
     /* a bare plain stream: refused, untouched */
     copy_dense(fixture_path("qemu/plain.mig"), dense);
     assert_int_equal(mrimg_sparsify(dense, 0, NULL, NULL, &st, &e), MRIMG_ERR_UNSUPPORTED);
-    assert_same_bytes(dense, fixture_path("qemu/plain.mig"));
+    test_assert_same_file(dense, fixture_path("qemu/plain.mig"));
 }
 
 /* Killed mid-way: whatever was punched, the content is unchanged. */
@@ -153,7 +141,7 @@ static void test_sigkill(void **state)
         int status;
         assert_int_equal(waitpid(pid, &status, 0), pid);
         assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-        assert_same_bytes(dense, fixture_path("qemu/mapped-nozerodetect.mig"));
+        test_assert_same_file(dense, fixture_path("qemu/mapped-nozerodetect.mig"));
         mrimg_error e;
         mrimg_image *img = mrimg_open(dense, NULL, &e);
         assert_non_null(img);
@@ -178,7 +166,7 @@ static void test_refusals(void **state)
     copy_dense(fixture_path("qemu/mapped.mig"), f);
     assert_int_equal(mrimg_sparsify(f, 0, NULL, NULL, &st, &e), MRIMG_ERR_UNSUPPORTED);
     assert_non_null(strstr(e.message, "cannot punch holes"));
-    assert_same_bytes(f, fixture_path("qemu/mapped.mig"));
+    test_assert_same_file(f, fixture_path("qemu/mapped.mig"));
     assert_int_equal(umount(mnt), 0);
 
     assert_int_equal(mount("mrimg-test", mnt, "tmpfs", 0, "size=128m"), 0);
@@ -211,7 +199,7 @@ static void test_preallocate(void **state)
     assert_true(st.preallocated >= st.pages_data * 4096);
     o.preallocate = 0;
     assert_int_equal(mrimg_convert(img, tpath("nopre.sav"), &o, &st2, &e), 0);
-    assert_same_bytes(tpath("pre.sav"), tpath("nopre.sav"));
+    test_assert_same_file(tpath("pre.sav"), tpath("nopre.sav"));
     /* reserved slots of pages that turned out zero were given back */
     assert_true(allocated(tpath("pre.sav")) <= allocated(tpath("nopre.sav")) + 65536);
 

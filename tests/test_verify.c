@@ -22,38 +22,6 @@ static char *g_dir;
 
 /* ---- helpers ----------------------------------------------------------------- */
 
-/* Copy src to dst keeping holes (the mapped-ram fixtures are sparse). */
-static void sparse_copy(const char *src, const char *dst)
-{
-    int in = open(src, O_RDONLY);
-    assert_true(in >= 0);
-    int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    assert_true(out >= 0);
-    struct stat st;
-    assert_int_equal(fstat(in, &st), 0);
-    static uint8_t buf[1 << 20];
-    off_t off = 0;
-    while (off < st.st_size) {
-        off_t d = lseek(in, off, SEEK_DATA);
-        if (d < 0)
-            break;
-        off_t h = lseek(in, d, SEEK_HOLE);
-        if (h < 0)
-            h = st.st_size;
-        for (off_t p = d; p < h;) {
-            size_t n = (size_t)((h - p) < (off_t)sizeof(buf) ? (h - p) : (off_t)sizeof(buf));
-            ssize_t r = pread(in, buf, n, p);
-            assert_true(r > 0);
-            assert_int_equal(pwrite(out, buf, (size_t)r, p), r);
-            p += r;
-        }
-        off = h;
-    }
-    assert_int_equal(ftruncate(out, st.st_size), 0);
-    close(in);
-    close(out);
-}
-
 static const char *scratch(const char *name)
 {
     static char b[4][4096];
@@ -66,7 +34,7 @@ static const char *scratch(const char *name)
 static const char *copy_fixture(const char *rel)
 {
     const char *dst = scratch("work");
-    sparse_copy(fixture_path(rel), dst);
+    test_sparse_copy(fixture_path(rel), dst);
     return dst;
 }
 
@@ -1181,7 +1149,7 @@ static void test_no_crash_sweep(void **state)
         uint64_t size = fsize(src);
         const char *p = scratch("sweep");
         for (uint64_t off = 7; off < size; off += size / 97 + 1) {
-            sparse_copy(src, p);
+            test_sparse_copy(src, p);
             flip(p, off);
             mrimg_verify_result *res = NULL;
             mrimg_error err;
@@ -1351,16 +1319,13 @@ static void test_judgement(void **state)
 static int setup(void **state)
 {
     (void)state;
-    g_dir = test_tmpdir("verify");
-    return g_dir ? 0 : -1;
+    return test_group_tmpdir_setup(&g_dir, "verify");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    test_rmdir_all(g_dir);
-    free(g_dir);
-    return 0;
+    return test_group_tmpdir_teardown(&g_dir);
 }
 
 int main(void)

@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -272,4 +273,70 @@ unsigned facts_load(fact_file *out, unsigned max)
     }
     free(buf);
     return n;
+}
+
+int test_group_tmpdir_setup(char **dir, const char *tag)
+{
+    *dir = test_tmpdir(tag);
+    return *dir ? 0 : -1;
+}
+
+int test_group_tmpdir_teardown(char **dir)
+{
+    test_rmdir_all(*dir);
+    free(*dir);
+    *dir = NULL;
+    return 0;
+}
+
+void test_sparse_copy(const char *src, const char *dst)
+{
+    int in = open(src, O_RDONLY);
+    assert_true(in >= 0);
+    int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(out >= 0);
+    struct stat st;
+    assert_int_equal(fstat(in, &st), 0);
+    static uint8_t buf[1 << 20];
+    off_t off = 0;
+    while (off < st.st_size) {
+        off_t d = lseek(in, off, SEEK_DATA);
+        if (d < 0)
+            break;
+        off_t h = lseek(in, d, SEEK_HOLE);
+        if (h < 0)
+            h = st.st_size;
+        for (off_t p = d; p < h;) {
+            size_t n = (size_t)((h - p) < (off_t)sizeof(buf) ? (h - p) : (off_t)sizeof(buf));
+            ssize_t r = pread(in, buf, n, p);
+            assert_true(r > 0);
+            assert_int_equal(pwrite(out, buf, (size_t)r, p), r);
+            p += r;
+        }
+        off = h;
+    }
+    assert_int_equal(ftruncate(out, st.st_size), 0);
+    close(in);
+    close(out);
+}
+
+mrimg_image *test_open(const char *path)
+{
+    mrimg_error err;
+    mrimg_image *img = mrimg_open(path, NULL, &err);
+    if (!img)
+        fail_msg("%s: %s", path, err.message);
+    return img;
+}
+
+void test_assert_same_file(const char *a, const char *b)
+{
+    size_t la, lb;
+    uint8_t *x = read_file(a, &la), *y = read_file(b, &lb);
+    assert_non_null(x);
+    assert_non_null(y);
+    assert_int_equal(la, lb);
+    assert_memory_equal(x, y, la);
+    free(x);
+    free(y);
 }

@@ -19,6 +19,17 @@ uint8_t *read_file(const char *path, size_t *len);
 /* A fresh empty directory under $TMPDIR (removed by test_rmdir_all). */
 char *test_tmpdir(const char *tag);
 void test_rmdir_all(const char *dir);
+/* cmocka group setup/teardown bodies: *dir = a fresh test_tmpdir(tag);
+ * teardown removes it and frees it.  Each test file wraps them in its
+ * own two-line setup/teardown naming its directory variable and tag. */
+int test_group_tmpdir_setup(char **dir, const char *tag);
+int test_group_tmpdir_teardown(char **dir);
+/* Copy src to dst keeping holes (the mapped-ram fixtures are sparse). */
+void test_sparse_copy(const char *src, const char *dst);
+/* mrimg_open(path), failing the test with the library's message. */
+mrimg_image *test_open(const char *path);
+/* The files a and b hold the same bytes (small files: read whole). */
+void test_assert_same_file(const char *a, const char *b);
 
 /* facts.json (tests/facts.c parses it with a tiny JSON reader) */
 typedef struct fact_block { char name[256]; uint64_t used; } fact_block;

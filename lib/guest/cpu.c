@@ -36,6 +36,7 @@
 
 #include "../stream/vmdesc.h"
 #include "cpu.h"
+#include "guest.h"
 
 /* ---- what is picked up ------------------------------------------------- */
 
@@ -605,90 +606,6 @@ int guest_cpus_decode(const char *json, size_t jlen, const uint8_t *dev, size_t 
     return rc;
 }
 
-/* ---- the device state of an image ---------------------------------------- */
-
-typedef struct tailbuf {
-    uint8_t *buf;
-    size_t len, cap;
-    uint64_t start;
-    bool started, overflow;
-} tailbuf;
-
-#define CPU_TAIL_MAX (64u << 20)
-
-static int tb_start(void *ctx, uint64_t pos, mrimg_error *err)
-{
-    (void)err;
-    tailbuf *t = ctx;
-    t->start = pos;
-    t->len = 0;
-    t->started = true;
-    t->overflow = false;
-    return 0;
-}
-
-static int tb_bytes(void *ctx, const uint8_t *p, size_t n, mrimg_error *err)
-{
-    tailbuf *t = ctx;
-    if (!t->started || t->overflow)
-        return 0;
-    if (n > CPU_TAIL_MAX - t->len) {
-        t->overflow = true;
-        return 0;
-    }
-    if (t->len + n > t->cap) {
-        size_t nc = MRIMG_MAX(t->cap * 2, (size_t)(256u << 10));
-        while (nc < t->len + n)
-            nc *= 2;
-        uint8_t *b = realloc(t->buf, MRIMG_MIN(nc, (size_t)CPU_TAIL_MAX));
-        if (!b)
-            return err_nomem(err);
-        t->buf = b;
-        t->cap = MRIMG_MIN(nc, (size_t)CPU_TAIL_MAX);
-    }
-    memcpy(t->buf + t->len, p, n);
-    t->len += n;
-    return 0;
-}
-
-/* The stream bytes [ram_end, stream_size) of img into t. */
-static int read_tail(mrimg_image *img, tailbuf *t, mrimg_error *err)
-{
-    const mrimg_stream_info *si = &img->si;
-    if (si->stream_size < si->ram_end || si->stream_size - si->ram_end > CPU_TAIL_MAX)
-        return err_set(err, MRIMG_ERR_LIMIT, MRIMG_OFF_STREAM, si->ram_end,
-                       "the device state is larger than %u MiB", CPU_TAIL_MAX >> 20);
-    size_t n = (size_t)(si->stream_size - si->ram_end);
-    if (img->codec == &codec_raw) {
-        t->buf = malloc(n ? n : 1);
-        if (!t->buf)
-            return err_nomem(err);
-        t->len = t->cap = n;
-        t->start = si->ram_end;
-        t->started = true;
-        return src_pread(&img->src, t->buf, n, si->stream_offset + si->ram_end,
-                         "device state", err);
-    }
-    srd s;
-    mrimg_decoder dec;
-    int rc = img_stream_open(img, &s, &dec, err);
-    if (rc < 0)
-        return rc;
-    static const sp_handler h = {.on_tail_start = tb_start, .on_tail = tb_bytes};
-    mrimg_stream_info tsi;
-    memset(&tsi, 0, sizeof(tsi));
-    sp_parser p;
-    rc = sp_init(&p, &s, img->src.size, &tsi, &h, t, err);
-    if (rc == 0)
-        rc = sp_parse(&p, err);
-    sp_free(&p);
-    img_stream_close(&s, &dec);
-    if (rc == 0 && (!t->started || t->overflow || t->start != si->ram_end || t->len < n))
-        rc = err_set(err, MRIMG_ERR_FORMAT, MRIMG_OFF_STREAM, si->ram_end,
-                     "the device state could not be read again as the scan found it");
-    return rc;
-}
-
 int mrimg_cpus_read(mrimg_image *img, mrimg_cpus **out, mrimg_error *err)
 {
     if (!img || !out)
@@ -702,9 +619,17 @@ int mrimg_cpus_read(mrimg_image *img, mrimg_cpus **out, mrimg_error *err)
         return err_set(err, MRIMG_ERR_UNSUPPORTED, MRIMG_OFF_NONE, 0,
                        "the stream has no %s: its device state cannot be decoded",
                        si->has_eof ? "VMDESCRIPTION" : "EOF record");
-    tailbuf t;
+    /* the device state, read with devstate.c's collector (guest_tail) */
+    if (si->stream_size < si->ram_end || si->stream_size - si->ram_end > GUEST_TAIL_MAX)
+        return err_set(err, MRIMG_ERR_LIMIT, MRIMG_OFF_STREAM, si->ram_end,
+                       "the device state is larger than %u MiB", GUEST_TAIL_MAX >> 20);
+    guest_tail t;
     memset(&t, 0, sizeof(t));
-    rc = read_tail(img, &t, err);
+    t.img = img;
+    rc = guest_tail_finish(&t, err);
+    if (rc == 0 && !guest_tail_complete(&t, si))
+        rc = err_set(err, MRIMG_ERR_FORMAT, MRIMG_OFF_STREAM, si->ram_end,
+                     "the device state could not be read again as the scan found it");
     if (rc == 0) {
         uint64_t tl = t.len;
         if (si->eof_offset < si->ram_end || si->eof_offset - si->ram_end >= tl ||
@@ -718,7 +643,7 @@ int mrimg_cpus_read(mrimg_image *img, mrimg_cpus **out, mrimg_error *err)
                                    (size_t)(si->eof_offset - si->ram_end), si->ram_end, out,
                                    err);
     }
-    free(t.buf);
+    guest_tail_free(&t);
     return rc;
 }
 

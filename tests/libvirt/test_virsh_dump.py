@@ -28,7 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "qemu"))
 sys.path.insert(0, HERE)
 import test_memmap as tm  # noqa: E402
-from test_virsh_restore import Daemons, SKIP, say, versions, virsh  # noqa: E402
+from test_virsh_restore import Daemons, SKIP, say, skip, versions, virsh  # noqa: E402
 
 G = 1 << 30
 BLOBS = [(1 * G, 1 << 20), (4 * G + (256 << 20), 1 << 20)]
@@ -79,12 +79,6 @@ def wait_bars(name, timeout=120):
 
 
 def main():
-    ci = bool(os.environ.get("CI"))
-
-    def skip(why):
-        say(("FAILED (CI): " if ci else "SKIPPED: ") + why)
-        return 1 if ci else SKIP
-
     if not shutil.which("virsh"):
         return skip("virsh not found (libvirt-clients)")
     if os.geteuid() != 0:

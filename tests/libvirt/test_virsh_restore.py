@@ -47,6 +47,13 @@ URI = "qemu:///system"
 BLOB_ADDR = 0x2000000
 
 
+def skip(why):
+    """Say why the test cannot run; the exit status: 1 when CI is set, else SKIP."""
+    ci = bool(os.environ.get("CI"))
+    say(("FAILED (CI): " if ci else "SKIPPED: ") + why)
+    return 1 if ci else SKIP
+
+
 def say(*a):
     print(*a, flush=True)
 
@@ -315,12 +322,6 @@ def main():
     ap.add_argument("--mem", type=int, default=64, help="guest RAM in MiB (default 64)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
-    ci = bool(os.environ.get("CI"))
-
-    def skip(why):
-        say(("FAILED (CI): " if ci else "SKIPPED: ") + why)
-        return 1 if ci else SKIP
-
     if not shutil.which("virsh"):
         return skip("virsh not found (libvirt-clients)")
     if os.geteuid() != 0:

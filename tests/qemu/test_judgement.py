@@ -136,8 +136,7 @@ def say(*a):
         print(*a, flush=True)
 
 
-def in_ci():
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+in_ci = qemuh.in_ci
 
 
 class Fail(Exception):

@@ -41,7 +41,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import kdumpfile  # noqa: E402
 import qemuh  # noqa: E402
 from test_cpu import build_longmode  # noqa: E402
-from test_memmap import BIN, SKIP, XML, in_ci, make_blob, run, wait_bars  # noqa: E402
+from test_memmap import BIN, SKIP, in_ci, make_blob, other_forms, run, wait_bars  # noqa: E402
 
 KINDS = (("kdump-zlib", "kdump-raw-zlib"), ("kdump-lzo", "kdump-raw-lzo"))
 LZO_OR_RAW = "lzo-or-raw"
@@ -147,20 +147,7 @@ def case(wd, name, machine, mem, args, boot, problems):
         truth["kdump-lzo"] = as_lzo(truth["kdump-zlib"])
     boot_args = [a for i, a in enumerate(args) if a != "-kernel" and
                  (i == 0 or args[i - 1] != "-kernel")]
-    g = qemuh.Guest(wd, machine=machine, mem_mib=mem, extra=boot_args, incoming=True)
-    try:
-        g.load(plain)
-        mapped = os.path.join(wd, "mapped.mig")
-        g.save(mapped, mapped=True)
-    finally:
-        g.close()
-    xmlp = os.path.join(wd, "domain.xml")
-    with open(xmlp, "w") as f:
-        f.write(XML.format(kib=mem * 1024, machine=machine, devices=""))
-    zst = os.path.join(wd, "image.zst.sav")
-    r = run([os.path.join(BIN, "imgconv"), "-q", "-O", "zstd", f"--xml={xmlp}", plain, zst])
-    if r.returncode != 0:
-        raise RuntimeError(f"imgconv -O zstd exited {r.returncode}: {r.stderr.strip()}")
+    mapped, zst = other_forms(wd, plain, machine, mem, mem, boot_args, "", RuntimeError)
     for src, sname in ((plain, "plain"), (mapped, "mapped-ram"), (zst, "zstd")):
         for ours, _ in KINDS:
             out = os.path.join(wd, f"{sname}.{ours}")
@@ -178,12 +165,7 @@ def case(wd, name, machine, mem, args, boot, problems):
 def main():
     ver = qemuh.qemu_version()
     if not ver or ver < (9, 0) or not BIN:
-        msg = "no QEMU >= 9.0" if BIN else "MRIMG_BIN is not set"
-        if in_ci():
-            print(f"FAILED: {msg} (CI is set, so this test must run)")
-            return 1
-        print(f"SKIPPED: {msg}")
-        return SKIP
+        return qemuh.skip_status("no QEMU >= 9.0" if BIN else "MRIMG_BIN is not set", SKIP)
     wd = tempfile.mkdtemp(prefix="mrimg-kdump-")
     problems = []
     failed = 0

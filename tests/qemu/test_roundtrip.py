@@ -62,8 +62,7 @@ def say(*a):
         print(*a, flush=True)
 
 
-def in_ci():
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+in_ci = qemuh.in_ci
 
 
 def skip_or_fail(msg):
