@@ -202,11 +202,71 @@ static void test_deterministic(void **state)
     free(dir);
 }
 
+/* Phases of a conversion, as "a,b,c". */
+typedef struct phases {
+    char s[256];
+} phases;
+
+static void on_phase(void *ctx, const char *phase)
+{
+    phases *p = ctx;
+    if (!phase)
+        return;
+    size_t l = strlen(p->s);
+    snprintf(p->s + l, sizeof(p->s) - l, "%s%s", l ? "," : "", phase);
+}
+
+static int on_progress(void *ctx, uint64_t done, uint64_t total)
+{
+    (void)ctx, (void)done, (void)total;
+    return 0;
+}
+
+static void phases_of(const char *in, const char *out, int kind, phases *p)
+{
+    mrimg_error e;
+    mrimg_image *img = mrimg_open(fixture_path(in), NULL, &e);
+    assert_non_null(img);
+    mrimg_convert_opts o;
+    mrimg_convert_opts_init(&o);
+    o.force = 1;
+    o.out = kind;
+    memset(p, 0, sizeof(*p));
+    o.progress = on_progress;
+    o.progress_phase = on_phase;
+    o.progress_ctx = p;
+    mrimg_convert_stats st;
+    if (mrimg_convert(img, out, &o, &st, &e) != 0)
+        fail_msg("%s -> %d: %s", in, kind, e.message);
+    mrimg_close(img);
+}
+
+/* -O phys decodes a compressed input once, as -O elf does: no scanning
+ * pass before the walk (kdump, which still makes its map first, has one:
+ * the same code path -O phys took before). */
+static void test_phys_one_pass(void **state)
+{
+    (void)state;
+    char *dir = test_tmpdir("kdump");
+    char out[4096];
+    snprintf(out, sizeof(out), "%s/out", dir);
+    phases elf, phys, kd;
+    phases_of("libvirt/zstd.sav", out, MRIMG_OUT_ELF, &elf);
+    phases_of("libvirt/zstd.sav", out, MRIMG_OUT_PHYS, &phys);
+    phases_of("libvirt/zstd.sav", out, MRIMG_OUT_KDUMP_ZLIB, &kd);
+    assert_non_null(strstr(kd.s, "scanning"));
+    assert_null(strstr(phys.s, "scanning"));
+    assert_string_equal(phys.s, elf.s);
+    test_rmdir_all(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fixtures),
         cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_phys_one_pass),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -115,7 +115,7 @@ static guest_pci *lay_pci(lay *l, const char *name)
 static int lay_run(lay *l, const char *machine, const char *xml, bool with_dev, mrimg_error *e)
 {
     memset(&l->m, 0, sizeof(l->m));
-    guest_layout_in in = {machine, xml, l->n, l->names, l->lens, with_dev ? &l->dev : NULL};
+    guest_layout_in in = {machine, xml, l->n, l->names, l->lens, with_dev ? &l->dev : NULL, false};
     return guest_layout(&in, &l->m, e);
 }
 

@@ -775,20 +775,20 @@ static bool is_guest_out(int out)
 static int pipeline_guest(cv *c, const char *out_path, mrimg_error *err)
 {
     uint64_t walk = c->in_mapped ? data_bytes(c->in) : payload_bytes(c->in);
-    if (c->o->out == MRIMG_OUT_ELF) {
+    if (c->o->out == MRIMG_OUT_ELF || c->o->out == MRIMG_OUT_PHYS) {
         cvp_begin(&c->prog, "converting", UINT64_MAX, walk);
-        return cv_elf(c->in, out_path, c->o, c->st, CV_PROG(c), err);
+        return c->o->out == MRIMG_OUT_ELF
+                   ? cv_elf(c->in, out_path, c->o, c->st, CV_PROG(c), err)
+                   : cv_phys(c->in, out_path, c->o, c->st, CV_PROG(c), err);
     }
-    /* phys, kdump: the map first (a scan that keeps the device state), then a walk */
+    /* kdump: the map first (a scan that keeps the device state), then a walk */
     if (!c->in->scanned)
         cvp_begin(&c->prog, "scanning", payload_bytes(c->in), payload_bytes(c->in));
     mrimg_memmap *m = NULL;
     int rc = guest_memmap_scan(c->in, &m, CV_PROG(c), err);
     if (rc == 0) {
         cvp_begin(&c->prog, "converting", UINT64_MAX, walk);
-        rc = c->o->out == MRIMG_OUT_PHYS
-                 ? cv_phys(c->in, m, out_path, c->o, c->st, CV_PROG(c), err)
-                 : cv_kdump(c->in, m, out_path, c->o, c->st, CV_PROG(c), err);
+        rc = cv_kdump(c->in, m, out_path, c->o, c->st, CV_PROG(c), err);
     }
     mrimg_memory_map_free(m);
     return rc;

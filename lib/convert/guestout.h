@@ -14,10 +14,11 @@
 MRIMG_INTERNAL int cv_elf(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
                           mrimg_convert_stats *st, mrimg_progress_fn progress, void *pctx,
                           mrimg_error *err);
-/* The flat physical file of in, laid out by its map m (guest_memmap_scan). */
-MRIMG_INTERNAL int cv_phys(mrimg_image *in, const mrimg_memmap *m, const char *out_path,
-                           const mrimg_convert_opts *o, mrimg_convert_stats *st,
-                           mrimg_progress_fn progress, void *pctx, mrimg_error *err);
+/* The flat physical file of in at out_path (one walk; pages whose place
+ * needs the device state are parked in a scratch file until its end). */
+MRIMG_INTERNAL int cv_phys(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
+                           mrimg_convert_stats *st, mrimg_progress_fn progress, void *pctx,
+                           mrimg_error *err);
 /* The compressed kdump file of in (o->out: MRIMG_OUT_KDUMP_ZLIB or _LZO),
  * laid out by its map m (kdump.c). */
 MRIMG_INTERNAL int cv_kdump(mrimg_image *in, const mrimg_memmap *m, const char *out_path,

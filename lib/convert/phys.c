@@ -5,43 +5,147 @@
  * file is as large as the highest mapped address and takes the space of
  * the pages with data.
  *
- * The map must be known before the first page is written, and it depends
- * on the device state at the end of the stream: the caller makes it first
- * (guest_memmap_scan: for a mapped-ram image only its headers, bitmaps and
- * device state are read; a plain or compressed stream is read once more),
- * then the RAM is walked once and each data run is written at the
- * guest-physical address of every range that shows it (a block part can be
- * visible twice, e.g. the end of pc.bios below 1 MiB and below 4 GiB). */
+ * One pass over the input.  The full map depends on the device state at
+ * the end of the stream (BARs, PAM, SMRAM), but most of the machine RAM
+ * lies where the machine type and the block list alone put it: RAM below
+ * 0xa0000, from 1 MiB to the end of RAM below 4 GiB, and the rest at
+ * 4 GiB (guest_layout with machine_ram_only, a subset of the full map).
+ * Pages there are written to their final offset as the walk delivers
+ * them; every other page (RAM at 0xa0000-0xfffff, ROMs, vga.vram, other
+ * device RAM) is parked in a sparse scratch file (MRIMG_TMPDIR, TMPDIR or
+ * /var/tmp; unlinked), at an offset computed from the block list.  After
+ * the walk the map is made from the device state collected during it, and
+ * the parked pages are copied to every guest-physical range that shows
+ * them (a block part can be visible twice, e.g. the end of pc.bios below
+ * 1 MiB and below 4 GiB); zero pages stay holes. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "guestout.h"
+
+#define COPY_CHUNK (1u << 20)
 
 typedef struct pw {
     mrimg_image *in;
     mrimg_convert_stats *st;
     mrimg_sink sink;
-    const mrimg_memmap *m;
     uint64_t ps;
+    const char *machine;
+    bool laid_out;
+    unsigned nblocks;
+    mrimg_memmap *fixed;   /* machine RAM placed from the block list alone */
+    uint64_t *base;        /* scratch offset of each block's byte 0 */
+    int scratch;           /* parked pages, or -1 */
+    char scratch_dir[4096];
+    /* current callback */
     unsigned block;
     uint64_t first;
     const uint8_t *data;
 } pw;
 
-/* Pages [first+k0, first+k1) of the current block, to every range. */
+static int scratch_open(pw *w, mrimg_error *err)
+{
+    const char *dir = getenv("MRIMG_TMPDIR");
+    if (!dir)
+        dir = getenv("TMPDIR");
+    if (!dir)
+        dir = "/var/tmp";
+    snprintf(w->scratch_dir, sizeof(w->scratch_dir), "%s", dir);
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        char path[4200];
+        snprintf(path, sizeof(path), "%s/mrimg-phys-XXXXXX", dir);
+        fd = mkstemp(path);
+        if (fd >= 0)
+            unlink(path);
+    }
+    if (fd < 0)
+        return err_sys(err, errno, "cannot create a scratch file in %s for the pages whose "
+                                   "place depends on the device state",
+                       dir);
+    w->scratch = fd;
+    return 0;
+}
+
+static int layout(pw *w, mrimg_error *err)
+{
+    unsigned n = mrimg_block_count(w->in);
+    w->nblocks = n;
+    w->base = calloc(n ? n : 1, sizeof(*w->base));
+    const char **names = calloc(n ? n : 1, sizeof(*names));
+    uint64_t *lens = calloc(n ? n : 1, sizeof(*lens));
+    w->fixed = calloc(1, sizeof(*w->fixed));
+    int rc = 0;
+    if (!w->base || !names || !lens || !w->fixed) {
+        rc = err_nomem(err);
+        goto out;
+    }
+    uint64_t off = 0;
+    for (unsigned i = 0; i < n; i++) {
+        const mrimg_ram_block_info *b = mrimg_block(w->in, i);
+        names[i] = b->name;
+        lens[i] = b->used_length;
+        w->base[i] = off;
+        off = round_up(off + b->used_length, 1u << 20);
+    }
+    guest_layout_in li = {w->machine, w->in->ci.xml, n, names, lens, NULL, true};
+    rc = guest_layout(&li, w->fixed, err);
+    if (rc == 0)
+        w->laid_out = true;
+out:
+    free(names);
+    free(lens);
+    return rc;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n, uint64_t off, const char *dir,
+                     mrimg_error *err)
+{
+    while (n) {
+        ssize_t k = pwrite(fd, p, n, (off_t)off);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return err_sys(err, k < 0 ? errno : ENOSPC, "cannot write the scratch file in %s",
+                           dir);
+        p += k;
+        n -= (size_t)k;
+        off += (uint64_t)k;
+    }
+    return 0;
+}
+
+/* Bytes [s, e) of the current block (within the data of this callback):
+ * to the output where the fixed map places them, the rest parked. */
 static int put(void *ctx, uint64_t k0, uint64_t k1, mrimg_error *err)
 {
     pw *w = ctx;
     uint64_t s = (w->first + k0) * w->ps, e = (w->first + k1) * w->ps;
-    for (unsigned i = 0; i < w->m->nranges; i++) {
-        const mrimg_mem_range *r = &w->m->ranges[i];
-        if (r->block != w->block || r->offset >= e || r->offset + r->length <= s)
+    const uint8_t *d0 = w->data - w->first * w->ps; /* block byte 0 */
+    uint64_t at = s;
+    const mrimg_memmap *f = w->fixed;
+    /* fixed ranges are sorted by gpa and, for one block, by offset too */
+    for (unsigned i = 0; i < f->nranges && at < e; i++) {
+        const mrimg_mem_range *r = &f->ranges[i];
+        if (r->block != w->block || r->offset + r->length <= at || r->offset >= e)
             continue;
-        uint64_t a = MRIMG_MAX(s, r->offset), b = MRIMG_MIN(e, r->offset + r->length);
-        int rc = sink_pwrite(&w->sink, w->data + (a - (w->first * w->ps)), (size_t)(b - a),
-                             r->gpa + (a - r->offset), err);
+        uint64_t a = MRIMG_MAX(at, r->offset), b = MRIMG_MIN(e, r->offset + r->length);
+        int rc = 0;
+        if (a > at)
+            rc = write_all(w->scratch, d0 + at, (size_t)(a - at), w->base[w->block] + at,
+                           w->scratch_dir, err);
+        if (rc == 0)
+            rc = sink_pwrite(&w->sink, d0 + a, (size_t)(b - a), r->gpa + (a - r->offset), err);
         if (rc < 0)
             return rc;
+        at = b;
     }
+    if (at < e)
+        return write_all(w->scratch, d0 + at, (size_t)(e - at), w->base[w->block] + at,
+                         w->scratch_dir, err);
     return 0;
 }
 
@@ -51,8 +155,18 @@ static int walk_cb(void *opaque, unsigned block, uint64_t first, uint64_t n, con
     pw *w = opaque;
     if (block == MRIMG_WALK_RESTART) {
         w->st->pages_data = w->st->pages_zero = 0;
+        if (ftruncate(w->scratch, 0) != 0)
+            return err_sys(err, errno, "cannot truncate the scratch file in %s",
+                           w->scratch_dir);
         return sink_truncate(&w->sink, 0, err);
     }
+    if (!w->laid_out) {
+        int rc = layout(w, err);
+        if (rc < 0)
+            return rc;
+    }
+    if (block >= w->nblocks)
+        return err_set(err, MRIMG_ERR_FORMAT, MRIMG_OFF_NONE, 0, "page of unknown block %u", block);
     if (!data) {
         w->st->pages_zero += n;
         return 0;
@@ -63,26 +177,152 @@ static int walk_cb(void *opaque, unsigned block, uint64_t first, uint64_t n, con
     return gout_runs(data, n, w->ps, w->st, put, w, err);
 }
 
-int cv_phys(mrimg_image *in, const mrimg_memmap *m, const char *out_path,
-            const mrimg_convert_opts *o, mrimg_convert_stats *st, mrimg_progress_fn progress,
-            void *pctx, mrimg_error *err)
+/* Whether block bytes [off, off+len) of block b were written by the walk
+ * (the fixed map holds them, at the same place as the full map). */
+static bool fixed_at(const mrimg_memmap *f, unsigned b, uint64_t gpa, uint64_t off, uint64_t len)
 {
+    for (unsigned i = 0; i < f->nranges; i++) {
+        const mrimg_mem_range *r = &f->ranges[i];
+        if (r->block == b && off >= r->offset && off - r->offset < r->length &&
+            len <= r->length - (off - r->offset) &&
+            r->gpa + (off - r->offset) == gpa)
+            return true;
+    }
+    return false;
+}
+
+/* Every range of the fixed map inside the full map m, at the same place
+ * (guest_layout guarantees it; checked, as the pages are already written). */
+static int check_fixed(const pw *w, const mrimg_memmap *m, mrimg_error *err)
+{
+    for (unsigned i = 0; i < w->fixed->nranges; i++) {
+        const mrimg_mem_range *f = &w->fixed->ranges[i];
+        if (!fixed_at(m, f->block, f->gpa, f->offset, f->length))
+            return err_set(err, MRIMG_ERR_FORMAT, MRIMG_OFF_NONE, 0,
+                           "machine RAM at 0x%llx: the memory map made from the device state "
+                           "does not place it where the block list alone did",
+                           (unsigned long long)f->gpa);
+    }
+    return 0;
+}
+
+/* Copy the parked part of range r (everything not fixed) from the
+ * scratch file to its guest-physical place, non-zero pages only. */
+static int copy_parked(pw *w, const mrimg_mem_range *r, uint8_t *buf, mrimg_error *err)
+{
+    uint64_t pos = 0;
+    while (pos < r->length) {
+        size_t n = (size_t)MRIMG_MIN((uint64_t)COPY_CHUNK, r->length - pos);
+        uint64_t off = r->offset + pos;
+        /* a piece is fixed as a whole or not at all: the fixed ranges are
+         * ranges of the full map, merged no further than it */
+        if (w->fixed && fixed_at(w->fixed, r->block, r->gpa + pos, off, n)) {
+            pos += n;
+            continue;
+        }
+        uint64_t src = w->base[r->block] + off;
+        off_t d = lseek(w->scratch, (off_t)src, SEEK_DATA);
+        if (d < 0 || (uint64_t)d >= src + n) {
+            /* a hole (or no extent map): read it anyway unless it is past the end */
+            if (d < 0 && errno != ENXIO)
+                d = (off_t)src;
+            else {
+                pos += n;
+                continue;
+            }
+        }
+        size_t got = 0;
+        memset(buf, 0, n);
+        while (got < n) {
+            ssize_t k = pread(w->scratch, buf + got, n - got, (off_t)(src + got));
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k < 0)
+                return err_sys(err, errno, "cannot read the scratch file in %s", w->scratch_dir);
+            if (k == 0)
+                break;
+            got += (size_t)k;
+        }
+        /* non-zero page runs */
+        uint64_t ps = w->ps, np = (n + ps - 1) / ps;
+        uint64_t k = 0;
+        while (k < np) {
+            while (k < np && mem_is_zero(buf + k * ps, (size_t)MRIMG_MIN(ps, n - k * ps)))
+                k++;
+            uint64_t s = k;
+            while (k < np && !mem_is_zero(buf + k * ps, (size_t)MRIMG_MIN(ps, n - k * ps)))
+                k++;
+            if (k > s) {
+                size_t len = (size_t)(MRIMG_MIN(k * ps, (uint64_t)n) - s * ps);
+                int rc = sink_pwrite(&w->sink, buf + s * ps, len, r->gpa + pos + s * ps, err);
+                if (rc < 0)
+                    return rc;
+            }
+        }
+        pos += n;
+    }
+    return 0;
+}
+
+int cv_phys(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
+            mrimg_convert_stats *st, mrimg_progress_fn progress, void *pctx, mrimg_error *err)
+{
+    /* a machine without a known layout is refused before the long walk */
+    sp_config cfg;
+    int rc = img_peek_config(in, &cfg, err);
+    if (rc < 0)
+        return rc;
+    bool gig;
+    if (!guest_machine_family(cfg.machine, &gig))
+        return err_set(err, MRIMG_ERR_UNSUPPORTED, MRIMG_OFF_NONE, 0,
+                       "machine type \"%s\": only the PC machines (q35, i440fx) have a known "
+                       "guest-physical layout",
+                       cfg.machine[0] ? cfg.machine : "(none in the stream)");
     pw w;
     memset(&w, 0, sizeof(w));
     w.in = in;
     w.st = st;
-    w.m = m;
+    w.machine = cfg.machine;
+    w.scratch = -1;
     w.ps = in->si.target_page_size ? in->si.target_page_size : 4096;
-    uint64_t size = 0;
-    for (unsigned i = 0; i < m->nranges; i++)
-        size = MRIMG_MAX(size, m->ranges[i].gpa + m->ranges[i].length);
-    int rc = sink_create(&w.sink, out_path, o->force ? SINK_FORCE : 0, err);
+    rc = scratch_open(&w, err);
     if (rc < 0)
         return rc;
+    rc = sink_create(&w.sink, out_path, o->force ? SINK_FORCE : 0, err);
+    if (rc < 0) {
+        close(w.scratch);
+        return rc;
+    }
+    guest_tail t;
+    guest_tail_attach(&t, in);
     rc = mrimg_ram_walk(in, walk_cb, &w, progress, pctx, err);
+    guest_tail_detach(&t);
+    if (rc == 0 && !w.laid_out)
+        rc = layout(&w, err); /* no page at all */
+    if (rc == 0)
+        rc = guest_tail_finish(&t, err);
+    mrimg_memmap *m = NULL;
+    if (rc == 0)
+        rc = guest_memmap_from_tail(in, &t, &m, err);
+    if (rc == 0)
+        rc = check_fixed(&w, m, err);
+    uint8_t *buf = rc == 0 ? malloc(COPY_CHUNK) : NULL;
+    if (rc == 0 && !buf)
+        rc = err_nomem(err);
+    uint64_t size = 0;
+    for (unsigned i = 0; rc == 0 && i < m->nranges; i++) {
+        size = MRIMG_MAX(size, m->ranges[i].gpa + m->ranges[i].length);
+        rc = copy_parked(&w, &m->ranges[i], buf, err);
+    }
     if (rc == 0)
         rc = gout_commit(&w.sink, size, st, err);
     if (rc < 0)
         sink_abort(&w.sink);
+    free(buf);
+    mrimg_memory_map_free(m);
+    mrimg_memory_map_free(w.fixed);
+    guest_tail_free(&t);
+    free(w.base);
+    close(w.scratch);
     return rc;
 }

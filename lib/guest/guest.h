@@ -83,6 +83,10 @@ typedef struct guest_layout_in {
     const char *const *names;         /* block names */
     const uint64_t *lengths;          /* used_length of each block */
     const guest_devinfo *dev;         /* may be NULL: device state unknown */
+    bool machine_ram_only;            /* only the machine RAM every device state
+                                       * maps alike (dev ignored): RAM below
+                                       * 0xa0000, from 1 MiB to below_4g, and
+                                       * above 4 GiB; a subset of the full map */
 } guest_layout_in;
 
 MRIMG_INTERNAL int guest_layout(const guest_layout_in *in, mrimg_memmap *m,

@@ -508,7 +508,8 @@ int guest_layout(const guest_layout_in *in, mrimg_memmap *m, mrimg_error *err)
                        "guest-physical layout",
                        in->machine[0] ? in->machine : "(none in the stream)");
     m->family = fam == GUEST_PC_Q35 ? "q35" : "i440fx";
-    const guest_devinfo *dev = in->dev && in->dev->decoded ? in->dev : NULL;
+    const guest_devinfo *dev =
+        !in->machine_ram_only && in->dev && in->dev->decoded ? in->dev : NULL;
     m->devices_decoded = dev != NULL;
 
     mb b = {m, 0, in, NULL, NULL, 0, {0}};
@@ -527,7 +528,14 @@ int guest_layout(const guest_layout_in *in, mrimg_memmap *m, mrimg_error *err)
     guest_pc_split(fam, m->ram_size, xml_max_ram_below_4g(in->xml), gig, &m->below_4g,
                    &m->above_4g);
     int rom = find_block(in, "pc.rom"), bios = find_block(in, "pc.bios");
+    if (in->machine_ram_only)
+        rom = bios = -1;
     rc = place_machine(&b, fam, dev, rom, bios, err);
+    if (in->machine_ram_only) {
+        if (rc == 0)
+            rc = finish(&b, err);
+        goto out;
+    }
 
     /* the other blocks: devices' RAM and ROMs, DIMM backends */
     bool *mine = calloc(in->nblocks ? in->nblocks : 1, sizeof(*mine));
@@ -583,7 +591,7 @@ int guest_memmap_from_tail(mrimg_image *img, const guest_tail *t, mrimg_memmap *
         names[i] = img->blocks[i].info.name;
         lens[i] = img->blocks[i].info.used_length;
     }
-    guest_layout_in in = {img->si.machine, img->ci.xml, n, names, lens, &di};
+    guest_layout_in in = {img->si.machine, img->ci.xml, n, names, lens, &di, false};
     rc = guest_layout(&in, m, err);
 out:
     if (rc < 0) {
