@@ -272,12 +272,9 @@ int cv_phys(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
     int rc = img_peek_config(in, &cfg, err);
     if (rc < 0)
         return rc;
-    bool gig;
-    if (!guest_machine_family(cfg.machine, &gig))
-        return err_set(err, MRIMG_ERR_UNSUPPORTED, MRIMG_OFF_NONE, 0,
-                       "machine type \"%s\": only the PC machines (q35, i440fx) have a known "
-                       "guest-physical layout",
-                       cfg.machine[0] ? cfg.machine : "(none in the stream)");
+    rc = guest_machine_check(cfg.machine, err);
+    if (rc < 0)
+        return rc;
     pw w;
     memset(&w, 0, sizeof(w));
     w.in = in;

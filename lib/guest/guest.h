@@ -74,6 +74,10 @@ MRIMG_INTERNAL void guest_pc_split(int family, uint64_t ram_size, uint64_t max_b
  * name ("pc-q35-10.0", "pc-i440fx-2.5", "pc-1.7", "q35", "pc"); 0 if not a
  * PC machine. */
 MRIMG_INTERNAL int guest_machine_family(const char *machine, bool *gigabyte_align);
+/* 0 if machine has a known guest-physical layout (a PC machine), else
+ * MRIMG_ERR_UNSUPPORTED with a message naming it: the one refusal used by
+ * the layout and by the outputs that check before their walk. */
+MRIMG_INTERNAL int guest_machine_check(const char *machine, mrimg_error *err);
 
 /* Everything the layout depends on, without an image (unit-testable). */
 typedef struct guest_layout_in {

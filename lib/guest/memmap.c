@@ -497,16 +497,24 @@ static int finish(mb *b, mrimg_error *err)
     return 0;
 }
 
+int guest_machine_check(const char *machine, mrimg_error *err)
+{
+    bool gig;
+    if (guest_machine_family(machine, &gig))
+        return 0;
+    return err_set(err, MRIMG_ERR_UNSUPPORTED, MRIMG_OFF_NONE, 0,
+                   "machine type \"%s\": only the PC machines (q35, i440fx) have a known "
+                   "guest-physical layout",
+                   machine[0] ? machine : "(none in the stream)");
+}
+
 int guest_layout(const guest_layout_in *in, mrimg_memmap *m, mrimg_error *err)
 {
     bool gig;
     int fam = guest_machine_family(in->machine, &gig);
     snprintf(m->machine, sizeof(m->machine), "%s", in->machine);
     if (!fam)
-        return err_set(err, MRIMG_ERR_UNSUPPORTED, MRIMG_OFF_NONE, 0,
-                       "machine type \"%s\": only the PC machines (q35, i440fx) have a known "
-                       "guest-physical layout",
-                       in->machine[0] ? in->machine : "(none in the stream)");
+        return guest_machine_check(in->machine, err);
     m->family = fam == GUEST_PC_Q35 ? "q35" : "i440fx";
     const guest_devinfo *dev =
         !in->machine_ram_only && in->dev && in->dev->decoded ? in->dev : NULL;
