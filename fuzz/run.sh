@@ -33,7 +33,7 @@ WORK=${MRIMG_FUZZ_WORK:-$ROOT/fuzz/corpus-work}
 ART=$WORK/artifacts
 JOBS=${MRIMG_FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
 
-ALL="fuzz_container fuzz_gzip fuzz_bzip2 fuzz_xz fuzz_lzop fuzz_zstd fuzz_stream fuzz_image fuzz_roundtrip fuzz_xml fuzz_json fuzz_devices"
+ALL="fuzz_container fuzz_gzip fuzz_bzip2 fuzz_xz fuzz_lzop fuzz_zstd fuzz_stream fuzz_image fuzz_roundtrip fuzz_xml fuzz_json fuzz_devices fuzz_cpu"
 TARGETS=${*:-$ALL}
 
 # -max_len per target: large enough for the seeds (a shrunk image with
@@ -41,7 +41,7 @@ TARGETS=${*:-$ALL}
 # buffers (codecs: 68 KiB, stream: 72 KiB), small enough to mutate quickly
 max_len() {
     case $1 in
-        fuzz_stream|fuzz_image|fuzz_devices) echo 262144 ;;
+        fuzz_stream|fuzz_image|fuzz_devices|fuzz_cpu) echo 262144 ;;
         fuzz_roundtrip) echo 4096 ;;
         fuzz_xml) echo 65536 ;;
         *) echo 131072 ;;
