@@ -421,6 +421,73 @@ static void test_bzip2_chunk_boundary(void **state)
     free(data);
 }
 
+/* Decode p[0, n) with codec c (it must fail with MRIMG_ERR_FORMAT) and
+ * ask the codec's dec_recheck about that error. */
+static int recheck(const mrimg_codec *c, const void *p, size_t n, mrimg_error *why)
+{
+    mrimg_error e, err;
+    assert_int_equal(decode(c, p, n, 65536, NULL, 0, NULL, &e), MRIMG_ERR_FORMAT);
+    mrimg_source src;
+    assert_int_equal(src_open(&src, put_file(p, n), &err), 0);
+    int r = dec_recheck(c, &src, 0, src.size, &e, why, &err);
+    assert_true(r >= 0);
+    /* an error that is not "corrupt" is never looked at again, nor one of a
+     * codec without the hook */
+    mrimg_error t = e;
+    t.code = MRIMG_ERR_TRUNCATED;
+    assert_int_equal(dec_recheck(c, &src, 0, src.size, &t, why, &err), 0);
+    assert_int_equal(dec_recheck(NULL, &src, 0, src.size, &e, why, &err), 0);
+    src_close(&src);
+    return r;
+}
+
+/* bzip2 and xz: a damaged stored checksum vs damaged data, told apart by
+ * the codec's dec_recheck (1 vs 0); the other codecs have no hook (their
+ * decoders already say MRIMG_ERR_CHECKSUM). */
+static void test_dec_recheck(void **state)
+{
+    (void)state;
+    fill_payload();
+    mrimg_error why;
+    assert_null(codec_gzip.dec_recheck);
+    assert_null(codec_zstd.dec_recheck);
+    assert_null(codec_lzop.dec_recheck);
+    assert_null(codec_raw.dec_recheck);
+
+    /* bzip2, one block: "BZh9", the 48-bit block magic, the block CRC */
+    static uint8_t bz[120000];
+    unsigned bzn = sizeof(bz);
+    assert_int_equal(BZ2_bzBuffToBuffCompress((char *)bz, &bzn, (char *)payload,
+                                              sizeof(payload), 9, 0, 0),
+                     BZ_OK);
+    assert_memory_equal(bz + 4, "\x31\x41\x59\x26\x53\x59", 6);
+    bz[11] ^= 0x5a;
+    assert_int_equal(recheck(&codec_bzip2, bz, bzn, &why), 1);
+    assert_int_equal(why.code, MRIMG_ERR_CHECKSUM);
+    assert_int_equal(why.offset_kind, MRIMG_OFF_FILE);
+    assert_int_equal(why.offset, 0);
+    assert_non_null(strstr(why.message, "a bzip2 CRC does not match"));
+    bz[11] ^= 0x5a;
+    bz[bzn / 2] ^= 0x5a;
+    assert_int_equal(recheck(&codec_bzip2, bz, bzn, &why), 0);
+
+    /* xz, one block with a CRC64: its last byte is right before the index */
+    static uint8_t xz[120000];
+    size_t xzn = 0;
+    assert_int_equal(lzma_easy_buffer_encode(6, LZMA_CHECK_CRC64, NULL, payload, sizeof(payload),
+                                             xz, &xzn, sizeof(xz)),
+                     LZMA_OK);
+    uint32_t backward = rd_le32(xz + xzn - 8);
+    size_t index_at = xzn - 12 - ((size_t)backward + 1) * 4;
+    xz[index_at - 1] ^= 0x5a;
+    assert_int_equal(recheck(&codec_xz, xz, xzn, &why), 1);
+    assert_int_equal(why.code, MRIMG_ERR_CHECKSUM);
+    assert_non_null(strstr(why.message, "an xz integrity check does not match"));
+    xz[index_at - 1] ^= 0x5a;
+    xz[xzn / 2] ^= 0x5a;
+    assert_int_equal(recheck(&codec_xz, xz, xzn, &why), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -435,6 +502,7 @@ int main(void)
         cmocka_unit_test(test_gzip_header_cut),
         cmocka_unit_test(test_huge_read),
         cmocka_unit_test(test_format_names),
+        cmocka_unit_test(test_dec_recheck),
         cmocka_unit_test(test_bzip2_chunk_boundary),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -1028,6 +1028,30 @@ static uint64_t varint(const uint8_t *p, size_t *i)
     return v;
 }
 
+/* The file offset of the last byte of the first xz block's check, found
+ * through the index. */
+static uint64_t xz_first_check(const char *p)
+{
+    uint64_t pay = payload_of(p), size = fsize(p);
+    uint8_t ft[12];
+    peek(p, size - 12, ft, 12);
+    assert_memory_equal(ft + 10, "YZ", 2);
+    uint32_t bsz = ft[4] | ft[5] << 8 | ft[6] << 16 | (uint32_t)ft[7] << 24;
+    uint64_t isz = ((uint64_t)bsz + 1) * 4;
+    int ck = ft[9] & 15;
+    size_t cks = ck == 0 ? 0 : ck == 1 ? 4 : ck == 4 ? 8 : 32;
+    assert_true(cks > 0);
+    uint8_t *ix = malloc(isz);
+    peek(p, size - 12 - isz, ix, isz);
+    assert_int_equal(ix[0], 0);
+    size_t i = 1;
+    uint64_t nrec = varint(ix, &i);
+    assert_true(nrec >= 1);
+    uint64_t unpadded = varint(ix, &i);
+    free(ix);
+    return pay + 12 + unpadded - 1;
+}
+
 static void test_corrupt_codecs(void **state)
 {
     (void)state;
@@ -1076,25 +1100,7 @@ static void test_corrupt_codecs(void **state)
     p = copy_fixture("libvirt/xz.sav");
     pay = payload_of(p);
     size = fsize(p);
-    {
-        uint8_t ft[12];
-        peek(p, size - 12, ft, 12);
-        assert_memory_equal(ft + 10, "YZ", 2);
-        uint32_t bsz = ft[4] | ft[5] << 8 | ft[6] << 16 | (uint32_t)ft[7] << 24;
-        uint64_t isz = ((uint64_t)bsz + 1) * 4;
-        int ck = ft[9] & 15;
-        size_t cks = ck == 0 ? 0 : ck == 1 ? 4 : ck == 4 ? 8 : 32;
-        assert_true(cks > 0);
-        uint8_t *ix = malloc(isz);
-        peek(p, size - 12 - isz, ix, isz);
-        assert_int_equal(ix[0], 0);
-        size_t i = 1;
-        uint64_t nrec = varint(ix, &i);
-        assert_true(nrec >= 1);
-        uint64_t unpadded = varint(ix, &i);
-        free(ix);
-        flip(p, pay + 12 + unpadded - 1);
-    }
+    flip(p, xz_first_check(p));
     expect_error(p, "payload.checksum", "xz block check");
     p = copy_fixture("libvirt/xz.sav");
     append(p, "trailing", 8);
@@ -1136,6 +1142,77 @@ static void test_corrupt_codecs(void **state)
     p = copy_fixture("libvirt/lzop.sav");
     cut(p, fsize(p) / 2);
     expect_error(p, "payload.truncated", "lzop cut");
+}
+
+#define ANY_OFFSET UINT64_MAX
+
+/* The one problem of the payload at path: check, file offset (ANY_OFFSET:
+ * any in the payload) and message. */
+static void expect_payload(const char *path, const char *check, uint64_t off, const char *msg)
+{
+    mrimg_verify_result *r = verify(path);
+    unsigned found = 0;
+    for (unsigned i = 0; i < r->nproblems; i++) {
+        const mrimg_problem *q = &r->problems[i];
+        if (strncmp(q->check, "payload.", 8))
+            continue;
+        found++;
+        if (strcmp(q->check, check) || q->offset_kind != MRIMG_OFF_FILE ||
+            (off == ANY_OFFSET ? q->offset < payload_of(path) : q->offset != off) ||
+            strcmp(q->message, msg)) {
+            dump(check, r);
+            fail();
+        }
+    }
+    if (found != 1)
+        dump(check, r);
+    assert_int_equal(found, 1);
+    mrimg_verify_free(r);
+}
+
+/* bzip2 and xz report a wrong stored checksum and corrupt data alike; the
+ * codec's dec_recheck tells them apart (payload.checksum vs payload.decode),
+ * and the verifier words neither itself. */
+static void test_codec_recheck(void **state)
+{
+    (void)state;
+    const char *p;
+    uint64_t pay;
+
+    /* bzip2: the first block CRC (after "BZh9" and the block magic) ... */
+    p = copy_fixture("libvirt/bzip2.sav");
+    pay = payload_of(p);
+    flip(p, pay + 11);
+    expect_payload(p, "payload.checksum", pay,
+                   "a bzip2 CRC does not match: the block CRCs stored in the bzip2 stream "
+                   "starting here do not combine to its stream CRC (a stored CRC is damaged)");
+    /* ... vs a byte of its compressed data: the stored CRCs still agree */
+    p = copy_fixture("libvirt/bzip2.sav");
+    flip(p, pay + 5000);
+    char want[256];
+    snprintf(want, sizeof(want),
+             "bzip2 data integrity error in the stream at file offset %llu (a block or stream "
+             "CRC does not match, or the data is corrupt)",
+             (unsigned long long)pay);
+    expect_payload(p, "payload.decode", ANY_OFFSET, want);
+
+    /* xz: the check of the first block, reported where the decoder stopped:
+     * the end of the block, padded to 4 bytes from the stream start ... */
+    p = copy_fixture("libvirt/xz.sav");
+    pay = payload_of(p);
+    uint64_t ck = xz_first_check(p);
+    flip(p, ck);
+    expect_payload(p, "payload.checksum", pay + ((ck + 1 - pay + 3) & ~3ull),
+                   "an xz integrity check does not match (the data decodes with the checks "
+                   "ignored)");
+    /* ... vs a byte of its compressed data */
+    p = copy_fixture("libvirt/xz.sav");
+    flip(p, pay + 5000);
+    snprintf(want, sizeof(want),
+             "in the xz stream at file offset %llu: compressed data is corrupt or an integrity "
+             "check failed",
+             (unsigned long long)pay);
+    expect_payload(p, "payload.decode", ANY_OFFSET, want);
 }
 
 /* Damage every 4099th byte region of a small image, one at a time: never a
@@ -1343,6 +1420,7 @@ int main(void)
         cmocka_unit_test(test_truncations_mapped),
         cmocka_unit_test(test_corrupt_mapped),
         cmocka_unit_test(test_corrupt_codecs),
+        cmocka_unit_test(test_codec_recheck),
         cmocka_unit_test(test_no_crash_sweep),
         cmocka_unit_test(test_problem_cap),
         cmocka_unit_test(test_judgement),

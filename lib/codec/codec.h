@@ -23,10 +23,6 @@ typedef struct mrimg_codec mrimg_codec;
 #define CODEC_IN_BUF (4u << 20)
 #endif
 
-/* The xz decoder's memory limit (1 GiB: every xz preset fits); anything
- * else that decodes xz (the verifier's re-check) uses the same cap. */
-#define XZ_MEMLIMIT (1ull << 30)
-
 /* What follows the last complete member/stream/frame of a payload, and
  * whether the stock tool, run as libvirt runs it (`tool -dc`, lzop with
  * --ignore-warn), would still exit with status 0. */
@@ -84,6 +80,16 @@ struct mrimg_codec {
     ssize_t (*dec_read)(mrimg_decoder *d, void *buf, size_t cap, mrimg_error *err);
     void (*dec_free)(mrimg_decoder *d);
 
+    /* Checksum or corrupt data?  For codecs whose library reports a wrong
+     * stored checksum and corrupt data alike (MRIMG_ERR_FORMAT): the payload
+     * [start, end) of src is read once more, in bounded memory, after a
+     * decode failed with *e.  1: the data is sound and only a checksum
+     * fails (*why: MRIMG_ERR_CHECKSUM, naming where); 0: the data itself is
+     * corrupt (or it cannot be told); <0: an error (*err).  NULL when the
+     * decoder's errors already tell the two apart (MRIMG_ERR_CHECKSUM). */
+    int (*dec_recheck)(mrimg_source *src, uint64_t start, uint64_t end, const mrimg_error *e,
+                       mrimg_error *why, mrimg_error *err);
+
     /* Encoder.  e->out, e->level (resolved), e->threads (resolved) set. */
     int (*enc_init)(mrimg_encoder *e, mrimg_error *err);
     int (*enc_write)(mrimg_encoder *e, const void *buf, size_t len, mrimg_error *err);
@@ -103,6 +109,12 @@ MRIMG_INTERNAL int dec_open(mrimg_decoder *d, const mrimg_codec *c, mrimg_source
 /* Read until buf is full or the payload ends; returns bytes (0 at end). */
 MRIMG_INTERNAL ssize_t dec_read(mrimg_decoder *d, void *buf, size_t cap, mrimg_error *err);
 MRIMG_INTERNAL void dec_close(mrimg_decoder *d);
+/* c's dec_recheck of a failed decode (*e): 1 a checksum fails (*why set),
+ * 0 corrupt data, not MRIMG_ERR_FORMAT, or a codec without the hook (c may
+ * be NULL), <0 error. */
+MRIMG_INTERNAL int dec_recheck(const mrimg_codec *c, mrimg_source *src, uint64_t start,
+                               uint64_t end, const mrimg_error *e, mrimg_error *why,
+                               mrimg_error *err);
 
 MRIMG_INTERNAL int enc_open(mrimg_encoder *e, const mrimg_codec *c, mrimg_sink *out,
                             const mrimg_enc_opts *o, mrimg_error *err);

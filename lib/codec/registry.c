@@ -121,6 +121,14 @@ void dec_close(mrimg_decoder *d)
     d->codec = NULL;
 }
 
+int dec_recheck(const mrimg_codec *c, mrimg_source *src, uint64_t start, uint64_t end,
+                const mrimg_error *e, mrimg_error *why, mrimg_error *err)
+{
+    if (!c || !c->dec_recheck || e->code != MRIMG_ERR_FORMAT)
+        return 0;
+    return c->dec_recheck(src, start, end, e, why, err);
+}
+
 int enc_open(mrimg_encoder *e, const mrimg_codec *c, mrimg_sink *out, const mrimg_enc_opts *o,
              mrimg_error *err)
 {

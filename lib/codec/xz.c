@@ -50,6 +50,9 @@
 
 #include "codec.h"
 
+/* The decoder's memory limit (1 GiB: every xz preset fits); the re-check
+ * of a failed decode uses the same cap. */
+#define XZ_MEMLIMIT (1ull << 30)
 #define XZ_MEMLIMIT_THREADING (512ull << 20)
 #define XZ_OUT_BUF (1u << 20)
 
@@ -380,6 +383,72 @@ static int xz_enc_finish(mrimg_encoder *e, mrimg_error *err)
     return xz_code(e, x, LZMA_FINISH, err);
 }
 
+/* ---- checksum or corrupt data ------------------------------------------ */
+
+/* liblzma reports a failed integrity check and corrupt data alike; decoding
+ * again with the checks ignored tells them apart.  1: the data decodes
+ * (so a check failed), 0: it does not, <0 error. */
+static int xz_decodes_without_checks(mrimg_source *src, uint64_t start, uint64_t end,
+                                     mrimg_error *err)
+{
+    enum { IN = 1u << 20, OUT = 4u << 20 };
+    lzma_stream z = LZMA_STREAM_INIT;
+    /* the decoder's own memory cap: a header asking for more is not worth
+     * a second look */
+    if (lzma_stream_decoder(&z, XZ_MEMLIMIT, LZMA_CONCATENATED | LZMA_IGNORE_CHECK) != LZMA_OK)
+        return err_set(err, MRIMG_ERR_NOMEM, MRIMG_OFF_NONE, 0, "liblzma initialisation failed");
+    uint8_t *in = xmalloc(IN, err), *out = in ? xmalloc(OUT, err) : NULL;
+    int result = 0;
+    if (!in || !out) {
+        result = MRIMG_ERR_NOMEM;
+        goto done;
+    }
+    uint64_t off = start;
+    uint64_t streams_out = 0;
+    for (;;) {
+        if (z.avail_in == 0 && off < end) {
+            size_t n = (size_t)MRIMG_MIN((uint64_t)IN, end - off);
+            int rc = src_pread(src, in, n, off, "xz payload", err);
+            if (rc < 0) {
+                result = rc;
+                goto done;
+            }
+            z.next_in = in;
+            z.avail_in = n;
+            off += n;
+        }
+        z.next_out = out;
+        z.avail_out = OUT;
+        lzma_ret r = lzma_code(&z, off >= end && z.avail_in == 0 ? LZMA_FINISH : LZMA_RUN);
+        streams_out += OUT - z.avail_out;
+        if (r == LZMA_STREAM_END) {
+            result = 1;
+            break;
+        }
+        if (r == LZMA_OK)
+            continue;
+        /* garbage after at least some decoded data is trailing data */
+        result = (r == LZMA_FORMAT_ERROR && streams_out > 0) ? 1 : 0;
+        break;
+    }
+done:
+    lzma_end(&z);
+    free(in);
+    free(out);
+    return result;
+}
+
+static int xz_dec_recheck(mrimg_source *src, uint64_t start, uint64_t end, const mrimg_error *e,
+                          mrimg_error *why, mrimg_error *err)
+{
+    int r = xz_decodes_without_checks(src, start, end, err);
+    if (r == 1)
+        err_set(why, MRIMG_ERR_CHECKSUM, e->offset_kind, e->offset,
+                "an xz integrity check does not match (the data decodes with the checks "
+                "ignored)");
+    return r;
+}
+
 const mrimg_codec codec_xz = {
     .name = "xz",
     .format = MRIMG_FORMAT_XZ,
@@ -392,6 +461,7 @@ const mrimg_codec codec_xz = {
     .dec_init = xz_dec_init,
     .dec_read = xz_dec_read,
     .dec_free = xz_dec_free,
+    .dec_recheck = xz_dec_recheck,
     .enc_init = xz_enc_init,
     .enc_write = xz_enc_write,
     .enc_finish = xz_enc_finish,

@@ -13,8 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include <lzma.h>
-
 #include "vfy.h"
 
 /* ---- the check table ------------------------------------------------------ */
@@ -479,121 +477,6 @@ static int check_container(vf *v, mrimg_error *err)
 
 /* ---- decoder error classification ---------------------------------------------- */
 
-/* bzip2 cannot tell a CRC mismatch from corrupt data; the stored CRCs can
- * be checked against each other: the stream CRC is the fold of the block
- * CRCs.  Returns 1 when a stored CRC is inconsistent (*at: the stream's
- * file offset), 0 when they agree, <0 on error. */
-static int bzip2_crcs_inconsistent(mrimg_source *src, uint64_t start, uint64_t end, uint64_t *at,
-                                   mrimg_error *err)
-{
-    enum { BUF = 1u << 20 };
-    uint8_t *b = xmalloc(BUF, err);
-    if (!b)
-        return MRIMG_ERR_NOMEM;
-    const uint64_t BLK = 0x314159265359ull, EOS = 0x177245385090ull, M48 = (1ull << 48) - 1;
-    uint64_t sh = 0, bits = 0, stream_at = start;
-    uint32_t comb = 0;
-    int want = 0;          /* 32-bit field to read after a magic: 1 block CRC, 2 stream CRC */
-    unsigned got = 0;
-    uint32_t field = 0;
-    int result = 0;
-    for (uint64_t off = start; off < end && result == 0;) {
-        size_t n = (size_t)MRIMG_MIN((uint64_t)BUF, end - off);
-        int rc = src_pread(src, b, n, off, "bzip2 payload", err);
-        if (rc < 0) {
-            free(b);
-            return rc;
-        }
-        for (size_t i = 0; i < n && result == 0; i++) {
-            for (int k = 7; k >= 0; k--) {
-                unsigned bit = (b[i] >> k) & 1;
-                bits++;
-                if (want) {
-                    field = field << 1 | bit;
-                    if (++got == 32) {
-                        if (want == 1) {
-                            comb = ((comb << 1) | (comb >> 31)) ^ field;
-                        } else {
-                            if (field != comb) {
-                                *at = stream_at;
-                                result = 1;
-                                break;
-                            }
-                            comb = 0;
-                            stream_at = off + i + 1;
-                        }
-                        want = 0;
-                        sh = 0;
-                    }
-                    continue;
-                }
-                sh = ((sh << 1) | bit) & M48;
-                if (bits >= 48 && (sh == BLK || sh == EOS)) {
-                    want = sh == BLK ? 1 : 2;
-                    got = 0;
-                    field = 0;
-                }
-            }
-        }
-        off += n;
-    }
-    free(b);
-    return result;
-}
-
-/* xz reports a failed integrity check and corrupt data alike; decoding
- * again with the checks ignored tells them apart.  1: the data decodes
- * (so a check failed), 0: it does not, <0 error. */
-static int xz_decodes_without_checks(mrimg_source *src, uint64_t start, uint64_t end,
-                                     mrimg_error *err)
-{
-    enum { IN = 1u << 20, OUT = 4u << 20 };
-    lzma_stream z = LZMA_STREAM_INIT;
-    /* the decoder's own memory cap: a header asking for more is not worth
-     * a second look */
-    if (lzma_stream_decoder(&z, XZ_MEMLIMIT, LZMA_CONCATENATED | LZMA_IGNORE_CHECK) != LZMA_OK)
-        return err_set(err, MRIMG_ERR_NOMEM, MRIMG_OFF_NONE, 0, "liblzma initialisation failed");
-    uint8_t *in = xmalloc(IN, err), *out = in ? xmalloc(OUT, err) : NULL;
-    int result = 0;
-    if (!in || !out) {
-        result = MRIMG_ERR_NOMEM;
-        goto done;
-    }
-    uint64_t off = start;
-    uint64_t streams_out = 0;
-    for (;;) {
-        if (z.avail_in == 0 && off < end) {
-            size_t n = (size_t)MRIMG_MIN((uint64_t)IN, end - off);
-            int rc = src_pread(src, in, n, off, "xz payload", err);
-            if (rc < 0) {
-                result = rc;
-                goto done;
-            }
-            z.next_in = in;
-            z.avail_in = n;
-            off += n;
-        }
-        z.next_out = out;
-        z.avail_out = OUT;
-        lzma_ret r = lzma_code(&z, off >= end && z.avail_in == 0 ? LZMA_FINISH : LZMA_RUN);
-        streams_out += OUT - z.avail_out;
-        if (r == LZMA_STREAM_END) {
-            result = 1;
-            break;
-        }
-        if (r == LZMA_OK)
-            continue;
-        /* garbage after at least some decoded data is trailing data */
-        result = (r == LZMA_FORMAT_ERROR && streams_out > 0) ? 1 : 0;
-        break;
-    }
-done:
-    lzma_end(&z);
-    free(in);
-    free(out);
-    return result;
-}
-
 static bool fatal_code(int rc)
 {
     return rc == MRIMG_ERR_IO || rc == MRIMG_ERR_NOMEM || rc == MRIMG_ERR_INTERRUPTED ||
@@ -610,27 +493,15 @@ static int payload_problem(vf *v, const mrimg_error *e, mrimg_error *err)
     } else if (e->code == MRIMG_ERR_TRUNCATED) {
         check = "payload.truncated";
     } else if (v->quick) {
-        /* telling a damaged CRC from damaged data takes another pass */
-    } else if (e->code == MRIMG_ERR_FORMAT && v->enc == MRIMG_FORMAT_BZIP2) {
-        uint64_t at = 0;
-        int r = bzip2_crcs_inconsistent(&img->src, img->ci.payload_offset, img->src.size, &at,
-                                        err);
+        /* telling a damaged checksum from damaged data takes another pass */
+    } else {
+        mrimg_error why;
+        int r = dec_recheck(codec_by_format(v->enc), &img->src, img->ci.payload_offset,
+                            img->src.size, e, &why, err);
         if (r < 0)
             return r;
         if (r == 1) {
-            ERR(v, "payload.checksum", FILEOFF, at,
-                "a bzip2 CRC does not match: the block CRCs stored in the bzip2 stream starting "
-                "here do not combine to its stream CRC (a stored CRC is damaged)");
-            return 0;
-        }
-    } else if (e->code == MRIMG_ERR_FORMAT && v->enc == MRIMG_FORMAT_XZ) {
-        int r = xz_decodes_without_checks(&img->src, img->ci.payload_offset, img->src.size, err);
-        if (r < 0)
-            return r;
-        if (r == 1) {
-            vf_add(&v->l, "payload.checksum", MRIMG_SEV_ERROR, e->offset_kind, e->offset,
-                   "an xz integrity check does not match (the data decodes with the checks "
-                   "ignored)");
+            vf_add_err(&v->l, "payload.checksum", MRIMG_SEV_ERROR, &why);
             return 0;
         }
     }
