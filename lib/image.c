@@ -42,7 +42,7 @@ static int probe_bare(mrimg_image *img, mrimg_error *err)
     if (c) {
         /* a bare stream compressed by hand, e.g. `zstd plain.mig` */
         img->codec = c;
-        img->ci.payload_format = c->format;
+        img->ci.payload_format = codec_format(c);
         return 0;
     }
     char hex[64];

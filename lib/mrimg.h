@@ -134,11 +134,14 @@ MRIMG_API void mrimg_error_clear(mrimg_error *err);
 typedef int (*mrimg_progress_fn)(void *opaque, uint64_t done, uint64_t total);
 
 /* ======================================================================
- * Formats
+ * Formats and codecs
  * ====================================================================== */
 
-/* The values are the libvirt on-disk `format` field. */
+/* libvirt's save-image formats: the values are the libvirt on-disk
+ * `format` field.  A format's payload is encoded by a codec (below), except
+ * sparse, whose payload is QEMU's mapped-ram layout of raw pages. */
 typedef enum mrimg_format {
+    MRIMG_FORMAT_NONE = -1,    /* no libvirt format (a codec libvirt lacks) */
     MRIMG_FORMAT_RAW = 0,
     MRIMG_FORMAT_GZIP = 1,
     MRIMG_FORMAT_BZIP2 = 2,
@@ -158,6 +161,45 @@ MRIMG_API int mrimg_format_from_name(const char *name);
  *  tools use); any pointer may be NULL.
  *  @return 0, or -1 if the format takes no level (raw, sparse, unknown). */
 MRIMG_API int mrimg_format_levels(int format, int *min, int *max, int *def);
+
+/* A codec: one encoding of a payload (the migration stream), with a
+ * decoder and an encoder.  Codecs are numbered by an id of their own,
+ * 0, 1, 2, ... with no gaps; new codecs are only ever appended, so an id
+ * keeps its meaning across versions.  The id is not libvirt's format
+ * number: a codec may have no libvirt format, and a libvirt format may have
+ * no codec (sparse).  Lists of formats and levels (a tool's --help) are
+ * meant to be built from this table, never written by hand:
+ *
+ *     const mrimg_codec_desc *d;
+ *     for (int id = 0; (d = mrimg_codec_info(id)) != NULL; id++)
+ *         printf("%s\n", d->name);
+ */
+typedef struct mrimg_codec_desc {
+    const char *name;     /* "gzip": lower case; for a codec with a libvirt
+                           * format, that format's name too */
+    int format;           /* its libvirt format (mrimg_format), or
+                           * MRIMG_FORMAT_NONE */
+    int has_levels;       /* 1 if the encoder takes a compression level */
+    int level_min;        /* with has_levels: the levels the encoder */
+    int level_max;        /*   accepts, [level_min, level_max], and */
+    int level_default;    /*   its default (what libvirt's tools use);
+                           *   all 0 otherwise */
+    int parallel;         /* 1 if the encoder runs on several threads (the
+                           * output is the same for every thread count) */
+    /* fields are only ever appended: the descriptor is the library's */
+} mrimg_codec_desc;
+
+/*! mrimg_codec_info(): the codec with id ID.
+ *  @return a descriptor owned by the library (valid for the life of the
+ *  process, never to be freed), or NULL if there is no codec ID: ids run
+ *  from 0 to the first one that returns NULL. */
+MRIMG_API const mrimg_codec_desc *mrimg_codec_info(int id);
+/*! mrimg_codec_from_name(): the id of the codec NAME (any case); -1 if
+ *  none. */
+MRIMG_API int mrimg_codec_from_name(const char *name);
+/*! mrimg_codec_from_format(): the id of the codec of a libvirt FORMAT's
+ *  payload; -1 if it has none (sparse) or FORMAT is unknown. */
+MRIMG_API int mrimg_codec_from_format(int format);
 
 /* ======================================================================
  * Opening an image

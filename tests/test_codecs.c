@@ -430,6 +430,65 @@ static void test_gzip_encoder_format(void **s)
 
 /* ---- our output through the stock tools --------------------------------- */
 
+/* mrimg_codec_info: every codec once, by id, its name and libvirt format
+ * the same both ways, and its level range exactly what the encoder
+ * accepts: both ends and the default encode and decode back, one past
+ * either end is refused. */
+static void test_codec_info(void **s)
+{
+    (void)s;
+    mrimg_error err;
+    char *p = path_in_dir("info.bin");
+    int n = 0;
+    const mrimg_codec_desc *d;
+    for (int id = 0; (d = mrimg_codec_info(id)) != NULL; id++, n++) {
+        const mrimg_codec *c = codec_by_id(id);
+        assert_non_null(c);
+        assert_string_equal(d->name, c->name);
+        assert_int_equal(mrimg_codec_from_name(d->name), id);
+        assert_int_equal(d->format, codec_format(c));
+        if (d->format != MRIMG_FORMAT_NONE) {
+            assert_string_equal(mrimg_format_name(d->format), d->name);
+            assert_int_equal(mrimg_codec_from_format(d->format), id);
+            assert_ptr_equal(codec_by_format(d->format), c);
+        }
+        if (!d->has_levels) {
+            assert_int_equal(d->level_min | d->level_max | d->level_default, 0);
+            assert_int_equal(mrimg_format_levels(d->format, NULL, NULL, NULL), -1);
+            continue;
+        }
+        int lo, hi, def;
+        assert_int_equal(mrimg_format_levels(d->format, &lo, &hi, &def), 0);
+        assert_true(lo == d->level_min && hi == d->level_max && def == d->level_default);
+        assert_true(lo <= def && def <= hi);
+        if (lo > 0) /* (-1 asks for the default) */
+            assert_int_equal(encode_to(c, lo - 1, 1, g_mixed, 4096, p, &err), MRIMG_ERR_INVAL);
+        assert_int_equal(encode_to(c, hi + 1, 1, g_mixed, 4096, p, &err), MRIMG_ERR_INVAL);
+        const int levels[] = {lo, def, hi};
+        for (size_t i = 0; i < MRIMG_ARRAY_SIZE(levels); i++) {
+            assert_int_equal(encode_to(c, levels[i], 1, g_mixed, 64u << 10, p, &err), 0);
+            uint8_t *out;
+            size_t out_len;
+            assert_int_equal(decode_from(c, p, 0, 1, 1u << 16, &out, &out_len, NULL, &err), 0);
+            assert_same(out, out_len, g_mixed, 64u << 10);
+            free(out);
+        }
+    }
+    /* ids run without gaps from 0, one a codec; negative ones are none */
+    assert_null(codec_by_id(n));
+    for (int a = 0; a < n; a++)
+        for (int b = a + 1; b < n; b++)
+            assert_ptr_not_equal(codec_by_id(a), codec_by_id(b));
+    assert_null(mrimg_codec_info(-1));
+    assert_int_equal(mrimg_codec_from_name("lz4"), -1);
+    /* a libvirt format with no codec: sparse */
+    assert_int_equal(mrimg_codec_from_format(MRIMG_FORMAT_SPARSE), -1);
+    assert_int_equal(mrimg_codec_from_format(MRIMG_FORMAT_COUNT), -1);
+    assert_int_equal(mrimg_codec_from_format(MRIMG_FORMAT_NONE), -1);
+    assert_string_equal(mrimg_codec_info(mrimg_codec_from_name("ZSTD"))->name, "zstd");
+    free(p);
+}
+
 static void test_stock_tools_accept_ours(void **s)
 {
     (void)s;
@@ -1097,7 +1156,7 @@ static void test_libvirt_fixtures(void **s)
         size_t hn;
         uint8_t *h = slurp(path, &hn);
         assert_memory_equal(h, "LibvirtQemudSave", 16);
-        assert_int_equal(rd_le32(h + 16 + 12), (uint32_t)cc->c->format); /* compressed field */
+        assert_int_equal(rd_le32(h + 16 + 12), (uint32_t)codec_format(cc->c)); /* compressed field */
         uint64_t off = 92 + rd_le32(h + 20);
         assert_true(off < hn);
         assert_true(codec_probe(h + off, hn - off) == cc->c);
@@ -1158,6 +1217,7 @@ int main(void)
         cmocka_unit_test(test_roundtrip_zstd),
         cmocka_unit_test(test_threads_8_same_bytes),
         cmocka_unit_test(test_gzip_encoder_format),
+        cmocka_unit_test(test_codec_info),
         cmocka_unit_test(test_stock_tools_accept_ours),
         cmocka_unit_test(test_decode_stock_output),
         cmocka_unit_test(test_gzip_corrupt),

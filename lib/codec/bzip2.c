@@ -444,7 +444,6 @@ static int bz_dec_recheck(mrimg_source *src, uint64_t start, uint64_t end, const
 
 const mrimg_codec codec_bzip2 = {
     .name = "bzip2",
-    .format = MRIMG_FORMAT_BZIP2,
     .magic = bzip2_magic,
     .magic_len = sizeof(bzip2_magic),
     .level_min = 1,

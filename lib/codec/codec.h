@@ -65,8 +65,8 @@ typedef struct mrimg_encoder {
 } mrimg_encoder;
 
 struct mrimg_codec {
-    const char *name;        /* "gzip": also the libvirt format name */
-    int format;              /* mrimg_format value */
+    const char *name;        /* "gzip" (its libvirt format, if it has one,
+                              * is registry.c's to say: codec_format) */
     const uint8_t *magic;    /* first bytes of an encoded payload (NULL: raw) */
     size_t magic_len;
     int level_min, level_max, level_default;
@@ -97,8 +97,12 @@ struct mrimg_codec {
     void (*enc_free)(mrimg_encoder *e);
 };
 
-/* registry.c */
+/* registry.c: the codecs by id (mrimg_codec_info), by libvirt format
+ * (NULL: that format has no codec, e.g. sparse) and by name. */
+MRIMG_INTERNAL const mrimg_codec *codec_by_id(int id);
 MRIMG_INTERNAL const mrimg_codec *codec_by_format(int format);
+/* c's libvirt format, MRIMG_FORMAT_NONE if libvirt has none for it. */
+MRIMG_INTERNAL int codec_format(const mrimg_codec *c);
 MRIMG_INTERNAL const mrimg_codec *codec_by_name(const char *name);
 /* The codec whose magic starts buf (raw never matches). */
 MRIMG_INTERNAL const mrimg_codec *codec_probe(const uint8_t *buf, size_t len);

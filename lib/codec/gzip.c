@@ -523,7 +523,6 @@ static int gz_enc_finish(mrimg_encoder *e, mrimg_error *err)
 
 const mrimg_codec codec_gzip = {
     .name = "gzip",
-    .format = MRIMG_FORMAT_GZIP,
     .magic = gzip_magic,
     .magic_len = sizeof(gzip_magic),
     .level_min = 1,

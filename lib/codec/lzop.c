@@ -1361,7 +1361,6 @@ static int lzop_enc_finish(mrimg_encoder *e, mrimg_error *err)
 
 const mrimg_codec codec_lzop = {
     .name = "lzop",
-    .format = MRIMG_FORMAT_LZOP,
     .magic = lzop_magic,
     .magic_len = sizeof(lzop_magic),
     .level_min = 1,

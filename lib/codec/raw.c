@@ -45,7 +45,6 @@ static int raw_enc_finish(mrimg_encoder *e, mrimg_error *err)
 
 const mrimg_codec codec_raw = {
     .name = "raw",
-    .format = MRIMG_FORMAT_RAW,
     .level_min = 0,
     .level_max = 0,
     .level_default = 0,

@@ -1,61 +1,134 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The list of codecs and the generic decoder/encoder wrappers. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <strings.h>
 
 #include "codec.h"
 
+/* Every codec, by id (mrimg_codec_info): append only, so that an id keeps
+ * its meaning.  Adding a codec is one file and one line here (and one in
+ * formats[] below if libvirt has a format for it). */
 static const mrimg_codec *const codecs[] = {
     &codec_raw, &codec_gzip, &codec_bzip2, &codec_xz, &codec_lzop, &codec_zstd,
 };
 
-static const char *const format_names[MRIMG_FORMAT_COUNT] = {
-    "raw", "gzip", "bzip2", "xz", "lzop", "zstd", "sparse",
+/* libvirt's save-image formats (the header's `format` field, the names of
+ * libvirt's virQEMUSaveFormat) and the codec of each one's payload: the one
+ * map between codecs and libvirt formats. */
+static const struct {
+    const char *name;
+    const mrimg_codec *codec; /* NULL: the payload is no codec's */
+} formats[MRIMG_FORMAT_COUNT] = {
+    [MRIMG_FORMAT_RAW] = {"raw", &codec_raw},
+    [MRIMG_FORMAT_GZIP] = {"gzip", &codec_gzip},
+    [MRIMG_FORMAT_BZIP2] = {"bzip2", &codec_bzip2},
+    [MRIMG_FORMAT_XZ] = {"xz", &codec_xz},
+    [MRIMG_FORMAT_LZOP] = {"lzop", &codec_lzop},
+    [MRIMG_FORMAT_ZSTD] = {"zstd", &codec_zstd},
+    [MRIMG_FORMAT_SPARSE] = {"sparse", NULL}, /* raw pages in QEMU's mapped-ram layout */
 };
+
+#define NCODECS ((int)MRIMG_ARRAY_SIZE(codecs))
 
 const char *mrimg_format_name(int format)
 {
     if (format < 0 || format >= MRIMG_FORMAT_COUNT)
         return NULL;
-    return format_names[format];
+    return formats[format].name;
 }
 
 int mrimg_format_from_name(const char *name)
 {
     for (int i = 0; i < MRIMG_FORMAT_COUNT; i++)
-        if (strcasecmp(name, format_names[i]) == 0)
+        if (strcasecmp(name, formats[i].name) == 0)
             return i;
     return -1;
 }
 
 int mrimg_format_levels(int format, int *min, int *max, int *def)
 {
-    const mrimg_codec *c = codec_by_format(format);
-    if (!c || c == &codec_raw || !c->enc_init)
+    const mrimg_codec_desc *d = mrimg_codec_info(mrimg_codec_from_format(format));
+    if (!d || !d->has_levels)
         return -1;
     if (min)
-        *min = c->level_min;
+        *min = d->level_min;
     if (max)
-        *max = c->level_max;
+        *max = d->level_max;
     if (def)
-        *def = c->level_default;
+        *def = d->level_default;
     return 0;
 }
 
+static bool has_levels(const mrimg_codec *c)
+{
+    return c->enc_init && c->level_max > c->level_min;
+}
+
+/* The descriptors, made once from the codecs and the format map. */
+static mrimg_codec_desc descs[MRIMG_ARRAY_SIZE(codecs)];
+static pthread_once_t descs_once = PTHREAD_ONCE_INIT;
+
+static void make_descs(void)
+{
+    for (int id = 0; id < NCODECS; id++) {
+        const mrimg_codec *c = codecs[id];
+        bool lv = has_levels(c);
+        descs[id] = (mrimg_codec_desc){
+            .name = c->name,
+            .format = codec_format(c),
+            .has_levels = lv,
+            .level_min = lv ? c->level_min : 0,
+            .level_max = lv ? c->level_max : 0,
+            .level_default = lv ? c->level_default : 0,
+            .parallel = c->parallel_encode,
+        };
+    }
+}
+
+const mrimg_codec_desc *mrimg_codec_info(int id)
+{
+    if (id < 0 || id >= NCODECS)
+        return NULL;
+    pthread_once(&descs_once, make_descs);
+    return &descs[id];
+}
+
+int mrimg_codec_from_name(const char *name)
+{
+    for (int id = 0; id < NCODECS; id++)
+        if (strcasecmp(codecs[id]->name, name) == 0)
+            return id;
+    return -1;
+}
+
+int mrimg_codec_from_format(int format)
+{
+    const mrimg_codec *c = codec_by_format(format);
+    for (int id = 0; c && id < NCODECS; id++)
+        if (codecs[id] == c)
+            return id;
+    return -1;
+}
+
+const mrimg_codec *codec_by_id(int id) { return id >= 0 && id < NCODECS ? codecs[id] : NULL; }
+
 const mrimg_codec *codec_by_format(int format)
 {
-    for (size_t i = 0; i < MRIMG_ARRAY_SIZE(codecs); i++)
-        if (codecs[i]->format == format)
-            return codecs[i];
-    return NULL;
+    return format >= 0 && format < MRIMG_FORMAT_COUNT ? formats[format].codec : NULL;
+}
+
+int codec_format(const mrimg_codec *c)
+{
+    for (int f = 0; f < MRIMG_FORMAT_COUNT; f++)
+        if (formats[f].codec == c)
+            return f;
+    return MRIMG_FORMAT_NONE;
 }
 
 const mrimg_codec *codec_by_name(const char *name)
 {
-    for (size_t i = 0; i < MRIMG_ARRAY_SIZE(codecs); i++)
-        if (strcasecmp(codecs[i]->name, name) == 0)
-            return codecs[i];
-    return NULL;
+    return codec_by_id(mrimg_codec_from_name(name));
 }
 
 const mrimg_codec *codec_probe(const uint8_t *buf, size_t len)

@@ -451,7 +451,6 @@ static int xz_dec_recheck(mrimg_source *src, uint64_t start, uint64_t end, const
 
 const mrimg_codec codec_xz = {
     .name = "xz",
-    .format = MRIMG_FORMAT_XZ,
     .magic = xz_magic,
     .magic_len = sizeof(xz_magic),
     .level_min = 0,

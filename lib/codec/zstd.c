@@ -339,7 +339,6 @@ static int zs_enc_finish(mrimg_encoder *e, mrimg_error *err)
 
 const mrimg_codec codec_zstd = {
     .name = "zstd",
-    .format = MRIMG_FORMAT_ZSTD,
     .magic = zstd_magic,
     .magic_len = sizeof(zstd_magic),
     .level_min = 1,

@@ -254,7 +254,7 @@ static int check_container(vf *v, mrimg_error *err)
         if (n >= 4 && memcmp(head, QEMU_STREAM_MAGIC, 4) == 0) {
             v->enc = MRIMG_FORMAT_RAW;
         } else if (c) {
-            v->enc = c->format;
+            v->enc = codec_format(c);
         } else {
             char hex[64] = "an empty file";
             if (n)
@@ -444,7 +444,7 @@ static int check_container(vf *v, mrimg_error *err)
     }
     const mrimg_codec *c = codec_probe(head, (size_t)n);
     bool qevm = n >= 4 && memcmp(head, QEMU_STREAM_MAGIC, 4) == 0;
-    v->enc = qevm ? MRIMG_FORMAT_RAW : c ? c->format : -1;
+    v->enc = qevm ? MRIMG_FORMAT_RAW : c ? codec_format(c) : -1;
     if (v->expect_enc >= 0 && v->enc >= 0 && v->enc != v->expect_enc) {
         ERR(v, "payload.format", FILEOFF, end,
             "the header says the payload is %s%s, but it is %s: libvirt could not restore it",
