@@ -26,15 +26,47 @@ enum {
     OPT_COOKIE,
 };
 
+/* Lists written from the library's tables, never by hand: the libvirt
+ * formats ("raw, gzip, ..., sparse"), and the codecs of those formats that
+ * take a level ("gzip, bzip2, ... or zstd"; with `defaults`: "gzip 6, ...").
+ * `last` joins the last two items. */
+static const char *format_list(char *b, size_t n)
+{
+    size_t k = 0;
+    b[0] = 0;
+    for (int f = 0; mrimg_format_name(f) && k < n; f++)
+        k += (size_t)snprintf(b + k, n - k, "%s%s", f ? ", " : "", mrimg_format_name(f));
+    return b;
+}
+
+static const char *level_list(char *b, size_t n, bool defaults, const char *last)
+{
+    const mrimg_codec_desc *d;
+    int ids[64], m = 0;
+    for (int id = 0; (d = mrimg_codec_info(id)) != NULL && m < 64; id++)
+        if (d->has_levels && d->format != MRIMG_FORMAT_NONE)
+            ids[m++] = id;
+    size_t k = 0;
+    b[0] = 0;
+    for (int i = 0; i < m && k < n; i++) {
+        d = mrimg_codec_info(ids[i]);
+        const char *sep = i == 0 ? "" : i == m - 1 ? last : ", ";
+        k += defaults ? (size_t)snprintf(b + k, n - k, "%s%s %d", sep, d->name, d->level_default)
+                      : (size_t)snprintf(b + k, n - k, "%s%s", sep, d->name);
+    }
+    return b;
+}
+
 static void usage(void)
 {
+    char formats[256], levels[256];
     printf("Usage: %s [-O FORMAT] [OPTION]... INPUT OUTPUT\n"
            "  or:  %s --sparsify [OPTION]... FILE\n"
            "Convert a libvirt save image or QEMU migration stream to another format,\n"
            "or give a sparse image its holes back in place.\n"
            "\n"
            "Formats (-O):\n"
-           "  raw, gzip, bzip2, xz, lzop, zstd, sparse\n"
+           "  %s\n"
            "                        libvirt save image with that payload format\n"
            "  qemu                  bare QEMU migration stream, plain layout\n"
            "  qemu-mapped           bare QEMU migration stream, mapped-ram layout\n"
@@ -49,7 +81,7 @@ static void usage(void)
            "  -O, --format=FORMAT   output format (default: raw for libvirt inputs,\n"
            "                        qemu for bare streams)\n"
            "  -l, --level=N         compression level (default: what libvirt's tools use:\n"
-           "                        gzip 6, bzip2 9, xz 3, lzop 3, zstd 3)\n"
+           "                        %s)\n"
            "  -T, --threads=N       threads, 1..1024 (default and at most: the online\n"
            "                        CPUs); the output is the same for every N\n"
            "  -f, --force           replace OUTPUT if it exists\n"
@@ -79,7 +111,8 @@ static void usage(void)
            "Exit status: 0 success, 1 the input cannot be converted, 2 usage error,\n"
            "3 a file cannot be opened, read or written (input, output, scratch file);\n"
            "128+N when killed by signal N.\n",
-           cli_prog, cli_prog);
+           cli_prog, cli_prog, format_list(formats, sizeof(formats)),
+           level_list(levels, sizeof(levels), true, ", "));
 }
 
 static int format_from_arg(const char *s)
@@ -345,8 +378,9 @@ int main(int argc, char **argv)
     if (level_arg) {
         int lmin, lmax;
         if (ofmt < 0 || mrimg_format_levels(ofmt, &lmin, &lmax, NULL) < 0) {
-            cli_error(NULL, "-l/--level applies only to compressed outputs (-O gzip, bzip2, "
-                            "xz, lzop or zstd)%s%s",
+            char codecs[256];
+            cli_error(NULL, "-l/--level applies only to compressed outputs (-O %s)%s%s",
+                      level_list(codecs, sizeof(codecs), false, " or "),
                       ofmt < 0 ? "" : ", not to ", ofmt < 0 ? "" : out_name(ofmt));
             cli_usage_hint();
             return EXIT_USAGE;
