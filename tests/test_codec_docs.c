@@ -201,11 +201,55 @@ static void test_imgconv_help(void **state)
     free(msg), free(lv), free(all), free(def);
 }
 
+/* ---- the refusal of an unknown libvirt format ---------------------------------- */
+
+/* The container layer (below the codecs) and the verifier word the list
+ * of libvirt formats themselves: it must be the table's. */
+static void test_unknown_format_message(void **state)
+{
+    (void)state;
+    char *dir = test_tmpdir("codec-docs");
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/format7.sav", dir);
+    test_sparse_copy(fixture_path("libvirt/raw.sav"), path);
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    const uint8_t seven[4] = {MRIMG_FORMAT_COUNT, 0, 0, 0}; /* little-endian header */
+    assert_int_equal(fseek(f, 28, SEEK_SET), 0);
+    assert_int_equal(fwrite(seven, 1, 4, f), 4);
+    assert_int_equal(fclose(f), 0);
+
+    char *all = list(ALL_FORMATS, ", ");
+    char want[1024];
+    snprintf(want, sizeof(want), "unsupported save image format %d (expected 0..%d: %s)",
+             MRIMG_FORMAT_COUNT, MRIMG_FORMAT_COUNT - 1, all);
+    mrimg_error err;
+    mrimg_image *img = mrimg_open(path, NULL, &err);
+    assert_null(img);
+    expect_in(err.message, "mrimg_open's refusal", want);
+
+    mrimg_verify_opts o = {0};
+    mrimg_verify_result *r = NULL;
+    assert_int_equal(mrimg_verify(path, &o, &r, &err), 0);
+    bool found = false;
+    for (unsigned i = 0; i < r->nproblems; i++)
+        if (!strcmp(r->problems[i].check, "container.format")) {
+            expect_in(r->problems[i].message, "container.format", want);
+            found = true;
+        }
+    assert_true(found);
+    mrimg_verify_free(r);
+    free(all);
+    test_rmdir_all(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_man_pages),
         cmocka_unit_test(test_imgconv_help),
+        cmocka_unit_test(test_unknown_format_message),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
