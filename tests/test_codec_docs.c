@@ -89,40 +89,38 @@ static char *man_text(const char *name)
 {
     char path[4096];
     snprintf(path, sizeof(path), "%s/../docs/%s", MRIMG_TESTDATA, name);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    char *t = calloc(1, 1u << 20);
+    size_t len;
+    char *src = (char *)read_file(path, &len), *t = calloc(1, len + 1);
+    assert_non_null(src);
     assert_non_null(t);
     size_t k = 0;
-    char line[4096];
-    while (fgets(line, sizeof(line), f)) {
-        char *p = line;
-        if (*p == '.') { /* a request: keep its arguments */
-            while (*p && *p != ' ' && *p != '\n')
-                p++;
+    for (size_t i = 0; i < len; i++) {
+        const char *p = src + i;
+        if (*p == '.' && (i == 0 || p[-1] == '\n')) { /* a request: keep its arguments */
+            while (i + 1 < len && src[i + 1] != ' ' && src[i + 1] != '\n')
+                i++;
+            continue;
         }
-        for (; *p && k < (1u << 20) - 4; p++) {
-            if (*p == '"')
-                continue;
-            if (p[0] == '\\' && p[1] == '-') {
-                t[k++] = '-';
-                p++;
-            } else if (p[0] == '\\' && p[1] == '(' && p[2] == 'e' && p[3] == 'n') {
-                t[k++] = '-';
-                p += 3;
-            } else if (p[0] == '\\' && p[1] == 'f' && p[2]) {
-                p += 2;
-            } else if (*p == '\n' || *p == '\t' || *p == ' ') {
-                if (k && t[k - 1] != ' ')
-                    t[k++] = ' ';
-            } else {
-                if (strchr(",.;)", *p) && k && t[k - 1] == ' ')
-                    k--;
-                t[k++] = *p;
-            }
+        if (*p == '"')
+            continue;
+        if (p[0] == '\\' && i + 1 < len && p[1] == '-') {
+            t[k++] = '-';
+            i++;
+        } else if (p[0] == '\\' && i + 3 < len && !strncmp(p + 1, "(en", 3)) {
+            t[k++] = '-';
+            i += 3;
+        } else if (p[0] == '\\' && i + 2 < len && p[1] == 'f') {
+            i += 2;
+        } else if (*p == '\n' || *p == '\t' || *p == ' ') {
+            if (k && t[k - 1] != ' ')
+                t[k++] = ' ';
+        } else {
+            if (strchr(",.;)", *p) && k && t[k - 1] == ' ')
+                k--;
+            t[k++] = *p;
         }
     }
-    fclose(f);
+    free(src);
     return t;
 }
 
