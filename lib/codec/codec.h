@@ -69,7 +69,7 @@ struct mrimg_codec {
                               * is registry.c's to say: codec_format) */
     const uint8_t *magic;    /* first bytes of an encoded payload (NULL: raw) */
     size_t magic_len;
-    int level_min, level_max, level_default;
+    int level_min, level_max, level_default; /* all 0: the encoder takes no level */
     bool parallel_encode;    /* the encoder uses several threads */
 
     /* Decoder.  d->in is ready; d->threads set.  dec_read produces up to cap

@@ -60,10 +60,7 @@ int mrimg_format_levels(int format, int *min, int *max, int *def)
     return 0;
 }
 
-static bool has_levels(const mrimg_codec *c)
-{
-    return c->enc_init && c->level_max > c->level_min;
-}
+static bool has_levels(const mrimg_codec *c) { return c->enc_init && c->level_max > 0; }
 
 /* The descriptors, made once from the codecs and the format map. */
 static mrimg_codec_desc descs[MRIMG_ARRAY_SIZE(codecs)];
