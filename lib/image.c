@@ -133,7 +133,9 @@ void img_blocks_free(mrimg_image *img)
     img->nblocks = 0;
 }
 
-int img_stream_open(mrimg_image *img, srd *s, mrimg_decoder *dec, mrimg_error *err)
+/* Open the payload of img for parsing: *s reads the decoded stream; *dec
+ * is used for compressed payloads (dec->codec is NULL for raw). */
+static int img_stream_open(mrimg_image *img, srd *s, mrimg_decoder *dec, mrimg_error *err)
 {
     memset(dec, 0, sizeof(*dec));
     uint64_t off = img->ci.payload_offset;
@@ -177,36 +179,107 @@ int img_stream_open(mrimg_image *img, srd *s, mrimg_decoder *dec, mrimg_error *e
     return rc;
 }
 
-void img_stream_progress(mrimg_image *img, srd *s, mrimg_progress_fn fn, void *ctx)
+int img_rider_add(mrimg_image *img, img_rider *r)
 {
-    s->progress = fn;
-    s->progress_ctx = ctx;
-    s->progress_total = img->src.size - img->ci.payload_offset;
+    for (int i = 0; i < IMG_RIDERS; i++)
+        if (!img->riders[i]) {
+            img->riders[i] = r;
+            r->fed = false;
+            return 0;
+        }
+    return -1;
 }
 
-void img_stream_close(srd *s, mrimg_decoder *dec)
+void img_rider_remove(mrimg_image *img, img_rider *r)
 {
-    srd_free(s);
-    if (dec->codec)
-        dec_close(dec);
+    for (int i = 0; i < IMG_RIDERS; i++)
+        if (img->riders[i] == r)
+            img->riders[i] = NULL;
+}
+
+int img_parse(mrimg_image *img, const img_parse_opts *o, img_parse_out *out, mrimg_error *err)
+{
+    img_parse_out local;
+    if (!out)
+        out = &local;
+    memset(out, 0, sizeof(*out));
+    srd s;
+    mrimg_decoder dec;
+    memset(&dec, 0, sizeof(dec));
+    int rc = img_stream_open(img, &s, &dec, err);
+    if (rc < 0)
+        return rc;
+    out->opened = true;
+    out->compressed = dec.codec != NULL;
+    s.progress = o->progress;
+    s.progress_ctx = o->pctx;
+    s.progress_total = img->src.size - img->ci.payload_offset;
+    s.tap = o->tap;
+    s.tap_ctx = o->tap_ctx;
+    sp_run_opts ro = {
+        .h = o->h,
+        .ctx = o->ctx,
+        .si = o->si,
+        .ci = o->regions ? &img->ci : NULL,
+        .head_only = o->head_only,
+        .after = o->after,
+        .after_ctx = o->after_ctx,
+    };
+    /* the pass's own handler first, then the riders, through one tee */
+    if (o->hooks.before || o->hooks.after) {
+        ro.hooks[0] = o->hooks;
+        ro.hooks[0].member = 0; /* the first in the tee, if there is one */
+        ro.nhooks = 1;
+    }
+    sp_tee tee;
+    sp_tee_init(&tee);
+    img_rider *fed[IMG_RIDERS];
+    unsigned nfed = 0;
+    if (o->riders && !o->head_only)
+        for (int i = 0; i < IMG_RIDERS; i++) {
+            img_rider *r = img->riders[i];
+            if (!r || (r->once && r->fed))
+                continue;
+            if (!tee.n && o->h)
+                sp_tee_add(&tee, o->h, o->ctx);
+            int m = sp_tee_add(&tee, r->h, r->ctx);
+            ro.hooks[ro.nhooks] = r->hooks;
+            ro.hooks[ro.nhooks++].member = m;
+            fed[nfed++] = r;
+        }
+    if (nfed) {
+        ro.h = &sp_tee_handler;
+        ro.ctx = &tee;
+        ro.tee = &tee;
+    }
+    rc = sp_run(&s, &dec, img->src.size, &ro, err);
+    for (unsigned i = 0; i < nfed; i++)
+        fed[i]->fed = true;
+    out->in_bytes = dec.codec ? dec.st.in_bytes : srd_pos(&s);
+    out->stream_bytes = srd_pos(&s);
+    if (dec.codec)
+        out->dstats = dec.st;
+    srd_free(&s);
+    if (dec.codec)
+        dec_close(&dec);
+    return rc;
+}
+
+typedef struct peek_ctx {
+    sp_config *cfg;
+} peek_ctx;
+
+static int peek_after(void *ctx, sp_pass *ps, int rc, mrimg_error *err)
+{
+    (void)err;
+    if (rc == 0)
+        *((peek_ctx *)ctx)->cfg = ps->p->cfg;
+    return rc;
 }
 
 int img_peek_config(mrimg_image *img, sp_config *cfg, mrimg_error *err)
 {
-    srd s;
-    mrimg_decoder dec;
-    int rc = img_stream_open(img, &s, &dec, err);
-    if (rc < 0)
-        return rc;
-    mrimg_stream_info si;
-    memset(&si, 0, sizeof(si));
-    sp_parser p;
-    rc = sp_init(&p, &s, img->src.size, &si, NULL, NULL, err);
-    if (rc == 0)
-        rc = sp_parse_head(&p, err);
-    if (rc == 0)
-        *cfg = p.cfg;
-    sp_free(&p);
-    img_stream_close(&s, &dec);
-    return rc;
+    peek_ctx pk = {cfg};
+    img_parse_opts o = {.head_only = true, .after = peek_after, .after_ctx = &pk};
+    return img_parse(img, &o, NULL, err);
 }

@@ -5,7 +5,7 @@
 
 #include "codec/codec.h"
 #include "container/libvirt.h"
-#include "stream/reader.h"
+#include "stream/run.h"
 #include "util/bitmap.h"
 
 /* Per-block state of the RAM view. */
@@ -16,15 +16,24 @@ typedef struct img_block {
     lbitmap seen;            /* plain: some record was seen */
 } img_block;
 
-/* An observer of the device-state tail (the stream bytes after the RAM END
- * section), called by every pass that scans the stream: start() with the
- * tail's stream offset (again when a later pass re-scans: start over), then
- * bytes() with the tail in order.  Used by lib/verify for digests. */
-typedef struct img_tail_hook {
-    int (*start)(void *ctx, uint64_t pos, mrimg_error *err);
-    int (*bytes)(void *ctx, const uint8_t *p, size_t n, mrimg_error *err);
+/* A consumer that rides along the passes that scan img's stream (a RAM
+ * walk's or a scan's pass, a conversion's own pass), so that it needs no
+ * pass of its own: its events come through an sp_tee after the pass's own
+ * handler, its hooks see the parse's result.  A persistent rider (the
+ * device-state collectors of lib/guest and lib/verify/digest.c) is fed by
+ * every such pass (on_tail_start says where the tail starts: start over);
+ * a one-shot rider (the judgement of a conversion) by the first only, and
+ * is then detached (fed tells that it was). */
+typedef struct img_rider {
+    const sp_handler *h;
     void *ctx;
-} img_tail_hook;
+    sp_hooks hooks;              /* optional */
+    bool once;
+    bool fed;
+} img_rider;
+
+#define IMG_RIDERS 2
+
 
 struct mrimg_image {
     mrimg_source src;
@@ -47,7 +56,7 @@ struct mrimg_image {
     bool have_mat;
     mrimg_source mat;
     uint64_t *mat_base;          /* per block: offset of page 0 in mat */
-    img_tail_hook tail_hook;     /* optional (all NULL: none) */
+    img_rider *riders[IMG_RIDERS];  /* see img_rider */
     /* the cached judgement (mrimg_check), freed by judgement_free (set by
      * the verify layer, so that this layer does not depend on it) */
     mrimg_verify_result *judgement;
@@ -55,14 +64,40 @@ struct mrimg_image {
     void (*judgement_free)(void *);
 };
 
-/* Open the payload of img for parsing: *s reads the decoded stream; *dec
- * is used for compressed payloads (dec->codec is NULL for raw). */
-MRIMG_INTERNAL int img_stream_open(mrimg_image *img, srd *s, mrimg_decoder *dec,
-                                   mrimg_error *err);
-MRIMG_INTERNAL void img_stream_close(srd *s, mrimg_decoder *dec);
-/* Report progress of a pass over the payload opened by img_stream_open. */
-MRIMG_INTERNAL void img_stream_progress(mrimg_image *img, srd *s, mrimg_progress_fn fn,
-                                        void *ctx);
+/* One pass over img's stream, the one way to parse it (run.h sp_run):
+ * open the payload reader, report progress, parse, stop the read-ahead,
+ * close.  The pass's own handler gets the events first, then the riders
+ * (when riders is set).  stats receives the decoder's statistics (NULL:
+ * not wanted); in_bytes the payload bytes consumed. */
+typedef struct img_parse_opts {
+    const sp_handler *h;
+    void *ctx;
+    sp_hooks hooks;              /* the pass's own consumer's hooks (optional) */
+    mrimg_stream_info *si;       /* NULL: a scratch one */
+    bool head_only;
+    bool regions;                /* name the container regions bad mapped-ram offsets point into */
+    bool riders;                 /* a pass over the whole stream that feeds the riders */
+    srd_tap_fn tap;              /* every stream byte, in order (a verbatim copy) */
+    void *tap_ctx;
+    mrimg_progress_fn progress;
+    void *pctx;
+    int (*after)(void *ctx, sp_pass *ps, int rc, mrimg_error *err); /* sp_run_opts.after */
+    void *after_ctx;
+} img_parse_opts;
+
+typedef struct img_parse_out {
+    bool opened;                 /* the payload reader opened (else err is why not) */
+    bool compressed;
+    mrimg_dec_stats dstats;      /* compressed payloads */
+    uint64_t in_bytes;           /* payload bytes read */
+    uint64_t stream_bytes;       /* decoded stream bytes passed */
+} img_parse_out;
+
+MRIMG_INTERNAL int img_parse(mrimg_image *img, const img_parse_opts *o, img_parse_out *out,
+                             mrimg_error *err);
+/* Attach / detach a rider (IMG_RIDERS at most; -1 when full). */
+MRIMG_INTERNAL int img_rider_add(mrimg_image *img, img_rider *r);
+MRIMG_INTERNAL void img_rider_remove(mrimg_image *img, img_rider *r);
 /* Look for the QEMU stream magic in the first 16 MiB of a file (to
  * suggest --offset for a bare stream that does not start at 0). */
 MRIMG_INTERNAL bool img_find_stream_magic(mrimg_source *src, uint64_t *at);

@@ -27,6 +27,7 @@
 #include "../stream/writer.h"
 #include "guestout.h"
 #include "../util/xml.h"
+#include "../verify/judge.h"
 
 #ifndef PWB_SIZE /* smaller in the fuzz build; at least one page */
 #define PWB_SIZE (8u << 20)
@@ -136,6 +137,8 @@ typedef struct cv {
      * not part of it: the output stops at stream_limit (0: no limit) */
     uint64_t stream_limit;
     uint64_t tail_pos;          /* stream offset of the next tail byte */
+    vf_judge *judge;            /* the judgement riding on the pass, or NULL */
+    bool judged;                /* cv_verdict ran */
 } cv;
 
 /* the progress callback and context the passes report to */
@@ -492,6 +495,9 @@ static int re_on_tail(void *ctx, const uint8_t *p, size_t n, mrimg_error *err)
 
 /* ---- pipelines ---------------------------------------------------------- */
 
+static int cv_verdict(cv *c, mrimg_error *err);
+static int verdict_gate(void *ctx, mrimg_error *err);
+
 static int tap_out(void *ctx, const uint8_t *p, size_t n, mrimg_error *err)
 {
     cv *c = ctx;
@@ -500,38 +506,41 @@ static int tap_out(void *ctx, const uint8_t *p, size_t n, mrimg_error *err)
     return k ? sw_bytes(&c->w, p, k, err) : 0;
 }
 
+/* A stream we cannot fully interpret is still copied verbatim; its
+ * structure was checked as far as it could be. */
+static int copy_rest(void *ctx, sp_pass *ps, int rc, mrimg_error *err)
+{
+    (void)ctx;
+    if (rc == MRIMG_ERR_UNSUPPORTED) {
+        mrimg_error_clear(err);
+        rc = srd_drain(ps->s, NULL, NULL, err);
+    }
+    return rc;
+}
+
+/* The conversion's pass over the input stream; the riders (the judgement,
+ * see cv_verdict) come along. */
 static int run_parse(cv *c, const sp_handler *h, bool tap, mrimg_error *err)
 {
-    srd s;
-    mrimg_decoder dec;
-    int rc = img_stream_open(c->in, &s, &dec, err);
-    if (rc < 0)
-        return rc;
-    img_stream_progress(c->in, &s, CV_PROG(c));
+    img_parse_opts o = {
+        .h = h,
+        .ctx = c,
+        .riders = true,
+        .progress = c->o->progress ? cvp_report : NULL,
+        .pctx = &c->prog,
+    };
     if (tap) {
-        s.tap = tap_out;
-        s.tap_ctx = c;
+        o.tap = tap_out;
+        o.tap_ctx = c;
+        o.after = copy_rest;
     }
-    mrimg_stream_info si;
-    memset(&si, 0, sizeof(si));
-    sp_parser p;
-    rc = sp_init(&p, &s, c->in->src.size, &si, h, c, err);
-    if (rc == 0)
-        rc = sp_parse(&p, err);
-    if (rc == MRIMG_ERR_UNSUPPORTED && tap) {
-        /* a stream we cannot fully interpret is still copied verbatim; its
-         * structure was checked as far as it could be */
-        mrimg_error_clear(err);
-        rc = srd_drain(&s, NULL, NULL, err);
-    }
-    srd_prefetch_stop(&s); /* the decoder's statistics are final now */
-    c->st->in_bytes = dec.codec ? dec.st.in_bytes : srd_pos(&s);
+    img_parse_out po;
+    int rc = img_parse(c->in, &o, &po, err);
+    c->st->in_bytes = po.in_bytes;
     if (!tap)
-        c->st->stream_bytes = srd_pos(&s);
+        c->st->stream_bytes = po.stream_bytes;
     if (rc == 0 && c->mapped_out)
         rc = pwb_flush(c, err);
-    sp_free(&p);
-    img_stream_close(&s, &dec);
     return rc;
 }
 
@@ -729,6 +738,8 @@ static int pipeline_ram(cv *c, const char *dir, mrimg_error *err)
         cvp_begin(&c->prog, "writing RAM files", UINT64_MAX, data_bytes(c->in));
         rc = img_walk_bitmapped(c->in, ram_cb, &r, CV_PROG(c), err);
     }
+    if (rc == 0)
+        rc = cv_verdict(c, err); /* nothing is committed from an image with errors */
     for (unsigned i = 0; i < opened && rc == 0; i++) {
         rc = sink_truncate(&r.sinks[i], mrimg_block(c->in, i)->used_length, err);
         if (rc == 0)
@@ -775,23 +786,13 @@ static bool is_guest_out(int out)
 static int pipeline_guest(cv *c, const char *out_path, mrimg_error *err)
 {
     uint64_t walk = c->in_mapped ? data_bytes(c->in) : payload_bytes(c->in);
-    if (c->o->out == MRIMG_OUT_ELF || c->o->out == MRIMG_OUT_PHYS) {
-        cvp_begin(&c->prog, "converting", UINT64_MAX, walk);
-        return c->o->out == MRIMG_OUT_ELF
-                   ? cv_elf(c->in, out_path, c->o, c->st, CV_PROG(c), err)
-                   : cv_phys(c->in, out_path, c->o, c->st, CV_PROG(c), err);
-    }
-    /* kdump: the map first (a scan that keeps the device state), then a walk */
-    if (!c->in->scanned)
-        cvp_begin(&c->prog, "scanning", payload_bytes(c->in), payload_bytes(c->in));
-    mrimg_memmap *m = NULL;
-    int rc = guest_memmap_scan(c->in, &m, CV_PROG(c), err);
-    if (rc == 0) {
-        cvp_begin(&c->prog, "converting", UINT64_MAX, walk);
-        rc = cv_kdump(c->in, m, out_path, c->o, c->st, CV_PROG(c), err);
-    }
-    mrimg_memory_map_free(m);
-    return rc;
+    gout_gate gate = {verdict_gate, c};
+    cvp_begin(&c->prog, "converting", UINT64_MAX, walk);
+    if (c->o->out == MRIMG_OUT_ELF)
+        return cv_elf(c->in, out_path, c->o, c->st, &gate, CV_PROG(c), err);
+    if (c->o->out == MRIMG_OUT_PHYS)
+        return cv_phys(c->in, out_path, c->o, c->st, &gate, CV_PROG(c), err);
+    return cv_kdump(c->in, out_path, c->o, c->st, &gate, CV_PROG(c), err);
 }
 
 /* ---- entry point -------------------------------------------------------- */
@@ -883,6 +884,49 @@ static int judged_failure(mrimg_image *in, const mrimg_convert_opts *opts, int r
     return rc;
 }
 
+/* The judgement that rode on the conversion's pass, before anything is
+ * committed: an image with errors is refused (the output is then dropped
+ * by the caller).  When the pass did not carry it to its end, the
+ * judgement runs on its own (mrimg_check). */
+static int cv_verdict(cv *c, mrimg_error *err)
+{
+    if (!c->judge || c->judged)
+        return 0;
+    c->judged = true;
+    img_rider_remove(c->in, vf_judge_rider(c->judge));
+    const mrimg_verify_result *jr = NULL;
+    int rc = vf_judge_end(c->judge, c->in, &jr, err);
+    if (rc > 0)
+        rc = mrimg_check(c->in, MRIMG_CHECK_QUICK, NULL, NULL, &jr, err);
+    if (rc < 0)
+        return rc;
+    return refuse_on_errors(jr, c->o->allow_incomplete, err);
+}
+
+static int verdict_gate(void *ctx, mrimg_error *err) { return cv_verdict(ctx, err); }
+
+/* The conversion failed with rc while the judgement rode along: an image
+ * with errors is refused with the judgement's first error, as if the
+ * judgement had run first (judged_failure); a failure of the output, of
+ * memory or an interruption stands. */
+static int cv_failed(cv *c, int rc, mrimg_error *err)
+{
+    if (c->judged || rc == MRIMG_ERR_IO || rc == MRIMG_ERR_NOMEM || rc == MRIMG_ERR_NOSPC ||
+        rc == MRIMG_ERR_INTERRUPTED || rc == MRIMG_ERR_EXISTS || rc == MRIMG_ERR_INVAL ||
+        err->side == MRIMG_SIDE_OUTPUT)
+        return rc;
+    mrimg_error jerr;
+    mrimg_error_clear(&jerr);
+    int jrc = cv_verdict(c, &jerr);
+    if (jrc < 0 && jrc != MRIMG_ERR_IO && jrc != MRIMG_ERR_NOMEM) {
+        *err = jerr;
+        return jrc;
+    }
+    return rc;
+}
+
+static int cv_run(cv *c, const char *out_path, bool plain_scan, mrimg_error *err);
+
 void mrimg_convert_opts_init(mrimg_convert_opts *o)
 {
     memset(o, 0, sizeof(*o));
@@ -965,45 +1009,77 @@ int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opt
         if (rc < 0)
             return judged_failure(in, opts, rc, err);
     }
+    /* the one judgement (quick level): an image with an error-severity
+     * problem is not converted, whatever the pipeline would make of it; the
+     * deliberate override allow_incomplete lets container.incomplete
+     * through, nothing else.  A plain or compressed input is judged on the
+     * conversion's own pass (the verifier's stream checks ride along, see
+     * cv_verdict): its output is dropped at the end if the judgement
+     * refuses it.  A mapped-ram input's judgement reads only metadata: it
+     * runs first, on its own. */
+    bool judge = !(in->judgement && in->judgement_level >= 1);
+    if (judge && !c.in_mapped) {
+        rc = vf_judge_begin(in, &c.judge, err);
+        if (rc < 0)
+            return rc;
+        if (rc == 0 && img_rider_add(in, vf_judge_rider(c.judge)) < 0) {
+            vf_judge_free(c.judge);
+            c.judge = NULL;
+        }
+    }
     /* the plan: one total for every pass below, fixed before the first
      * report (see cv_prog) */
     uint64_t P = payload_bytes(in);
     bool plain_scan = !in->scanned && (opts->preallocate || out == MRIMG_OUT_RAM ||
                                        (!c.mapped_out && !c.in_mapped && opts->compact));
-    /* the judgement's pass, unless the handle already holds it */
-    bool judge = !(in->judgement && in->judgement_level >= 1);
-    uint64_t total = (plain_scan ? P : 0) + (judge ? P : 0);
+    bool judge_pass = judge && !c.judge;
+    uint64_t total = (plain_scan ? P : 0) + (judge_pass ? P : 0);
     if (c.in_mapped)
         total += data_bytes(in);
     else if (out == MRIMG_OUT_RAM || (!c.mapped_out && opts->compact))
         total += 2 * P; /* a replay into a scratch file, then the pages from it */
-    else if (is_guest_out(out) && out != MRIMG_OUT_ELF && !in->scanned)
-        total += 2 * P; /* a scan for the memory map, then the walk */
     else
         total += P;
     c.prog.total = MRIMG_MAX(total, 1);
     c.prog.silent = false;
 
-    /* the one judgement (quick level): an image with an error-severity
-     * problem is refused before anything is written, whatever the pipeline
-     * would make of it; the deliberate override allow_incomplete lets
-     * container.incomplete through, nothing else */
-    if (judge)
-        cvp_begin(&c.prog, "checking", P, P);
-    const mrimg_verify_result *jr;
-    rc = mrimg_check(in, MRIMG_CHECK_QUICK, CV_PROG(&c), &jr, err);
-    if (rc < 0)
-        return rc;
-    rc = refuse_on_errors(jr, opts->allow_incomplete, err);
-    if (rc < 0)
-        return rc;
-    if (jr->stream_parsed && jr->stream_trailing)
-        c.stream_limit = jr->stream_size;
-    if (plain_scan)
-        cvp_begin(&c.prog, "scanning", P, P);
+    if (!c.judge) {
+        if (judge)
+            cvp_begin(&c.prog, "checking", P, P);
+        const mrimg_verify_result *jr;
+        rc = mrimg_check(in, MRIMG_CHECK_QUICK, CV_PROG(&c), &jr, err);
+        if (rc < 0)
+            return rc;
+        rc = refuse_on_errors(jr, opts->allow_incomplete, err);
+        if (rc < 0)
+            return rc;
+        if (jr->stream_parsed && jr->stream_trailing)
+            c.stream_limit = jr->stream_size;
+    }
     c.page_size = cfg.has_page_bits ? 1ull << cfg.page_bits : 4096;
+    rc = cv_run(&c, out_path, plain_scan, err);
+    if (rc < 0 && c.judge)
+        rc = cv_failed(&c, rc, err);
+    if (c.judge) {
+        img_rider_remove(in, vf_judge_rider(c.judge));
+        vf_judge_free(c.judge);
+    }
+    return rc;
+}
+
+/* The conversion proper, after the judgement (or with it riding along). */
+static int cv_run(cv *c, const char *out_path, bool plain_scan, mrimg_error *err)
+{
+    mrimg_image *in = c->in;
+    const mrimg_convert_opts *opts = c->o;
+    mrimg_convert_stats *stats = c->st;
+    int out = opts->out;
+    uint64_t P = payload_bytes(in);
+    int rc = 0;
+    if (plain_scan)
+        cvp_begin(&c->prog, "scanning", P, P);
     if (opts->preallocate) {
-        if (!c.mapped_out)
+        if (!c->mapped_out)
             return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0,
                            "preallocation applies to sparse (mapped-ram) outputs only");
         if (in->codec != &codec_raw)
@@ -1013,36 +1089,36 @@ int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opt
                            in->codec->name);
         /* the pages with data, from the block list and bitmaps (mapped) or
          * one pass over the records (raw) */
-        rc = mrimg_scan(in, 0, CV_PROG(&c), err);
+        rc = mrimg_scan(in, 0, CV_PROG(c), err);
         if (rc < 0)
             return rc;
     }
 
     if (out == MRIMG_OUT_RAM) {
-        rc = pipeline_ram(&c, out_path, err);
+        rc = pipeline_ram(c, out_path, err);
         if (rc == 0)
-            cvp_end(&c.prog);
+            cvp_end(&c->prog);
         return rc;
     }
     if (is_guest_out(out)) {
-        rc = pipeline_guest(&c, out_path, err);
+        rc = pipeline_guest(c, out_path, err);
         if (rc == 0)
-            cvp_end(&c.prog);
+            cvp_end(&c->prog);
         return rc;
     }
 
-    bool to_plain = !c.mapped_out && c.in_mapped;
-    if (!c.mapped_out && !c.in_mapped && opts->compact) {
-        rc = mrimg_scan(in, 0, CV_PROG(&c), err);
+    bool to_plain = !c->mapped_out && c->in_mapped;
+    if (!c->mapped_out && !c->in_mapped && opts->compact) {
+        rc = mrimg_scan(in, 0, CV_PROG(c), err);
         if (rc < 0)
             return rc;
         to_plain = in->si.multi_pass || !in->si.ordered;
     }
 
-    rc = sink_create(&c.sink, out_path, opts->force ? SINK_FORCE : 0, err);
+    rc = sink_create(&c->sink, out_path, opts->force ? SINK_FORCE : 0, err);
     if (rc < 0)
         return rc;
-    if (c.libvirt_out) {
+    if (c->libvirt_out) {
         ctr_out co = {
             .format = (uint32_t)out,
             .was_running = opts->running >= 0 ? (uint32_t)(opts->running != 0)
@@ -1052,55 +1128,58 @@ int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opt
             .cookie = opts->cookie ? opts->cookie : in->ci.cookie,
             .min_data_len = in->ci.is_libvirt ? in->ci.data_len : 0,
         };
-        rc = ctr_write(&c.sink, &co, &c.out_base, err);
+        rc = ctr_write(&c->sink, &co, &c->out_base, err);
     }
-    if (rc == 0 && !c.mapped_out) {
-        int fmt = c.libvirt_out ? out : MRIMG_FORMAT_RAW;
+    if (rc == 0 && !c->mapped_out) {
+        int fmt = c->libvirt_out ? out : MRIMG_FORMAT_RAW;
         mrimg_enc_opts eo = {opts->level, threads_effective(opts->threads)};
         const mrimg_codec *codec = codec_by_format(fmt);
-        rc = codec ? enc_open(&c.enc, codec, &c.sink, &eo, err)
+        rc = codec ? enc_open(&c->enc, codec, &c->sink, &eo, err)
                    : err_set(err, MRIMG_ERR_UNSUPPORTED, MRIMG_OFF_NONE, 0,
                              "no encoder for format %s", mrimg_format_name(fmt));
         if (rc == 0) {
-            c.have_enc = true;
-            sw_init(&c.w, out_enc, &c);
+            c->have_enc = true;
+            sw_init(&c->w, out_enc, c);
         }
     } else if (rc == 0) {
-        sw_init(&c.w, out_sink, &c);
+        sw_init(&c->w, out_sink, c);
     }
 
     if (rc == 0) {
-        if (c.mapped_out)
-            rc = pipeline_to_mapped(&c, err);
+        if (c->mapped_out)
+            rc = pipeline_to_mapped(c, err);
         else if (to_plain)
-            rc = pipeline_to_plain(&c, err);
+            rc = pipeline_to_plain(c, err);
         else
-            rc = pipeline_passthrough(&c, err);
+            rc = pipeline_passthrough(c, err);
     }
-    if (rc == 0 && c.have_enc)
-        rc = enc_finish(&c.enc, err);
+    if (rc == 0 && c->have_enc)
+        rc = enc_finish(&c->enc, err);
     if (rc == 0) {
-        stats->out_bytes = c.sink.size > sink_tell(&c.sink) ? c.sink.size : sink_tell(&c.sink);
+        stats->out_bytes = c->sink.size > sink_tell(&c->sink) ? c->sink.size : sink_tell(&c->sink);
         struct stat st;
-        if (sink_flush(&c.sink, err) == 0 && fstat(c.sink.fd, &st) == 0) {
+        if (sink_flush(&c->sink, err) == 0 && fstat(c->sink.fd, &st) == 0) {
             stats->out_bytes = (uint64_t)st.st_size;
             stats->out_allocated = (uint64_t)st.st_blocks * 512;
         }
-        rc = sink_commit(&c.sink, c.libvirt_out ? LIBVIRT_MAGIC_FINAL : NULL, err);
         if (rc == 0)
-            cvp_end(&c.prog);
+            rc = cv_verdict(c, err);
+        if (rc == 0)
+            rc = sink_commit(&c->sink, c->libvirt_out ? LIBVIRT_MAGIC_FINAL : NULL, err);
+        if (rc == 0)
+            cvp_end(&c->prog);
     }
-    if (c.have_enc)
-        enc_close(&c.enc);
+    if (c->have_enc)
+        enc_close(&c->enc);
     if (rc < 0)
-        sink_abort(&c.sink);
-    if (c.o_bits)
-        for (unsigned i = 0; i < c.nblocks; i++)
-            lb_free(&c.o_bits[i]);
-    free(c.o_bits);
-    free(c.o_pages);
-    free(c.o_bitmap);
-    free(c.blocks);
-    free(c.pwb);
+        sink_abort(&c->sink);
+    if (c->o_bits)
+        for (unsigned i = 0; i < c->nblocks; i++)
+            lb_free(&c->o_bits[i]);
+    free(c->o_bits);
+    free(c->o_pages);
+    free(c->o_bitmap);
+    free(c->blocks);
+    free(c->pwb);
     return rc;
 }

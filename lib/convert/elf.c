@@ -258,7 +258,8 @@ static int write_headers(ew *e, const mrimg_memmap *m, const uint8_t *notes, siz
 }
 
 int cv_elf(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
-           mrimg_convert_stats *st, mrimg_progress_fn progress, void *pctx, mrimg_error *err)
+           mrimg_convert_stats *st, const gout_gate *gate,
+            mrimg_progress_fn progress, void *pctx, mrimg_error *err)
 {
     /* a machine without a known layout is refused before the long walk */
     sp_config cfg;
@@ -296,7 +297,7 @@ int cv_elf(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
     for (unsigned b = 0; rc == 0 && b < e.nblocks; b++)
         rc = punch_unreferenced(&e, m, b, err);
     if (rc == 0)
-        rc = gout_commit(&e.sink, e.size, st, err);
+        rc = gout_commit(&e.sink, e.size, st, gate, err);
     if (rc < 0)
         sink_abort(&e.sink);
     free(notes);
@@ -306,9 +307,12 @@ int cv_elf(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
     return rc;
 }
 
-int gout_commit(mrimg_sink *s, uint64_t size, mrimg_convert_stats *st, mrimg_error *err)
+int gout_commit(mrimg_sink *s, uint64_t size, mrimg_convert_stats *st, const gout_gate *gate,
+                mrimg_error *err)
 {
-    int rc = sink_truncate(s, size, err);
+    int rc = gate && gate->fn ? gate->fn(gate->ctx, err) : 0;
+    if (rc == 0)
+        rc = sink_truncate(s, size, err);
     if (rc < 0)
         return rc;
     struct stat sb;

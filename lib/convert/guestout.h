@@ -10,19 +10,26 @@
 #include "../guest/guest.h"
 #include "../io/sink.h"
 
+/* Asked before an output is committed (the conversion's judgement, see
+ * convert.c cv_verdict): <0 drops it with that error. */
+typedef struct gout_gate {
+    int (*fn)(void *ctx, mrimg_error *err);
+    void *ctx;
+} gout_gate;
+
 /* The ELF core of in at out_path (one walk; the map is made at its end). */
 MRIMG_INTERNAL int cv_elf(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
-                          mrimg_convert_stats *st, mrimg_progress_fn progress, void *pctx,
-                          mrimg_error *err);
+                          mrimg_convert_stats *st, const gout_gate *gate,
+                          mrimg_progress_fn progress, void *pctx, mrimg_error *err);
 /* The flat physical file of in at out_path (one walk; pages whose place
  * needs the device state are parked in a scratch file until its end). */
 MRIMG_INTERNAL int cv_phys(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
-                           mrimg_convert_stats *st, mrimg_progress_fn progress, void *pctx,
-                           mrimg_error *err);
-/* The compressed kdump file of in (o->out: MRIMG_OUT_KDUMP_ZLIB or _LZO),
- * laid out by its map m (kdump.c). */
-MRIMG_INTERNAL int cv_kdump(mrimg_image *in, const mrimg_memmap *m, const char *out_path,
-                            const mrimg_convert_opts *o, mrimg_convert_stats *st,
+                           mrimg_convert_stats *st, const gout_gate *gate,
+                           mrimg_progress_fn progress, void *pctx, mrimg_error *err);
+/* The compressed kdump file of in (o->out: MRIMG_OUT_KDUMP_ZLIB or _LZO)
+ * (kdump.c). */
+MRIMG_INTERNAL int cv_kdump(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
+                            mrimg_convert_stats *st, const gout_gate *gate,
                             mrimg_progress_fn progress, void *pctx, mrimg_error *err);
 
 /* Write the pages of data[0, n pages) that are not all zero, in runs, at
@@ -54,6 +61,6 @@ static inline int gout_runs(const uint8_t *data, uint64_t n, uint64_t ps,
 
 /* Finish an output file: size, statistics, fsync and rename. */
 MRIMG_INTERNAL int gout_commit(mrimg_sink *s, uint64_t size, mrimg_convert_stats *st,
-                               mrimg_error *err);
+                               const gout_gate *gate, mrimg_error *err);
 
 #endif

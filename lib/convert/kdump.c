@@ -464,9 +464,11 @@ static int write_layout(kw *w, const uint8_t *notes, size_t nlen, uint64_t max_m
     return write_zero_descs(w, err);
 }
 
-int cv_kdump(mrimg_image *in, const mrimg_memmap *m, const char *out_path,
-             const mrimg_convert_opts *o, mrimg_convert_stats *st, mrimg_progress_fn progress,
-             void *pctx, mrimg_error *err)
+/* The layout needs the memory map first (a scan that keeps the device
+ * state), then a walk writes the pages. */
+static int kdump_run(mrimg_image *in, const mrimg_memmap *m, const char *out_path,
+                     const mrimg_convert_opts *o, mrimg_convert_stats *st, const gout_gate *gate,
+                     mrimg_progress_fn progress, void *pctx, mrimg_error *err)
 {
     kw w;
     memset(&w, 0, sizeof(w));
@@ -542,7 +544,7 @@ int cv_kdump(mrimg_image *in, const mrimg_memmap *m, const char *out_path,
     if (rc == 0)
         rc = pc_finish(&w, err);
     if (rc == 0)
-        rc = gout_commit(&w.sink, w.data_end, st, err);
+        rc = gout_commit(&w.sink, w.data_end, st, gate, err);
     if (w.pc_ready)
         pchunk_free(&w.pc); /* joins the workers */
     if (rc < 0)
@@ -557,5 +559,17 @@ out:
     free(w.qidx);
     free(w.qn);
     free(w.done);
+    return rc;
+}
+
+int cv_kdump(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
+             mrimg_convert_stats *st, const gout_gate *gate, mrimg_progress_fn progress,
+             void *pctx, mrimg_error *err)
+{
+    mrimg_memmap *m = NULL;
+    int rc = guest_memmap_scan(in, &m, progress, pctx, err);
+    if (rc == 0)
+        rc = kdump_run(in, m, out_path, o, st, gate, progress, pctx, err);
+    mrimg_memory_map_free(m);
     return rc;
 }

@@ -265,7 +265,8 @@ static int copy_parked(pw *w, const mrimg_mem_range *r, uint8_t *buf, mrimg_erro
 }
 
 int cv_phys(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
-            mrimg_convert_stats *st, mrimg_progress_fn progress, void *pctx, mrimg_error *err)
+            mrimg_convert_stats *st, const gout_gate *gate,
+            mrimg_progress_fn progress, void *pctx, mrimg_error *err)
 {
     /* a machine without a known layout is refused before the long walk */
     sp_config cfg;
@@ -312,7 +313,7 @@ int cv_phys(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
         rc = copy_parked(&w, &m->ranges[i], buf, err);
     }
     if (rc == 0)
-        rc = gout_commit(&w.sink, size, st, err);
+        rc = gout_commit(&w.sink, size, st, gate, err);
     if (rc < 0)
         sink_abort(&w.sink);
     free(buf);

@@ -10,7 +10,7 @@
  * PAM registers that decide what backs 0xc0000-0xfffff.  A device with a
  * "vga" VMSD decodes the legacy VGA window 0xa0000-0xbffff.
  *
- * The tail is collected while a RAM walk passes over it (img->tail_hook),
+ * The tail is collected while a RAM walk passes over it (an img_rider),
  * or read afterwards: straight from the file for uncompressed payloads, by
  * one more decoding pass otherwise. */
 #include <stdio.h>
@@ -57,17 +57,22 @@ static int tail_bytes(void *ctx, const uint8_t *p, size_t n, mrimg_error *err)
     return 0;
 }
 
+static const sp_handler tail_handler = {.on_tail_start = tail_start, .on_tail = tail_bytes};
+
 void guest_tail_attach(guest_tail *t, mrimg_image *img)
 {
     memset(t, 0, sizeof(*t));
     t->img = img;
-    img->tail_hook = (img_tail_hook){tail_start, tail_bytes, t};
+    t->rider.h = &tail_handler;
+    t->rider.ctx = t;
+    t->rider.hooks.member = -1;
+    img_rider_add(img, &t->rider);
 }
 
 void guest_tail_detach(guest_tail *t)
 {
     if (t->img)
-        t->img->tail_hook = (img_tail_hook){NULL, NULL, NULL};
+        img_rider_remove(t->img, &t->rider);
 }
 
 void guest_tail_free(guest_tail *t)
@@ -115,20 +120,8 @@ int guest_tail_finish(guest_tail *t, mrimg_error *err)
         return 0;
     }
     /* compressed: one more pass over the stream, keeping only the tail */
-    srd s;
-    mrimg_decoder dec;
-    rc = img_stream_open(img, &s, &dec, err);
-    if (rc < 0)
-        return rc;
-    static const sp_handler h = {.on_tail_start = tail_start, .on_tail = tail_bytes};
-    mrimg_stream_info tsi;
-    memset(&tsi, 0, sizeof(tsi));
-    sp_parser p;
-    rc = sp_init(&p, &s, img->src.size, &tsi, &h, t, err);
-    if (rc == 0)
-        rc = sp_parse(&p, err);
-    sp_free(&p);
-    img_stream_close(&s, &dec);
+    img_parse_opts o = {.h = &tail_handler, .ctx = t};
+    rc = img_parse(img, &o, NULL, err);
     return rc;
 }
 

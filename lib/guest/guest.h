@@ -35,7 +35,7 @@ typedef struct guest_devinfo {
 
 MRIMG_INTERNAL void guest_devinfo_free(guest_devinfo *di);
 
-/* Collects the device-state tail while a RAM walk runs (img->tail_hook);
+/* Collects the device-state tail while a RAM walk runs (a rider on img);
  * after the walk, guest_tail_finish reads it from the image if the walk
  * did not pass over it (mapped-ram, or already scanned). */
 typedef struct guest_tail {
@@ -44,6 +44,7 @@ typedef struct guest_tail {
     size_t len, cap;
     uint64_t start;
     bool started, overflow;
+    img_rider rider;         /* rides the walk's pass */
 } guest_tail;
 
 #define GUEST_TAIL_MAX (64u << 20)

@@ -402,6 +402,7 @@ typedef struct smap {
     uint64_t pos;           /* end of the last region reported */
     uint64_t section_start;
     bool stopped;
+    uint64_t reached;       /* stream bytes the pass read */
 } smap;
 
 static int smap_emit(smap *m, uint64_t start, uint64_t end, int kind, uint8_t stype,
@@ -471,18 +472,20 @@ static int smap_on_command(void *ctx, const sp_command *c, mrimg_error *err)
     return rc;
 }
 
+/* How far the pass read (for the part after a parse error). */
+static int smap_after(void *ctx, sp_pass *ps, int rc, mrimg_error *err)
+{
+    (void)err;
+    ((smap *)ctx)->reached = srd_pos(ps->s) + srd_avail(ps->s);
+    return rc;
+}
+
 int mrimg_stream_map(mrimg_image *img, mrimg_extent_fn fn, void *opaque,
                      mrimg_progress_fn progress, void *pctx, mrimg_error *err)
 {
     mrimg_error_clear(err);
     if (!img || !fn)
         return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0, "no image or no callback");
-    srd s;
-    mrimg_decoder dec;
-    int rc = img_stream_open(img, &s, &dec, err);
-    if (rc < 0)
-        return rc;
-    img_stream_progress(img, &s, progress, pctx);
     static const sp_handler h = {
         .on_config = smap_on_config,
         .on_section = smap_on_section,
@@ -495,13 +498,10 @@ int mrimg_stream_map(mrimg_image *img, mrimg_extent_fn fn, void *opaque,
     m.opaque = opaque;
     mrimg_stream_info si;
     memset(&si, 0, sizeof(si));
-    sp_parser p;
-    rc = sp_init(&p, &s, img->src.size, &si, &h, &m, err);
-    if (rc == 0)
-        rc = sp_parse(&p, err);
-    uint64_t reached = srd_pos(&s) + srd_avail(&s);
-    sp_free(&p);
-    img_stream_close(&s, &dec);
+    img_parse_opts o = {.h = &h, .ctx = &m, .si = &si, .progress = progress, .pctx = pctx,
+                        .after = smap_after, .after_ctx = &m};
+    int rc = img_parse(img, &o, NULL, err);
+    uint64_t reached = m.reached;
     if (m.stopped)
         return rc;
     mrimg_error e2;

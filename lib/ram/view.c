@@ -167,20 +167,6 @@ static int pass_on_page(void *ctx, unsigned block, uint64_t page, const uint8_t 
     return 0;
 }
 
-static int pass_on_tail_start(void *ctx, uint64_t pos, mrimg_error *err)
-{
-    pass_ctx *pc = ctx;
-    const img_tail_hook *h = &pc->img->tail_hook;
-    return pc->scan && h->start ? h->start(h->ctx, pos, err) : 0;
-}
-
-static int pass_on_tail(void *ctx, const uint8_t *p, size_t n, mrimg_error *err)
-{
-    pass_ctx *pc = ctx;
-    const img_tail_hook *h = &pc->img->tail_hook;
-    return pc->scan && h->bytes ? h->bytes(h->ctx, p, n, err) : 0;
-}
-
 static void finish_plain_stats(mrimg_image *img)
 {
     for (unsigned i = 0; i < img->nblocks; i++) {
@@ -201,36 +187,27 @@ static int run_pass(mrimg_image *img, pass_ctx *pc, mrimg_progress_fn progress, 
         memset(&img->si, 0, sizeof(img->si));
         memset(&img->dstats, 0, sizeof(img->dstats));
     }
-    srd s;
-    mrimg_decoder dec;
-    int rc = img_stream_open(img, &s, &dec, err);
-    if (rc < 0)
-        return rc;
-    img_stream_progress(img, &s, progress, pctx);
-
     static const sp_handler h = {
         .on_config = pass_on_config,
         .on_blocks = pass_on_blocks,
         .on_page = pass_on_page,
-        .on_tail_start = pass_on_tail_start,
-        .on_tail = pass_on_tail,
     };
     mrimg_stream_info scratch, *si = pc->scan ? &img->si : &scratch;
     memset(&scratch, 0, sizeof(scratch));
-    sp_parser p;
-    rc = sp_init(&p, &s, img->src.size, si, &h, pc, err);
-    p.ci = &img->ci;
-    if (rc == 0)
-        rc = sp_parse(&p, err);
-    sp_free(&p);
-    srd_prefetch_stop(&s); /* the decoder's statistics are final now */
-    if (pc->scan) {
+    /* a scanning pass carries the riders (device-state collectors, a
+     * conversion's judgement) */
+    img_parse_opts o = {
+        .h = &h, .ctx = pc, .si = si, .regions = true, .riders = true, .progress = progress, .pctx = pctx,
+    };
+    img_parse_out po;
+    int rc = img_parse(img, &o, &po, err);
+    if (pc->scan && po.opened) {
         si->payload_size = img->src.size - img->ci.payload_offset;
-        if (dec.codec) {
-            img->dstats = dec.st;
-            si->payload_members = dec.st.members;
-            si->payload_trailing = dec.st.trailing;
-            si->payload_trailing_zero = dec.st.trailing_zero;
+        if (po.compressed) {
+            img->dstats = po.dstats;
+            si->payload_members = po.dstats.members;
+            si->payload_trailing = po.dstats.trailing;
+            si->payload_trailing_zero = po.dstats.trailing_zero;
         } else {
             si->payload_members = 1;
         }
@@ -238,7 +215,6 @@ static int run_pass(mrimg_image *img, pass_ctx *pc, mrimg_progress_fn progress, 
         if (!si->mapped_ram)
             finish_plain_stats(img);
     }
-    img_stream_close(&s, &dec);
     if (rc == 0 && pc->fn && !si->mapped_ram)
         rc = advance_to(pc, img->nblocks, 0, err);
     return rc;

@@ -204,24 +204,14 @@ static int tail_bytes(void *ctx, const uint8_t *p, size_t n, mrimg_error *err)
     return 0;
 }
 
+static const sp_handler tail_handler = {.on_tail_start = tail_start, .on_tail = tail_bytes};
+
 /* Read the tail again when the image had been scanned before (the walk then
  * does not pass over it). */
 static int tail_pass(dg *d, mrimg_error *err)
 {
-    srd s;
-    mrimg_decoder dec;
-    int rc = img_stream_open(d->img, &s, &dec, err);
-    if (rc < 0)
-        return rc;
-    static const sp_handler h = {.on_tail_start = tail_start, .on_tail = tail_bytes};
-    mrimg_stream_info si;
-    memset(&si, 0, sizeof(si));
-    sp_parser p;
-    rc = sp_init(&p, &s, d->img->src.size, &si, &h, d, err);
-    if (rc == 0)
-        rc = sp_parse(&p, err);
-    sp_free(&p);
-    img_stream_close(&s, &dec);
+    img_parse_opts o = {.h = &tail_handler, .ctx = d};
+    int rc = img_parse(d->img, &o, NULL, err);
     return rc;
 }
 
@@ -239,10 +229,11 @@ static int walk_progress(void *opaque, uint64_t done, uint64_t total)
 static int dg_run(dg *d, mrimg_error *err)
 {
     mrimg_image *img = d->img;
-    img_tail_hook saved = img->tail_hook;
-    img->tail_hook = (img_tail_hook){tail_start, tail_bytes, d};
+    /* the walk's pass collects the device state too */
+    img_rider rider = {.h = &tail_handler, .ctx = d, .hooks = {.member = -1}};
+    img_rider_add(img, &rider);
     int rc = mrimg_ram_walk(img, dg_cb, d, walk_progress, d, err);
-    img->tail_hook = saved;
+    img_rider_remove(img, &rider);
     if (rc == 0 && !d->setup)
         rc = dg_setup(d, err); /* no page at all was delivered */
     if (rc == 0 && !d->tail_seen)

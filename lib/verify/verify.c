@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "judge.h"
 #include "vfy.h"
 
 /* ---- the check table ------------------------------------------------------ */
@@ -176,6 +177,11 @@ typedef struct vf {
     mrimg_offset_kind sk;        /* how stream positions are reported */
     uint64_t sbase;              /* ... and their base */
     bool quick;                  /* MRIMG_CHECK_QUICK: no codec re-checks */
+    bool head_skipped;           /* vf_before judged the stream head bad */
+    bool stream_done;            /* vf_after ran */
+    bool cut;                    /* the pass did not run to its end: incomplete */
+    int frc;                     /* vf_after failed (fatal): rc and error */
+    mrimg_error ferr;
 } vf;
 
 /* ---- container -------------------------------------------------------------- */
@@ -746,57 +752,47 @@ static int drain_payload(vf *v, srd *s, mrimg_decoder *dec, mrimg_error *err)
     return 0;
 }
 
-static int stream_pass(vf *v, mrimg_error *err)
+/* The stream checks are a consumer of a pass over the payload: their
+ * events (vf_handler) and two hooks, vf_before (the magic and version,
+ * which nothing else can be read without) and vf_after (the parse's
+ * result as problems, the payload's end).  stream_pass runs that pass for
+ * the verifier itself; a conversion takes them along on its own pass
+ * (vf_judge_*). */
+static const sp_handler vf_handler = {
+    .on_config = on_config,
+    .on_section_end = on_section_end,
+    .on_blocks = on_blocks,
+    .on_page = on_page,
+};
+
+static int vf_before(void *ctx, sp_pass *ps, mrimg_error *err)
 {
+    vf *v = ctx;
+    srd *s = ps->s;
     mrimg_image *img = v->img;
-    srd s;
-    mrimg_decoder dec;
+    v->compressed = ps->dec->codec != NULL;
+    v->sk = v->compressed ? MRIMG_OFF_STREAM : MRIMG_OFF_FILE;
+    v->sbase = v->compressed ? 0 : img->ci.payload_offset;
+    memset(&v->si, 0, sizeof(v->si));
+    v->head_skipped = true; /* until the head is known to be good */
     mrimg_error e;
     mrimg_error_clear(&e);
-    int rc = img_stream_open(img, &s, &dec, &e);
+    int rc = srd_peek(s, 8, &e);
     if (rc < 0) {
         if (fatal_code(rc)) {
             *err = e;
             return rc;
         }
-        return payload_problem(v, &e, err);
-    }
-    v->compressed = dec.codec != NULL;
-    v->sk = v->compressed ? MRIMG_OFF_STREAM : MRIMG_OFF_FILE;
-    v->sbase = v->compressed ? 0 : img->ci.payload_offset;
-    img_stream_progress(img, &s, v->o->progress, v->o->progress_ctx);
-
-    static const sp_handler h = {
-        .on_config = on_config,
-        .on_section_end = on_section_end,
-        .on_blocks = on_blocks,
-        .on_page = on_page,
-    };
-    sp_parser p;
-    memset(&v->si, 0, sizeof(v->si));
-    rc = sp_init(&p, &s, img->src.size, &v->si, &h, v, err);
-    if (rc < 0) {
-        img_stream_close(&s, &dec);
-        return rc;
-    }
-    /* magic and version first: nothing else can be read without them */
-    bool head_ok = false;
-    rc = srd_peek(&s, 8, &e);
-    if (rc < 0) {
-        if (fatal_code(rc)) {
-            *err = e;
-            goto out;
-        }
         rc = payload_problem(v, &e, err);
-        goto out;
+        return rc < 0 ? rc : 1;
     }
     if (rc == 0) {
-        ERR(v, "stream.truncated", v->sk, v->sbase + srd_avail(&s),
-            "the stream ends inside its 8-byte header (%zu bytes)", srd_avail(&s));
-        rc = drain_payload(v, &s, &dec, err);
-        goto out;
+        ERR(v, "stream.truncated", v->sk, v->sbase + srd_avail(s),
+            "the stream ends inside its 8-byte header (%zu bytes)", srd_avail(s));
+        rc = drain_payload(v, s, ps->dec, err);
+        return rc < 0 ? rc : 1;
     }
-    const uint8_t *hd = srd_ptr(&s);
+    const uint8_t *hd = srd_ptr(s);
     if (rd_be32(hd) != QEMU_FILE_MAGIC) {
         char hex[32];
         hex_bytes(hex, hd, 4, 4);
@@ -806,56 +802,59 @@ static int stream_pass(vf *v, mrimg_error *err)
         ERR(v, "stream.version", v->sk, v->sbase + 4, "QEMU stream version %u (expected 3%s)",
             rd_be32(hd + 4), rd_be32(hd + 4) == 2 ? "; version 2 is obsolete" : "");
     } else {
-        head_ok = true;
+        v->head_skipped = false;
+        return 0;
     }
-    if (!head_ok) {
-        v->stream_error = true;
-        rc = drain_payload(v, &s, &dec, err);
-        goto out;
-    }
+    v->stream_error = true;
+    rc = drain_payload(v, s, ps->dec, err);
+    return rc < 0 ? rc : 1;
+}
 
-    mrimg_error_clear(&e);
-    rc = sp_parse(&p, &e);
-    v->page_size = p.page_size;
-    v->mapped = p.mapped;
+/* The parse's result (rc, *perr) as problems. */
+static int vf_parsed(vf *v, sp_pass *ps, int rc, const mrimg_error *perr, mrimg_error *err)
+{
+    sp_parser *p = ps->p;
+    srd *s = ps->s;
+    mrimg_decoder *dec = ps->dec;
+    mrimg_error e = *perr;
+    v->page_size = p->page_size;
+    v->mapped = p->mapped;
     /* blocks found so far, with a partly read one (its mapped header read) */
-    if (p.blocks) {
-        unsigned nb = p.nblocks + (p.nblocks < MRIMG_MAX_BLOCKS && p.blocks[p.nblocks].mapped);
-        v->partial_block = nb > p.nblocks;
+    if (p->blocks) {
+        unsigned nb = p->nblocks + (p->nblocks < MRIMG_MAX_BLOCKS && p->blocks[p->nblocks].mapped);
+        v->partial_block = nb > p->nblocks;
+        free(v->blocks);
         v->blocks = xcalloc(nb ? nb : 1, sizeof(*v->blocks), err);
-        if (!v->blocks) {
-            rc = MRIMG_ERR_NOMEM;
-            goto out;
-        }
-        memcpy(v->blocks, p.blocks, nb * sizeof(*v->blocks));
-        v->nblocks = p.nblocks;
+        if (!v->blocks)
+            return MRIMG_ERR_NOMEM;
+        memcpy(v->blocks, p->blocks, nb * sizeof(*v->blocks));
+        v->nblocks = p->nblocks;
     }
     if (rc < 0) {
         if (fatal_code(rc)) {
             *err = e;
-            goto out;
+            return rc;
         }
-        if (dec.codec && e.offset_kind == MRIMG_OFF_FILE) {
+        if (dec->codec && e.offset_kind == MRIMG_OFF_FILE) {
             /* the decoder failed: the payload is damaged, the rest unreadable */
-            rc = payload_problem(v, &e, err);
             v->stream_error = true;
-            goto out;
+            return payload_problem(v, &e, err);
         }
         v->stream_error = true;
-        const char *check = parser_check(v, &p, &e);
+        const char *check = parser_check(v, p, &e);
         /* the mapped-ram header checks below report these themselves */
-        bool mine = p.at == SP_AT_MAPPED && v->partial_block;
+        bool mine = p->at == SP_AT_MAPPED && v->partial_block;
         if (v->mapped && v->nblocks > 0 && !v->compressed) {
             const sp_block *lb = &v->blocks[v->nblocks - 1];
             uint64_t cont = lb->pages_offset + lb->used_length;
             if (e.offset_kind == MRIMG_OFF_FILE && e.offset == cont &&
                 e.code != MRIMG_ERR_TRUNCATED &&
-                (p.at == SP_AT_BLOCKS || p.at == SP_AT_RAM))
+                (p->at == SP_AT_BLOCKS || p->at == SP_AT_RAM))
                 check = "mapped.stream";
         }
-        if (p.at == SP_AT_TAIL) {
+        if (p->at == SP_AT_TAIL) {
             sp_devwalk dw;
-            check_tail(v, &p, &e, &dw);
+            check_tail(v, p, &e, &dw);
             v->res->device_sections = dw.sections;
             v->res->devices_checked = dw.complete;
         } else if (!strcmp(check, "mapped.stream")) {
@@ -866,52 +865,105 @@ static int stream_pass(vf *v, mrimg_error *err)
         } else if (!mine) {
             vf_add_err(&v->l, check, MRIMG_SEV_ERROR, &e);
         }
-        rc = drain_payload(v, &s, &dec, err);
-        goto out;
+        return drain_payload(v, s, dec, err);
     }
     v->parsed = true;
     v->res->stream_parsed = 1;
-    {
-        sp_devwalk dw;
-        check_tail(v, &p, NULL, &dw);
-        v->res->device_sections = dw.sections;
-        v->res->devices_checked = dw.complete;
+    sp_devwalk dw;
+    check_tail(v, p, NULL, &dw);
+    v->res->device_sections = dw.sections;
+    v->res->devices_checked = dw.complete;
+    return 0;
+}
+
+static int vf_after(void *ctx, sp_pass *ps, int rc, const mrimg_error *perr, mrimg_error *err)
+{
+    vf *v = ctx;
+    if (ps->si != &v->si)
+        v->si = *ps->si; /* a pass of another consumer's: its parser's stream info */
+    if (sp_pass_cut(ps)) {
+        v->cut = true; /* another consumer stopped the pass: no judgement */
+        return 0;
     }
-    rc = 0;
-out:
-    if (dec.codec) {
-        img->dstats = dec.st;
-        v->res->payload_bytes = dec.st.in_bytes;
-        v->res->codec_checks = dec.st.checks;
-        v->res->codec_members = dec.st.members;
-        if (rc == 0 && dec.done && dec.st.trailing) {
-            uint64_t at = img->src.size - dec.st.trailing;
-            if (dec.st.tool_rejects && dec.st.note[0])
+    if (rc < 0 && fatal_code(rc))
+        v->cut = true;
+    if (!v->head_skipped)
+        rc = vf_parsed(v, ps, rc, perr, err);
+    else
+        rc = 0; /* vf_before judged the head, and drained the payload */
+    if (rc < 0) {
+        v->cut = true;
+        v->frc = rc;
+        v->ferr = *err;
+    }
+    mrimg_image *img = v->img;
+    mrimg_decoder *dec = ps->dec;
+    if (dec->codec) {
+        img->dstats = dec->st;
+        v->res->payload_bytes = dec->st.in_bytes;
+        v->res->codec_checks = dec->st.checks;
+        v->res->codec_members = dec->st.members;
+        if (rc == 0 && dec->done && dec->st.trailing) {
+            uint64_t at = img->src.size - dec->st.trailing;
+            if (dec->st.tool_rejects && dec->st.note[0])
                 ERR(v, "payload.trailing", FILEOFF, at, "%s; libvirt's restore would fail",
-                    dec.st.note);
-            else if (dec.st.tool_rejects)
+                    dec->st.note);
+            else if (dec->st.tool_rejects)
                 ERR(v, "payload.trailing", FILEOFF, at,
                     "%llu bytes after the %s payload: `%s -dc` would fail, and with it "
                     "libvirt's restore",
-                    (unsigned long long)dec.st.trailing, dec.codec->name, dec.codec->name);
-            else if (dec.st.note[0])
-                WARN(v, "payload.trailing", FILEOFF, at, "%s", dec.st.note);
+                    (unsigned long long)dec->st.trailing, dec->codec->name, dec->codec->name);
+            else if (dec->st.note[0])
+                WARN(v, "payload.trailing", FILEOFF, at, "%s", dec->st.note);
             else
                 WARN(v, "payload.trailing", FILEOFF, at,
                      "%llu %sbytes after the %s payload (`%s -dc` accepts them)",
-                     (unsigned long long)dec.st.trailing, dec.st.trailing_zero ? "zero " : "",
-                     dec.codec->name, dec.codec->name);
-        } else if (rc == 0 && dec.done && dec.st.tool_rejects) {
+                     (unsigned long long)dec->st.trailing, dec->st.trailing_zero ? "zero " : "",
+                     dec->codec->name, dec->codec->name);
+        } else if (rc == 0 && dec->done && dec->st.tool_rejects) {
             ERR(v, "payload.trailing", FILEOFF, img->src.size,
                 "%s (libvirt's restore would fail)",
-                dec.st.note[0] ? dec.st.note : "the stock tool would reject this payload");
+                dec->st.note[0] ? dec->st.note : "the stock tool would reject this payload");
         }
     } else {
-        v->res->payload_bytes = srd_pos(&s);
+        v->res->payload_bytes = srd_pos(ps->s);
     }
-    v->res->stream_bytes = srd_pos(&s);
-    sp_free(&p);
-    img_stream_close(&s, &dec);
+    v->res->stream_bytes = srd_pos(ps->s);
+    v->stream_done = true;
+    return rc;
+}
+
+/* The stream checks' own pass (mrimg_verify, mrimg_check). */
+static int stream_pass(vf *v, mrimg_error *err)
+{
+    mrimg_image *img = v->img;
+    mrimg_error e;
+    mrimg_error_clear(&e);
+    img_parse_opts o = {
+        .h = &vf_handler,
+        .ctx = v,
+        .si = &v->si,
+        .hooks = {vf_before, vf_after, v, 0},
+        .progress = v->o->progress,
+        .pctx = v->o->progress_ctx,
+    };
+    img_parse_out po;
+    int rc = img_parse(img, &o, &po, &e);
+    if (!po.opened) {
+        if (fatal_code(rc)) {
+            *err = e;
+            return rc;
+        }
+        return payload_problem(v, &e, err);
+    }
+    if (v->frc < 0) { /* vf_after's own failure */
+        *err = v->ferr;
+        return v->frc;
+    }
+    if (v->stream_done)
+        return 0; /* a parse error is a problem now (vf_after) */
+    if (rc < 0)
+        *err = e;
     return rc;
 }
 
@@ -1302,74 +1354,111 @@ void mrimg_verify_free(mrimg_verify_result *r)
     free(r);
 }
 
-/* The engine: every check on the file open in scratch (a handle built by
- * hand, since the container may be too broken for mrimg_open).  *res
- * receives the result, also when it fails part-way. */
+/* The engine, in three steps: the container checks (which tell where the
+ * payload is and how it is encoded), the stream checks on a pass over the
+ * payload (their own, or a conversion's), then the checks on what the pass
+ * found, into the result.  scratch is a handle built by hand, since the
+ * container may be too broken for mrimg_open. */
+static int vf_start(vf *v, mrimg_image *scratch, const mrimg_verify_opts *o, bool quick,
+                    mrimg_error *err)
+{
+    memset(v, 0, sizeof(*v));
+    v->o = o;
+    v->quick = quick;
+    v->l.max = v->o->max_problems ? v->o->max_problems : MRIMG_VERIFY_MAX_PROBLEMS;
+    v->res = xcalloc(1, sizeof(*v->res), err);
+    if (!v->res)
+        return MRIMG_ERR_NOMEM;
+    v->page_size = 4096;
+    v->img = scratch;
+    int rc = check_container(v, err);
+    if (rc == 0 && v->have_payload) {
+        mrimg_image *img = v->img;
+        img->ci.payload_format = v->enc;
+        if (v->libvirt && v->hdr_format == MRIMG_FORMAT_SPARSE && v->enc == MRIMG_FORMAT_RAW)
+            img->ci.payload_format = MRIMG_FORMAT_SPARSE;
+        img->codec = codec_by_format(v->enc == MRIMG_FORMAT_SPARSE ? MRIMG_FORMAT_RAW : v->enc);
+        if (!img->codec)
+            img->codec = &codec_raw;
+    }
+    return rc;
+}
+
+/* rc: the result so far (the stream pass's); *res receives the result,
+ * also when it failed part-way. */
+static int vf_conclude(vf *v, int rc, mrimg_verify_result **res, mrimg_error *err)
+{
+    const mrimg_verify_opts *o = v->o;
+    if (rc == 0 && v->have_payload) {
+        check_plain(v);
+        check_stream_misc(v);
+        check_format_vs_stream(v);
+        rc = check_mapped(v, err);
+    }
+    mrimg_verify_result *r = v->res;
+    const mrimg_container_info *ci = &v->img->ci;
+    r->is_libvirt = ci->is_libvirt;
+    r->complete = ci->complete;
+    r->format = v->hdr_format;
+    r->payload_format = v->libvirt && v->hdr_format == MRIMG_FORMAT_SPARSE &&
+                                v->enc == MRIMG_FORMAT_RAW
+                            ? MRIMG_FORMAT_SPARSE
+                            : v->enc;
+    r->mapped_ram = v->mapped;
+    r->file_size = v->img->src.size;
+    r->payload_offset = ci->payload_offset;
+    r->nblocks = v->nblocks;
+    for (unsigned i = 0; i < v->nblocks; i++)
+        r->ram_bytes += v->blocks[i].used_length;
+    if (v->parsed) {
+        r->stream_size = v->si.stream_size;
+        r->stream_trailing = v->si.trailing_bytes;
+    }
+    r->data_checked = !o->skip_data;
+    r->codec_rechecked = !v->quick;
+    if (v->l.nomem && rc == 0)
+        rc = err_nomem(err);
+    r->errors = v->l.errors;
+    r->warnings = v->l.warnings;
+    r->dropped = v->l.dropped;
+    r->nproblems = v->l.n;
+    r->problems = v->l.v;
+    v->l.v = NULL;
+    v->res = NULL;
+    *res = r;
+    return rc;
+}
+
+/* What a vf holds besides its result. */
+static void vf_release(vf *v)
+{
+    if (v->seen) {
+        for (unsigned i = 0; i < v->nblocks; i++)
+            lb_free(&v->seen[i]);
+        free(v->seen);
+        v->seen = NULL;
+    }
+    free(v->blocks);
+    v->blocks = NULL;
+    if (v->res) { /* never concluded */
+        free(v->l.v);
+        v->l.v = NULL;
+        mrimg_verify_free(v->res);
+        v->res = NULL;
+    }
+}
+
 static int run_checks(mrimg_image *scratch, const mrimg_verify_opts *o, bool quick,
                       mrimg_verify_result **res, mrimg_error *err)
 {
     vf v;
-    memset(&v, 0, sizeof(v));
-    v.o = o;
-    v.quick = quick;
-    v.l.max = v.o->max_problems ? v.o->max_problems : MRIMG_VERIFY_MAX_PROBLEMS;
-    v.res = xcalloc(1, sizeof(*v.res), err);
-    if (!v.res)
-        return MRIMG_ERR_NOMEM;
-    v.page_size = 4096;
-    v.img = scratch;
-    int rc = check_container(&v, err);
-    if (rc == 0 && v.have_payload) {
-        mrimg_image *img = v.img;
-        img->ci.payload_format = v.enc;
-        if (v.libvirt && v.hdr_format == MRIMG_FORMAT_SPARSE && v.enc == MRIMG_FORMAT_RAW)
-            img->ci.payload_format = MRIMG_FORMAT_SPARSE;
-        img->codec = codec_by_format(v.enc == MRIMG_FORMAT_SPARSE ? MRIMG_FORMAT_RAW : v.enc);
-        if (!img->codec)
-            img->codec = &codec_raw;
+    int rc = vf_start(&v, scratch, o, quick, err);
+    if (rc == MRIMG_ERR_NOMEM && !v.res)
+        return rc;
+    if (rc == 0 && v.have_payload)
         rc = stream_pass(&v, err);
-        if (rc == 0) {
-            check_plain(&v);
-            check_stream_misc(&v);
-            check_format_vs_stream(&v);
-            rc = check_mapped(&v, err);
-        }
-    }
-    mrimg_verify_result *r = v.res;
-    const mrimg_container_info *ci = &v.img->ci;
-    r->is_libvirt = ci->is_libvirt;
-    r->complete = ci->complete;
-    r->format = v.hdr_format;
-    r->payload_format = v.libvirt && v.hdr_format == MRIMG_FORMAT_SPARSE &&
-                                v.enc == MRIMG_FORMAT_RAW
-                            ? MRIMG_FORMAT_SPARSE
-                            : v.enc;
-    r->mapped_ram = v.mapped;
-    r->file_size = v.img->src.size;
-    r->payload_offset = ci->payload_offset;
-    r->nblocks = v.nblocks;
-    for (unsigned i = 0; i < v.nblocks; i++)
-        r->ram_bytes += v.blocks[i].used_length;
-    if (v.parsed) {
-        r->stream_size = v.si.stream_size;
-        r->stream_trailing = v.si.trailing_bytes;
-    }
-    r->data_checked = !o->skip_data;
-    r->codec_rechecked = !quick;
-    if (v.l.nomem && rc == 0)
-        rc = err_nomem(err);
-    r->errors = v.l.errors;
-    r->warnings = v.l.warnings;
-    r->dropped = v.l.dropped;
-    r->nproblems = v.l.n;
-    r->problems = v.l.v;
-    if (v.seen) {
-        for (unsigned i = 0; i < v.nblocks; i++)
-            lb_free(&v.seen[i]);
-        free(v.seen);
-    }
-    free(v.blocks);
-    *res = r;
+    rc = vf_conclude(&v, rc, res, err);
+    vf_release(&v);
     return rc;
 }
 
@@ -1401,6 +1490,34 @@ int mrimg_verify(const char *path, const mrimg_verify_opts *opts, mrimg_verify_r
 
 static void judgement_free(void *p) { mrimg_verify_free(p); }
 
+/* Cache r as img's judgement at level (1 quick, 2 full). */
+static void judgement_keep(mrimg_image *img, mrimg_verify_result *r, int level)
+{
+    if (img->judgement_free)
+        img->judgement_free(img->judgement);
+    img->judgement = r;
+    img->judgement_level = level;
+    img->judgement_free = judgement_free;
+}
+
+/* A second handle on img's descriptor: the checks fill in their own
+ * container and codec state, the caller's handle is left as it is. */
+static int scratch_open(mrimg_image *img, mrimg_image **out, mrimg_error *err)
+{
+    mrimg_image *scratch = xcalloc(1, sizeof(*scratch), err);
+    if (!scratch)
+        return MRIMG_ERR_NOMEM;
+    scratch->opts = img->opts;
+    int rc = src_open_fd(&scratch->src, img->src.fd, img->src.name, false, err);
+    if (rc < 0) {
+        free(scratch);
+        return rc;
+    }
+    scratch->src.size = img->src.size;
+    *out = scratch;
+    return 0;
+}
+
 int mrimg_check(mrimg_image *img, unsigned flags, mrimg_progress_fn progress, void *pctx,
                 const mrimg_verify_result **res, mrimg_error *err)
 {
@@ -1415,18 +1532,10 @@ int mrimg_check(mrimg_image *img, unsigned flags, mrimg_progress_fn progress, vo
             *res = img->judgement;
         return MRIMG_OK;
     }
-    /* a second handle on the same descriptor: the checks fill in their own
-     * container and codec state, the caller's handle is left as it is */
-    mrimg_image *scratch = xcalloc(1, sizeof(*scratch), err);
-    if (!scratch)
-        return MRIMG_ERR_NOMEM;
-    scratch->opts = img->opts;
-    int rc = src_open_fd(&scratch->src, img->src.fd, img->src.name, false, err);
-    if (rc < 0) {
-        free(scratch);
+    mrimg_image *scratch = NULL;
+    int rc = scratch_open(img, &scratch, err);
+    if (rc < 0)
         return rc;
-    }
-    scratch->src.size = img->src.size;
     mrimg_verify_opts o = {
         .stream_offset = img->opts.stream_offset,
         .threads = img->opts.threads,
@@ -1441,12 +1550,77 @@ int mrimg_check(mrimg_image *img, unsigned flags, mrimg_progress_fn progress, vo
         mrimg_verify_free(r);
         return rc;
     }
-    if (img->judgement_free)
-        img->judgement_free(img->judgement);
-    img->judgement = r;
-    img->judgement_level = level;
-    img->judgement_free = judgement_free;
+    judgement_keep(img, r, level);
     if (res)
         *res = r;
     return MRIMG_OK;
+}
+
+/* ---- the quick judgement on a conversion's own pass ------------------------------ */
+
+struct vf_judge {
+    vf v;
+    mrimg_verify_opts o;
+    mrimg_image *scratch;
+    img_rider rider;
+};
+
+int vf_judge_begin(mrimg_image *img, vf_judge **out, mrimg_error *err)
+{
+    *out = NULL;
+    vf_judge *j = xcalloc(1, sizeof(*j), err);
+    if (!j)
+        return MRIMG_ERR_NOMEM;
+    int rc = scratch_open(img, &j->scratch, err);
+    if (rc < 0) {
+        free(j);
+        return rc;
+    }
+    j->o = (mrimg_verify_opts){
+        .stream_offset = img->opts.stream_offset, .threads = img->opts.threads, .skip_data = 1};
+    rc = vf_start(&j->v, j->scratch, &j->o, true, err);
+    /* the pass must read what the verifier's own would: the same payload,
+     * decoded by the same codec (else: a judgement of its own) */
+    if (rc < 0 || !j->v.have_payload || j->scratch->codec != img->codec ||
+        j->scratch->ci.payload_offset != img->ci.payload_offset) {
+        vf_judge_free(j);
+        return rc < 0 ? rc : 1;
+    }
+    j->rider = (img_rider){
+        .h = &vf_handler,
+        .ctx = &j->v,
+        .hooks = {vf_before, vf_after, &j->v, -1},
+        .once = true,
+    };
+    *out = j;
+    return 0;
+}
+
+img_rider *vf_judge_rider(vf_judge *j) { return &j->rider; }
+
+int vf_judge_end(vf_judge *j, mrimg_image *img, const mrimg_verify_result **res,
+                 mrimg_error *err)
+{
+    vf *v = &j->v;
+    if (!j->rider.fed || !v->stream_done || v->cut)
+        return 1; /* the pass ended early: no judgement */
+    /* the parser's stream info is the conversion pass's (vf_after took a copy) */
+    mrimg_verify_result *r = NULL;
+    int rc = vf_conclude(v, 0, &r, err);
+    if (rc < 0) {
+        mrimg_verify_free(r);
+        return rc;
+    }
+    judgement_keep(img, r, 1);
+    *res = r;
+    return 0;
+}
+
+void vf_judge_free(vf_judge *j)
+{
+    if (!j)
+        return;
+    vf_release(&j->v);
+    mrimg_close(j->scratch);
+    free(j);
 }
