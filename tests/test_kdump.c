@@ -202,9 +202,10 @@ static void test_deterministic(void **state)
     free(dir);
 }
 
-/* Phases of a conversion, as "a,b,c". */
+/* Phases of a conversion, as "a,b,c", and the last progress total. */
 typedef struct phases {
     char s[256];
+    uint64_t total, calls;
 } phases;
 
 static void on_phase(void *ctx, const char *phase)
@@ -218,11 +219,15 @@ static void on_phase(void *ctx, const char *phase)
 
 static int on_progress(void *ctx, uint64_t done, uint64_t total)
 {
-    (void)ctx, (void)done, (void)total;
+    phases *p = ctx;
+    (void)done;
+    p->total = total;
+    p->calls++;
     return 0;
 }
 
-static void phases_of(const char *in, const char *out, int kind, phases *p)
+/* Convert in to out as kind; *payload: the input's payload bytes. */
+static void phases_of(const char *in, const char *out, int kind, phases *p, uint64_t *payload)
 {
     mrimg_error e;
     mrimg_image *img = mrimg_open(fixture_path(in), NULL, &e);
@@ -238,25 +243,124 @@ static void phases_of(const char *in, const char *out, int kind, phases *p)
     mrimg_convert_stats st;
     if (mrimg_convert(img, out, &o, &st, &e) != 0)
         fail_msg("%s -> %d: %s", in, kind, e.message);
+    const mrimg_container_info *ci = mrimg_container(img);
+    if (payload)
+        *payload = ci->file_size - ci->payload_offset;
+    /* the judgement rode on the conversion's pass and is cached: asking for
+     * it again reads nothing */
+    phases again;
+    memset(&again, 0, sizeof(again));
+    const mrimg_verify_result *jr = NULL;
+    assert_int_equal(mrimg_check(img, MRIMG_CHECK_QUICK, on_progress, &again, &jr, &e), 0);
+    assert_non_null(jr);
+    assert_int_equal(jr->errors, 0);
+    assert_int_equal(again.calls, 0);
     mrimg_close(img);
 }
 
-/* -O phys decodes a compressed input once, as -O elf does: no scanning
- * pass before the walk (kdump, which still makes its map first, has one:
- * the same code path -O phys took before). */
-static void test_phys_one_pass(void **state)
+/* A plain or compressed input is decoded once for every output: the
+ * judgement and, for kdump, the memory map come from the conversion's own
+ * pass (one phase, a progress total of one pass over the payload).  Before,
+ * a "checking" pass came first, and kdump also had a "scanning" pass. */
+static void test_one_pass(void **state)
 {
     (void)state;
     char *dir = test_tmpdir("kdump");
     char out[4096];
     snprintf(out, sizeof(out), "%s/out", dir);
-    phases elf, phys, kd;
-    phases_of("libvirt/zstd.sav", out, MRIMG_OUT_ELF, &elf);
-    phases_of("libvirt/zstd.sav", out, MRIMG_OUT_PHYS, &phys);
-    phases_of("libvirt/zstd.sav", out, MRIMG_OUT_KDUMP_ZLIB, &kd);
-    assert_non_null(strstr(kd.s, "scanning"));
-    assert_null(strstr(phys.s, "scanning"));
-    assert_string_equal(phys.s, elf.s);
+    static const int kinds[] = {MRIMG_OUT_ELF, MRIMG_OUT_PHYS, MRIMG_OUT_KDUMP_ZLIB,
+                                MRIMG_OUT_KDUMP_LZO, MRIMG_FORMAT_ZSTD, MRIMG_FORMAT_RAW,
+                                MRIMG_OUT_QEMU, MRIMG_FORMAT_SPARSE};
+    static const char *ins[] = {"libvirt/zstd.sav", "libvirt/raw.sav"};
+    for (size_t i = 0; i < sizeof(ins) / sizeof(ins[0]); i++)
+        for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+            phases p;
+            uint64_t payload = 0;
+            phases_of(ins[i], out, kinds[k], &p, &payload);
+            if (strcmp(p.s, "converting") != 0)
+                fail_msg("%s -> %d: phases %s", ins[i], kinds[k], p.s);
+            if (p.total != payload)
+                fail_msg("%s -> %d: progress total %llu, payload %llu bytes", ins[i], kinds[k],
+                         (unsigned long long)p.total, (unsigned long long)payload);
+        }
+    test_rmdir_all(dir);
+    free(dir);
+}
+
+/* A corrupted compressed input is refused by the judgement that rides on
+ * the conversion: the same error as mrimg_check gives on its own, and the
+ * target is left as it was. */
+static void test_refused_on_the_pass(void **state)
+{
+    (void)state;
+    char *dir = test_tmpdir("kdump");
+    char bad[4096], out[4096];
+    snprintf(bad, sizeof(bad), "%s/bad.sav", dir);
+    snprintf(out, sizeof(out), "%s/out", dir);
+    size_t len;
+    uint8_t *b = read_file(fixture_path("libvirt/zstd.sav"), &len);
+    assert_non_null(b);
+    /* a byte in the middle of the compressed payload */
+    mrimg_error e;
+    mrimg_image *img = mrimg_open(fixture_path("libvirt/zstd.sav"), NULL, &e);
+    assert_non_null(img);
+    uint64_t po = mrimg_container(img)->payload_offset;
+    mrimg_close(img);
+    b[po + (len - po) / 2] ^= 0x5a;
+    FILE *f = fopen(bad, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(b, 1, len, f), len);
+    fclose(f);
+    free(b);
+    /* what the judgement says on its own */
+    img = mrimg_open(bad, NULL, &e);
+    assert_non_null(img);
+    const mrimg_verify_result *jr = NULL;
+    assert_int_equal(mrimg_check(img, MRIMG_CHECK_QUICK, NULL, NULL, &jr, &e), 0);
+    assert_true(jr->errors > 0);
+    const mrimg_problem *first = NULL;
+    for (unsigned i = 0; i < jr->nproblems && !first; i++)
+        if (jr->problems[i].severity == MRIMG_SEV_ERROR)
+            first = &jr->problems[i];
+    assert_non_null(first);
+    char want[1024];
+    snprintf(want, sizeof(want), "%s: %s", first->check, first->message);
+    uint64_t errors = jr->errors;
+    mrimg_close(img);
+    static const int kinds[] = {MRIMG_FORMAT_ZSTD, MRIMG_OUT_ELF, MRIMG_OUT_PHYS,
+                                MRIMG_OUT_KDUMP_ZLIB, MRIMG_FORMAT_SPARSE};
+    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        f = fopen(out, "wb");
+        assert_non_null(f);
+        fputs("keep", f);
+        fclose(f);
+        img = mrimg_open(bad, NULL, &e);
+        assert_non_null(img);
+        mrimg_convert_opts o;
+        mrimg_convert_opts_init(&o);
+        o.force = 1;
+        o.out = kinds[k];
+        mrimg_error ce;
+        int rc = mrimg_convert(img, out, &o, NULL, &ce);
+        if (rc == 0 || !strstr(ce.message, want))
+            fail_msg("-> %d: rc %d, \"%s\", expected \"%s...\"", kinds[k], rc, ce.message,
+                     want);
+        /* the judgement is cached as mrimg_check would have */
+        const mrimg_verify_result *r2 = NULL;
+        assert_int_equal(mrimg_check(img, MRIMG_CHECK_QUICK, NULL, NULL, &r2, &e), 0);
+        assert_int_equal(r2->errors, errors);
+        mrimg_close(img);
+        size_t ol;
+        uint8_t *ob = read_file(out, &ol);
+        assert_non_null(ob);
+        assert_int_equal(ol, 4);
+        assert_memory_equal(ob, "keep", 4);
+        free(ob);
+        /* no temporary left beside it */
+        char cmd[4200];
+        snprintf(cmd, sizeof(cmd), "test $(ls -A '%s' | wc -l) -eq 2", dir);
+        assert_int_equal(system(cmd), 0);
+    }
     test_rmdir_all(dir);
     free(dir);
 }
@@ -266,7 +370,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fixtures),
         cmocka_unit_test(test_deterministic),
-        cmocka_unit_test(test_phys_one_pass),
+        cmocka_unit_test(test_one_pass),
+        cmocka_unit_test(test_refused_on_the_pass),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -184,13 +184,10 @@ static int read_phys(void *ctx, uint64_t gpa, size_t n, uint8_t *out, mrimg_erro
     return 0;
 }
 
-/* The notes (vCPUs, then the guest's VMCOREINFO) from the device state in
- * t, and whether the first vCPU is in long mode.  A device state whose
- * vCPUs cannot be decoded gives no notes: the memory is still worth having. */
-static int make_notes(ew *e, const guest_tail *t, const mrimg_memmap *m, uint8_t **notes,
-                      size_t *nlen, bool *lma, mrimg_error *err)
+int gout_notes(const mrimg_image *in, const guest_tail *t, guest_phys_read_fn rd, void *ctx,
+               uint8_t **notes, size_t *nlen, bool *lma, mrimg_error *err)
 {
-    const mrimg_stream_info *si = &e->in->si;
+    const mrimg_stream_info *si = &in->si;
     *notes = NULL;
     *nlen = 0;
     *lma = true;
@@ -206,8 +203,7 @@ static int make_notes(ew *e, const guest_tail *t, const mrimg_memmap *m, uint8_t
         return 0;
     if (cpus->n)
         *lma = (cpus->cpu[0].hflags & HF_LMA) != 0;
-    phys_rd pr = {e, m};
-    int rc = guest_notes_for(cpus, read_phys, &pr, notes, nlen, err);
+    int rc = guest_notes_for(cpus, rd, ctx, notes, nlen, err);
     mrimg_cpus_free(cpus);
     return rc;
 }
@@ -290,8 +286,9 @@ int cv_elf(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
     if (rc == 0)
         rc = guest_memmap_from_tail(in, &t, &m, err);
     bool lma = true;
+    phys_rd pr = {&e, m};
     if (rc == 0)
-        rc = make_notes(&e, &t, m, &notes, &nlen, &lma, err);
+        rc = gout_notes(in, &t, read_phys, &pr, &notes, &nlen, &lma, err);
     if (rc == 0)
         rc = write_headers(&e, m, notes, nlen, lma, err);
     for (unsigned b = 0; rc == 0 && b < e.nblocks; b++)

@@ -59,6 +59,20 @@ static inline int gout_runs(const uint8_t *data, uint64_t n, uint64_t ps,
     return 0;
 }
 
+/* The ELF notes (vCPUs, then the guest's VMCOREINFO, read through rd) from
+ * the device state in t, and whether the first vCPU is in long mode.  A
+ * device state whose vCPUs cannot be decoded gives no notes: the memory is
+ * still worth having. (elf.c) */
+MRIMG_INTERNAL int gout_notes(const mrimg_image *in, const guest_tail *t, guest_phys_read_fn rd,
+                              void *ctx, uint8_t **notes, size_t *nlen, bool *lma,
+                              mrimg_error *err);
+/* A scratch file (unlinked) in $MRIMG_TMPDIR, $TMPDIR or /var/tmp; dir
+ * receives the directory, why says what it is for. (phys.c) */
+MRIMG_INTERNAL int gout_scratch(char *dir, size_t cap, const char *why, int *fd,
+                                mrimg_error *err);
+MRIMG_INTERNAL int gout_scratch_write(int fd, const uint8_t *p, size_t n, uint64_t off,
+                                      const char *dir, mrimg_error *err);
+
 /* Finish an output file: size, statistics, fsync and rename. */
 MRIMG_INTERNAL int gout_commit(mrimg_sink *s, uint64_t size, mrimg_convert_stats *st,
                                const gout_gate *gate, mrimg_error *err);

@@ -38,7 +38,9 @@
  * pages with data as they arrive.  Pages with data are compressed on
  * -T threads (util/pchunk.c, 64 pages a job) and appended in the order
  * they were given, so the file is the same for every thread count. */
+#include <errno.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <lzo/lzo1x.h>
 #include <zlib.h>
@@ -76,9 +78,16 @@ typedef struct kw {
     /* a run of consecutive descriptors not yet written */
     uint8_t *run;
     uint64_t run_first, run_len;
-    uint8_t *done;            /* per page of the current callback */
-    uint64_t done_cap;
+    /* the pages with data, compressed, parked in walk order until the map
+     * is known: records [u64 block << 48 | page][u32 size][u32 flags][data] */
+    int scratch;
+    char scratch_dir[4096];
+    uint64_t park_end;
+    uint64_t desc_data;       /* descriptors pointing at data */
 } kw;
+
+#define KD_PARK_HDR 16u
+#define KD_ID(block, page) ((uint64_t)(block) << 48 | (page))
 
 static void put_desc(uint8_t *p, uint64_t off, uint32_t size, uint32_t flags)
 {
@@ -179,31 +188,37 @@ static int kd_work(void *ctx, unsigned worker, pchunk_job *job, mrimg_error *err
     return 0;
 }
 
-/* In order: append each page's data, point its descriptors at it. */
-static int kd_emit(void *ctx, pchunk_job *job, mrimg_error *err)
+/* Parking (before the map is known): each page's record to the scratch
+ * file, with the page it is (the queue holds KD_IDs). */
+static int park(kw *w, pchunk_job *job, mrimg_error *err)
 {
-    kw *w = ctx;
     size_t at = 0;
     while (at < job->out_len) {
-        uint32_t n = rd_le32(job->out + at), flags = rd_le32(job->out + at + 4);
-        if (w->qn_len == 0)
+        uint32_t n = rd_le32(job->out + at);
+        if (w->qidx_len == 0)
             return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0,
                            "kdump: a compressed page nobody asked for");
-        unsigned cnt = w->qn[w->qn_head++];
+        uint8_t h[KD_PARK_HDR - 8];
+        wr_le64(h, w->qidx[w->qidx_head++]);
+        w->qidx_len--;
+        w->qn_head++;
         w->qn_len--;
-        for (unsigned j = 0; j < cnt; j++) {
-            int rc = run_put(w, w->qidx[w->qidx_head++], w->data_end, n, flags, err);
-            if (rc < 0)
-                return rc;
-            w->qidx_len--;
-        }
-        int rc = sink_write(&w->sink, job->out + at + 8, n, err);
+        /* [id][size][flags]: the job's record starts with [size][flags] */
+        int rc = gout_scratch_write(w->scratch, h, 8, w->park_end, w->scratch_dir, err);
+        if (rc == 0)
+            rc = gout_scratch_write(w->scratch, job->out + at, 8 + (size_t)n, w->park_end + 8,
+                                    w->scratch_dir, err);
         if (rc < 0)
             return rc;
-        w->data_end += n;
+        w->park_end += KD_PARK_HDR + n;
         at += 8 + n;
     }
     return 0;
+}
+
+static int kd_emit(void *ctx, pchunk_job *job, mrimg_error *err)
+{
+    return park(ctx, job, err);
 }
 
 static int q_grow(void **p, size_t *cap, size_t *head, size_t len, size_t elt, mrimg_error *err)
@@ -261,67 +276,28 @@ static int pc_finish(kw *w, mrimg_error *err)
 
 #define KD_MAX_ALIAS 8u        /* ranges one page can be shown by */
 
+/* Every page with data is parked (the map decides at the end which
+ * ranges show it); zero pages are the zero page's. */
 static int walk_cb(void *opaque, unsigned block, uint64_t first, uint64_t n, const uint8_t *data,
                    mrimg_error *err)
 {
     kw *w = opaque;
     if (block == MRIMG_WALK_RESTART) {
-        /* drain, then forget everything written after the zero page */
-        w->st->pages_data = w->st->pages_zero = 0;
+        /* drain, then forget what was parked */
         int rc = pc_finish(w, err);
-        if (rc == 0)
-            rc = sink_truncate(&w->sink, w->data_start, err);
-        if (rc == 0)
-            rc = write_zero_descs(w, err);
+        w->park_end = 0;
+        if (rc == 0 && ftruncate(w->scratch, 0) != 0)
+            rc = err_sys(err, errno, "cannot truncate the scratch file in %s", w->scratch_dir);
         return rc < 0 ? rc : pc_start(w, err);
     }
-    if (!data) {
-        w->st->pages_zero += n;
-        return 0; /* the descriptors already point at the zero page */
-    }
-    if (n > w->done_cap) {
-        uint8_t *f = realloc(w->done, (size_t)n);
-        if (!f)
-            return err_nomem(err);
-        w->done = f;
-        w->done_cap = n;
-    }
-    memset(w->done, 0, (size_t)n);
-    uint64_t s = first * w->ps, e = (first + n) * w->ps;
-    /* pages in block order; each page with data once, with the descriptor
-     * of every range that shows it */
-    for (unsigned i = 0; i < w->m->nranges; i++) {
-        const mrimg_mem_range *r = &w->m->ranges[i];
-        if (r->block != block || r->offset >= e || r->offset + r->length <= s)
+    for (uint64_t k = 0; data && k < n; k++) {
+        const uint8_t *pg = data + k * w->ps;
+        if (mem_is_zero(pg, (size_t)w->ps))
             continue;
-        uint64_t k0 = (MRIMG_MAX(s, r->offset) - s) / w->ps;
-        uint64_t k1 = (MRIMG_MIN(e, r->offset + r->length) - s) / w->ps;
-        for (uint64_t k = k0; k < k1; k++) {
-            if (w->done[k])
-                continue;
-            w->done[k] = 1;
-            const uint8_t *pg = data + k * w->ps;
-            if (mem_is_zero(pg, (size_t)w->ps)) {
-                w->st->pages_zero++;
-                continue;
-            }
-            w->st->pages_data++;
-            uint64_t idx[KD_MAX_ALIAS], off = (first + k) * w->ps;
-            unsigned ni = 0;
-            for (unsigned j = i; j < w->m->nranges; j++) {
-                const mrimg_mem_range *q = &w->m->ranges[j];
-                if (q->block != block || off < q->offset || off >= q->offset + q->length)
-                    continue;
-                if (ni == KD_MAX_ALIAS)
-                    return err_set(err, MRIMG_ERR_LIMIT, MRIMG_OFF_NONE, 0,
-                                   "a page of block %u shows at more than %u addresses", block,
-                                   KD_MAX_ALIAS);
-                idx[ni++] = w->first_desc[j] + (off - q->offset) / w->ps;
-            }
-            int rc = page_give(w, pg, idx, ni, err);
-            if (rc < 0)
-                return rc;
-        }
+        uint64_t id = KD_ID(block, first + k);
+        int rc = page_give(w, pg, &id, 1, err);
+        if (rc < 0)
+            return rc;
     }
     return 0;
 }
@@ -464,64 +440,190 @@ static int write_layout(kw *w, const uint8_t *notes, size_t nlen, uint64_t max_m
     return write_zero_descs(w, err);
 }
 
-/* The layout needs the memory map first (a scan that keeps the device
- * state), then a walk writes the pages. */
-static int kdump_run(mrimg_image *in, const mrimg_memmap *m, const char *out_path,
-                     const mrimg_convert_opts *o, mrimg_convert_stats *st, const gout_gate *gate,
-                     mrimg_progress_fn progress, void *pctx, mrimg_error *err)
+/* ---- one pass: park the pages, lay out the file at the end -------------- */
+
+/* Call fn with every parked record, in the order parked; fn returns >0 to
+ * stop early. */
+typedef int (*park_fn)(kw *w, void *ctx, uint64_t id, uint32_t n, uint32_t flags,
+                       const uint8_t *data, mrimg_error *err);
+
+static int park_each(kw *w, park_fn fn, void *ctx, mrimg_error *err)
+{
+    size_t cap = (8u << 20) + KD_PARK_HDR + (size_t)w->cbuf_cap;
+    uint8_t *buf = malloc(cap);
+    if (!buf)
+        return err_nomem(err);
+    uint64_t pos = 0;
+    int rc = 0;
+    while (rc == 0 && pos < w->park_end) {
+        size_t want = (size_t)MRIMG_MIN((uint64_t)cap, w->park_end - pos), got = 0;
+        while (got < want) {
+            ssize_t k = pread(w->scratch, buf + got, want - got, (off_t)(pos + got));
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k <= 0) {
+                rc = err_sys(err, k < 0 ? errno : EIO, "cannot read the scratch file in %s",
+                             w->scratch_dir);
+                break;
+            }
+            got += (size_t)k;
+        }
+        size_t at = 0;
+        while (rc == 0 && got - at >= KD_PARK_HDR) {
+            uint32_t n = rd_le32(buf + at + 8);
+            if (n > w->cbuf_cap && n > w->ps) {
+                rc = err_set(err, MRIMG_ERR_IO, MRIMG_OFF_NONE, 0,
+                             "the scratch file in %s changed under us", w->scratch_dir);
+                break;
+            }
+            if (got - at < KD_PARK_HDR + n)
+                break; /* the rest in the next read */
+            rc = fn(w, ctx, rd_le64(buf + at), n, rd_le32(buf + at + 12), buf + at + KD_PARK_HDR,
+                    err);
+            at += KD_PARK_HDR + n;
+        }
+        if (rc > 0) {
+            rc = 0;
+            break;
+        }
+        if (rc == 0 && at == 0)
+            rc = err_set(err, MRIMG_ERR_IO, MRIMG_OFF_NONE, 0,
+                         "the scratch file in %s changed under us", w->scratch_dir);
+        pos += at;
+    }
+    free(buf);
+    return rc;
+}
+
+/* Guest-physical memory from the parked pages (the VMCOREINFO note). */
+typedef struct park_rd {
+    kw *w;
+    unsigned block;
+    uint64_t off, n;           /* bytes [off, off + n) of block */
+    uint8_t *out;
+    uint8_t *page;
+} park_rd;
+
+static int park_read_one(kw *w, void *ctx, uint64_t id, uint32_t n, uint32_t flags,
+                         const uint8_t *data, mrimg_error *err)
+{
+    park_rd *r = ctx;
+    uint64_t ps = w->ps, page = id & ((1ull << 48) - 1);
+    if ((unsigned)(id >> 48) != r->block || (page + 1) * ps <= r->off ||
+        page * ps >= r->off + r->n)
+        return 0;
+    bool ok;
+    if (flags == KD_ZLIB) {
+        uLongf l = (uLongf)ps;
+        ok = uncompress(r->page, &l, data, n) == Z_OK && l == ps;
+    } else if (flags == KD_LZO) {
+        lzo_uint l = (lzo_uint)ps;
+        ok = lzo1x_decompress_safe(data, n, r->page, &l, NULL) == LZO_E_OK && l == ps;
+    } else {
+        ok = n == ps;
+        if (ok)
+            memcpy(r->page, data, n);
+    }
+    if (!ok)
+        return err_set(err, MRIMG_ERR_IO, MRIMG_OFF_NONE, 0,
+                       "a page parked in the scratch file in %s does not decompress",
+                       w->scratch_dir);
+    uint64_t s = MRIMG_MAX(page * ps, r->off), e = MRIMG_MIN((page + 1) * ps, r->off + r->n);
+    memcpy(r->out + (s - r->off), r->page + (s - page * ps), (size_t)(e - s));
+    return 0;
+}
+
+static int park_read(void *ctx, uint64_t gpa, size_t n, uint8_t *out, mrimg_error *err)
+{
+    kw *w = ctx;
+    for (unsigned i = 0; i < w->m->nranges; i++) {
+        const mrimg_mem_range *q = &w->m->ranges[i];
+        if (gpa < q->gpa || gpa - q->gpa > q->length || n > q->length - (gpa - q->gpa))
+            continue;
+        memset(out, 0, n); /* pages not parked are zero */
+        park_rd r = {w, q->block, q->offset + (gpa - q->gpa), n, out, malloc((size_t)w->ps)};
+        if (!r.page)
+            return err_nomem(err);
+        int rc = park_each(w, park_read_one, &r, err);
+        free(r.page);
+        return rc < 0 ? rc : 1;
+    }
+    return 0;
+}
+
+/* A parked page into the output: its data appended, the descriptor of
+ * every range that shows it pointed at it (a page no range shows is left
+ * out). */
+static int park_emit(kw *w, void *ctx, uint64_t id, uint32_t n, uint32_t flags,
+                     const uint8_t *data, mrimg_error *err)
+{
+    (void)ctx;
+    unsigned block = (unsigned)(id >> 48);
+    uint64_t off = (id & ((1ull << 48) - 1)) * w->ps;
+    unsigned shown = 0;
+    for (unsigned j = 0; j < w->m->nranges; j++) {
+        const mrimg_mem_range *q = &w->m->ranges[j];
+        if (q->block != block || off < q->offset || off >= q->offset + q->length)
+            continue;
+        if (++shown > KD_MAX_ALIAS)
+            return err_set(err, MRIMG_ERR_LIMIT, MRIMG_OFF_NONE, 0,
+                           "a page of block %u shows at more than %u addresses", block,
+                           KD_MAX_ALIAS);
+        int rc = run_put(w, w->first_desc[j] + (off - q->offset) / w->ps, w->data_end, n, flags,
+                         err);
+        if (rc < 0)
+            return rc;
+    }
+    if (!shown)
+        return 0;
+    w->st->pages_data++;
+    w->desc_data += shown;
+    int rc = sink_write(&w->sink, data, n, err);
+    w->data_end += n;
+    return rc;
+}
+
+/* One walk over the input: the pages with data are compressed and parked
+ * in a scratch file while the device state is collected; at its end the
+ * map and the notes are known, the layout is written and the parked pages
+ * are appended in the order they came, as a walk after a scan would have
+ * appended them. */
+int cv_kdump(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
+             mrimg_convert_stats *st, const gout_gate *gate, mrimg_progress_fn progress,
+             void *pctx, mrimg_error *err)
 {
     kw w;
     memset(&w, 0, sizeof(w));
     w.in = in;
     w.st = st;
-    w.m = m;
-    w.ps = in->si.target_page_size ? in->si.target_page_size : 4096;
+    w.scratch = -1;
     w.flag = o->out == MRIMG_OUT_KDUMP_LZO ? KD_LZO : KD_ZLIB;
+    sp_config cfg;
+    int rc = img_peek_config(in, &cfg, err);
+    if (rc < 0)
+        return rc;
+    w.ps = cfg.has_page_bits ? 1ull << cfg.page_bits : 4096;
     if (w.ps < KD_HDR_SIZE || w.ps > (1u << 20) || (w.ps & (w.ps - 1)))
         return err_set(err, MRIMG_ERR_UNSUPPORTED, MRIMG_OFF_NONE, 0,
                        "target page size %llu: a kdump block must hold the header and be a "
                        "power of two",
                        (unsigned long long)w.ps);
-    uint64_t max_mapnr = 0;
-    for (unsigned i = 0; i < m->nranges; i++) {
-        const mrimg_mem_range *r = &m->ranges[i];
-        if (r->gpa % w.ps || r->length % w.ps || r->offset % w.ps)
-            return err_set(err, MRIMG_ERR_UNSUPPORTED, MRIMG_OFF_NONE, 0,
-                           "memory range at 0x%llx (%llu bytes) is not page-aligned: a kdump "
-                           "file describes whole pages",
-                           (unsigned long long)r->gpa, (unsigned long long)r->length);
-        if (r->gpa < max_mapnr * w.ps)
-            return err_set(err, MRIMG_ERR_FORMAT, MRIMG_OFF_NONE, 0,
-                           "memory ranges not ascending at 0x%llx", (unsigned long long)r->gpa);
-        max_mapnr = (r->gpa + r->length) / w.ps;
-    }
-    uint8_t *notes = NULL;
-    size_t nlen = 0;
-    /* vCPU notes and the guest's VMCOREINFO (read from pc.ram: on a plain
-     * or compressed stream that replays it once); vCPUs that cannot be
-     * decoded give no notes, as for -O elf: the memory is still worth having */
-    mrimg_error nerr;
-    int rc = guest_elf_notes(in, &notes, &nlen, &nerr);
-    if (rc == MRIMG_ERR_NOMEM || rc == MRIMG_ERR_IO || rc == MRIMG_ERR_NOSPC ||
-        rc == MRIMG_ERR_INTERRUPTED) {
-        *err = nerr;
-        return rc;
-    }
-    if (rc < 0) {
-        notes = NULL;
-        nlen = 0;
-    }
-    w.first_desc = calloc(m->nranges ? m->nranges : 1, sizeof(*w.first_desc));
     w.cbuf_cap = (size_t)MRIMG_MAX(compressBound((uLong)w.ps), w.ps + w.ps / 16 + 64 + 3);
     w.threads = threads_effective(o->threads);
     w.lzo_mem = calloc(w.threads, sizeof(*w.lzo_mem));
     w.run = malloc((size_t)KD_RUN * KD_DESC);
-    if (!w.first_desc || !w.lzo_mem || !w.run) {
+    guest_tail t;
+    memset(&t, 0, sizeof(t));
+    mrimg_memmap *m = NULL;
+    uint8_t *notes = NULL;
+    size_t nlen = 0;
+    bool sink_open = false;
+    if (!w.lzo_mem || !w.run) {
         rc = err_nomem(err);
         goto out;
     }
-    for (unsigned t = 0; w.flag == KD_LZO && t < w.threads; t++)
-        if (!(w.lzo_mem[t] = malloc(LZO1X_1_MEM_COMPRESS))) {
+    for (unsigned i = 0; w.flag == KD_LZO && i < w.threads; i++)
+        if (!(w.lzo_mem[i] = malloc(LZO1X_1_MEM_COMPRESS))) {
             rc = err_nomem(err);
             goto out;
         }
@@ -529,47 +631,83 @@ static int kdump_run(mrimg_image *in, const mrimg_memmap *m, const char *out_pat
         rc = err_set(err, MRIMG_ERR_UNSUPPORTED, MRIMG_OFF_NONE, 0, "liblzo2 failed to initialise");
         goto out;
     }
+    rc = sink_create(&w.sink, out_path, o->force ? SINK_FORCE : 0, err);
+    if (rc < 0)
+        goto out;
+    sink_open = true;
+    rc = gout_scratch(w.scratch_dir, sizeof(w.scratch_dir),
+                      "the compressed pages until the memory map is known", &w.scratch, err);
+    if (rc == 0)
+        rc = pc_start(&w, err);
+    if (rc == 0) {
+        guest_tail_attach(&t, in);
+        rc = mrimg_ram_walk(in, walk_cb, &w, progress, pctx, err);
+        guest_tail_detach(&t);
+    }
+    if (rc == 0)
+        rc = pc_finish(&w, err);
+    if (rc == 0)
+        rc = guest_tail_finish(&t, err);
+    if (rc == 0)
+        rc = guest_memmap_from_tail(in, &t, &m, err);
+    if (rc < 0)
+        goto out;
+    w.m = m;
+    uint64_t max_mapnr = 0;
+    for (unsigned i = 0; i < m->nranges; i++) {
+        const mrimg_mem_range *r = &m->ranges[i];
+        if (r->gpa % w.ps || r->length % w.ps || r->offset % w.ps) {
+            rc = err_set(err, MRIMG_ERR_UNSUPPORTED, MRIMG_OFF_NONE, 0,
+                         "memory range at 0x%llx (%llu bytes) is not page-aligned: a kdump "
+                         "file describes whole pages",
+                         (unsigned long long)r->gpa, (unsigned long long)r->length);
+            goto out;
+        }
+        if (r->gpa < max_mapnr * w.ps) {
+            rc = err_set(err, MRIMG_ERR_FORMAT, MRIMG_OFF_NONE, 0,
+                         "memory ranges not ascending at 0x%llx", (unsigned long long)r->gpa);
+            goto out;
+        }
+        max_mapnr = (r->gpa + r->length) / w.ps;
+    }
+    /* vCPU notes and the guest's VMCOREINFO (read from the parked pages) */
+    bool lma;
+    rc = gout_notes(in, &t, park_read, &w, &notes, &nlen, &lma, err);
+    if (rc < 0)
+        goto out;
+    w.first_desc = calloc(m->nranges ? m->nranges : 1, sizeof(*w.first_desc));
+    if (!w.first_desc) {
+        rc = err_nomem(err);
+        goto out;
+    }
     for (unsigned i = 0; i < m->nranges; i++) {
         w.first_desc[i] = w.ndesc;
         w.ndesc += m->ranges[i].length / w.ps;
     }
-    rc = sink_create(&w.sink, out_path, o->force ? SINK_FORCE : 0, err);
-    if (rc < 0)
-        goto out;
     rc = write_layout(&w, notes, nlen, max_mapnr, err);
     if (rc == 0)
-        rc = pc_start(&w, err);
+        rc = park_each(&w, park_emit, NULL, err);
     if (rc == 0)
-        rc = mrimg_ram_walk(in, walk_cb, &w, progress, pctx, err);
-    if (rc == 0)
-        rc = pc_finish(&w, err);
+        rc = run_flush(&w, err);
+    st->pages_zero = w.ndesc - w.desc_data;
     if (rc == 0)
         rc = gout_commit(&w.sink, w.data_end, st, gate, err);
+out:
     if (w.pc_ready)
         pchunk_free(&w.pc); /* joins the workers */
-    if (rc < 0)
+    if (rc < 0 && sink_open)
         sink_abort(&w.sink);
-out:
+    if (w.scratch >= 0)
+        close(w.scratch);
+    guest_tail_free(&t);
+    mrimg_memory_map_free(m);
     free(notes);
     free(w.first_desc);
-    for (unsigned t = 0; w.lzo_mem && t < w.threads; t++)
-        free(w.lzo_mem[t]);
+    for (unsigned i = 0; w.lzo_mem && i < w.threads; i++)
+        free(w.lzo_mem[i]);
     free(w.lzo_mem);
     free(w.run);
     free(w.qidx);
     free(w.qn);
-    free(w.done);
-    return rc;
-}
-
-int cv_kdump(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
-             mrimg_convert_stats *st, const gout_gate *gate, mrimg_progress_fn progress,
-             void *pctx, mrimg_error *err)
-{
-    mrimg_memmap *m = NULL;
-    int rc = guest_memmap_scan(in, &m, progress, pctx, err);
-    if (rc == 0)
-        rc = kdump_run(in, m, out_path, o, st, gate, progress, pctx, err);
-    mrimg_memory_map_free(m);
     return rc;
 }

@@ -46,14 +46,14 @@ typedef struct pw {
     const uint8_t *data;
 } pw;
 
-static int scratch_open(pw *w, mrimg_error *err)
+int gout_scratch(char *dir_out, size_t cap, const char *why, int *fd_out, mrimg_error *err)
 {
     const char *dir = getenv("MRIMG_TMPDIR");
     if (!dir)
         dir = getenv("TMPDIR");
     if (!dir)
         dir = "/var/tmp";
-    snprintf(w->scratch_dir, sizeof(w->scratch_dir), "%s", dir);
+    snprintf(dir_out, cap, "%s", dir);
     int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (fd < 0) {
         char path[4200];
@@ -63,11 +63,15 @@ static int scratch_open(pw *w, mrimg_error *err)
             unlink(path);
     }
     if (fd < 0)
-        return err_sys(err, errno, "cannot create a scratch file in %s for the pages whose "
-                                   "place depends on the device state",
-                       dir);
-    w->scratch = fd;
+        return err_sys(err, errno, "cannot create a scratch file in %s for %s", dir, why);
+    *fd_out = fd;
     return 0;
+}
+
+static int scratch_open(pw *w, mrimg_error *err)
+{
+    return gout_scratch(w->scratch_dir, sizeof(w->scratch_dir),
+                        "the pages whose place depends on the device state", &w->scratch, err);
 }
 
 static int layout(pw *w, mrimg_error *err)
@@ -101,8 +105,8 @@ out:
     return rc;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n, uint64_t off, const char *dir,
-                     mrimg_error *err)
+int gout_scratch_write(int fd, const uint8_t *p, size_t n, uint64_t off, const char *dir,
+                       mrimg_error *err)
 {
     while (n) {
         ssize_t k = pwrite(fd, p, n, (off_t)off);
@@ -135,7 +139,7 @@ static int put(void *ctx, uint64_t k0, uint64_t k1, mrimg_error *err)
         uint64_t a = MRIMG_MAX(at, r->offset), b = MRIMG_MIN(e, r->offset + r->length);
         int rc = 0;
         if (a > at)
-            rc = write_all(w->scratch, d0 + at, (size_t)(a - at), w->base[w->block] + at,
+            rc = gout_scratch_write(w->scratch, d0 + at, (size_t)(a - at), w->base[w->block] + at,
                            w->scratch_dir, err);
         if (rc == 0)
             rc = sink_pwrite(&w->sink, d0 + a, (size_t)(b - a), r->gpa + (a - r->offset), err);
@@ -144,7 +148,7 @@ static int put(void *ctx, uint64_t k0, uint64_t k1, mrimg_error *err)
         at = b;
     }
     if (at < e)
-        return write_all(w->scratch, d0 + at, (size_t)(e - at), w->base[w->block] + at,
+        return gout_scratch_write(w->scratch, d0 + at, (size_t)(e - at), w->base[w->block] + at,
                          w->scratch_dir, err);
     return 0;
 }
