@@ -13,7 +13,10 @@
 #   DATA_GIB      guest RAM holding data (default 3)
 #   REPEAT        runs per command, the median is reported (default 3)
 #   ONLY          space-separated list of comparisons to run (default: all):
-#                 zstd gzip xz bzip2 lzop sparse unzstd info verify
+#                 zstd gzip xz bzip2 lzop sparse unzstd info verify guest
+#                 (guest: -O elf / phys / kdump-zlib from zstd against
+#                 `zstd -dc` to a file, and from sparse against
+#                 `cp --sparse=always` of the sparse image)
 #   COLD          1: drop the page cache before every run (needs root;
 #                 default 1 when root)
 #
@@ -30,7 +33,7 @@ dir=${BENCH_DIR:-/var/tmp/mrimg-bench}
 ram=${RAM_GIB:-4}
 data=${DATA_GIB:-3}
 repeat=${REPEAT:-3}
-only=${ONLY:-zstd gzip xz bzip2 lzop sparse unzstd info verify}
+only=${ONLY:-zstd gzip xz bzip2 lzop sparse unzstd info verify guest}
 cold=${COLD:-$([ "$(id -u)" = 0 ] && echo 1 || echo 0)}
 
 for t in imgconv imginfo imgverify; do
@@ -137,6 +140,18 @@ for what in $only; do
         run "cat sparse > /dev/null" "cat $dir/in.sparse > /dev/null"
         row "imgverify raw" "cat raw > /dev/null"
         row "imgverify sparse" "cat sparse > /dev/null" ;;
+    guest)
+        [ -f "$dir/in.zst" ] || "$bin/imgconv" -q -O zstd "$raw" "$dir/in.zst"
+        [ -f "$dir/in.sparse" ] || "$bin/imgconv" -q -O sparse "$raw" "$dir/in.sparse"
+        off=$(( $(od -An -tu4 -j20 -N4 "$dir/in.zst") + 92 ))
+        run "zstd -dc" "tail -c +$((off + 1)) $dir/in.zst | zstd -dc > $o.d1 && sync"
+        run "cp --sparse=always sparse" "cp --sparse=always $dir/in.sparse $o.cp && sync"
+        for k in elf phys kdump-zlib; do
+            run "imgconv zstd->$k" "$bin/imgconv -q -f -O $k $dir/in.zst $o.$k"
+            row "imgconv zstd->$k" "zstd -dc"
+            run "imgconv sparse->$k" "$bin/imgconv -q -f -O $k $dir/in.sparse $o.s$k"
+            row "imgconv sparse->$k" "cp --sparse=always sparse"
+        done ;;
     *) echo "bench: unknown comparison '$what'" >&2; exit 2 ;;
     esac
     echo

@@ -14,7 +14,12 @@
  *                plain: one PART section with every page in block order
  *                (PAGE for data, ZERO otherwise), read through the RAM view.
  *  ram           one sparse raw file per RAM block.
+ *  guest         ELF core, flat physical file, kdump (elf.c, phys.c, kdump.c).
  *
+ * Every pipeline reads a raw or compressed input once: the verifier's
+ * stream checks (the judgement, lib/verify/judge.h) ride on its first pass
+ * over the stream (a rider of the image, see image.h), and cv_verdict
+ * refuses an image with errors before its output is committed.
  * The output is a temporary file beside the target (see io/sink.c), given
  * the final libvirt magic and renamed only after everything succeeded. */
 #include <errno.h>
@@ -906,19 +911,20 @@ static int cv_verdict(cv *c, mrimg_error *err)
 static int verdict_gate(void *ctx, mrimg_error *err) { return cv_verdict(ctx, err); }
 
 /* The conversion failed with rc while the judgement rode along: an image
- * with errors is refused with the judgement's first error, as if the
- * judgement had run first (judged_failure); a failure of the output, of
- * memory or an interruption stands. */
+ * with errors is refused with the judgement's first error, as it was when
+ * the judgement ran first (judged_failure) - from the pass if it got to
+ * the end, else from a judgement of its own; without errors (or when the
+ * judgement cannot be had) the failure stands.  Running out of memory and
+ * an interruption stand as they are. */
 static int cv_failed(cv *c, int rc, mrimg_error *err)
 {
-    if (c->judged || rc == MRIMG_ERR_IO || rc == MRIMG_ERR_NOMEM || rc == MRIMG_ERR_NOSPC ||
-        rc == MRIMG_ERR_INTERRUPTED || rc == MRIMG_ERR_EXISTS || rc == MRIMG_ERR_INVAL ||
-        err->side == MRIMG_SIDE_OUTPUT)
+    if (c->judged || rc == MRIMG_ERR_NOMEM || rc == MRIMG_ERR_INTERRUPTED)
         return rc;
     mrimg_error jerr;
     mrimg_error_clear(&jerr);
     int jrc = cv_verdict(c, &jerr);
-    if (jrc < 0 && jrc != MRIMG_ERR_IO && jrc != MRIMG_ERR_NOMEM) {
+    if (jrc < 0 && jrc != MRIMG_ERR_IO && jrc != MRIMG_ERR_NOMEM &&
+        jrc != MRIMG_ERR_INTERRUPTED) {
         *err = jerr;
         return jrc;
     }
@@ -1030,7 +1036,7 @@ int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opt
     /* the plan: one total for every pass below, fixed before the first
      * report (see cv_prog) */
     uint64_t P = payload_bytes(in);
-    bool plain_scan = !in->scanned && (opts->preallocate || out == MRIMG_OUT_RAM ||
+    bool plain_scan = !in->scanned && (opts->preallocate ||
                                        (!c.mapped_out && !c.in_mapped && opts->compact));
     bool judge_pass = judge && !c.judge;
     uint64_t total = (plain_scan ? P : 0) + (judge_pass ? P : 0);

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Outputs of guest-physical memory: an ELF core (elf.c), a flat
- * physical-address file (phys.c) and a compressed kdump (kdump.c).  Both take the RAM from one canonical
- * walk (mrimg_ram_walk) and write only pages with data, positionally, into
- * a sparse temporary file (io/sink.c). */
+ * physical-address file (phys.c) and a compressed kdump (kdump.c).  Each
+ * takes the RAM from one canonical walk (mrimg_ram_walk), which also
+ * carries the device-state collector and the conversion's judgement, and
+ * writes only pages with data into a sparse temporary file (io/sink.c). */
 #ifndef MRIMG_CONVERT_GUESTOUT_H
 #define MRIMG_CONVERT_GUESTOUT_H
 

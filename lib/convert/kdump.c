@@ -33,11 +33,14 @@
  * the order the RAM walk delivers it, each compressed page appended once
  * and referred to by every descriptor of a range that shows it; the zero
  * page is a hole.  The layout up to the data needs the memory map and the
- * notes, hence a scan first (as for -O phys); the descriptor table is
- * written first all pointing at the zero page, then overwritten for the
- * pages with data as they arrive.  Pages with data are compressed on
- * -T threads (util/pchunk.c, 64 pages a job) and appended in the order
- * they were given, so the file is the same for every thread count. */
+ * notes, which are known only at the end of the input (the device state):
+ * so the one walk over the input compresses every page with data (on -T
+ * threads, util/pchunk.c, 64 pages a job, in the order given, so the file
+ * is the same for every thread count) into a scratch file, with the page
+ * it is; at the end the map and the notes (the VMCOREINFO read back from
+ * the parked pages) give the layout, the descriptors are written all
+ * pointing at the zero page, and the parked pages that a range shows are
+ * appended in their order, their descriptors pointed at them. */
 #include <errno.h>
 #include <stdlib.h>
 #include <unistd.h>

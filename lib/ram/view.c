@@ -543,6 +543,16 @@ static int read_cb(void *opaque, unsigned block, uint64_t first, uint64_t n, con
 
 int img_addressable(mrimg_image *img, mrimg_progress_fn progress, void *pctx, mrimg_error *err)
 {
+    if (!img->scanned && !img->mapped_payload) {
+        /* a plain stream: the replay scans it on the way (one pass) */
+        sp_config cfg;
+        int rc = img_peek_config(img, &cfg, err);
+        bool mapped = false;
+        for (unsigned i = 0; rc == 0 && i < cfg.ncaps; i++)
+            mapped |= !strcmp(cfg.caps[i], CAP_MAPPED_RAM);
+        if (rc == 0 && !mapped)
+            return materialize(img, progress, pctx, err);
+    }
     int rc = mrimg_scan(img, 0, progress, pctx, err);
     if (rc == 0 && !img->si.mapped_ram)
         rc = materialize(img, progress, pctx, err);

@@ -68,6 +68,16 @@ grep -q "replaying the stream" "$W/stderr" && ok "phase label shown" || bad "no 
 bar 1 "$C" -p -f --compact -O qemu "$F/qemu/plain-live.mig" "$W/out.mig"
 grep -q "(scanning)" "$W/stderr" || bad "no scanning phase for --compact"
 bar 1 "$C" -p -f --compact -O gzip "$F/libvirt/xz.sav" "$W/out.sav"
+# a compressed input is decoded once: the judgement (and kdump's memory map)
+# come from the conversion's own pass, so there is no other phase
+for k in elf phys kdump-zlib zstd sparse; do
+    bar 1 "$C" -p -f -O $k "$F/libvirt/zstd.sav" "$W/out.$k"
+    if grep -q "(checking)\|(scanning)" "$W/stderr"; then
+        bad "zstd -> $k: more than one pass: $(tr '\r' '\n' < "$W/stderr" | grep -o '([a-z ]*)' | sort -u | tr '\n' ' ')"
+    else
+        ok "zstd -> $k: one pass"
+    fi
+done
 # --sparsify
 cp "$F/libvirt/sparse.sav" "$W/sp.sav" && chmod u+w "$W/sp.sav"
 bar 1 "$C" -p --sparsify "$W/sp.sav"
