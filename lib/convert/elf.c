@@ -65,6 +65,7 @@ typedef struct ew {
     unsigned block;
     uint64_t first;
     const uint8_t *data;
+    gout_wc wc;              /* the pages' writes */
 } ew;
 
 static int layout(ew *e, mrimg_error *err)
@@ -90,7 +91,7 @@ static int layout(ew *e, mrimg_error *err)
 static int put(void *ctx, uint64_t k0, uint64_t k1, mrimg_error *err)
 {
     ew *e = ctx;
-    return sink_pwrite(&e->sink, e->data + k0 * e->ps, (size_t)((k1 - k0) * e->ps),
+    return gout_wc_put(&e->wc, e->data + k0 * e->ps, (size_t)((k1 - k0) * e->ps),
                        e->base[e->block] + (e->first + k0) * e->ps, err);
 }
 
@@ -101,6 +102,7 @@ static int walk_cb(void *opaque, unsigned block, uint64_t first, uint64_t n, con
     if (block == MRIMG_WALK_RESTART) {
         /* start again: everything written so far goes */
         e->st->pages_data = e->st->pages_zero = 0;
+        gout_wc_drop(&e->wc);
         return sink_truncate(&e->sink, 0, err);
     }
     if (!e->laid_out) {
@@ -274,7 +276,11 @@ int cv_elf(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
         return rc;
     guest_tail t;
     guest_tail_attach(&t, in);
+    e.wc.sink = &e.sink;
     rc = mrimg_ram_walk(in, walk_cb, &e, progress, pctx, err);
+    if (rc == 0)
+        rc = gout_wc_flush(&e.wc, err);
+    gout_wc_free(&e.wc);
     guest_tail_detach(&t);
     if (rc == 0 && !e.laid_out)
         rc = layout(&e, err); /* no page at all */
@@ -302,6 +308,35 @@ int cv_elf(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
     guest_tail_free(&t);
     free(e.base);
     return rc;
+}
+
+int gout_wc_flush(gout_wc *w, mrimg_error *err)
+{
+    int rc = w->len ? sink_pwrite(w->sink, w->buf, w->len, w->off, err) : 0;
+    w->len = 0;
+    return rc;
+}
+
+int gout_wc_put(gout_wc *w, const uint8_t *p, size_t n, uint64_t off, mrimg_error *err)
+{
+    if (w->len && (off != w->off + w->len || n > w->cap - w->len)) {
+        int rc = gout_wc_flush(w, err);
+        if (rc < 0)
+            return rc;
+    }
+    if (!w->buf) {
+        w->buf = malloc(GOUT_WC_SIZE);
+        if (!w->buf)
+            return err_nomem(err);
+        w->cap = GOUT_WC_SIZE;
+    }
+    if (n >= w->cap) /* large: directly */
+        return sink_pwrite(w->sink, p, n, off, err);
+    if (!w->len)
+        w->off = off;
+    memcpy(w->buf + w->len, p, n);
+    w->len += n;
+    return 0;
 }
 
 int gout_commit(mrimg_sink *s, uint64_t size, mrimg_convert_stats *st, const gout_gate *gate,

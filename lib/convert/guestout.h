@@ -74,6 +74,25 @@ MRIMG_INTERNAL int gout_scratch(char *dir, size_t cap, const char *why, int *fd,
 MRIMG_INTERNAL int gout_scratch_write(int fd, const uint8_t *p, size_t n, uint64_t off,
                                       const char *dir, mrimg_error *err);
 
+/* Positional writes to a sink, combined: a write that continues the
+ * buffered one is appended (the walk delivers a plain stream page by
+ * page), anything else flushes first.  Flush before reading the sink back,
+ * truncating or committing it. (elf.c) */
+typedef struct gout_wc {
+    mrimg_sink *sink;
+    uint8_t *buf;
+    size_t cap, len;
+    uint64_t off;
+} gout_wc;
+
+#define GOUT_WC_SIZE (4u << 20)
+
+MRIMG_INTERNAL int gout_wc_put(gout_wc *w, const uint8_t *p, size_t n, uint64_t off,
+                               mrimg_error *err);
+MRIMG_INTERNAL int gout_wc_flush(gout_wc *w, mrimg_error *err);
+static inline void gout_wc_drop(gout_wc *w) { w->len = 0; }
+static inline void gout_wc_free(gout_wc *w) { free(w->buf); w->buf = NULL; w->len = 0; }
+
 /* Finish an output file: size, statistics, fsync and rename. */
 MRIMG_INTERNAL int gout_commit(mrimg_sink *s, uint64_t size, mrimg_convert_stats *st,
                                const gout_gate *gate, mrimg_error *err);

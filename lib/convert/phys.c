@@ -44,6 +44,7 @@ typedef struct pw {
     unsigned block;
     uint64_t first;
     const uint8_t *data;
+    gout_wc wc;            /* the pages' writes */
 } pw;
 
 int gout_scratch(char *dir_out, size_t cap, const char *why, int *fd_out, mrimg_error *err)
@@ -142,7 +143,7 @@ static int put(void *ctx, uint64_t k0, uint64_t k1, mrimg_error *err)
             rc = gout_scratch_write(w->scratch, d0 + at, (size_t)(a - at), w->base[w->block] + at,
                            w->scratch_dir, err);
         if (rc == 0)
-            rc = sink_pwrite(&w->sink, d0 + a, (size_t)(b - a), r->gpa + (a - r->offset), err);
+            rc = gout_wc_put(&w->wc, d0 + a, (size_t)(b - a), r->gpa + (a - r->offset), err);
         if (rc < 0)
             return rc;
         at = b;
@@ -162,6 +163,7 @@ static int walk_cb(void *opaque, unsigned block, uint64_t first, uint64_t n, con
         if (ftruncate(w->scratch, 0) != 0)
             return err_sys(err, errno, "cannot truncate the scratch file in %s",
                            w->scratch_dir);
+        gout_wc_drop(&w->wc);
         return sink_truncate(&w->sink, 0, err);
     }
     if (!w->laid_out) {
@@ -297,7 +299,11 @@ int cv_phys(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
     }
     guest_tail t;
     guest_tail_attach(&t, in);
+    w.wc.sink = &w.sink;
     rc = mrimg_ram_walk(in, walk_cb, &w, progress, pctx, err);
+    if (rc == 0)
+        rc = gout_wc_flush(&w.wc, err);
+    gout_wc_free(&w.wc);
     guest_tail_detach(&t);
     if (rc == 0 && !w.laid_out)
         rc = layout(&w, err); /* no page at all */
