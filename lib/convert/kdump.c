@@ -45,6 +45,7 @@
 
 #include "../util/pchunk.h"
 #include "guestout.h"
+#include "../util/vec.h"
 
 #define KD_HDR_SIZE 464u
 #define KD_SUB_SIZE 104u
@@ -77,7 +78,7 @@ typedef struct kw {
     uint8_t *run;
     uint64_t run_first, run_len;
     uint8_t *done;            /* per page of the current callback */
-    uint64_t done_cap;
+    size_t done_cap;
 } kw;
 
 static void put_desc(uint8_t *p, uint64_t off, uint32_t size, uint32_t flags)
@@ -144,13 +145,9 @@ static int kd_work(void *ctx, unsigned worker, pchunk_job *job, mrimg_error *err
     kw *w = ctx;
     size_t ps = (size_t)w->ps, np = job->in_len / ps;
     size_t want = np * (8 + w->cbuf_cap);
-    if (job->out_cap < want) {
-        uint8_t *p = realloc(job->out, want);
-        if (!p)
-            return err_nomem(err);
-        job->out = p;
-        job->out_cap = want;
-    }
+    int rc = pchunk_out_reserve(job, want, err);
+    if (rc < 0)
+        return rc;
     job->out_len = 0;
     for (size_t i = 0; i < np; i++) {
         const uint8_t *pg = job->in + i * ps;
@@ -206,30 +203,26 @@ static int kd_emit(void *ctx, pchunk_job *job, mrimg_error *err)
     return 0;
 }
 
-static int q_grow(void **p, size_t *cap, size_t *head, size_t len, size_t elt, mrimg_error *err)
+/* Room for one more entry in the queue *pp (a T **) of len entries from
+ * head. */
+static int q_grow(void *pp, size_t *cap, size_t *head, size_t len, size_t elt, mrimg_error *err)
 {
     if (*head && *head + len + 1 > *cap) { /* slide to the front */
-        memmove(*p, (uint8_t *)*p + *head * elt, len * elt);
+        uint8_t *p;
+        memcpy(&p, pp, sizeof(p));
+        memmove(p, p + *head * elt, len * elt);
         *head = 0;
     }
-    if (len + 1 <= *cap)
-        return 0;
-    size_t nc = *cap ? *cap * 2 : 1024;
-    void *q = realloc(*p, nc * elt);
-    if (!q)
-        return err_nomem(err);
-    *p = q;
-    *cap = nc;
-    return 0;
+    return vec_reserve_(pp, cap, len + 1, elt, 1024, 0) ? 0 : err_nomem(err);
 }
 
 /* Queue one page with data whose descriptors are idx[0, n). */
 static int page_give(kw *w, const uint8_t *pg, const uint64_t *idx, unsigned n,
                      mrimg_error *err)
 {
-    int rc = q_grow((void **)&w->qn, &w->qn_cap, &w->qn_head, w->qn_len, sizeof(*w->qn), err);
+    int rc = q_grow(&w->qn, &w->qn_cap, &w->qn_head, w->qn_len, sizeof(*w->qn), err);
     for (unsigned j = 0; rc == 0 && j < n; j++) {
-        rc = q_grow((void **)&w->qidx, &w->qidx_cap, &w->qidx_head, w->qidx_len,
+        rc = q_grow(&w->qidx, &w->qidx_cap, &w->qidx_head, w->qidx_len,
                     sizeof(*w->qidx), err);
         if (rc == 0)
             w->qidx[w->qidx_head + w->qidx_len++] = idx[j];
@@ -279,13 +272,8 @@ static int walk_cb(void *opaque, unsigned block, uint64_t first, uint64_t n, con
         w->st->pages_zero += n;
         return 0; /* the descriptors already point at the zero page */
     }
-    if (n > w->done_cap) {
-        uint8_t *f = realloc(w->done, (size_t)n);
-        if (!f)
-            return err_nomem(err);
-        w->done = f;
-        w->done_cap = n;
-    }
+    if (!vec_reserve(w->done, w->done_cap, (size_t)n, 0, 0))
+        return err_nomem(err);
     memset(w->done, 0, (size_t)n);
     uint64_t s = first * w->ps, e = (first + n) * w->ps;
     /* pages in block order; each page with data once, with the descriptor

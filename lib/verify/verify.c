@@ -15,6 +15,7 @@
 
 #include "vfy.h"
 #include "../io/pages.h"
+#include "../util/vec.h"
 
 /* ---- the check table ------------------------------------------------------ */
 
@@ -87,16 +88,10 @@ static void vf_addv(vf_list *l, const char *check, mrimg_severity sev, mrimg_off
         l->dropped++;
         return;
     }
-    if (l->n == l->cap) {
-        unsigned nc = l->cap ? l->cap * 2 : 16;
-        mrimg_problem *v = realloc(l->v, nc * sizeof(*v));
-        if (!v) {
-            l->nomem = true;
-            l->dropped++;
-            return;
-        }
-        l->v = v;
-        l->cap = nc;
+    if (!vec_reserve(l->v, l->cap, (size_t)l->n + 1, 16, l->max)) {
+        l->nomem = true;
+        l->dropped++;
+        return;
     }
     mrimg_problem *p = &l->v[l->n++];
     memset(p, 0, sizeof(*p));
