@@ -20,6 +20,7 @@
 
 #include "../image.h"
 #include "../io/pages.h"
+#include "../io/scratch.h"
 
 #define WALK_RUN (8u << 20)
 
@@ -311,23 +312,10 @@ static int walk_bitmapped(mrimg_image *img, mrimg_ram_fn fn, void *opaque, walk_
 
 static int mat_create(mrimg_image *img, mrimg_error *err)
 {
-    const char *dir = getenv("MRIMG_TMPDIR");
-    if (!dir)
-        dir = getenv("TMPDIR");
-    if (!dir)
-        dir = "/var/tmp";
-    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        char path[4096];
-        snprintf(path, sizeof(path), "%s/mrimg-ram-XXXXXX", dir);
-        fd = mkstemp(path);
-        if (fd >= 0)
-            unlink(path);
-    }
+    char dir[4096];
+    int fd = scratch_open("mrimg-ram", "the RAM replay", dir, sizeof(dir), err);
     if (fd < 0)
-        return err_side(err, MRIMG_SIDE_SCRATCH,
-                        err_sys(err, errno,
-                                "cannot create a temporary file in %s for the RAM replay", dir));
+        return fd;
     img->mat_base = xcalloc(img->nblocks, sizeof(uint64_t), err);
     if (!img->mat_base) {
         close(fd);
