@@ -99,6 +99,38 @@ static int pg_next(pg_iter *it, pg_desc *out, mrimg_error *err)
     }
 }
 
+/* Page-cache advice in spans: what is read next is asked for ahead
+ * (WILLNEED), what was worked on is dropped (DONTNEED).  A span bridges
+ * holes up to PG_GAP, never a larger one (a hole of unused RAM can be
+ * gigabytes: read ahead it would fill the cache with zero pages). */
+#define PG_AHEAD (32u << 20)   /* bytes of data asked for ahead of the run worked on */
+#define PG_QUEUE 256u          /* runs found ahead at most */
+#define PG_DROP (16u << 20)    /* dropped in spans of at least this much */
+#define PG_GAP (1u << 20)
+
+typedef struct pg_span {
+    uint64_t from, to;
+} pg_span;
+
+static void span_flush(mrimg_source *src, pg_span *s, int advice)
+{
+    if (s->to > s->from)
+        (void)posix_fadvise(src->fd, (off_t)s->from, (off_t)(s->to - s->from), advice);
+    s->from = s->to = 0;
+}
+
+/* Add [off, off+len) to span s; a span that cannot take it is issued first. */
+static void span_add(mrimg_source *src, pg_span *s, uint64_t off, uint64_t len, int advice)
+{
+    if (s->to > s->from && off >= s->to && off - s->to <= PG_GAP) {
+        s->to = off + len;
+        return;
+    }
+    span_flush(src, s, advice);
+    s->from = off;
+    s->to = off + len;
+}
+
 int pg_read(mrimg_source *src, const pg_region *reg, size_t nreg, pg_opts *o, pg_fn fn,
             void *opaque, mrimg_error *err)
 {
@@ -111,40 +143,63 @@ int pg_read(mrimg_source *src, const pg_region *reg, size_t nreg, pg_opts *o, pg
             pages = MRIMG_MIN(pages, reg[r].end - reg[r].first);
             cap = (size_t)MRIMG_MAX((uint64_t)cap, pages * reg[r].ps);
         }
+    pg_desc *q = xcalloc(PG_QUEUE, sizeof(*q), err);
+    if (!q)
+        return MRIMG_ERR_NOMEM;
     uint8_t *buf = NULL;
-    pg_desc cur, nxt;
-    int have = pg_next(&it, &cur, err);
-    while (have > 0) {
-        int hn = pg_next(&it, &nxt, err);
-        if (hn < 0) {
-            have = hn;
-            break;
-        }
-        uint64_t len = cur.run.n * cur.run.ps;
-        if (hn > 0 && nxt.read) /* the next read starts now, while this run is worked on */
-            (void)posix_fadvise(src->fd, (off_t)nxt.run.off, (off_t)(nxt.run.n * nxt.run.ps),
-                                POSIX_FADV_WILLNEED);
-        if (cur.read) {
-            if (!buf && !(buf = xmalloc_aligned(cap, err))) {
-                have = MRIMG_ERR_NOMEM;
+    size_t qh = 0, qn = 0;
+    uint64_t ahead = 0;
+    pg_span adv = {0, 0}, drop = {0, 0};
+    bool end = false;
+    int rc = 0;
+    for (;;) {
+        /* find the runs ahead and ask for their data */
+        while (!end && qn < PG_QUEUE && ahead < PG_AHEAD) {
+            pg_desc *d = &q[(qh + qn) % PG_QUEUE];
+            rc = pg_next(&it, d, err);
+            if (rc <= 0) {
+                end = true;
                 break;
             }
-            have = src_pread(src, buf, (size_t)len, cur.run.off, o->what ? o->what : "pages", err);
-            if (have < 0)
+            qn++;
+            if (d->read) {
+                ahead += d->run.n * d->run.ps;
+                span_add(src, &adv, d->run.off, d->run.n * d->run.ps, POSIX_FADV_WILLNEED);
+            }
+        }
+        span_flush(src, &adv, POSIX_FADV_WILLNEED);
+        if (rc < 0 || qn == 0)
+            break;
+        pg_desc cur = q[qh];
+        qh = (qh + 1) % PG_QUEUE;
+        qn--;
+        uint64_t len = cur.run.n * cur.run.ps;
+        if (cur.read) {
+            ahead -= len;
+            if (!buf && !(buf = xmalloc_aligned(cap, err))) {
+                rc = MRIMG_ERR_NOMEM;
+                break;
+            }
+            rc = src_pread(src, buf, (size_t)len, cur.run.off, o->what ? o->what : "pages", err);
+            if (rc < 0)
                 break;
             o->bytes_read += len;
             cur.run.data = buf;
         }
-        have = fn(opaque, &cur.run, err);
-        if (cur.read)
-            src_drop_cache(src, cur.run.off, len);
-        if (have < 0)
+        rc = fn(opaque, &cur.run, err);
+        if (rc < 0)
             break;
-        cur = nxt;
-        have = hn;
+        if (cur.read && src->regular) {
+            span_add(src, &drop, cur.run.off, len, POSIX_FADV_DONTNEED);
+            if (drop.to - drop.from >= PG_DROP)
+                span_flush(src, &drop, POSIX_FADV_DONTNEED);
+        }
     }
+    if (src->regular)
+        span_flush(src, &drop, POSIX_FADV_DONTNEED);
     free(buf);
-    return have < 0 ? have : 0;
+    free(q);
+    return rc < 0 ? rc : 0;
 }
 
 int pg_load_bitmap(mrimg_source *src, uint64_t off, uint64_t pages, lbitmap *bm, uint64_t *stray,
