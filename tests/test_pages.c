@@ -187,6 +187,21 @@ static void test_holes(void **state)
     o = (pg_opts){0};
     assert_int_equal(pg_read(&s, &r, 1, &o, collect, &g, &e), MRIMG_ERR_INTERRUPTED);
     assert_int_equal(g.calls, 2);
+    /* the same with one-page reads (the read-ahead thread reads while the
+     * callback works): the same runs, the same stop */
+    for (int stop = -1; stop <= 3; stop += 4) {
+        free(g.bytes);
+        got_init(&g, 16, PS, 0);
+        g.stop_at = stop;
+        o = (pg_opts){.flags = PG_WANT_CLEAR, .max_read = PS};
+        assert_int_equal(pg_read(&s, &r, 1, &o, collect, &g, &e),
+                         stop < 0 ? 0 : MRIMG_ERR_INTERRUPTED);
+        if (stop < 0)
+            for (unsigned i = 0; i < 16; i++)
+                assert_page(&g, i, (i <= 2 || i == 7 || i >= 12) && i != 13);
+        else
+            assert_int_equal(g.calls, 4);
+    }
     free(g.bytes);
     lb_free(&bm);
     src_close(&s);

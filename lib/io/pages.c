@@ -3,6 +3,7 @@
 #include "pages.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 
 #define PG_DEFAULT_READ (8u << 20)
@@ -131,75 +132,231 @@ static void span_add(mrimg_source *src, pg_span *s, uint64_t off, uint64_t len, 
     s->to = off + len;
 }
 
+/* ---- the producer: runs found, data asked for ahead and read ----------- */
+
+#define PG_SLOT_RUNS 256u      /* runs one slot carries at most */
+
+typedef struct pg_slot {
+    uint8_t *buf;              /* the slot's read runs, one after the other */
+    size_t used;
+    pg_desc runs[PG_SLOT_RUNS];
+    size_t at[PG_SLOT_RUNS];   /* where a read run's bytes start in buf */
+    unsigned n;
+    bool end;                  /* no run after these */
+    int rc;                    /* <0: the producer failed after these runs */
+    mrimg_error err;
+    bool full;                 /* handed to the consumer */
+} pg_slot;
+
+typedef struct pg_prod {
+    pg_iter it;
+    mrimg_source *src;
+    const char *what;
+    size_t cap;                /* bytes of one slot's buffer */
+    pg_desc q[PG_QUEUE];       /* runs found ahead */
+    size_t qh, qn;
+    uint64_t ahead;            /* bytes to read in q */
+    pg_span adv;
+    bool end;
+    uint64_t bytes_read;
+} pg_prod;
+
+/* Fill slot s with the next runs, reading their data. */
+static void fill(pg_prod *p, pg_slot *s)
+{
+    s->used = 0;
+    s->n = 0;
+    s->end = false;
+    s->rc = 0;
+    mrimg_error_clear(&s->err);
+    for (;;) {
+        /* find the runs ahead and ask for their data */
+        while (!p->end && p->qn < PG_QUEUE && p->ahead < PG_AHEAD) {
+            pg_desc *d = &p->q[(p->qh + p->qn) % PG_QUEUE];
+            int rc = pg_next(&p->it, d, &s->err);
+            if (rc < 0) {
+                s->rc = rc;
+                return;
+            }
+            if (rc == 0) {
+                p->end = true;
+                break;
+            }
+            p->qn++;
+            if (d->read) {
+                p->ahead += d->run.n * d->run.ps;
+                span_add(p->src, &p->adv, d->run.off, d->run.n * d->run.ps, POSIX_FADV_WILLNEED);
+            }
+        }
+        span_flush(p->src, &p->adv, POSIX_FADV_WILLNEED);
+        if (p->qn == 0) {
+            s->end = true;
+            return;
+        }
+        if (s->n == PG_SLOT_RUNS)
+            return;
+        pg_desc *d = &p->q[p->qh];
+        uint64_t len = d->run.n * d->run.ps;
+        if (d->read) {
+            if (s->used + len > p->cap && s->n) /* a read is never larger than cap */
+                return;
+            int rc = src_pread(p->src, s->buf + s->used, (size_t)len, d->run.off, p->what,
+                               &s->err);
+            if (rc < 0) {
+                s->rc = rc;
+                return;
+            }
+            s->at[s->n] = s->used;
+            s->used += (size_t)len;
+            p->ahead -= len;
+            p->bytes_read += len;
+        }
+        s->runs[s->n++] = *d;
+        p->qh = (p->qh + 1) % PG_QUEUE;
+        p->qn--;
+    }
+}
+
+/* ---- the read-ahead thread --------------------------------------------- */
+
+typedef struct pg_rt {
+    pg_prod *p;
+    pg_slot *slot[2];
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stop;
+} pg_rt;
+
+static void *rt_main(void *arg)
+{
+    pg_rt *t = arg;
+    for (unsigned i = 0;; i ^= 1) {
+        pg_slot *s = t->slot[i];
+        pthread_mutex_lock(&t->mu);
+        while (!t->stop && s->full)
+            pthread_cond_wait(&t->cv, &t->mu);
+        bool stop = t->stop;
+        pthread_mutex_unlock(&t->mu);
+        if (stop)
+            break;
+        fill(t->p, s);
+        pthread_mutex_lock(&t->mu);
+        s->full = true;
+        pthread_cond_broadcast(&t->cv);
+        pthread_mutex_unlock(&t->mu);
+        if (s->end || s->rc < 0)
+            break;
+    }
+    return NULL;
+}
+
+/* ---- the consumer ------------------------------------------------------ */
+
+/* Hand slot s's runs to fn; 1 when they were the last, 0 to go on, <0. */
+static int consume(mrimg_source *src, pg_slot *s, pg_span *drop, pg_fn fn, void *opaque,
+                   mrimg_error *err)
+{
+    for (unsigned k = 0; k < s->n; k++) {
+        pg_desc *d = &s->runs[k];
+        if (d->read)
+            d->run.data = s->buf + s->at[k];
+        int rc = fn(opaque, &d->run, err);
+        if (rc < 0)
+            return rc;
+        if (d->read && src->regular) {
+            span_add(src, drop, d->run.off, d->run.n * d->run.ps, POSIX_FADV_DONTNEED);
+            if (drop->to - drop->from >= PG_DROP)
+                span_flush(src, drop, POSIX_FADV_DONTNEED);
+        }
+    }
+    if (s->rc < 0) {
+        if (err)
+            *err = s->err;
+        return s->rc;
+    }
+    return s->end ? 1 : 0;
+}
+
 int pg_read(mrimg_source *src, const pg_region *reg, size_t nreg, pg_opts *o, pg_fn fn,
             void *opaque, mrimg_error *err)
 {
-    pg_iter it = {.src = src, .reg = reg, .nreg = nreg, .flags = o->flags,
-                  .max_read = o->max_read ? o->max_read : PG_DEFAULT_READ};
-    size_t cap = 0;
+    pg_prod *p = xcalloc(1, sizeof(*p), err);
+    pg_slot *slot[2] = {xcalloc(1, sizeof(pg_slot), err), xcalloc(1, sizeof(pg_slot), err)};
+    int rc = MRIMG_ERR_NOMEM;
+    if (!p || !slot[0] || !slot[1])
+        goto out;
+    p->it = (pg_iter){.src = src, .reg = reg, .nreg = nreg, .flags = o->flags,
+                      .max_read = o->max_read ? o->max_read : PG_DEFAULT_READ};
+    p->src = src;
+    p->what = o->what ? o->what : "pages";
+    uint64_t span = 0; /* bytes the regions cover */
     for (size_t r = 0; r < nreg; r++) /* a buffer for the largest read, not more */
         if (reg[r].ps && reg[r].end > reg[r].first) {
-            uint64_t pages = MRIMG_MAX(it.max_read / reg[r].ps, 1);
+            uint64_t pages = MRIMG_MAX(p->it.max_read / reg[r].ps, 1);
             pages = MRIMG_MIN(pages, reg[r].end - reg[r].first);
-            cap = (size_t)MRIMG_MAX((uint64_t)cap, pages * reg[r].ps);
+            p->cap = (size_t)MRIMG_MAX((uint64_t)p->cap, pages * reg[r].ps);
+            span += (reg[r].end - reg[r].first) * reg[r].ps;
         }
-    pg_desc *q = xcalloc(PG_QUEUE, sizeof(*q), err);
-    if (!q)
-        return MRIMG_ERR_NOMEM;
-    uint8_t *buf = NULL;
-    size_t qh = 0, qn = 0;
-    uint64_t ahead = 0;
-    pg_span adv = {0, 0}, drop = {0, 0};
-    bool end = false;
-    int rc = 0;
-    for (;;) {
-        /* find the runs ahead and ask for their data */
-        while (!end && qn < PG_QUEUE && ahead < PG_AHEAD) {
-            pg_desc *d = &q[(qh + qn) % PG_QUEUE];
-            rc = pg_next(&it, d, err);
-            if (rc <= 0) {
-                end = true;
+    pg_span drop = {0, 0};
+    /* reads of more than two buffers go on in a thread of their own while
+     * fn works; a small request (one page of mrimg_ram_read) stays here */
+    bool threaded = !(o->flags & (PG_NO_READ | PG_ONE_THREAD)) && span > 2 * (uint64_t)p->cap &&
+                    cpu_count() > 1;
+    for (unsigned i = 0; i < (threaded ? 2u : 1u); i++)
+        if (p->cap && !(slot[i]->buf = xmalloc_aligned(p->cap, err)))
+            goto out;
+    pg_rt t = {.p = p, .slot = {slot[0], slot[1]}};
+    pthread_t th;
+    if (threaded) {
+        pthread_mutex_init(&t.mu, NULL);
+        pthread_cond_init(&t.cv, NULL);
+        if (pthread_create(&th, NULL, rt_main, &t) != 0) {
+            pthread_mutex_destroy(&t.mu);
+            pthread_cond_destroy(&t.cv);
+            threaded = false;
+        }
+    }
+    if (!threaded) {
+        do {
+            fill(p, slot[0]);
+            rc = consume(src, slot[0], &drop, fn, opaque, err);
+        } while (rc == 0);
+    } else {
+        for (unsigned i = 0;; i ^= 1) {
+            pg_slot *s = slot[i];
+            pthread_mutex_lock(&t.mu);
+            while (!s->full)
+                pthread_cond_wait(&t.cv, &t.mu);
+            pthread_mutex_unlock(&t.mu);
+            rc = consume(src, s, &drop, fn, opaque, err);
+            if (rc != 0)
                 break;
-            }
-            qn++;
-            if (d->read) {
-                ahead += d->run.n * d->run.ps;
-                span_add(src, &adv, d->run.off, d->run.n * d->run.ps, POSIX_FADV_WILLNEED);
-            }
+            pthread_mutex_lock(&t.mu);
+            s->full = false;
+            pthread_cond_broadcast(&t.cv);
+            pthread_mutex_unlock(&t.mu);
         }
-        span_flush(src, &adv, POSIX_FADV_WILLNEED);
-        if (rc < 0 || qn == 0)
-            break;
-        pg_desc cur = q[qh];
-        qh = (qh + 1) % PG_QUEUE;
-        qn--;
-        uint64_t len = cur.run.n * cur.run.ps;
-        if (cur.read) {
-            ahead -= len;
-            if (!buf && !(buf = xmalloc_aligned(cap, err))) {
-                rc = MRIMG_ERR_NOMEM;
-                break;
-            }
-            rc = src_pread(src, buf, (size_t)len, cur.run.off, o->what ? o->what : "pages", err);
-            if (rc < 0)
-                break;
-            o->bytes_read += len;
-            cur.run.data = buf;
-        }
-        rc = fn(opaque, &cur.run, err);
-        if (rc < 0)
-            break;
-        if (cur.read && src->regular) {
-            span_add(src, &drop, cur.run.off, len, POSIX_FADV_DONTNEED);
-            if (drop.to - drop.from >= PG_DROP)
-                span_flush(src, &drop, POSIX_FADV_DONTNEED);
-        }
+        pthread_mutex_lock(&t.mu);
+        t.stop = true;
+        pthread_cond_broadcast(&t.cv);
+        pthread_mutex_unlock(&t.mu);
+        pthread_join(th, NULL);
+        pthread_mutex_destroy(&t.mu);
+        pthread_cond_destroy(&t.cv);
     }
     if (src->regular)
         span_flush(src, &drop, POSIX_FADV_DONTNEED);
-    free(buf);
-    free(q);
-    return rc < 0 ? rc : 0;
+    o->bytes_read += p->bytes_read;
+    if (rc > 0)
+        rc = 0;
+out:
+    for (unsigned i = 0; i < 2; i++)
+        if (slot[i]) {
+            free(slot[i]->buf);
+            free(slot[i]);
+        }
+    free(p);
+    return rc;
 }
 
 int pg_load_bitmap(mrimg_source *src, uint64_t off, uint64_t pages, lbitmap *bm, uint64_t *stray,

@@ -8,9 +8,10 @@
  * order given, asks the file's extent map where the data lies, reads data
  * extents with large reads and hands the caller runs: read pages, pages in
  * a hole (zeros, never read) and, when asked, pages whose bit is clear.
- * While the caller works on one run the next one is already being read
- * (POSIX_FADV_WILLNEED), and what was read is dropped from the page cache,
- * as for plain inputs.  The extent map only saves reads: data it reports
+ * While the caller works on one buffer of runs a thread reads the next
+ * (large walks only; a one-page read stays on the caller's thread), the
+ * data runs up to 32 MiB ahead are asked for (POSIX_FADV_WILLNEED), and
+ * what was read is dropped from the page cache, as for plain inputs.  The extent map only saves reads: data it reports
  * where the file has a hole is read and reads as zeros; a region past the
  * end of the file is MRIMG_ERR_TRUNCATED. */
 #ifndef MRIMG_IO_PAGES_H
@@ -50,6 +51,7 @@ typedef int (*pg_fn)(void *opaque, const pg_run *r, mrimg_error *err);
 enum {
     PG_WANT_CLEAR = 1u << 0, /* deliver runs of clear bits too (split by the extent map) */
     PG_NO_READ = 1u << 1,    /* never read: data extents come as PG_DATA with data NULL */
+    PG_ONE_THREAD = 1u << 2, /* no read-ahead thread (the caller asked for one thread) */
 };
 
 typedef struct pg_opts {

@@ -302,7 +302,8 @@ static int walk_bitmapped(mrimg_image *img, mrimg_ram_fn fn, void *opaque, walk_
     for (unsigned b = 0; b < img->nblocks; b++)
         reg[b] = page_region(img, b, 0, img->blocks[b].info.pages);
     walk_ctx w = {img, fn, opaque, wp};
-    pg_opts o = {.flags = PG_WANT_CLEAR, .max_read = WALK_RUN, .what = "RAM pages"};
+    pg_opts o = {.flags = PG_WANT_CLEAR | (img->opts.threads == 1 ? PG_ONE_THREAD : 0),
+                 .max_read = WALK_RUN, .what = "RAM pages"};
     int rc = pg_read(page_src(img), reg, img->nblocks, &o, walk_run, &w, err);
     free(reg);
     return rc;
