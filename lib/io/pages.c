@@ -65,6 +65,9 @@ static int pg_next(pg_iter *it, pg_desc *out, mrimg_error *err)
             if (!g->bits) {
                 it->run_set = true;
                 it->run_end = g->end;
+            } else if (it->i >= g->bits->nbits) { /* past the bitmap: clear */
+                it->run_set = false;
+                it->run_end = g->end;
             } else {
                 it->run_set = lb_test(g->bits, it->i);
                 uint64_t e = it->run_set ? lb_next_clear(g->bits, it->i)
