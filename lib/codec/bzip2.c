@@ -247,18 +247,6 @@ typedef struct {
 
 static size_t bz_chunk_size(int level) { return (size_t)level * 100000u - 19u; }
 
-static int bz_grow(pchunk_job *job, size_t want, mrimg_error *err)
-{
-    if (job->out_cap >= want)
-        return 0;
-    uint8_t *p = realloc(job->out, want);
-    if (!p)
-        return err_nomem(err);
-    job->out = p;
-    job->out_cap = want;
-    return 0;
-}
-
 static int bz_work(void *ctx, unsigned worker, pchunk_job *job, mrimg_error *err)
 {
     bz_enc *b = ctx;
@@ -276,7 +264,7 @@ static int bz_work(void *ctx, unsigned worker, pchunk_job *job, mrimg_error *err
                                  : err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0,
                                            "BZ2_bzCompressInit failed (%d)", r);
     /* documented bound: 1% + 600 bytes */
-    int rc = bz_grow(job, job->in_len + job->in_len / 100 + 600, err);
+    int rc = pchunk_out_reserve(job, job->in_len + job->in_len / 100 + 600, err);
     if (rc < 0)
         goto out;
     s->next_in = (char *)job->in;
@@ -293,7 +281,7 @@ static int bz_work(void *ctx, unsigned worker, pchunk_job *job, mrimg_error *err
             goto out;
         }
         if (s->avail_out == 0) {
-            rc = bz_grow(job, job->out_cap + job->out_cap / 2 + 4096, err);
+            rc = pchunk_out_reserve(job, job->out_cap + job->out_cap / 2 + 4096, err);
             if (rc < 0)
                 goto out;
         }

@@ -383,18 +383,6 @@ typedef struct {
     uint64_t total;
 } gz_enc;
 
-static int gz_grow(pchunk_job *job, size_t want, mrimg_error *err)
-{
-    if (job->out_cap >= want)
-        return 0;
-    uint8_t *p = realloc(job->out, want);
-    if (!p)
-        return err_nomem(err);
-    job->out = p;
-    job->out_cap = want;
-    return 0;
-}
-
 static int gz_work(void *ctx, unsigned worker, pchunk_job *job, mrimg_error *err)
 {
     gz_enc *g = ctx;
@@ -407,7 +395,7 @@ static int gz_work(void *ctx, unsigned worker, pchunk_job *job, mrimg_error *err
         deflateSetDictionary(zs, job->dict, (uInt)job->dict_len) != Z_OK)
         return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0, "deflateSetDictionary failed");
     /* deflateBound assumes Z_FINISH; a sync flush adds at most 5 + a few */
-    int rc = gz_grow(job, deflateBound(zs, (uLong)job->in_len) + 64, err);
+    int rc = pchunk_out_reserve(job, deflateBound(zs, (uLong)job->in_len) + 64, err);
     if (rc < 0)
         return rc;
     int flush = job->last ? Z_FINISH : Z_SYNC_FLUSH;
@@ -425,7 +413,7 @@ static int gz_work(void *ctx, unsigned worker, pchunk_job *job, mrimg_error *err
         if (!job->last && zs->avail_in == 0 && zs->avail_out != 0)
             break; /* sync flush complete */
         if (zs->avail_out == 0) {
-            rc = gz_grow(job, job->out_cap + job->out_cap / 2 + 4096, err);
+            rc = pchunk_out_reserve(job, job->out_cap + job->out_cap / 2 + 4096, err);
             if (rc < 0)
                 return rc;
         }

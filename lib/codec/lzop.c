@@ -84,6 +84,7 @@
 #include <zlib.h>
 
 #include "../util/pchunk.h"
+#include "../util/vec.h"
 #include "codec.h"
 
 /* ---- format constants ----------------------------------------------- */
@@ -800,16 +801,10 @@ static void run_batch(mrimg_decoder *d, lz_dec *p, unsigned n, size_t bytes)
     pthread_mutex_unlock(&pl->mu);
 }
 
+/* Exactly need bytes when it grows: the sizes come from block headers. */
 static int grow(uint8_t **buf, size_t *cap, size_t need, mrimg_error *err)
 {
-    if (*cap >= need)
-        return 0;
-    uint8_t *n = realloc(*buf, need);
-    if (!n)
-        return err_nomem(err);
-    *buf = n;
-    *cap = need;
-    return 0;
+    return vec_reserve(*buf, *cap, need, 0, need) ? 0 : err_nomem(err);
 }
 
 /* Book-keeping for a block that decoded correctly. */
@@ -1181,13 +1176,9 @@ static int enc_work(void *ctx, unsigned worker, pchunk_job *job, mrimg_error *er
     lz_enc *q = ctx;
     size_t nblk = (job->in_len + LZ_BLOCK - 1) / LZ_BLOCK;
     size_t need = nblk * (12u + LZ_BOUND(LZ_BLOCK));
-    if (job->out_cap < need) {
-        uint8_t *o = realloc(job->out, need);
-        if (!o)
-            return err_nomem(err);
-        job->out = o;
-        job->out_cap = need;
-    }
+    int rc = pchunk_out_reserve(job, need, err);
+    if (rc < 0)
+        return rc;
     size_t o = 0;
     for (size_t i = 0; i < job->in_len; i += LZ_BLOCK) {
         const uint8_t *src = job->in + i;

@@ -67,10 +67,6 @@ static inline int gout_runs(const uint8_t *data, uint64_t n, uint64_t ps,
 MRIMG_INTERNAL int gout_notes(const mrimg_image *in, const guest_tail *t, guest_phys_read_fn rd,
                               void *ctx, uint8_t **notes, size_t *nlen, bool *lma,
                               mrimg_error *err);
-/* A scratch file (unlinked) in $MRIMG_TMPDIR, $TMPDIR or /var/tmp; dir
- * receives the directory, why says what it is for. (phys.c) */
-MRIMG_INTERNAL int gout_scratch(char *dir, size_t cap, const char *why, int *fd,
-                                mrimg_error *err);
 MRIMG_INTERNAL int gout_scratch_write(int fd, const uint8_t *p, size_t n, uint64_t off,
                                       const char *dir, mrimg_error *err);
 

@@ -50,6 +50,8 @@
 
 #include "../util/pchunk.h"
 #include "guestout.h"
+#include "../io/scratch.h"
+#include "../util/vec.h"
 
 #define KD_HDR_SIZE 464u
 #define KD_SUB_SIZE 104u
@@ -156,13 +158,9 @@ static int kd_work(void *ctx, unsigned worker, pchunk_job *job, mrimg_error *err
     kw *w = ctx;
     size_t ps = (size_t)w->ps, np = job->in_len / ps;
     size_t want = np * (8 + w->cbuf_cap);
-    if (job->out_cap < want) {
-        uint8_t *p = realloc(job->out, want);
-        if (!p)
-            return err_nomem(err);
-        job->out = p;
-        job->out_cap = want;
-    }
+    int rc = pchunk_out_reserve(job, want, err);
+    if (rc < 0)
+        return rc;
     job->out_len = 0;
     for (size_t i = 0; i < np; i++) {
         const uint8_t *pg = job->in + i * ps;
@@ -224,30 +222,26 @@ static int kd_emit(void *ctx, pchunk_job *job, mrimg_error *err)
     return park(ctx, job, err);
 }
 
-static int q_grow(void **p, size_t *cap, size_t *head, size_t len, size_t elt, mrimg_error *err)
+/* Room for one more entry in the queue *pp (a T **) of len entries from
+ * head. */
+static int q_grow(void *pp, size_t *cap, size_t *head, size_t len, size_t elt, mrimg_error *err)
 {
     if (*head && *head + len + 1 > *cap) { /* slide to the front */
-        memmove(*p, (uint8_t *)*p + *head * elt, len * elt);
+        uint8_t *p;
+        memcpy(&p, pp, sizeof(p));
+        memmove(p, p + *head * elt, len * elt);
         *head = 0;
     }
-    if (len + 1 <= *cap)
-        return 0;
-    size_t nc = *cap ? *cap * 2 : 1024;
-    void *q = realloc(*p, nc * elt);
-    if (!q)
-        return err_nomem(err);
-    *p = q;
-    *cap = nc;
-    return 0;
+    return vec_reserve_(pp, cap, len + 1, elt, 1024, 0) ? 0 : err_nomem(err);
 }
 
 /* Queue one page with data whose descriptors are idx[0, n). */
 static int page_give(kw *w, const uint8_t *pg, const uint64_t *idx, unsigned n,
                      mrimg_error *err)
 {
-    int rc = q_grow((void **)&w->qn, &w->qn_cap, &w->qn_head, w->qn_len, sizeof(*w->qn), err);
+    int rc = q_grow(&w->qn, &w->qn_cap, &w->qn_head, w->qn_len, sizeof(*w->qn), err);
     for (unsigned j = 0; rc == 0 && j < n; j++) {
-        rc = q_grow((void **)&w->qidx, &w->qidx_cap, &w->qidx_head, w->qidx_len,
+        rc = q_grow(&w->qidx, &w->qidx_cap, &w->qidx_head, w->qidx_len,
                     sizeof(*w->qidx), err);
         if (rc == 0)
             w->qidx[w->qidx_head + w->qidx_len++] = idx[j];
@@ -638,8 +632,9 @@ int cv_kdump(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
     if (rc < 0)
         goto out;
     sink_open = true;
-    rc = gout_scratch(w.scratch_dir, sizeof(w.scratch_dir),
-                      "the compressed pages until the memory map is known", &w.scratch, err);
+    w.scratch = scratch_open("mrimg-kdump", "the compressed pages until the memory map is known",
+                             w.scratch_dir, sizeof(w.scratch_dir), err);
+    rc = w.scratch < 0 ? w.scratch : 0;
     if (rc == 0)
         rc = pc_start(&w, err);
     if (rc == 0) {

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "../io/scratch.h"
 #include "guestout.h"
 
 #define COPY_CHUNK (1u << 20)
@@ -46,34 +47,6 @@ typedef struct pw {
     const uint8_t *data;
     gout_wc wc;            /* the pages' writes */
 } pw;
-
-int gout_scratch(char *dir_out, size_t cap, const char *why, int *fd_out, mrimg_error *err)
-{
-    const char *dir = getenv("MRIMG_TMPDIR");
-    if (!dir)
-        dir = getenv("TMPDIR");
-    if (!dir)
-        dir = "/var/tmp";
-    snprintf(dir_out, cap, "%s", dir);
-    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        char path[4200];
-        snprintf(path, sizeof(path), "%s/mrimg-phys-XXXXXX", dir);
-        fd = mkstemp(path);
-        if (fd >= 0)
-            unlink(path);
-    }
-    if (fd < 0)
-        return err_sys(err, errno, "cannot create a scratch file in %s for %s", dir, why);
-    *fd_out = fd;
-    return 0;
-}
-
-static int scratch_open(pw *w, mrimg_error *err)
-{
-    return gout_scratch(w->scratch_dir, sizeof(w->scratch_dir),
-                        "the pages whose place depends on the device state", &w->scratch, err);
-}
 
 static int layout(pw *w, mrimg_error *err)
 {
@@ -289,9 +262,10 @@ int cv_phys(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
     w.machine = cfg.machine;
     w.scratch = -1;
     w.ps = in->si.target_page_size ? in->si.target_page_size : 4096;
-    rc = scratch_open(&w, err);
-    if (rc < 0)
-        return rc;
+    w.scratch = scratch_open("mrimg-phys", "the pages whose place depends on the device state",
+                             w.scratch_dir, sizeof(w.scratch_dir), err);
+    if (w.scratch < 0)
+        return w.scratch;
     rc = sink_create(&w.sink, out_path, o->force ? SINK_FORCE : 0, err);
     if (rc < 0) {
         close(w.scratch);

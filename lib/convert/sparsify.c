@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "../image.h"
+#include "../io/pages.h"
 
 #define SP_CHUNK (8u << 20)
 
@@ -25,7 +26,6 @@ typedef struct spz {
     mrimg_image *img;
     int fd;                      /* read-write descriptor of the same file */
     const char *path;
-    uint8_t *buf;
     uint64_t run_off, run_len;   /* pending punch */
     mrimg_sparsify_stats *st;
     mrimg_progress_fn progress;
@@ -75,76 +75,62 @@ static int tick(spz *z, uint64_t n, mrimg_error *err)
     return 0;
 }
 
-/* Pages [first, first+n) at file offset base + i*ps: punch the zero ones
- * (or all of them when must_read is false), reading only data extents. */
-static int do_pages(spz *z, uint64_t base, uint64_t ps, uint64_t first, uint64_t n,
-                    bool must_read, mrimg_error *err)
+/* Punch the zero pages of what was read, and the clear pages not yet in
+ * a hole; holes are skipped. */
+static int on_run(void *opaque, const pg_run *r, mrimg_error *err)
 {
-    mrimg_source *src = &z->img->src;
-    uint64_t end = first + n;
-    uint64_t i = first;
-    while (i < end) {
-        uint64_t off = base + i * ps, d, de;
-        int rc = src_next_data(src, off, &d, &de, err);
-        if (rc < 0)
-            return rc;
-        if (d >= base + end * ps)
-            break; /* only holes are left */
-        if (d >= off + ps) { /* whole pages of hole: skip them */
-            i = (d - base) / ps;
-            continue;
-        }
-        uint64_t k = MRIMG_MIN(end - i, (uint64_t)SP_CHUNK / ps);
-        if (de > off) /* up to the end of this data run */
-            k = MRIMG_MIN(k, (de - off + ps - 1) / ps);
-        z->st->pages_examined += k;
-        if (!must_read) {
-            rc = punch(z, off, k * ps, err);
-        } else {
-            rc = src_pread(src, z->buf, (size_t)(k * ps), off, "pages", err);
-            if (rc < 0)
-                return rc;
-            z->st->bytes_read += k * ps;
-            for (uint64_t j = 0; j < k && rc == 0; j++)
-                if (mem_is_zero(z->buf + j * ps, (size_t)ps))
-                    rc = punch(z, off + j * ps, ps, err);
-            src_drop_cache(src, off, k * ps);
-        }
-        if (rc == 0)
-            rc = tick(z, k * ps, err);
-        if (rc < 0)
-            return rc;
-        i += k;
+    spz *z = opaque;
+    if (r->kind == PG_HOLE || r->kind == PG_CLEAR_HOLE)
+        return 0;
+    uint64_t ps = r->ps, len = r->n * ps;
+    int rc = 0;
+    z->st->pages_examined += r->n;
+    if (r->kind == PG_CLEAR) {
+        rc = punch(z, r->off, len, err);
+    } else {
+        z->st->bytes_read += len;
+        for (uint64_t j = 0; j < r->n && rc == 0; j++)
+            if (mem_is_zero(r->data + j * ps, (size_t)ps))
+                rc = punch(z, r->off + j * ps, ps, err);
     }
-    return 0;
+    return rc == 0 ? tick(z, len, err) : rc;
 }
 
-static int do_block(spz *z, img_block *b, mrimg_error *err)
+/* Regions in file order: the bitmapped ones punch their clear pages and
+ * their zero pages, the others only zero pages. */
+static int do_regions(spz *z, const pg_region *reg, size_t n, mrimg_error *err)
 {
-    uint64_t ps = b->info.page_size, pages = b->info.pages, i = 0;
-    /* the alignment gap between the bitmap and the pages: zero padding */
-    uint64_t gap = round_up(b->info.bitmap_offset + b->info.bitmap_size, ps);
-    if (gap < b->info.pages_offset) {
-        int rc = do_pages(z, gap, ps, 0, (b->info.pages_offset - gap) / ps, true, err);
-        if (rc < 0)
-            return rc;
+    pg_opts o = {.flags = PG_WANT_CLEAR, .max_read = SP_CHUNK, .what = "pages"};
+    int rc = pg_read(&z->img->src, reg, n, &o, on_run, z, err);
+    return rc == 0 ? punch_flush(z, err) : rc;
+}
+
+/* Every block's alignment gap between its bitmap and its pages (zero
+ * padding) and its pages region. */
+static int do_blocks(spz *z, mrimg_error *err)
+{
+    mrimg_image *img = z->img;
+    pg_region *reg = xcalloc(2 * (size_t)img->nblocks + 1, sizeof(*reg), err);
+    int rc = MRIMG_ERR_NOMEM;
+    if (reg) {
+        size_t n = 0;
+        for (unsigned i = 0; i < img->nblocks; i++) {
+            const img_block *b = &img->blocks[i];
+            uint64_t ps = b->info.page_size;
+            uint64_t gap = round_up(b->info.bitmap_offset + b->info.bitmap_size, ps);
+            if (gap < b->info.pages_offset) {
+                reg[n] = (pg_region){.base = gap, .ps = ps, .first = 0,
+                                     .end = (b->info.pages_offset - gap) / ps, .id = i};
+                n++;
+            }
+            reg[n] = (pg_region){.base = b->info.pages_offset, .ps = ps, .first = 0,
+                                 .end = b->info.pages, .bits = &b->data, .id = i};
+            n++;
+        }
+        rc = do_regions(z, reg, n, err);
     }
-    while (i < pages) {
-        uint64_t set = lb_next_set(&b->data, i);
-        int rc = 0;
-        if (set > i) /* clear bits: not part of the image */
-            rc = do_pages(z, b->info.pages_offset, ps, i, set - i, false, err);
-        if (rc < 0)
-            return rc;
-        if (set >= pages)
-            break;
-        uint64_t clr = lb_next_clear(&b->data, set);
-        rc = do_pages(z, b->info.pages_offset, ps, set, clr - set, true, err);
-        if (rc < 0)
-            return rc;
-        i = clr;
-    }
-    return punch_flush(z, err);
+    free(reg);
+    return rc;
 }
 
 int mrimg_sparsify(const char *path, uint64_t stream_offset, mrimg_progress_fn progress,
@@ -208,11 +194,6 @@ int mrimg_sparsify(const char *path, uint64_t stream_offset, mrimg_progress_fn p
         goto out;
     }
     stats->allocated_before = (uint64_t)st.st_blocks * 512;
-    z.buf = xmalloc_aligned(SP_CHUNK, err);
-    if (!z.buf) {
-        rc = MRIMG_ERR_NOMEM;
-        goto out;
-    }
     if (mapped)
         for (unsigned i = 0; i < img->nblocks; i++)
             z.total += img->blocks[i].info.used_length;
@@ -223,13 +204,11 @@ int mrimg_sparsify(const char *path, uint64_t stream_offset, mrimg_progress_fn p
                         (ci->cookie ? (uint64_t)ci->cookie_offset + ci->cookie_len + 1
                                     : (uint64_t)ci->xml_len + 1);
         uint64_t a = round_up(used, 4096), b = ci->payload_offset / 4096 * 4096;
-        if (b > a)
-            rc = do_pages(&z, a, 4096, 0, (b - a) / 4096, true, err);
-        if (rc == 0)
-            rc = punch_flush(&z, err);
+        pg_region pad = {.base = a, .ps = 4096, .first = 0, .end = b > a ? (b - a) / 4096 : 0};
+        rc = do_regions(&z, &pad, 1, err);
     }
-    for (unsigned i = 0; mapped && rc == 0 && i < img->nblocks; i++)
-        rc = do_block(&z, &img->blocks[i], err);
+    if (mapped && rc == 0)
+        rc = do_blocks(&z, err);
     if (rc == 0 && fsync(z.fd) != 0)
         rc = err_side(err, MRIMG_SIDE_INPUT, err_sys(err, errno, "cannot sync %s", path));
     /* holes and skipped ranges do not tick: the bar ends at 100 % */
@@ -240,7 +219,6 @@ int mrimg_sparsify(const char *path, uint64_t stream_offset, mrimg_progress_fn p
 out:
     if (z.fd >= 0)
         close(z.fd);
-    free(z.buf);
     mrimg_close(img);
     return rc;
 }

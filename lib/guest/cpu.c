@@ -37,6 +37,7 @@
 #include "../stream/vmdesc.h"
 #include "cpu.h"
 #include "guest.h"
+#include "../util/vec.h"
 
 /* ---- what is picked up ------------------------------------------------- */
 
@@ -144,11 +145,12 @@ typedef struct cw {
     rawcpu *cur;                 /* K_CPU */
     uint32_t instance;
     /* cpu_common sections: instance -> halted, in order seen */
-    uint32_t *common_inst;
-    int *common_halted;
-    unsigned ncommon, common_cap;
+    struct cpu_common { uint32_t inst; int halted; } *common;
+    unsigned ncommon;
+    size_t common_cap;
     rawcpu *cpus;
-    unsigned ncpu, cpu_cap;
+    unsigned ncpu;
+    size_t cpu_cap;
     guest_vmci vmci;
 } cw;
 
@@ -218,7 +220,7 @@ static void take(cw *w, const char *path, const uint8_t *p, uint64_t size, uint6
                  w->instance, (unsigned long long)count, (unsigned long long)size);
             return;
         }
-        w->common_halted[w->ncommon - 1] = rd_be32(p) != 0;
+        w->common[w->ncommon - 1].halted = rd_be32(p) != 0;
         return;
     }
     unsigned slot, esize, ecount;
@@ -391,16 +393,10 @@ static rawcpu *new_cpu(cw *w, size_t at)
         fail(w, MRIMG_ERR_LIMIT, at, "more than %u \"cpu\" sections", GUEST_CPU_MAX);
         return NULL;
     }
-    if (w->ncpu == w->cpu_cap) {
-        unsigned nc = w->cpu_cap ? w->cpu_cap * 2 : 8;
-        rawcpu *c = realloc(w->cpus, nc * sizeof(*c));
-        if (!c) {
-            if (!w->rc)
-                w->rc = err_nomem(w->err);
-            return NULL;
-        }
-        w->cpus = c;
-        w->cpu_cap = nc;
+    if (!vec_reserve(w->cpus, w->cpu_cap, (size_t)w->ncpu + 1, 8, GUEST_CPU_MAX)) {
+        if (!w->rc)
+            w->rc = err_nomem(w->err);
+        return NULL;
     }
     rawcpu *c = &w->cpus[w->ncpu++];
     memset(c, 0, sizeof(*c));
@@ -416,22 +412,12 @@ static bool new_common(cw *w, size_t at)
         fail(w, MRIMG_ERR_LIMIT, at, "more than %u \"cpu_common\" sections", GUEST_CPU_MAX);
         return false;
     }
-    if (w->ncommon == w->common_cap) {
-        unsigned nc = w->common_cap ? w->common_cap * 2 : 8;
-        uint32_t *a = realloc(w->common_inst, nc * sizeof(*a));
-        if (a)
-            w->common_inst = a;
-        int *b = a ? realloc(w->common_halted, nc * sizeof(*b)) : NULL;
-        if (!b) {
-            if (!w->rc)
-                w->rc = err_nomem(w->err);
-            return false;
-        }
-        w->common_halted = b;
-        w->common_cap = nc;
+    if (!vec_reserve(w->common, w->common_cap, (size_t)w->ncommon + 1, 8, GUEST_CPU_MAX)) {
+        if (!w->rc)
+            w->rc = err_nomem(w->err);
+        return false;
     }
-    w->common_inst[w->ncommon] = w->instance;
-    w->common_halted[w->ncommon] = -1;
+    w->common[w->ncommon] = (struct cpu_common){w->instance, -1};
     w->ncommon++;
     return true;
 }
@@ -567,8 +553,8 @@ static int finish(cw *w, mrimg_cpus **out)
         o->kernel_gs_base = r->v[S_KGSBASE];
         o->halted = -1;
         for (unsigned k = 0; k < w->ncommon; k++)
-            if (w->common_inst[k] == r->instance)
-                o->halted = w->common_halted[k];
+            if (w->common[k].inst == r->instance)
+                o->halted = w->common[k].halted;
     }
     c->n = w->ncpu;
     c->vmci = w->vmci;
@@ -601,8 +587,7 @@ int guest_cpus_decode(const char *json, size_t jlen, const uint8_t *dev, size_t 
         rc = finish(&w, out);
     vj_free(&doc);
     free(w.cpus);
-    free(w.common_inst);
-    free(w.common_halted);
+    free(w.common);
     return rc;
 }
 

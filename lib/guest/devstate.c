@@ -18,6 +18,7 @@
 
 #include "../stream/vmdesc.h"
 #include "guest.h"
+#include "../util/vec.h"
 
 /* ---- collecting the tail ------------------------------------------------ */
 
@@ -41,17 +42,8 @@ static int tail_bytes(void *ctx, const uint8_t *p, size_t n, mrimg_error *err)
         t->overflow = true; /* the map is then made without the device state */
         return 0;
     }
-    if (t->len + n > t->cap) {
-        size_t nc = MRIMG_MAX(t->cap * 2, (size_t)(256u << 10));
-        while (nc < t->len + n)
-            nc *= 2;
-        nc = MRIMG_MIN(nc, (size_t)GUEST_TAIL_MAX);
-        uint8_t *b = realloc(t->buf, nc);
-        if (!b)
-            return err_nomem(err);
-        t->buf = b;
-        t->cap = nc;
-    }
+    if (!vec_reserve(t->buf, t->cap, t->len + n, 256u << 10, GUEST_TAIL_MAX))
+        return err_nomem(err);
     memcpy(t->buf + t->len, p, n);
     t->len += n;
     return 0;

@@ -28,10 +28,12 @@
  *    4 GiB + RAM above 4 GiB rounded up to 1 GiB.
  *  - fw_cfg blobs (/rom@etc/...) are not in guest-physical memory. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "guest.h"
+#include "../util/vec.h"
 
 #define GiB (1ull << 30)
 #define FOUR_G (4ull << 30)
@@ -167,7 +169,7 @@ static bool xml_dimm_base(const char *xml, const char *backend, uint64_t *base)
 
 typedef struct mb {
     mrimg_memmap *m;
-    unsigned cap;
+    size_t cap;
     const guest_layout_in *in;
     uint8_t *placed;              /* per block: has a range */
     const char **why;             /* per block: reason when not placed */
@@ -183,14 +185,8 @@ static int add(mb *b, uint64_t gpa, uint64_t len, unsigned block, uint64_t off, 
     if (off > b->in->lengths[block] || len > b->in->lengths[block] - off)
         return 0; /* never past the block's end */
     mrimg_memmap *m = b->m;
-    if (m->nranges == b->cap) {
-        unsigned nc = b->cap ? b->cap * 2 : 32;
-        mrimg_mem_range *r = realloc(m->ranges, nc * sizeof(*r));
-        if (!r)
-            return err_nomem(err);
-        m->ranges = r;
-        b->cap = nc;
-    }
+    if (!vec_reserve(m->ranges, b->cap, (size_t)m->nranges + 1, 32, UINT_MAX))
+        return err_nomem(err);
     m->ranges[m->nranges++] = (mrimg_mem_range){gpa, len, block, off};
     b->placed[block] = 1;
     return 0;

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 
 #include "../image.h"
+#include "../util/vec.h"
 
 /* ---- names ----------------------------------------------------------- */
 
@@ -66,16 +67,7 @@ static int rl_add(rlist *l, uint64_t start, uint64_t end, int kind, int block, m
 {
     if (end <= start)
         return 0;
-    if (l->n == l->cap) {
-        size_t nc = l->cap ? l->cap * 2 : 32;
-        region *v = realloc(l->v, nc * sizeof(*v));
-        if (!v)
-            return err_nomem(err);
-        l->v = v;
-        l->cap = nc;
-    }
-    l->v[l->n++] = (region){start, end, kind, block};
-    return 0;
+    return vec_push(l, ((region){start, end, kind, block}), 32, 0) ? 0 : err_nomem(err);
 }
 
 static int region_cmp(const void *a, const void *b)

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 
 #include "../util/xml.h"
+#include "../util/vec.h"
 
 typedef struct span {
     size_t start, end; /* [start, end) of the input removed */
@@ -52,15 +53,9 @@ static bool name_is(const strip *x, size_t off, size_t len, const char *lit)
 
 static bool add(strip *x, size_t a, size_t b)
 {
-    if (x->nv == x->cap) {
-        size_t nc = x->cap ? x->cap * 2 : 8;
-        span *v = realloc(x->v, nc * sizeof(*v));
-        if (!v) {
-            x->rc = err_nomem(x->err);
-            return false;
-        }
-        x->v = v;
-        x->cap = nc;
+    if (!vec_reserve(x->v, x->cap, x->nv + 1, 8, 0)) {
+        x->rc = err_nomem(x->err);
+        return false;
     }
     x->v[x->nv++] = (span){a, b};
     return true;

@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #include "../image.h"
+#include "../io/pages.h"
+#include "../io/scratch.h"
 
 #define WALK_RUN (8u << 20)
 
@@ -222,79 +224,20 @@ static int run_pass(mrimg_image *img, pass_ctx *pc, mrimg_progress_fn progress, 
 
 /* ---- mapped-ram bitmaps and content ------------------------------------ */
 
-static int load_bitmap(mrimg_image *img, img_block *b, mrimg_error *err)
+/* Where the pages of an addressable image live: the input (mapped-ram)
+ * or the replay file (plain), and block b's region there: pages [first,
+ * end) of it, the data bitmap saying which count. */
+static mrimg_source *page_src(mrimg_image *img)
 {
-    enum { CHUNK = 1u << 20 };
-    uint8_t *buf = xmalloc(CHUNK, err);
-    if (!buf)
-        return MRIMG_ERR_NOMEM;
-    uint64_t total = b->info.bitmap_size, done = 0;
-    int rc = 0;
-    while (done < total) {
-        size_t n = (size_t)MRIMG_MIN((uint64_t)CHUNK, total - done);
-        rc = src_pread(&img->src, buf, n, b->info.bitmap_offset + done, "mapped-ram bitmap", err);
-        if (rc < 0)
-            break;
-        rc = lb_load_le(&b->data, done * 8, buf, n / 8, err);
-        if (rc < 0)
-            break;
-        done += n;
-    }
-    free(buf);
-    return rc;
+    return img->mapped_payload ? &img->src : &img->mat;
 }
 
-/* Where a block's pages live for reading: the input (mapped-ram) or the
- * replay file (plain). */
-static mrimg_source *page_src(mrimg_image *img, unsigned block, uint64_t *base)
+static pg_region page_region(const mrimg_image *img, unsigned b, uint64_t first, uint64_t end)
 {
-    if (img->mapped_payload) {
-        *base = img->blocks[block].info.pages_offset;
-        return &img->src;
-    }
-    *base = img->mat_base[block];
-    return &img->mat;
-}
-
-/* Call fn for pages [first, first+n) of block, all of which have their data
- * bit set: runs in holes are delivered as zero, the rest is read into buf
- * (cap bytes, at least one page). */
-static int read_data_run(mrimg_image *img, unsigned block, uint64_t first, uint64_t n,
-                         uint8_t *buf, size_t cap, mrimg_ram_fn fn, void *opaque,
-                         mrimg_error *err)
-{
-    uint64_t base, ps = img->blocks[block].info.page_size;
-    mrimg_source *s = page_src(img, block, &base);
-    uint64_t max = cap / ps;
-    while (n) {
-        uint64_t off = base + first * ps, d, de;
-        int rc = src_next_data(s, off, &d, &de, err);
-        if (rc < 0)
-            return rc;
-        uint64_t k;
-        if (d > off && d - off >= ps) { /* whole pages in a hole: zero */
-            k = MRIMG_MIN(n, (d - off) / ps);
-            rc = fn(opaque, block, first, k, NULL, err);
-            if (rc < 0)
-                return rc;
-            first += k;
-            n -= k;
-            continue;
-        }
-        k = MRIMG_MIN(n, max);
-        if (de > off) /* stop where the data run ends, to skip the next hole */
-            k = MRIMG_MIN(k, (de - off + ps - 1) / ps);
-        rc = src_pread(s, buf, (size_t)(k * ps), off, "RAM pages", err);
-        if (rc < 0)
-            return rc;
-        src_drop_cache(s, off, k * ps);
-        rc = fn(opaque, block, first, k, buf, err);
-        if (rc < 0)
-            return rc;
-        first += k;
-        n -= k;
-    }
-    return 0;
+    const img_block *ib = &img->blocks[b];
+    return (pg_region){.base = img->mapped_payload ? ib->info.pages_offset : img->mat_base[b],
+                       .ps = ib->info.page_size, .first = first, .end = end,
+                       .bits = &ib->data, .id = b};
 }
 
 typedef struct walk_progress {
@@ -303,35 +246,42 @@ typedef struct walk_progress {
     uint64_t done, total;
 } walk_progress;
 
+typedef struct walk_ctx {
+    mrimg_image *img;
+    mrimg_ram_fn fn;
+    void *opaque;
+    walk_progress *wp;
+} walk_ctx;
+
+/* Every run goes to the walker's callback: read pages with their bytes,
+ * the rest (clear bits, holes) as zero. */
+static int walk_run(void *opaque, const pg_run *r, mrimg_error *err)
+{
+    walk_ctx *w = opaque;
+    int rc = w->fn(w->opaque, r->id, r->first, r->n, r->data, err);
+    if (rc < 0 || (r->kind != PG_DATA && r->kind != PG_HOLE) || !w->wp || !w->wp->fn)
+        return rc;
+    w->wp->done += r->n * w->img->blocks[r->id].info.page_size;
+    if (w->wp->fn(w->wp->ctx, w->wp->done, w->wp->total))
+        return err_set(err, MRIMG_ERR_INTERRUPTED, MRIMG_OFF_NONE, 0, "interrupted");
+    return 0;
+}
+
 /* Walk a scanned image whose pages are addressable (mapped-ram, or a plain
  * stream replayed into img->mat). */
 static int walk_bitmapped(mrimg_image *img, mrimg_ram_fn fn, void *opaque, walk_progress *wp,
                           mrimg_error *err)
 {
-    uint8_t *buf = xmalloc_aligned(WALK_RUN, err);
-    if (!buf)
+    pg_region *reg = xcalloc(img->nblocks ? img->nblocks : 1, sizeof(*reg), err);
+    if (!reg)
         return MRIMG_ERR_NOMEM;
-    int rc = 0;
-    for (unsigned b = 0; b < img->nblocks && rc == 0; b++) {
-        img_block *ib = &img->blocks[b];
-        uint64_t i = 0, pages = ib->info.pages;
-        while (i < pages && rc == 0) {
-            uint64_t set = lb_next_set(&ib->data, i);
-            if (set > i)
-                rc = fn(opaque, b, i, set - i, NULL, err);
-            if (rc < 0 || set >= pages)
-                break;
-            uint64_t clr = lb_next_clear(&ib->data, set);
-            rc = read_data_run(img, b, set, clr - set, buf, WALK_RUN, fn, opaque, err);
-            i = clr;
-            if (wp->fn) {
-                wp->done += (clr - set) * ib->info.page_size;
-                if (wp->fn(wp->ctx, wp->done, wp->total))
-                    rc = err_set(err, MRIMG_ERR_INTERRUPTED, MRIMG_OFF_NONE, 0, "interrupted");
-            }
-        }
-    }
-    free(buf);
+    for (unsigned b = 0; b < img->nblocks; b++)
+        reg[b] = page_region(img, b, 0, img->blocks[b].info.pages);
+    walk_ctx w = {img, fn, opaque, wp};
+    pg_opts o = {.flags = PG_WANT_CLEAR | (img->opts.threads == 1 ? PG_ONE_THREAD : 0),
+                 .max_read = WALK_RUN, .what = "RAM pages"};
+    int rc = pg_read(page_src(img), reg, img->nblocks, &o, walk_run, &w, err);
+    free(reg);
     return rc;
 }
 
@@ -339,23 +289,10 @@ static int walk_bitmapped(mrimg_image *img, mrimg_ram_fn fn, void *opaque, walk_
 
 static int mat_create(mrimg_image *img, mrimg_error *err)
 {
-    const char *dir = getenv("MRIMG_TMPDIR");
-    if (!dir)
-        dir = getenv("TMPDIR");
-    if (!dir)
-        dir = "/var/tmp";
-    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        char path[4096];
-        snprintf(path, sizeof(path), "%s/mrimg-ram-XXXXXX", dir);
-        fd = mkstemp(path);
-        if (fd >= 0)
-            unlink(path);
-    }
+    char dir[4096];
+    int fd = scratch_open("mrimg-ram", "the RAM replay", dir, sizeof(dir), err);
     if (fd < 0)
-        return err_side(err, MRIMG_SIDE_SCRATCH,
-                        err_sys(err, errno,
-                                "cannot create a temporary file in %s for the RAM replay", dir));
+        return fd;
     img->mat_base = xcalloc(img->nblocks, sizeof(uint64_t), err);
     if (!img->mat_base) {
         close(fd);
@@ -421,7 +358,8 @@ int mrimg_scan(mrimg_image *img, unsigned flags, mrimg_progress_fn progress, voi
             for (unsigned i = 0; i < img->nblocks; i++) {
                 img_block *b = &img->blocks[i];
                 mrimg_error e2;
-                int brc = load_bitmap(img, b, rc == 0 ? err : &e2);
+                int brc = pg_load_bitmap(&img->src, b->info.bitmap_offset, b->info.pages,
+                                         &b->data, NULL, NULL, rc == 0 ? err : &e2);
                 b->info.pages_data = lb_count(&b->data);
                 b->info.pages_zero = b->info.pages - b->info.pages_data;
                 if (brc < 0 && rc == 0)
@@ -585,27 +523,10 @@ int mrimg_ram_read(mrimg_image *img, unsigned block, uint64_t first_page, uint64
                        (unsigned long long)first_page, (unsigned long long)npages, b->info.name,
                        (unsigned long long)b->info.pages);
     read_ctx r = {buf, first_page, b->info.page_size};
-    uint64_t i = first_page, end = first_page + npages;
-    /* a buffer for the request, not for the largest run (one page read
-     * must not cost an 8 MiB allocation) */
-    size_t cap = (size_t)MRIMG_MIN((uint64_t)WALK_RUN, npages * b->info.page_size);
-    uint8_t *tmp = NULL;
-    while (i < end) {
-        uint64_t set = MRIMG_MIN(lb_next_set(&b->data, i), end);
-        if (set > i)
-            read_cb(&r, block, i, set - i, NULL, err);
-        if (set >= end)
-            break;
-        uint64_t clr = MRIMG_MIN(lb_next_clear(&b->data, set), end);
-        if (!tmp && !(tmp = xmalloc_aligned(cap, err)))
-            return MRIMG_ERR_NOMEM;
-        rc = read_data_run(img, block, set, clr - set, tmp, cap, read_cb, &r, err);
-        if (rc < 0)
-            break;
-        i = clr;
-    }
-    free(tmp);
-    return rc;
+    walk_ctx w = {img, read_cb, &r, NULL};
+    pg_region reg = page_region(img, block, first_page, first_page + npages);
+    pg_opts o = {.flags = PG_WANT_CLEAR, .max_read = WALK_RUN, .what = "RAM pages"};
+    return pg_read(page_src(img), &reg, 1, &o, walk_run, &w, err);
 }
 
 int mrimg_ram_page_has_data(mrimg_image *img, unsigned block, uint64_t page, mrimg_error *err)

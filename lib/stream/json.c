@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "vmdesc.h"
+#include "../util/vec.h"
 
 typedef struct vj_p {
     const uint8_t *s;
@@ -39,14 +40,8 @@ static int32_t new_node(vj_p *p, uint8_t type)
     vj_doc *d = p->doc;
     if (d->count >= VJ_MAX_NODES)
         return -2;
-    if (d->count == d->cap) {
-        size_t nc = d->cap ? d->cap * 2 : 1024;
-        vj_node *nn = realloc(d->n, nc * sizeof(*nn));
-        if (!nn)
-            return -3;
-        d->n = nn;
-        d->cap = nc;
-    }
+    if (!vec_reserve(d->n, d->cap, d->count + 1, 1024, VJ_MAX_NODES))
+        return -3;
     vj_node *x = &d->n[d->count];
     memset(x, 0, sizeof(*x));
     x->type = type;

@@ -3,6 +3,7 @@
 #include "reader.h"
 
 #include "vmdesc.h"
+#include "../util/vec.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -848,18 +849,7 @@ static const char *off_name(const sp_parser *p)
 
 static int tail_grow(sp_parser *p, size_t want, mrimg_error *err)
 {
-    if (want <= p->tail_cap)
-        return 0;
-    size_t nc = MRIMG_MAX(p->tail_cap * 2, (size_t)(1u << 20));
-    while (nc < want)
-        nc *= 2;
-    nc = MRIMG_MIN(nc, (size_t)SP_TAIL_MAX);
-    uint8_t *t = realloc(p->tail, nc);
-    if (!t)
-        return err_nomem(err);
-    p->tail = t;
-    p->tail_cap = nc;
-    return 0;
+    return vec_reserve(p->tail, p->tail_cap, want, 1u << 20, SP_TAIL_MAX) ? 0 : err_nomem(err);
 }
 
 typedef struct walk_note {

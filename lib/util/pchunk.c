@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "pchunk.h"
+#include "vec.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -224,4 +225,9 @@ void pchunk_free(pchunk *p)
         free(p->slots);
     }
     memset(p, 0, sizeof(*p));
+}
+
+int pchunk_out_reserve(pchunk_job *job, size_t want, mrimg_error *err)
+{
+    return vec_reserve(job->out, job->out_cap, want, 0, want) ? 0 : err_nomem(err);
 }

@@ -27,6 +27,11 @@ typedef struct pchunk_job {
     uint32_t check;        /* free for the codec (e.g. a CRC of in[]) */
 } pchunk_job;
 
+/* Make job->out hold at least want bytes, growing it to exactly want (a
+ * chunk's output bound is the same from chunk to chunk).  0 or
+ * MRIMG_ERR_NOMEM; for the work functions. */
+MRIMG_INTERNAL int pchunk_out_reserve(pchunk_job *job, size_t want, mrimg_error *err);
+
 /* Transform one chunk; runs on a worker thread (worker = 0..threads-1, so
  * per-worker state can be indexed).  Return 0 or <0 with *err set. */
 typedef int (*pchunk_work_fn)(void *ctx, unsigned worker, pchunk_job *job, mrimg_error *err);

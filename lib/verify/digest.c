@@ -12,6 +12,7 @@
 #include <stdlib.h>
 
 #include "vfy.h"
+#include "../util/vec.h"
 
 /* page-hash entries per image, all blocks together: beyond this, pages are
  * hashed in granules of 2, 4, ... pages (the same for every block of an
@@ -184,15 +185,8 @@ static int tail_bytes(void *ctx, const uint8_t *p, size_t n, mrimg_error *err)
                 memmove(d->buf, d->buf + drop, d->len - drop);
                 d->len -= drop;
                 d->hashed += drop;
-            } else {
-                size_t nc = d->cap ? d->cap * 2 : (1u << 20);
-                if (nc > TAIL_KEEP)
-                    nc = TAIL_KEEP;
-                uint8_t *nb = realloc(d->buf, nc);
-                if (!nb)
-                    return err_nomem(err);
-                d->buf = nb;
-                d->cap = nc;
+            } else if (!vec_reserve(d->buf, d->cap, d->len + 1, 1u << 20, TAIL_KEEP)) {
+                return err_nomem(err);
             }
         }
         size_t k = MRIMG_MIN(n, d->cap - d->len);
@@ -402,44 +396,27 @@ static char *text_diff(const char *a, const char *b, const char *la, const char 
     if (!strcmp(a, b))
         return NULL;
     /* lines */
-    size_t na = 0, nb = 0, ca = 64, cb = 64;
-    const char **A = malloc(ca * sizeof(*A)), **B = malloc(cb * sizeof(*B));
-    size_t *LA = malloc(ca * sizeof(size_t)), *LB = malloc(cb * sizeof(size_t));
+    typedef struct line { const char *p; size_t l; } line;
+    VEC(line) lines[2] = {{0}};
     char *out = NULL;
-    if (!A || !B || !LA || !LB)
-        goto done;
     for (int side_i = 0; side_i < 2; side_i++) {
         const char *s = side_i ? b : a;
-        const char ***V = side_i ? &B : &A;
-        size_t **L = side_i ? &LB : &LA;
-        size_t *n = side_i ? &nb : &na, *c = side_i ? &cb : &ca;
         while (*s) {
             const char *e = strchr(s, '\n');
             size_t l = e ? (size_t)(e - s) : strlen(s);
-            if (*n == *c) {
-                size_t nc = *c * 2;
-                const char **nv = realloc(*V, nc * sizeof(**V));
-                size_t *nl = realloc(*L, nc * sizeof(**L));
-                if (nv)
-                    *V = nv;
-                if (nl)
-                    *L = nl;
-                if (!nv || !nl)
-                    goto done;
-                *c = nc;
-            }
-            (*V)[*n] = s;
-            (*L)[*n] = l;
-            (*n)++;
+            if (!vec_push(&lines[side_i], ((line){s, l}), 64, 0))
+                goto done;
             s += l + (e ? 1 : 0);
         }
     }
+    const line *A = lines[0].v, *B = lines[1].v;
+    size_t na = lines[0].n, nb = lines[1].n;
     size_t pre = 0;
-    while (pre < na && pre < nb && LA[pre] == LB[pre] && !memcmp(A[pre], B[pre], LA[pre]))
+    while (pre < na && pre < nb && A[pre].l == B[pre].l && !memcmp(A[pre].p, B[pre].p, A[pre].l))
         pre++;
     size_t suf = 0;
-    while (suf < na - pre && suf < nb - pre && LA[na - 1 - suf] == LB[nb - 1 - suf] &&
-           !memcmp(A[na - 1 - suf], B[nb - 1 - suf], LA[na - 1 - suf]))
+    while (suf < na - pre && suf < nb - pre && A[na - 1 - suf].l == B[nb - 1 - suf].l &&
+           !memcmp(A[na - 1 - suf].p, B[nb - 1 - suf].p, A[na - 1 - suf].l))
         suf++;
     size_t cap = 16384, len = 0;
     out = malloc(cap);
@@ -463,29 +440,27 @@ static char *text_diff(const char *a, const char *b, const char *la, const char 
             len = cap - 1;                                                                       \
     } while (0)
     for (size_t i = c0; i < pre; i++)
-        EMIT(' ', A[i], LA[i]);
+        EMIT(' ', A[i].p, A[i].l);
     for (size_t i = pre, k = 0; i < ea; i++, k++) {
         if (k == MAXL) {
             EMIT('-', "... (more lines)", 16);
             break;
         }
-        EMIT('-', A[i], LA[i]);
+        EMIT('-', A[i].p, A[i].l);
     }
     for (size_t i = pre, k = 0; i < eb; i++, k++) {
         if (k == MAXL) {
             EMIT('+', "... (more lines)", 16);
             break;
         }
-        EMIT('+', B[i], LB[i]);
+        EMIT('+', B[i].p, B[i].l);
     }
     for (size_t i = ea; i < c1a; i++)
-        EMIT(' ', A[i], LA[i]);
+        EMIT(' ', A[i].p, A[i].l);
 #undef EMIT
 done:
-    free(A);
-    free(B);
-    free(LA);
-    free(LB);
+    vec_free(&lines[0]);
+    vec_free(&lines[1]);
     return out;
 }
 

@@ -15,6 +15,8 @@
 
 #include "judge.h"
 #include "vfy.h"
+#include "../io/pages.h"
+#include "../util/vec.h"
 
 /* ---- the check table ------------------------------------------------------ */
 
@@ -87,16 +89,10 @@ static void vf_addv(vf_list *l, const char *check, mrimg_severity sev, mrimg_off
         l->dropped++;
         return;
     }
-    if (l->n == l->cap) {
-        unsigned nc = l->cap ? l->cap * 2 : 16;
-        mrimg_problem *v = realloc(l->v, nc * sizeof(*v));
-        if (!v) {
-            l->nomem = true;
-            l->dropped++;
-            return;
-        }
-        l->v = v;
-        l->cap = nc;
+    if (!vec_reserve(l->v, l->cap, (size_t)l->n + 1, 16, l->max)) {
+        l->nomem = true;
+        l->dropped++;
+        return;
     }
     mrimg_problem *p = &l->v[l->n++];
     memset(p, 0, sizeof(*p));
@@ -1245,49 +1241,41 @@ static int check_mapped(vf *v, mrimg_error *err)
     return rc;
 }
 
+typedef struct vf_read {
+    vf *v;
+    uint64_t done, total;
+} vf_read;
+
+static int data_run(void *opaque, const pg_run *r, mrimg_error *err)
+{
+    vf_read *x = opaque;
+    x->done += r->n * x->v->blocks[r->id].mpage_size;
+    if (x->v->o->progress && x->v->o->progress(x->v->o->progress_ctx, x->done, x->total))
+        return err_set(err, MRIMG_ERR_INTERRUPTED, MRIMG_OFF_NONE, 0, "interrupted");
+    return 0;
+}
+
 static int read_bitmaps_and_data(vf *v, lbitmap *bm, const bool *usable, mrimg_error *err)
 {
-    enum { CHUNK = 8u << 20 };
     mrimg_image *img = v->img;
     unsigned nb = v->nblocks + (v->partial_block ? 1 : 0);
-    uint8_t *buf = xmalloc_aligned(CHUNK, err);
-    if (!buf)
+    pg_region *reg = xcalloc(nb, sizeof(*reg), err);
+    if (!reg)
         return MRIMG_ERR_NOMEM;
     int rc = 0;
-    uint64_t total = 0;
+    size_t nreg = 0;
+    vf_read x = {v, 0, 0};
     for (unsigned i = 0; i < nb && rc == 0; i++) {
         const sp_block *b = &v->blocks[i];
         uint64_t bsz = (b->pages + 63) / 64 * 8, bend;
         if (!add_ok(b->bitmap_offset, bsz, &bend) || bend > img->src.size ||
             b->bitmap_offset != b->header_offset + MAPPED_RAM_HDR_SIZE)
             continue; /* not a bitmap (mapped.layout) */
-        rc = lb_init(&bm[i], b->pages, err);
         uint64_t extra = 0, first_extra = 0;
-        for (uint64_t done = 0; rc == 0 && done < bsz;) {
-            size_t n = (size_t)MRIMG_MIN((uint64_t)CHUNK, bsz - done);
-            rc = src_pread(&img->src, buf, n, b->bitmap_offset + done, "mapped-ram bitmap", err);
-            if (rc < 0)
-                break;
-            rc = lb_load_le(&bm[i], done * 8, buf, n / 8, err);
-            if (rc < 0)
-                break;
-            /* bits at or past b->pages */
-            uint64_t first_bit = done * 8;
-            for (size_t k = 0; k < n / 8; k++) {
-                uint64_t bit = first_bit + 64 * (uint64_t)k;
-                if (bit + 64 <= b->pages)
-                    continue;
-                uint64_t w = rd_le64(buf + 8 * k);
-                if (bit < b->pages)
-                    w &= ~((1ull << (b->pages - bit)) - 1);
-                if (w) {
-                    if (!extra)
-                        first_extra = bit + (uint64_t)__builtin_ctzll(w);
-                    extra += (uint64_t)__builtin_popcountll(w);
-                }
-            }
-            done += n;
-        }
+        rc = lb_init(&bm[i], b->pages, err);
+        if (rc == 0)
+            rc = pg_load_bitmap(&img->src, b->bitmap_offset, b->pages, &bm[i], &extra,
+                                &first_extra, err);
         if (rc < 0)
             break;
         if (extra)
@@ -1296,51 +1284,19 @@ static int read_bitmaps_and_data(vf *v, lbitmap *bm, const bool *usable, mrimg_e
                 "stray bit %llu): the bitmap is damaged",
                 b->name, (unsigned long long)extra, (unsigned long long)b->pages,
                 (unsigned long long)first_extra);
-        if (usable[i])
-            total += lb_count(&bm[i]) * b->mpage_size;
-    }
-    /* read the data extents of the set pages */
-    uint64_t done_bytes = 0;
-    for (unsigned i = 0; i < nb && rc == 0 && !v->o->skip_data; i++) {
-        if (!usable[i])
-            continue;
-        const sp_block *b = &v->blocks[i];
-        uint64_t ps = b->mpage_size, max = CHUNK / ps;
-        uint64_t p = 0;
-        while (p < b->pages && rc == 0) {
-            uint64_t set = lb_next_set(&bm[i], p);
-            if (set >= b->pages)
-                break;
-            uint64_t clr = lb_next_clear(&bm[i], set);
-            uint64_t first = set, n = clr - set;
-            while (n && rc == 0) {
-                uint64_t off = b->pages_offset + first * ps, d, de;
-                rc = src_next_data(&img->src, off, &d, &de, err);
-                if (rc < 0)
-                    break;
-                uint64_t k;
-                if (d > off && d - off >= ps) { /* a hole: zero pages, nothing to read */
-                    k = MRIMG_MIN(n, (d - off) / ps);
-                } else {
-                    k = MRIMG_MIN(n, max);
-                    if (de > off)
-                        k = MRIMG_MIN(k, (de - off + ps - 1) / ps);
-                    rc = src_pread(&img->src, buf, (size_t)(k * ps), off, "RAM pages", err);
-                    if (rc < 0)
-                        break;
-                    src_drop_cache(&img->src, off, k * ps);
-                    v->res->data_read += k * ps;
-                }
-                first += k;
-                n -= k;
-                done_bytes += k * ps;
-                if (v->o->progress && v->o->progress(v->o->progress_ctx, done_bytes, total))
-                    rc = err_set(err, MRIMG_ERR_INTERRUPTED, MRIMG_OFF_NONE, 0, "interrupted");
-            }
-            p = clr;
+        if (usable[i]) {
+            x.total += lb_count(&bm[i]) * b->mpage_size;
+            reg[nreg++] = (pg_region){.base = b->pages_offset, .ps = b->mpage_size,
+                                      .first = 0, .end = b->pages, .bits = &bm[i], .id = i};
         }
     }
-    free(buf);
+    /* read the data extents of the set pages */
+    if (rc == 0 && !v->o->skip_data) {
+        pg_opts o = {.what = "RAM pages"};
+        rc = pg_read(&img->src, reg, nreg, &o, data_run, &x, err);
+        v->res->data_read += o.bytes_read;
+    }
+    free(reg);
     return rc;
 }
 

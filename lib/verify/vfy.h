@@ -13,7 +13,8 @@
 
 typedef struct vf_list {
     mrimg_problem *v;
-    unsigned n, cap, max;
+    unsigned n, max;
+    size_t cap;
     uint64_t errors, warnings, dropped;
     bool nomem;
 } vf_list;
