@@ -95,6 +95,9 @@ struct mrimg_codec {
     int (*enc_write)(mrimg_encoder *e, const void *buf, size_t len, mrimg_error *err);
     int (*enc_finish)(mrimg_encoder *e, mrimg_error *err); /* trailer, flush */
     void (*enc_free)(mrimg_encoder *e);
+    /* Optional: bytes the encoder has allocated now, its library's
+     * contexts included (for the memory bounds the tests enforce). */
+    size_t (*enc_mem)(const mrimg_encoder *e);
 };
 
 /* registry.c: the codecs by id (mrimg_codec_info), by libvirt format
@@ -125,6 +128,8 @@ MRIMG_INTERNAL int enc_open(mrimg_encoder *e, const mrimg_codec *c, mrimg_sink *
 MRIMG_INTERNAL int enc_write(mrimg_encoder *e, const void *buf, size_t len, mrimg_error *err);
 MRIMG_INTERNAL int enc_finish(mrimg_encoder *e, mrimg_error *err);
 MRIMG_INTERNAL void enc_close(mrimg_encoder *e);
+/* Bytes the encoder has allocated now (0 if its codec does not say). */
+MRIMG_INTERNAL size_t enc_mem(const mrimg_encoder *e);
 
 /* The codecs. */
 MRIMG_INTERNAL extern const mrimg_codec codec_raw, codec_gzip, codec_bzip2, codec_xz, codec_lzop, codec_zstd;

@@ -224,6 +224,11 @@ int enc_write(mrimg_encoder *e, const void *buf, size_t len, mrimg_error *err)
 
 int enc_finish(mrimg_encoder *e, mrimg_error *err) { return e->codec->enc_finish(e, err); }
 
+size_t enc_mem(const mrimg_encoder *e)
+{
+    return e->codec && e->codec->enc_mem ? e->codec->enc_mem(e) : 0;
+}
+
 void enc_close(mrimg_encoder *e)
 {
     if (e->codec && e->codec->enc_free)

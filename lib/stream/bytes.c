@@ -135,6 +135,13 @@ int srd_init_dec(srd *s, mrimg_decoder *dec, size_t cap, mrimg_error *err)
     return alloc_buf(s, cap, err);
 }
 
+size_t srd_footprint(const srd *s)
+{
+    if (!s->buf)
+        return 0;
+    return (s->cap + SRD_HEAD) * (s->pf ? 2u : 1u);
+}
+
 void srd_free(srd *s)
 {
     srd_prefetch_stop(s);

@@ -8,14 +8,28 @@
 
 #include "../codec/codec.h"
 
-/* The fuzz build (fuzz/CMakeLists.txt) makes the buffers below small, so
+/* Buffer sizes.  They are what a conversion holds besides the codec's own
+ * state (an image is never held in memory), so they are kept small: large
+ * enough for the largest record and for reads that go at disk speed, no
+ * larger (tests/test_buffers.c holds them to these bounds).
+ *
+ * SRD_BUF is the parse buffer: a record must fit whole, and the largest
+ * one is a zlib-compressed 2 MiB page (target page bits 21, compressBound:
+ * 2 MiB + 653 bytes); 64 KiB more than 2 MiB covers it.  2 MiB reads are
+ * as fast as larger ones (the kernel reads ahead sequential files), and the
+ * read-ahead thread doubles the buffer: 2 x (SRD_BUF + SRD_HEAD) = 4.6 MiB
+ * per pass.  The fuzz build (fuzz/CMakeLists.txt) makes SRD_BUF small, so
  * that small inputs reach the refill and boundary paths. */
 #ifndef SRD_BUF
-#define SRD_BUF (8u << 20)
+#define SRD_BUF ((2u << 20) + (64u << 10))
 #endif
 /* Room in front of a prefetched buffer for the unparsed end of the
- * previous one (a record cut by the buffer boundary). */
-#define SRD_HEAD (1u << 20)
+ * previous one (a record cut by the buffer boundary: at most one page
+ * record, 64 KiB on hosts with 64 KiB pages).  A longer rest (2 MiB
+ * pages) makes the reader finish the pass synchronously. */
+#define SRD_HEAD (256u << 10)
+/* Largest record the parser asks for whole (see SRD_BUF). */
+#define SRD_MAX_RECORD ((2u << 20) + 653u)
 
 /* Read-ahead: a thread fills the next buffer (file reads, or decoding)
  * while the caller parses the current one; buffers are swapped, not
@@ -51,6 +65,9 @@ MRIMG_INTERNAL int srd_init_raw(srd *s, mrimg_source *src, uint64_t base, size_t
                                 mrimg_error *err);
 MRIMG_INTERNAL int srd_init_dec(srd *s, mrimg_decoder *dec, size_t cap, mrimg_error *err);
 MRIMG_INTERNAL void srd_free(srd *s);
+/* Bytes of buffer the reader holds now (its parse buffer, and the
+ * read-ahead thread's while that runs). */
+MRIMG_INTERNAL size_t srd_footprint(const srd *s);
 /* Start reading ahead on a second thread (no-op on failure: the reader
  * then works synchronously).  Stops by itself at the first seek. */
 MRIMG_INTERNAL void srd_prefetch_start(srd *s);
