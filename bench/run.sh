@@ -13,7 +13,7 @@
 #   DATA_GIB      guest RAM holding data (default 3)
 #   REPEAT        runs per command, the median is reported (default 3)
 #   ONLY          space-separated list of comparisons to run (default: all):
-#                 zstd gzip xz bzip2 lzop sparse unzstd info verify guest
+#                 zstd gzip xz bzip2 lzop sparse unsparse unzstd info verify guest
 #                 (guest: -O elf / phys / kdump-zlib from zstd against
 #                 `zstd -dc` to a file, and from sparse against
 #                 `cp --sparse=always` of the sparse image)
@@ -22,8 +22,13 @@
 #
 # Every command's output is flushed to disk before the clock stops: imgconv
 # fsyncs its output (it must, to finalise the image safely), so the stock
-# tools are timed as `tool ... > out && sync`.  The table gives the median
-# wall time, the ratio to the stock tool, and the peak RSS.
+# tools are timed as `tool ... > out && sync`.  For every command the table
+# gives the median wall time and the median peak RSS (/usr/bin/time's
+# "Maximum resident set size"; the largest of the runs in brackets) of
+# REPEAT runs, the ratios of both to the stock tool's, and the median 1-min
+# load average at the start of the runs (the machine may be shared: compare
+# rows measured under similar load).  zstd is compared at the same thread
+# count on both sides: -T 1, -T 2 and the default (all CPUs; zstd -T0).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -33,7 +38,7 @@ dir=${BENCH_DIR:-/var/tmp/mrimg-bench}
 ram=${RAM_GIB:-4}
 data=${DATA_GIB:-3}
 repeat=${REPEAT:-3}
-only=${ONLY:-zstd gzip xz bzip2 lzop sparse unzstd info verify guest}
+only=${ONLY:-zstd gzip xz bzip2 lzop sparse unsparse unzstd info verify guest}
 cold=${COLD:-$([ "$(id -u)" = 0 ] && echo 1 || echo 0)}
 
 for t in imgconv imginfo imgverify; do
@@ -55,31 +60,45 @@ drop() {
     if [ "$cold" = 1 ]; then echo 3 > /proc/sys/vm/drop_caches; fi
 }
 
-# run NAME CMD...: median wall seconds and max RSS of REPEAT runs
-declare -A T M
+# run NAME CMD...: median wall seconds, median and largest peak RSS (KiB)
+# and median load of REPEAT runs
+declare -A T M MX L
+med() { sort -g | sed -n "$(( (repeat + 1) / 2 ))p"; }
 run() {
     local name=$1; shift
-    local times=() rss=0
+    local times=() rss=() loads=()
     for _ in $(seq "$repeat"); do
         rm -f "$dir"/out.*
         drop
+        loads+=("$(cut -d' ' -f1 /proc/loadavg)")
         local tf; tf=$(mktemp)
         /usr/bin/time -f "%e %M" -o "$tf" bash -c "$*" >/dev/null 2>&1 || {
             echo "bench: '$name' failed: $*" >&2; cat "$tf" >&2; exit 1; }
         read -r s m < "$tf"; rm -f "$tf"
-        times+=("$s"); [ "$m" -gt "$rss" ] && rss=$m
+        times+=("$s"); rss+=("$m")
     done
-    T[$name]=$(printf '%s\n' "${times[@]}" | sort -g | sed -n "$(( (repeat + 1) / 2 ))p")
-    M[$name]=$rss
+    T[$name]=$(printf '%s\n' "${times[@]}" | med)
+    M[$name]=$(printf '%s\n' "${rss[@]}" | med)
+    MX[$name]=$(printf '%s\n' "${rss[@]}" | sort -g | tail -1)
+    L[$name]=$(printf '%s\n' "${loads[@]}" | med)
 }
 
+printf '%-34s %10s %22s %6s %14s\n' "" "time" "peak RSS (max)" "load" "ours/this"
+line() { # LABEL NAME [OURS]
+    local n=$2 o=${3:-}
+    printf '%-34s %8.2f s %9d (%9d) KiB %6s' "$1" "${T[$n]}" "${M[$n]}" "${MX[$n]}" "${L[$n]}"
+    if [ -n "$o" ]; then
+        printf '   time %.2f  RSS %.2f' "$(echo "${T[$o]} / ${T[$n]}" | bc -l)" \
+            "$(echo "${M[$o]} / ${M[$n]}" | bc -l)"
+    fi
+    echo
+}
 row() { # ours stock...
     local ours=$1; shift
-    printf '%-34s %8.2f s %9d KiB\n' "$ours" "${T[$ours]}" "${M[$ours]}"
+    line "$ours" "$ours"
     for s in "$@"; do
         [ -n "${T[$s]:-}" ] || continue
-        printf '  %-32s %8.2f s %9d KiB   ours/this = %.2f\n' "$s" "${T[$s]}" "${M[$s]}" \
-            "$(echo "${T[$ours]} / ${T[$s]}" | bc -l)"
+        line "  $s" "$s" "$ours"
     done
 }
 
@@ -87,10 +106,15 @@ o=$dir/out
 for what in $only; do
     case $what in
     zstd)
+        for n in 1 2; do
+            run "imgconv raw->zstd -T $n" "$bin/imgconv -q -f -T $n -O zstd $raw $o.zst"
+            run "zstd -3 -T$n" "zstd -q -3 -T$n -c $payload > $o.z$n && sync"
+            row "imgconv raw->zstd -T $n" "zstd -3 -T$n"
+        done
         run "imgconv raw->zstd" "$bin/imgconv -q -f -O zstd $raw $o.zst"
-        run "zstd -3 -c" "zstd -q -3 -c $payload > $o.z1 && sync"
-        run "zstd -3 -T0" "zstd -q -3 -T0 -c $payload > $o.z2 && sync"
-        row "imgconv raw->zstd" "zstd -3 -c" "zstd -3 -T0" ;;
+        run "zstd -3 -T0" "zstd -q -3 -T0 -c $payload > $o.z0 && sync"
+        run "zstd -3 -c" "zstd -q -3 -c $payload > $o.zc && sync"
+        row "imgconv raw->zstd" "zstd -3 -T0" "zstd -3 -c" ;;
     gzip)
         run "imgconv raw->gzip" "$bin/imgconv -q -f -O gzip $raw $o.gz"
         run "gzip -6" "gzip -6 -c $payload > $o.g1 && sync"
@@ -114,6 +138,11 @@ for what in $only; do
         run "imgconv raw->sparse" "$bin/imgconv -q -f -O sparse $raw $o.sparse"
         run "cp --sparse=always" "cp --sparse=always $raw $o.cp && sync"
         row "imgconv raw->sparse" "cp --sparse=always" ;;
+    unsparse)
+        [ -f "$dir/in.sparse" ] || "$bin/imgconv" -q -O sparse "$raw" "$dir/in.sparse"
+        run "imgconv sparse->raw" "$bin/imgconv -q -f -O raw $dir/in.sparse $o.raw"
+        run "cp --sparse=always sparse" "cp --sparse=always $dir/in.sparse $o.cp && sync"
+        row "imgconv sparse->raw" "cp --sparse=always sparse" ;;
     unzstd)
         [ -f "$dir/in.zst" ] || "$bin/imgconv" -q -O zstd "$raw" "$dir/in.zst"
         [ -f "$dir/in.sparse" ] || "$bin/imgconv" -q -O sparse "$raw" "$dir/in.sparse"
