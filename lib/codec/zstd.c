@@ -335,7 +335,11 @@ static int zs_code(mrimg_encoder *e, zs_enc *z, ZSTD_inBuffer *ib, ZSTD_EndDirec
                 return rc;
             e->out_bytes += ob.pos;
         }
-        if (mode == ZSTD_e_end ? r == 0 : ib->pos == ib->size)
+        /* with the input taken, go on while the output buffer comes back
+         * full: the finished jobs' output is handed on now, not left in
+         * libzstd's job buffers, which would then pile up (each holds up
+         * to 8.4 MiB; see "Encoder memory" above) */
+        if (mode == ZSTD_e_end ? r == 0 : ib->pos == ib->size && ob.pos < ob.size)
             return 0;
     }
 }
