@@ -42,13 +42,16 @@
  *   so the same allocations): at level 3 the jobs are 8 MiB (4 windows of
  *   2 MiB), the input ring holds W + 3 of them (32 MiB for 1 worker, 40 MiB
  *   for 2), and each job in flight has an output buffer of
- *   ZSTD_compressBound(8 MiB) = 8.4 MiB, kept in a pool for reuse (up to
- *   W + 3 exist, depending on how far the workers run ahead of the
- *   flushing); each worker's match state is about 1.3 MiB.  We add only
- *   ZS_OUT_BUF.  Bound, enforced by tests/test_buffers.c through enc_mem():
- *   (W + 3) x 8 MiB + (W + 3) x 8.5 MiB + W x 2 MiB (68 MiB for 1 worker,
- *   86.5 MiB for 2; measured 49.4 and 63..75 MiB allocated, of which the
- *   untouched part of the output buffers never becomes resident).  Job
+ *   ZSTD_compressBound(8 MiB) = 8.4 MiB, kept in a pool for reuse; how
+ *   many exist depends on how far the workers run ahead of the flushing,
+ *   at most one per slot of libzstd's job table (J = 2^(floor(log2(W + 2))
+ *   + 1): 4 for one worker, 8 for two).  Each worker's match state is about
+ *   1.3 MiB.  We add only ZS_OUT_BUF, and hand on every finished byte after
+ *   each write (zs_code), so that output does not wait in those buffers
+ *   and more of them than the zstd CLI uses are not needed.  Bound,
+ *   enforced by tests/test_buffers.c through enc_mem(): (W + 3) x 8 MiB +
+ *   J x 8.5 MiB + W x 2 MiB (68 MiB for 1 worker, 112 MiB for 2; measured
+ *   49.4 and 67..75 MiB allocated, the CLI's 52 and 76 MiB peak RSS).  Job
  *   size and overlap are not ours to shrink: they decide the frame's bytes.
  */
 #include <stdio.h>
