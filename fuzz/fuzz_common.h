@@ -235,13 +235,41 @@ FZ_FN void fz_judge_result(int rc, const mrimg_error *err, const mrimg_verify_re
         j->hard_errors += res->dropped;
 }
 
+/* mrimg_open with `threads` decoder threads (through the options handle). */
+FZ_FN mrimg_image *fz_open(const char *path, unsigned threads, mrimg_error *err)
+{
+    mrimg_open_opts *o = mrimg_open_opts_create();
+    if (!o)
+        return NULL;
+    mrimg_image *img = NULL;
+    if (mrimg_open_opts_set(o, MRIMG_P_THREADS, threads, err) == 0)
+        img = mrimg_open(path, o, err);
+    mrimg_open_opts_free(o);
+    return img;
+}
+
+/* mrimg_verify, one thread (max_problems 0: the default). */
+FZ_FN int fz_verify(const char *path, unsigned max_problems, mrimg_verify_result **res,
+                    mrimg_error *err)
+{
+    mrimg_verify_opts *vo = mrimg_verify_opts_create();
+    if (!vo)
+        return MRIMG_ERR_NOMEM;
+    int rc = mrimg_verify_opts_set(vo, MRIMG_P_THREADS, 1, err);
+    if (rc == 0)
+        rc = mrimg_verify_opts_set(vo, MRIMG_P_MAX_PROBLEMS, max_problems, err);
+    if (rc == 0)
+        rc = mrimg_verify(path, vo, res, err);
+    mrimg_verify_opts_free(vo);
+    return rc;
+}
+
 /* Judge path (mrimg_verify, one thread). */
 FZ_FN void fz_judge(const char *path, fz_judgement *j)
 {
-    mrimg_verify_opts vo = {.threads = 1};
     mrimg_verify_result *res = NULL;
     mrimg_error err;
-    int rc = mrimg_verify(path, &vo, &res, &err);
+    int rc = fz_verify(path, 0, &res, &err);
     fz_judge_result(rc, &err, res, j);
     mrimg_verify_free(res);
 }
@@ -256,8 +284,7 @@ FZ_FN bool fz_sound(const fz_judgement *j, bool excuse_incomplete)
 /* The digest of the guest state of path; false (and err) if it has none. */
 FZ_FN bool fz_digest(const char *path, uint8_t out[MRIMG_DIGEST_LEN], mrimg_error *err)
 {
-    mrimg_open_opts o = {.threads = 1};
-    mrimg_image *img = mrimg_open(path, &o, err);
+    mrimg_image *img = fz_open(path, 1, err);
     if (!img)
         return false;
     mrimg_digest *d = NULL;

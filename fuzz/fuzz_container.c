@@ -116,8 +116,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     src_close(&src);
 
     /* the public open: codec choice, bare stream probe */
-    mrimg_open_opts o = {.threads = 1};
-    mrimg_image *img = mrimg_open(path, &o, &err);
+    mrimg_image *img = fz_open(path, 1, &err);
     if (img) {
         const mrimg_container_info *c = mrimg_container(img);
         check_info(c, c->is_libvirt ? c->xml : NULL, size);

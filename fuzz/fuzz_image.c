@@ -54,9 +54,9 @@ enum {
     FL_COOKIE = 0x80,       /* replace the save cookie (libvirt outputs) */
 };
 
-static const int outputs[] = {
-    MRIMG_FORMAT_RAW,  MRIMG_FORMAT_GZIP,   MRIMG_FORMAT_BZIP2, MRIMG_FORMAT_XZ,
-    MRIMG_FORMAT_LZOP, MRIMG_FORMAT_ZSTD,   MRIMG_FORMAT_SPARSE, MRIMG_OUT_QEMU,
+static const mrimg_output outputs[] = {
+    MRIMG_OUT_RAW,  MRIMG_OUT_GZIP, MRIMG_OUT_BZIP2,  MRIMG_OUT_XZ,
+    MRIMG_OUT_LZOP, MRIMG_OUT_ZSTD, MRIMG_OUT_SPARSE, MRIMG_OUT_QEMU,
     MRIMG_OUT_QEMU_MAPPED, MRIMG_OUT_RAM,
 };
 
@@ -110,7 +110,7 @@ static bool allowed_refusal(const mrimg_error *e, int out)
     case MRIMG_ERR_IO:
         return e->sys_errno == ENOSPC || e->sys_errno == EFBIG || e->sys_errno == EDQUOT;
     case MRIMG_ERR_UNSUPPORTED:
-        return out == MRIMG_FORMAT_SPARSE || out == MRIMG_OUT_QEMU_MAPPED;
+        return mrimg_output_info((unsigned)out)->mapped;
     default:
         return false;
     }
@@ -118,10 +118,16 @@ static bool allowed_refusal(const mrimg_error *e, int out)
 
 static const char *out_name(int out)
 {
-    return out == MRIMG_OUT_QEMU          ? "qemu"
-           : out == MRIMG_OUT_QEMU_MAPPED ? "qemu-mapped"
-           : out == MRIMG_OUT_RAM         ? "ram"
-                                          : mrimg_format_name(out);
+    return mrimg_output_info((unsigned)out)->name;
+}
+
+/* mrimg_convert_opts_set, with the fuzzer's own parameters never out of
+ * bounds */
+static void set(mrimg_convert_opts *co, mrimg_param p, int64_t v)
+{
+    mrimg_error err;
+    FZ_CHECK(mrimg_convert_opts_set(co, p, v, &err) == 0, "setting %s to %lld: %s",
+             mrimg_param_name(p), (long long)v, err.message);
 }
 
 /* The conversion oracle (see the head of the file). */
@@ -131,40 +137,45 @@ static void check_conversion(const char *path, const params *p, const fz_judgeme
     bool excuse = (p->flags & FL_INCOMPLETE) != 0;
     bool sound = fz_sound(j, excuse);
     const char *what = out_name(p->out);
-    mrimg_open_opts o = {.threads = 1};
     mrimg_error err;
-    mrimg_image *img = mrimg_open(path, &o, &err);
+    mrimg_image *img = fz_open(path, 1, &err);
     if (!img) {
         FZ_CHECK(!sound || allowed_refusal(&err, p->out),
                  "an input that verifies sound does not open: %s", err.message);
         return;
     }
     bool bare = !mrimg_container(img)->is_libvirt;
-    bool mapped_out = p->out == MRIMG_FORMAT_SPARSE || p->out == MRIMG_OUT_QEMU_MAPPED;
-    mrimg_convert_opts co;
-    mrimg_convert_opts_init(&co);
-    co.out = p->out;
-    co.force = 1;
-    co.threads = 1;
-    co.compact = (p->flags & FL_COMPACT) != 0;
-    co.allow_incomplete = excuse;
-    co.preallocate = mapped_out && (p->flags & FL_PREALLOC);
+    const mrimg_output_desc *od = mrimg_output_info((unsigned)p->out);
+    mrimg_convert_opts *co = mrimg_convert_opts_create();
+    FZ_CHECK(co != NULL, "out of memory");
+    set(co, MRIMG_P_OUTPUT, p->out);
+    set(co, MRIMG_P_FORCE, 1);
+    set(co, MRIMG_P_THREADS, 1);
+    set(co, MRIMG_P_COMPACT, (p->flags & FL_COMPACT) != 0);
+    set(co, MRIMG_P_ALLOW_INCOMPLETE, excuse);
+    set(co, MRIMG_P_PREALLOCATE, od->mapped && (p->flags & FL_PREALLOC));
     /* the header options only where there is a header: elsewhere they
      * are a usage error (mrimg_convert refuses them), not a judgement */
-    bool libvirt_out = p->out < MRIMG_FORMAT_COUNT;
-    if (libvirt_out && (p->flags & FL_RUNNING))
-        co.running = (p->flags & FL_RUNNING_ON) != 0;
-    if (libvirt_out && (p->flags & FL_COOKIE))
-        co.cookie = "<cookie>\n  <cpu mode='custom' match='exact'/>\n</cookie>\n";
+    if (od->libvirt && (p->flags & FL_RUNNING))
+        set(co, MRIMG_P_RUNNING, (p->flags & FL_RUNNING_ON) != 0);
+    if (od->libvirt && (p->flags & FL_COOKIE))
+        FZ_CHECK(mrimg_convert_opts_set_cookie(
+                     co, "<cookie>\n  <cpu mode='custom' match='exact'/>\n</cookie>\n",
+                     &err) == 0,
+                 "cookie: %s", err.message);
     /* low levels: the oracle is about state, not ratio */
-    co.level = p->out == MRIMG_FORMAT_XZ ? 0
-               : p->out >= MRIMG_FORMAT_GZIP && p->out <= MRIMG_FORMAT_ZSTD ? 1
-                                                                           : -1;
-    if (libvirt_out && (bare || (p->flags & FL_XML)))
-        co.xml = "<domain type='kvm'><name>fuzz</name>"
-                 "<uuid>8c1a7f5e-52c4-4bb2-9d55-0f1e2d3c4b5a</uuid></domain>";
-    const char *out = fz_out_path(p->out == MRIMG_OUT_RAM ? "conv.ramdir" : "conv.out");
-    int rc = mrimg_convert(img, out, &co, NULL, &err);
+    int lmin;
+    if (od->libvirt && mrimg_format_levels(od->payload_format, &lmin, NULL, NULL) == 0)
+        set(co, MRIMG_P_LEVEL, lmin); /* xz 0, the others 1 */
+    if (od->libvirt && (bare || (p->flags & FL_XML)))
+        FZ_CHECK(mrimg_convert_opts_set_xml(co, "<domain type='kvm'><name>fuzz</name>"
+                                                "<uuid>8c1a7f5e-52c4-4bb2-9d55-0f1e2d3c4b5a"
+                                                "</uuid></domain>",
+                                            &err) == 0,
+                 "xml: %s", err.message);
+    const char *out = fz_out_path(od->directory ? "conv.ramdir" : "conv.out");
+    int rc = mrimg_convert(img, out, co, NULL, &err);
+    mrimg_convert_opts_free(co);
     mrimg_close(img);
     FZ_LOG("convert to %s (flags %#x): %d %s\n", what, p->flags, rc, rc ? err.message : "");
     if (rc != 0) {
@@ -223,12 +234,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *path = fz_file_put_hole(&in_file, data, size, prm.hole);
     FZ_LOG("output %s, flags %#x, hole %llu\n", out_name(prm.out), prm.flags,
            (unsigned long long)prm.hole);
-    mrimg_open_opts o = {.threads = 1};
     mrimg_error err;
     bool have_digest = false;
     uint8_t digest[MRIMG_DIGEST_LEN];
 
-    mrimg_image *img = mrimg_open(path, &o, &err);
+    mrimg_image *img = fz_open(path, 1, &err);
     if (img) {
         const mrimg_container_info *ci = mrimg_container(img);
         int rc = mrimg_scan(img, MRIMG_SCAN_CONTENT, NULL, NULL, &err);
@@ -249,7 +259,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                  "the scan failed (%s) but the judgement has no error", mrimg_code_name(src));
 
         ext_ctx x = {0};
-        mrimg_extent_totals t;
+        mrimg_extent_totals t = {.size = sizeof(t)};
         rc = mrimg_extents(img, ext_cb, &x, &t, NULL, NULL, &err);
         if (rc == 0) {
             FZ_CHECK(x.next == ci->file_size, "file map ends at %llu of %llu",
@@ -297,7 +307,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         mrimg_digest_free(d);
 
         /* the image against itself, through a second handle */
-        mrimg_image *img2 = mrimg_open(path, &o, &err);
+        mrimg_image *img2 = fz_open(path, 1, &err);
         FZ_CHECK(img2, "second open: %s", err.message);
         mrimg_compare_result *cr = NULL;
         rc = mrimg_compare(img, img2, &cr, NULL, NULL, &err);
@@ -323,9 +333,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FZ_CHECK(err.code < 0 && err.message[0], "open failed without a message");
     }
 
-    mrimg_verify_opts vo = {.threads = 1};
     mrimg_verify_result *res = NULL;
-    int rc = mrimg_verify(path, &vo, &res, &err);
+    int rc = fz_verify(path, 0, &res, &err);
     FZ_CHECK(rc == 0, "verification did not run to its end: %s", err.message);
     FZ_CHECK(res != NULL, "no verification result");
     FZ_LOG("verify: %llu errors, %llu warnings\n", (unsigned long long)res->errors,
@@ -342,11 +351,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* last, as it changes the file: punching holes in place must leave the
      * guest state (RAM and device state: the digest) as it was */
-    mrimg_sparsify_stats st;
+    mrimg_sparsify_stats st = {.size = sizeof(st)};
     rc = mrimg_sparsify(path, 0, NULL, NULL, &st, &err);
     FZ_LOG("sparsify: %d %s\n", rc, rc ? err.message : "");
     if (rc == 0 && have_digest) {
-        img = mrimg_open(path, &o, &err);
+        img = fz_open(path, 1, &err);
         FZ_CHECK(img, "open after sparsify: %s", err.message);
         mrimg_digest *d = NULL;
         rc = mrimg_digest_compute(img, &d, NULL, NULL, &err);

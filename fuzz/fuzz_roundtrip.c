@@ -250,18 +250,17 @@ static int build(recipe *r, model *m, buf *out)
         W(sw_bytes(&w, js, (size_t)n, &err));
     }
     m->tail_size = w.pos - tail_at;
-    static const int formats[] = {MRIMG_FORMAT_RAW, MRIMG_FORMAT_GZIP,  MRIMG_FORMAT_BZIP2,
-                                  MRIMG_FORMAT_XZ,  MRIMG_FORMAT_LZOP,  MRIMG_FORMAT_ZSTD,
-                                  MRIMG_FORMAT_SPARSE};
+    static const mrimg_output formats[] = {MRIMG_OUT_RAW,  MRIMG_OUT_GZIP, MRIMG_OUT_BZIP2,
+                                           MRIMG_OUT_XZ,   MRIMG_OUT_LZOP, MRIMG_OUT_ZSTD,
+                                           MRIMG_OUT_SPARSE};
     return formats[(b1 >> 7 | (b0 >> 5) << 1) % MRIMG_ARRAY_SIZE(formats)];
 }
 
 /* Open path and require its RAM to be exactly the model's. */
 static void expect_model(const char *path, const model *m, const char *what, bool plain_out)
 {
-    mrimg_open_opts o = {.threads = 1};
     mrimg_error err;
-    mrimg_image *img = mrimg_open(path, &o, &err);
+    mrimg_image *img = fz_open(path, 1, &err);
     FZ_CHECK(img, "%s: open: %s", what, err.message);
     int rc = mrimg_scan(img, 0, NULL, NULL, &err);
     FZ_CHECK(rc == 0, "%s: scan: %s", what, err.message);
@@ -307,23 +306,29 @@ static void expect_model(const char *path, const model *m, const char *what, boo
 
 static void convert(const char *in, const char *out, int fmt, bool compact, const char *what)
 {
-    mrimg_open_opts o = {.threads = 1};
     mrimg_error err;
-    mrimg_image *img = mrimg_open(in, &o, &err);
+    mrimg_image *img = fz_open(in, 1, &err);
     FZ_CHECK(img, "%s: open the input: %s", what, err.message);
-    mrimg_convert_opts co;
-    mrimg_convert_opts_init(&co);
-    co.out = fmt;
-    co.force = 1;
-    co.threads = 1;
-    co.compact = compact;
-    co.level = fmt == MRIMG_FORMAT_XZ                                ? 0
-               : fmt >= MRIMG_FORMAT_GZIP && fmt <= MRIMG_FORMAT_ZSTD ? 1
-                                                                     : -1;
-    if (fmt < MRIMG_FORMAT_COUNT)
-        co.xml = "<domain type='kvm'><name>fuzz</name>"
-                 "<uuid>8c1a7f5e-52c4-4bb2-9d55-0f1e2d3c4b5a</uuid></domain>";
-    int rc = mrimg_convert(img, out, &co, NULL, &err);
+    const mrimg_output_desc *od = mrimg_output_info((unsigned)fmt);
+    mrimg_convert_opts *co = mrimg_convert_opts_create();
+    FZ_CHECK(co, "%s: out of memory", what);
+    int lmin = -1;
+    if (od->libvirt && mrimg_format_levels(od->payload_format, &lmin, NULL, NULL) < 0)
+        lmin = -1; /* low levels (xz 0, the others 1): the oracle is about state */
+    FZ_CHECK(mrimg_convert_opts_set(co, MRIMG_P_OUTPUT, fmt, &err) == 0 &&
+                 mrimg_convert_opts_set(co, MRIMG_P_FORCE, 1, &err) == 0 &&
+                 mrimg_convert_opts_set(co, MRIMG_P_THREADS, 1, &err) == 0 &&
+                 mrimg_convert_opts_set(co, MRIMG_P_COMPACT, compact, &err) == 0 &&
+                 mrimg_convert_opts_set(co, MRIMG_P_LEVEL, lmin, &err) == 0,
+             "%s: options: %s", what, err.message);
+    if (od->libvirt)
+        FZ_CHECK(mrimg_convert_opts_set_xml(co, "<domain type='kvm'><name>fuzz</name>"
+                                                "<uuid>8c1a7f5e-52c4-4bb2-9d55-0f1e2d3c4b5a"
+                                                "</uuid></domain>",
+                                            &err) == 0,
+                 "%s: xml: %s", what, err.message);
+    int rc = mrimg_convert(img, out, co, NULL, &err);
+    mrimg_convert_opts_free(co);
     FZ_CHECK(rc == 0, "%s: convert: %s", what, err.message);
     mrimg_close(img);
 }
@@ -368,12 +373,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     const char *d = fz_out_path("d.sav");
     convert(a, d, fmt, false, "A -> D (libvirt)");
-    expect_model(d, &m, mrimg_format_name(fmt), false);
-    expect_state(d, d_a, false, mrimg_format_name(fmt));
+    expect_model(d, &m, mrimg_output_info((unsigned)fmt)->name, false);
+    expect_state(d, d_a, false, mrimg_output_info((unsigned)fmt)->name);
 
-    mrimg_open_opts o = {.threads = 1};
     mrimg_error err;
-    mrimg_image *img = mrimg_open(a, &o, &err);
+    mrimg_image *img = fz_open(a, 1, &err);
     FZ_CHECK(img && mrimg_scan(img, 0, NULL, NULL, &err) == 0, "A: %s", err.message);
     bool multi = mrimg_stream(img)->multi_pass || !mrimg_stream(img)->ordered;
     mrimg_close(img);

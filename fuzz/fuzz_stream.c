@@ -43,11 +43,10 @@ static void check_counts(mrimg_image *img)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *path = fz_file_put(&in_file, data, size);
-    mrimg_open_opts o = {.threads = 1};
     mrimg_error err;
 
     /* A: walk first */
-    mrimg_image *a = mrimg_open(path, &o, &err);
+    mrimg_image *a = fz_open(path, 1, &err);
     if (!a) {
         FZ_LOG("open: %s\n", err.message);
         return 0;
@@ -76,8 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     /* B: scan first, reading ahead on a second thread */
-    mrimg_open_opts o2 = {.threads = 2};
-    mrimg_image *b = mrimg_open(path, &o2, &err);
+    mrimg_image *b = fz_open(path, 2, &err);
     FZ_CHECK(b != NULL, "second open failed: %s", err.message);
     int rcs = mrimg_scan(b, 0, NULL, NULL, &err);
     fz_walk wb;

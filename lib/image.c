@@ -115,6 +115,10 @@ void mrimg_close(mrimg_image *img)
 const mrimg_container_info *mrimg_container(const mrimg_image *img) { return &img->ci; }
 const mrimg_stream_info *mrimg_stream(const mrimg_image *img) { return &img->si; }
 unsigned mrimg_block_count(const mrimg_image *img) { return img->nblocks; }
+const char *mrimg_stream_capability(const mrimg_image *img, unsigned i)
+{
+    return img && img->cfg.present && i < img->cfg.ncaps ? img->cfg.caps[i] : NULL;
+}
 const mrimg_ram_block_info *mrimg_block(const mrimg_image *img, unsigned index)
 {
     return index < img->nblocks ? &img->blocks[index].info : NULL;

@@ -5,6 +5,7 @@
 
 #include "codec/codec.h"
 #include "container/libvirt.h"
+#include "options.h"
 #include "stream/run.h"
 #include "util/bitmap.h"
 

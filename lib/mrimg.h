@@ -23,6 +23,19 @@
  *   explicitly in-place operation mrimg_sparsify().
  * - Handles are not thread-safe: use one handle per thread.  Different
  *   handles may be used concurrently.
+ * - How the API grows (docs/design.md, "A stable API"): the caller never
+ *   allocates a struct whose size the library may change.  Options are
+ *   opaque handles set as (parameter, value) pairs whose bounds can be
+ *   queried (mrimg_param_bounds); results are either handed out by the
+ *   library (a const pointer, or a struct it allocates and frees) and may
+ *   gain fields at their end, or are "versioned" structs whose first field
+ *   `size` the caller sets to sizeof as it was compiled (the library fills
+ *   only what fits).  Arrays are read through count + index queries.
+ * - Stable and experimental API: everything in this header is stable
+ *   (source and binary compatible within a major version) except the
+ *   section guarded by MRIMG_EXPERIMENTAL_API, which is declared only when
+ *   the caller defines that macro before including mrimg.h, and which may
+ *   change in any release (as zstd's ZSTD_STATIC_LINKING_ONLY).
  * - Sizes and offsets are uint64_t bytes.  "File offsets" are absolute
  *   positions in the input file; "stream offsets" are positions in the
  *   (decompressed) QEMU migration stream, 0 being its first magic byte.
@@ -134,6 +147,64 @@ MRIMG_API void mrimg_error_clear(mrimg_error *err);
 typedef int (*mrimg_progress_fn)(void *opaque, uint64_t done, uint64_t total);
 
 /* ======================================================================
+ * Options: (parameter, value) pairs on opaque handles
+ * ====================================================================== */
+/* Each operation that takes options has its own opaque handle
+ * (mrimg_open_opts, mrimg_verify_opts, mrimg_convert_opts), created with
+ * defaults by *_create(), changed by *_set() and freed by *_free().  The
+ * parameters form one list; a parameter that does not apply to a handle's
+ * operation is refused by its setter (MRIMG_ERR_INVAL), as is a value out of
+ * the parameter's bounds.  Value 0 means "the default" wherever 0 is not a
+ * meaningful value of its own.  New parameters are added with new numbers;
+ * numbers are never reused. */
+typedef enum mrimg_param {
+    /* open, verify: bare QEMU streams: file offset where the stream starts
+     * (the `offset=` of a `file:` URI); ignored when the file has a libvirt
+     * header.  With 0 a bare stream must start at offset 0.  [0, 2^63) */
+    MRIMG_P_STREAM_OFFSET = 1,
+    /* open, verify, convert: threads for decoders and encoders: 0 one per
+     * online CPU; more than the online CPUs are clamped to them (outputs do
+     * not depend on the count).  [0, 1024] */
+    MRIMG_P_THREADS = 2,
+    /* verify: problems kept in the result, 0 MRIMG_VERIFY_MAX_PROBLEMS; the
+     * rest are only counted.  [0, 2^32) */
+    MRIMG_P_MAX_PROBLEMS = 10,
+    /* verify: 1 = mapped-ram: do not read the page data.  [0, 1] */
+    MRIMG_P_SKIP_DATA = 11,
+    /* convert: the output kind, a mrimg_output (default MRIMG_OUT_RAW). */
+    MRIMG_P_OUTPUT = 20,
+    /* convert: compression level, -1 the libvirt default (gzip 6, bzip2 9,
+     * xz 3, lzop 3, zstd 3).  The bounds below are those of every codec
+     * together; the chosen output's own range is that of its payload format
+     * (mrimg_format_levels), checked by mrimg_convert. */
+    MRIMG_P_LEVEL = 21,
+    /* convert: 1 = replace an existing output.  [0, 1] */
+    MRIMG_P_FORCE = 22,
+    /* convert: 1 = plain output: rewrite a multi-pass stream as one pass
+     * (last record of each page wins).  [0, 1] */
+    MRIMG_P_COMPACT = 23,
+    /* convert: the libvirt header's running flag: -1 keep, 0 paused,
+     * 1 running.  [-1, 1], default -1 */
+    MRIMG_P_RUNNING = 24,
+    /* convert: 1 = convert a partial save whose stream is whole (the one
+     * problem of the judgement let through).  [0, 1] */
+    MRIMG_P_ALLOW_INCOMPLETE = 25,
+    /* convert: 1 = sparse outputs: reserve the data runs before writing
+     * (needs a sparse or raw input, whose pages with data are known after
+     * reading its metadata; a full disk fails at the start).  [0, 1] */
+    MRIMG_P_PREALLOCATE = 26
+} mrimg_param;
+
+/*! mrimg_param_bounds(): the values parameter p accepts, [*min, *max], and
+ *  its default *def; any pointer may be NULL.
+ *  @return 0, or MRIMG_ERR_INVAL for an unknown parameter. */
+MRIMG_API int mrimg_param_bounds(mrimg_param p, int64_t *min, int64_t *max, int64_t *def);
+
+/*! mrimg_param_name(): "stream-offset", "threads", "level", ...; NULL if
+ *  unknown. */
+MRIMG_API const char *mrimg_param_name(mrimg_param p);
+
+/* ======================================================================
  * Formats and codecs
  * ====================================================================== */
 
@@ -207,15 +278,20 @@ MRIMG_API int mrimg_codec_from_format(int format);
 
 typedef struct mrimg_image mrimg_image;
 
-typedef struct mrimg_open_opts {
-    /* Bare QEMU streams: file offset where the stream starts (the `offset=`
-     * of a `file:` URI).  Ignored when the file has a libvirt header.  With
-     * 0, a bare stream must start at offset 0. */
-    uint64_t stream_offset;
-    /* Threads the decoders may use (0 = one per online CPU; more than the
-     * online CPUs are clamped to them). */
-    unsigned threads;
-} mrimg_open_opts;
+/* Options of mrimg_open: MRIMG_P_STREAM_OFFSET, MRIMG_P_THREADS. */
+typedef struct mrimg_open_opts mrimg_open_opts;
+
+/*! mrimg_open_opts_create(): a handle with every default; NULL when out of
+ *  memory.  mrimg_open_opts_free() accepts NULL. */
+MRIMG_API mrimg_open_opts *mrimg_open_opts_create(void);
+MRIMG_API void mrimg_open_opts_free(mrimg_open_opts *o);
+/*! mrimg_open_opts_set(), _get(): see mrimg_param.
+ *  @return 0, or MRIMG_ERR_INVAL (a parameter that does not apply, a value
+ *  out of bounds). */
+MRIMG_API int mrimg_open_opts_set(mrimg_open_opts *o, mrimg_param p, int64_t value,
+                                  mrimg_error *err);
+MRIMG_API int mrimg_open_opts_get(const mrimg_open_opts *o, mrimg_param p, int64_t *value,
+                                  mrimg_error *err);
 
 /*! mrimg_open():
  *  Open PATH read-only and parse its container: the libvirt header, XML and
@@ -310,7 +386,7 @@ typedef struct mrimg_stream_info {
     int has_config;
     char machine[MRIMG_NAME_MAX + 1];
     int has_page_bits; uint32_t page_bits;
-    unsigned ncaps; char caps[MRIMG_MAX_CAPS][MRIMG_NAME_MAX + 1];
+    unsigned ncaps;           /* capabilities: mrimg_stream_capability() */
     int has_uuid; uint8_t uuid[16];
     int mapped_ram;           /* configuration lists mapped-ram */
     int x_ignore_shared;
@@ -361,6 +437,10 @@ MRIMG_API int mrimg_scan(mrimg_image *img, unsigned flags,
                          mrimg_error *err);
 
 MRIMG_API const mrimg_stream_info *mrimg_stream(const mrimg_image *img);
+/*! mrimg_stream_capability(): the name of capability i (0 <= i < ncaps,
+ *  in the configuration section's order) of a scanned image, valid until
+ *  mrimg_close; NULL when out of range. */
+MRIMG_API const char *mrimg_stream_capability(const mrimg_image *img, unsigned i);
 MRIMG_API unsigned mrimg_block_count(const mrimg_image *img);
 MRIMG_API const mrimg_ram_block_info *mrimg_block(const mrimg_image *img,
                                                   unsigned index);
@@ -408,106 +488,62 @@ MRIMG_API int mrimg_ram_page_has_data(mrimg_image *img, unsigned block, uint64_t
                                       mrimg_error *err);
 
 /* ======================================================================
- * The guest-physical memory map (lib/guest/)
- * ====================================================================== */
-/* Where each RAM block lies in the guest's physical address space, as
- * QEMU lays it out for the PC machines (q35 and i440fx, every version):
- * pc.ram split around the PCI hole (q35: 2 GiB below 4 GiB once RAM
- * reaches 0xb0000000, else all of it; i440fx: 3 GiB once RAM reaches the
- * 3.5 GiB max-ram-below-4g, gigabyte-aligned on machine types newer than
- * 1.7; an explicit max-ram-below-4g in the domain XML's QEMU command line
- * is honoured), the rest above 4 GiB; the legacy VGA window
- * 0xa0000-0xbffff left out when a VGA device decodes it; 0xc0000-0xfffff
- * from RAM or, where the chipset's PAM registers send it to PCI, from
- * pc.rom and the last 128 KiB of pc.bios; pc.bios just below 4 GiB;
- * device RAM (vga.vram) at the BAR the guest programmed, read from the
- * device's saved PCI configuration space, and the part of it a VGA in
- * chain-4 or VBE mode shows at 0xa0000; a pc-dimm's memory backend at the
- * base the domain XML gives it, or the start of the device-memory region
- * for the only one.  The result equals the RAM ranges of QEMU's
- * `info mtree -f` and the PT_LOAD segments of `dump-guest-memory`
- * (paging off) for the same guest: adjacent pieces of the same block are
- * merged, as the dump merges them. */
-
-typedef struct mrimg_mem_range {
-    uint64_t gpa;             /* guest-physical start */
-    uint64_t length;          /* bytes, > 0 */
-    unsigned block;           /* index in the block list */
-    uint64_t offset;          /* offset of gpa's byte in that block */
-} mrimg_mem_range;
-
-typedef struct mrimg_unmapped_block {
-    unsigned block;
-    const char *reason;       /* static text: why it is not mapped */
-} mrimg_unmapped_block;
-
-typedef struct mrimg_memmap {
-    char machine[MRIMG_NAME_MAX + 1]; /* from the configuration section */
-    const char *family;       /* "q35", "i440fx" */
-    uint64_t ram_size;        /* machine RAM (pc.ram or the NUMA nodes) */
-    uint64_t below_4g, above_4g; /* its split */
-    int devices_decoded;      /* the device state was read (PAM, BARs, VGA);
-                               * 0: ranges that depend on it are left out */
-    unsigned nranges;         /* ascending gpa, not overlapping */
-    mrimg_mem_range *ranges;
-    unsigned nunmapped;
-    mrimg_unmapped_block *unmapped;
-} mrimg_memmap;
-
-/*! mrimg_memory_map(): the guest-physical map of img (see above).  Needs
- *  the block list and the device state: scans the image if needed and
- *  reads the device state (for compressed payloads this decodes the
- *  stream once).  Machines other than the PC ones give
- *  MRIMG_ERR_UNSUPPORTED.  Free *out with mrimg_memory_map_free. */
-MRIMG_API int mrimg_memory_map(mrimg_image *img, mrimg_memmap **out, mrimg_error *err);
-MRIMG_API void mrimg_memory_map_free(mrimg_memmap *m);
-
-/* ======================================================================
  * Conversion
  * ====================================================================== */
 
-/* Output kinds beyond the libvirt formats (MRIMG_FORMAT_RAW..SPARSE). */
-#define MRIMG_OUT_QEMU 16         /* bare QEMU stream, plain layout */
-#define MRIMG_OUT_QEMU_MAPPED 17  /* bare QEMU stream, mapped-ram layout */
-#define MRIMG_OUT_RAM 18          /* a directory: one sparse raw file per RAM block */
-#define MRIMG_OUT_ELF 19          /* an ELF64 core of guest-physical memory, as
-                                   * QEMU's dump-guest-memory (paging off) writes */
-#define MRIMG_OUT_PHYS 20         /* a flat sparse file: offset = guest-physical address */
-#define MRIMG_OUT_KDUMP_ZLIB 21   /* compressed kdump (makedumpfile "KDUMP", pages zlib),
-                                   * as dump-guest-memory format kdump-raw-zlib writes */
-#define MRIMG_OUT_KDUMP_LZO 22    /* the same with LZO1X pages (kdump-raw-lzo) */
+/* ---- Output kinds ----------------------------------------------------------
+ * What mrimg_convert writes, one row of the library's output table each.
+ * The values are dense from 0 (MRIMG_OUT_RAW .. MRIMG_OUT_SPARSE equal the
+ * libvirt payload formats they write); a new kind gets the next number, so a
+ * caller lists them all with mrimg_output_info(0), (1), ... until NULL,
+ * never with a count compiled in. */
+typedef enum mrimg_output {
+    MRIMG_OUT_RAW = 0,        /* libvirt save image, raw payload */
+    MRIMG_OUT_GZIP = 1,       /* ... gzip payload */
+    MRIMG_OUT_BZIP2 = 2,
+    MRIMG_OUT_XZ = 3,
+    MRIMG_OUT_LZOP = 4,
+    MRIMG_OUT_ZSTD = 5,
+    MRIMG_OUT_SPARSE = 6,     /* ... mapped-ram payload ("sparse") */
+    MRIMG_OUT_QEMU = 7,       /* bare QEMU stream, plain layout */
+    MRIMG_OUT_QEMU_MAPPED = 8,/* bare QEMU stream, mapped-ram layout */
+    MRIMG_OUT_RAM = 9,        /* a directory: one sparse raw file per RAM block */
+    MRIMG_OUT_ELF = 10,       /* an ELF64 core of guest-physical memory, as
+                               * QEMU's dump-guest-memory (paging off) writes */
+    MRIMG_OUT_PHYS = 11,      /* a flat sparse file: offset = guest-physical address */
+    MRIMG_OUT_KDUMP_ZLIB = 12,/* compressed kdump (makedumpfile "KDUMP", pages zlib),
+                               * as dump-guest-memory format kdump-raw-zlib writes */
+    MRIMG_OUT_KDUMP_LZO = 13  /* the same with LZO1X pages (kdump-raw-lzo) */
+} mrimg_output;
 
-typedef struct mrimg_convert_opts {
-    int out;                  /* MRIMG_FORMAT_* (libvirt image) or MRIMG_OUT_* */
-    int level;                /* compression level, -1: the libvirt default
-                               * (gzip 6, bzip2 9, xz 3, lzop 3, zstd 3) */
-    unsigned threads;         /* 0: one per online CPU; more than the online
-                               * CPUs are clamped to them (the output does
-                               * not depend on the count) */
-    int force;                /* replace an existing output */
-    int compact;              /* plain output: rewrite a multi-pass stream as
-                               * one pass (last record of each page wins) */
-    const char *xml;          /* replacement domain XML, or NULL to keep */
-    int running;              /* -1 keep, 0 paused, 1 running */
-    int allow_incomplete;     /* convert a partial save whose stream is whole
-                               * (the one problem of the judgement let through) */
-    int preallocate;          /* sparse outputs: reserve the data runs before
-                               * writing (needs a sparse or raw input, whose
-                               * pages with data are known after reading its
-                               * metadata; a full disk fails at the start) */
-    mrimg_progress_fn progress;
-    void *progress_ctx;
-    /* Called with a short label ("scanning", "replaying the stream",
-     * "converting", ...) when a pass starts, or NULL; progress reports all
-     * passes of one call on one scale: done never decreases, total is the
-     * same in every report (the payload bytes - compressed bytes for
-     * compressed inputs - per pass over the stream, the data bytes from the
-     * bitmaps for a mapped-ram input), the last report has done == total. */
-    void (*progress_phase)(void *progress_ctx, const char *phase);
-    const char *cookie;       /* replacement save cookie (a <cookie>
-                               * document, see mrimg_cookie_check), or NULL
-                               * to keep the input's; libvirt outputs only */
-} mrimg_convert_opts;
+/* One row of the output table; owned by the library (may gain fields at
+ * its end). */
+typedef struct mrimg_output_desc {
+    mrimg_output kind;
+    const char *name;         /* the -O name of imgconv: "zstd", "qemu-mapped" */
+    const char *summary;      /* one line for --help */
+    int libvirt;              /* a libvirt save image (header, XML, cookie):
+                               * a replacement XML, cookie or running flag
+                               * applies */
+    int stream;               /* a QEMU migration stream (libvirt or bare) */
+    int mapped;               /* ... in the mapped-ram layout (--preallocate
+                               * applies; --compact does not) */
+    int payload_format;       /* the mrimg_format of the stream's payload:
+                               * the libvirt header's format field, raw for
+                               * the bare plain stream, sparse for the bare
+                               * mapped-ram one; -1 for outputs that are no
+                               * migration stream */
+    int needs_seek;           /* written positionally or with holes: needs a
+                               * seekable output file, never a pipe */
+    int directory;            /* the output path names a directory */
+} mrimg_output_desc;
+
+/*! mrimg_output_info(): the row of output kind `kind`; NULL past the last
+ *  one (iterate from 0). */
+MRIMG_API const mrimg_output_desc *mrimg_output_info(unsigned kind);
+/*! mrimg_output_by_name(): the row whose name (or alias: "plain" for
+ *  "qemu", "mapped" for "qemu-mapped") is `name`; NULL if none. */
+MRIMG_API const mrimg_output_desc *mrimg_output_by_name(const char *name);
 
 /*! mrimg_xml_check(): whether xml is a well-formed XML document with a
  *  <domain> root holding <name> and <uuid> (what a replacement XML must
@@ -521,10 +557,51 @@ MRIMG_API int mrimg_xml_check(const char *xml, mrimg_error *err);
  *  @return 0 or MRIMG_ERR_INVAL. */
 MRIMG_API int mrimg_cookie_check(const char *cookie, mrimg_error *err);
 
-/*! mrimg_convert_opts_init(): defaults (out = raw, level -1, running -1). */
-MRIMG_API void mrimg_convert_opts_init(mrimg_convert_opts *o);
+/* ---- Conversion options ----------------------------------------------------
+ * MRIMG_P_OUTPUT, _LEVEL, _THREADS, _FORCE, _COMPACT, _RUNNING,
+ * _ALLOW_INCOMPLETE, _PREALLOCATE (see mrimg_param), plus the strings and
+ * callbacks of their own setters below. */
+typedef struct mrimg_convert_opts mrimg_convert_opts;
 
+/*! mrimg_convert_opts_create(): a handle with every default (a raw libvirt
+ *  image, the libvirt level, keep XML, cookie and running flag); NULL when
+ *  out of memory.  mrimg_convert_opts_free() accepts NULL. */
+MRIMG_API mrimg_convert_opts *mrimg_convert_opts_create(void);
+MRIMG_API void mrimg_convert_opts_free(mrimg_convert_opts *o);
+/*! mrimg_convert_opts_set(), _get(): see mrimg_param.
+ *  @return 0, or MRIMG_ERR_INVAL (a parameter that does not apply, a value
+ *  out of bounds, an unknown output kind). */
+MRIMG_API int mrimg_convert_opts_set(mrimg_convert_opts *o, mrimg_param p, int64_t value,
+                                     mrimg_error *err);
+MRIMG_API int mrimg_convert_opts_get(const mrimg_convert_opts *o, mrimg_param p,
+                                     int64_t *value, mrimg_error *err);
+/*! mrimg_convert_opts_set_xml(): a replacement domain XML (copied; NULL
+ *  keeps the input's), libvirt outputs only; mrimg_convert checks it with
+ *  mrimg_xml_check.  @return 0 or MRIMG_ERR_NOMEM. */
+MRIMG_API int mrimg_convert_opts_set_xml(mrimg_convert_opts *o, const char *xml,
+                                         mrimg_error *err);
+/*! mrimg_convert_opts_set_cookie(): a replacement save cookie (a <cookie>
+ *  document, see mrimg_cookie_check; copied; NULL keeps the input's),
+ *  libvirt outputs only.  @return 0 or MRIMG_ERR_NOMEM. */
+MRIMG_API int mrimg_convert_opts_set_cookie(mrimg_convert_opts *o, const char *cookie,
+                                            mrimg_error *err);
+/*! mrimg_convert_opts_set_progress(): progress (may be NULL) and phase
+ *  (may be NULL), both called with ctx.  phase receives a short label
+ *  ("scanning", "replaying the stream", "converting", ...) when a pass
+ *  starts; progress reports all passes of one call on one scale: done never
+ *  decreases, total is the same in every report (the payload bytes -
+ *  compressed bytes for compressed inputs - per pass over the stream, the
+ *  data bytes from the bitmaps for a mapped-ram input), the last report has
+ *  done == total. */
+MRIMG_API void mrimg_convert_opts_set_progress(mrimg_convert_opts *o, mrimg_progress_fn progress,
+                                               void (*phase)(void *ctx, const char *label),
+                                               void *ctx);
+
+/* A versioned struct: set size = sizeof(mrimg_convert_stats) (as compiled)
+ * before the call; the library fills the fields that fit in size.  Fields
+ * are only ever added at the end. */
 typedef struct mrimg_convert_stats {
+    size_t size;              /* in: sizeof(mrimg_convert_stats) */
     uint64_t in_bytes;        /* payload bytes read from the input */
     uint64_t stream_bytes;    /* decoded stream bytes processed */
     uint64_t out_bytes;       /* logical size of the output */
@@ -535,14 +612,15 @@ typedef struct mrimg_convert_stats {
     uint64_t preallocated;    /* bytes reserved up front (preallocate) */
 } mrimg_convert_stats;
 
-/*! mrimg_convert(): write `in` to out_path in the format o->out.
+/*! mrimg_convert(): write `in` to out_path as the output kind of o
+ *  (MRIMG_P_OUTPUT; o may be NULL: every default).
  *  First the input is judged (mrimg_check at MRIMG_CHECK_QUICK, one pass
  *  over the payload, cached in the handle): an input with an error-severity
  *  problem is refused before anything is written, with an error naming the
  *  first one's check, offset and message (MRIMG_ERR_INCOMPLETE for
  *  container.incomplete, MRIMG_ERR_TRUNCATED for a *.truncated check,
  *  MRIMG_ERR_CHECKSUM for payload.checksum, MRIMG_ERR_FORMAT otherwise).
- *  o->allow_incomplete lets container.incomplete through, nothing else.
+ *  MRIMG_P_ALLOW_INCOMPLETE lets container.incomplete through, nothing else.
  *  The warnings are in the cached judgement (mrimg_check returns it at
  *  once).  Bytes after the end of the input stream (after its
  *  VMDESCRIPTION) are left out of the output.
@@ -551,18 +629,18 @@ typedef struct mrimg_convert_stats {
  *  over out_path only when everything succeeded; on any error (or
  *  cancellation through the progress callback, or after
  *  mrimg_cleanup_temporaries()) out_path is untouched.  Only a regular
- *  file is replaced (with o->force): a directory, device, FIFO or socket at
+ *  file is replaced (with MRIMG_P_FORCE): a directory, device, FIFO or socket at
  *  out_path fails with MRIMG_ERR_IO; a symbolic link to a regular file is
  *  followed (the file it names is replaced, the link stays).  For
  *  MRIMG_OUT_RAM a directory this call created is removed again on failure
- *  or by mrimg_cleanup_temporaries().  stats may be NULL. */
+ *  or by mrimg_cleanup_temporaries().  stats may be NULL; its size must be
+ *  set (else MRIMG_ERR_INVAL). */
 MRIMG_API int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
                             mrimg_convert_stats *stats, mrimg_error *err);
 
 /* ======================================================================
  * Image information: extents, XML (lib/info/)
  * ====================================================================== */
-/* @@INFO-API@@ */
 
 /* What a region of an image holds.  File map (mrimg_extents): file
  * offsets; stream map (mrimg_stream_map): offsets in the decompressed
@@ -616,7 +694,9 @@ typedef struct mrimg_extent {
  * (which then fails with MRIMG_ERR_INTERRUPTED). */
 typedef int (*mrimg_extent_fn)(void *opaque, const mrimg_extent *e);
 
+/* A versioned struct, as mrimg_convert_stats: set size first. */
 typedef struct mrimg_extent_totals {
+    size_t size;              /* in: sizeof(mrimg_extent_totals) */
     uint64_t runs, data_runs, hole_runs;
     uint64_t data_bytes, hole_bytes;
     int hole_map;             /* 1: the file system reported holes
@@ -684,7 +764,6 @@ MRIMG_API char *mrimg_xml_strip_secrets(const char *xml, size_t len, unsigned *r
 /* ======================================================================
  * Verification, comparison, digests (lib/verify/)
  * ====================================================================== */
-/* @@VERIFY-API@@ */
 /* Verification answers "will this file restore?" offline: every check of
  * docs/imgverify.1 runs and every problem found is reported (up to a cap),
  * each with a stable check name, a severity, the offset concerned and a
@@ -709,16 +788,25 @@ typedef struct mrimg_problem {
 
 #define MRIMG_VERIFY_MAX_PROBLEMS 1000u
 
-typedef struct mrimg_verify_opts {
-    uint64_t stream_offset;   /* bare QEMU streams: as in mrimg_open_opts */
-    unsigned threads;         /* decoder threads (0: one per online CPU;
-                               * clamped to the online CPUs) */
-    unsigned max_problems;    /* problems kept (0: MRIMG_VERIFY_MAX_PROBLEMS);
-                               * the rest are only counted */
-    int skip_data;            /* mapped-ram: do not read the page data */
-    mrimg_progress_fn progress;
-    void *progress_ctx;
-} mrimg_verify_opts;
+/* Options of mrimg_verify: MRIMG_P_STREAM_OFFSET, MRIMG_P_THREADS,
+ * MRIMG_P_MAX_PROBLEMS, MRIMG_P_SKIP_DATA, and a progress callback. */
+typedef struct mrimg_verify_opts mrimg_verify_opts;
+
+/*! mrimg_verify_opts_create(): a handle with every default; NULL when out
+ *  of memory.  mrimg_verify_opts_free() accepts NULL. */
+MRIMG_API mrimg_verify_opts *mrimg_verify_opts_create(void);
+MRIMG_API void mrimg_verify_opts_free(mrimg_verify_opts *o);
+/*! mrimg_verify_opts_set(), _get(): see mrimg_param.
+ *  @return 0, or MRIMG_ERR_INVAL (a parameter that does not apply, a value
+ *  out of bounds). */
+MRIMG_API int mrimg_verify_opts_set(mrimg_verify_opts *o, mrimg_param p, int64_t value,
+                                    mrimg_error *err);
+MRIMG_API int mrimg_verify_opts_get(const mrimg_verify_opts *o, mrimg_param p,
+                                    int64_t *value, mrimg_error *err);
+/*! mrimg_verify_opts_set_progress(): progress of the verification (NULL:
+ *  none), called with ctx. */
+MRIMG_API void mrimg_verify_opts_set_progress(mrimg_verify_opts *o, mrimg_progress_fn progress,
+                                              void *ctx);
 
 typedef struct mrimg_verify_result {
     uint64_t errors, warnings;    /* all problems found, kept or not */
@@ -907,6 +995,105 @@ MRIMG_API int mrimg_compare(mrimg_image *a, mrimg_image *b, mrimg_compare_result
 MRIMG_API void mrimg_compare_free(mrimg_compare_result *r);
 
 /* ======================================================================
+ * In-place hole punching and preallocation
+ * ====================================================================== */
+
+/* A versioned struct, as mrimg_convert_stats: set size first. */
+typedef struct mrimg_sparsify_stats {
+    size_t size;                /* in: sizeof(mrimg_sparsify_stats) */
+    uint64_t allocated_before;  /* st_blocks * 512 before */
+    uint64_t allocated_after;   /* ... and after */
+    uint64_t bytes_punched;     /* bytes of the ranges handed to fallocate */
+    uint64_t bytes_read;        /* data read to look for zero pages */
+    uint64_t pages_examined;    /* pages of the pages regions not already holes */
+    uint64_t runs_punched;      /* fallocate calls */
+} mrimg_sparsify_stats;
+
+/*! mrimg_sparsify(): give a sparse (mapped-ram) image its holes back, in
+ *  place.  Punches (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) every
+ *  page-aligned run inside each RAM block's pages region whose bitmap bit
+ *  is clear (QEMU never reads those pages) or whose content is all zero,
+ *  and the all-zero pages of the alignment padding before each block's
+ *  pages and of libvirt's XML-region padding; never in the header, XML,
+ *  block list, bitmaps or the stream, so the
+ *  guest state read back is unchanged, at every moment of the run (an
+ *  interrupted run leaves a valid image).  Existing holes are skipped with
+ *  SEEK_DATA/SEEK_HOLE.  On a raw or compressed libvirt image only the zero
+ *  padding of the XML region is punched; bare plain streams are refused.
+ *  A file system without hole punching gives MRIMG_ERR_UNSUPPORTED and no
+ *  change.  stats may be NULL. */
+MRIMG_API int mrimg_sparsify(const char *path, uint64_t stream_offset,
+                             mrimg_progress_fn progress, void *pctx,
+                             mrimg_sparsify_stats *stats, mrimg_error *err);
+
+/* **********************************************************************
+ * EXPERIMENTAL API
+ * **********************************************************************
+ * Declared only when MRIMG_EXPERIMENTAL_API is defined before mrimg.h is
+ * included.  These functions and structs may change, or go, in any release
+ * (the guest-physical layer of issue 14 is still growing: more machines,
+ * more architectures); a program that uses them must be built and linked
+ * against the exact version it runs with (static linking is the safe way).
+ * They are exported by both libraries all the same. */
+#if defined(MRIMG_EXPERIMENTAL_API) && !defined(MRIMG_H_EXPERIMENTAL)
+#define MRIMG_H_EXPERIMENTAL
+
+/* ======================================================================
+ * The guest-physical memory map (lib/guest/)
+ * ====================================================================== */
+/* Where each RAM block lies in the guest's physical address space, as
+ * QEMU lays it out for the PC machines (q35 and i440fx, every version):
+ * pc.ram split around the PCI hole (q35: 2 GiB below 4 GiB once RAM
+ * reaches 0xb0000000, else all of it; i440fx: 3 GiB once RAM reaches the
+ * 3.5 GiB max-ram-below-4g, gigabyte-aligned on machine types newer than
+ * 1.7; an explicit max-ram-below-4g in the domain XML's QEMU command line
+ * is honoured), the rest above 4 GiB; the legacy VGA window
+ * 0xa0000-0xbffff left out when a VGA device decodes it; 0xc0000-0xfffff
+ * from RAM or, where the chipset's PAM registers send it to PCI, from
+ * pc.rom and the last 128 KiB of pc.bios; pc.bios just below 4 GiB;
+ * device RAM (vga.vram) at the BAR the guest programmed, read from the
+ * device's saved PCI configuration space, and the part of it a VGA in
+ * chain-4 or VBE mode shows at 0xa0000; a pc-dimm's memory backend at the
+ * base the domain XML gives it, or the start of the device-memory region
+ * for the only one.  The result equals the RAM ranges of QEMU's
+ * `info mtree -f` and the PT_LOAD segments of `dump-guest-memory`
+ * (paging off) for the same guest: adjacent pieces of the same block are
+ * merged, as the dump merges them. */
+
+typedef struct mrimg_mem_range {
+    uint64_t gpa;             /* guest-physical start */
+    uint64_t length;          /* bytes, > 0 */
+    unsigned block;           /* index in the block list */
+    uint64_t offset;          /* offset of gpa's byte in that block */
+} mrimg_mem_range;
+
+typedef struct mrimg_unmapped_block {
+    unsigned block;
+    const char *reason;       /* static text: why it is not mapped */
+} mrimg_unmapped_block;
+
+typedef struct mrimg_memmap {
+    char machine[MRIMG_NAME_MAX + 1]; /* from the configuration section */
+    const char *family;       /* "q35", "i440fx" */
+    uint64_t ram_size;        /* machine RAM (pc.ram or the NUMA nodes) */
+    uint64_t below_4g, above_4g; /* its split */
+    int devices_decoded;      /* the device state was read (PAM, BARs, VGA);
+                               * 0: ranges that depend on it are left out */
+    unsigned nranges;         /* ascending gpa, not overlapping */
+    mrimg_mem_range *ranges;
+    unsigned nunmapped;
+    mrimg_unmapped_block *unmapped;
+} mrimg_memmap;
+
+/*! mrimg_memory_map(): the guest-physical map of img (see above).  Needs
+ *  the block list and the device state: scans the image if needed and
+ *  reads the device state (for compressed payloads this decodes the
+ *  stream once).  Machines other than the PC ones give
+ *  MRIMG_ERR_UNSUPPORTED.  Free *out with mrimg_memory_map_free. */
+MRIMG_API int mrimg_memory_map(mrimg_image *img, mrimg_memmap **out, mrimg_error *err);
+MRIMG_API void mrimg_memory_map_free(mrimg_memmap *m);
+
+/* ======================================================================
  * vCPU state (lib/guest/cpu.c)
  * ====================================================================== */
 /* The registers of each vCPU of an x86-64 guest, decoded from its "cpu"
@@ -974,36 +1161,7 @@ MRIMG_API int mrimg_cpus_get(const mrimg_cpus *cpus, unsigned i, mrimg_x86_cpu *
                              mrimg_error *err);
 MRIMG_API void mrimg_cpus_free(mrimg_cpus *cpus);
 
-/* ======================================================================
- * In-place hole punching and preallocation
- * ====================================================================== */
-/* @@SPARSIFY-API@@ */
-
-typedef struct mrimg_sparsify_stats {
-    uint64_t allocated_before;  /* st_blocks * 512 before */
-    uint64_t allocated_after;   /* ... and after */
-    uint64_t bytes_punched;     /* bytes of the ranges handed to fallocate */
-    uint64_t bytes_read;        /* data read to look for zero pages */
-    uint64_t pages_examined;    /* pages of the pages regions not already holes */
-    uint64_t runs_punched;      /* fallocate calls */
-} mrimg_sparsify_stats;
-
-/*! mrimg_sparsify(): give a sparse (mapped-ram) image its holes back, in
- *  place.  Punches (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) every
- *  page-aligned run inside each RAM block's pages region whose bitmap bit
- *  is clear (QEMU never reads those pages) or whose content is all zero,
- *  and the all-zero pages of the alignment padding before each block's
- *  pages and of libvirt's XML-region padding; never in the header, XML,
- *  block list, bitmaps or the stream, so the
- *  guest state read back is unchanged, at every moment of the run (an
- *  interrupted run leaves a valid image).  Existing holes are skipped with
- *  SEEK_DATA/SEEK_HOLE.  On a raw or compressed libvirt image only the zero
- *  padding of the XML region is punched; bare plain streams are refused.
- *  A file system without hole punching gives MRIMG_ERR_UNSUPPORTED and no
- *  change.  stats may be NULL. */
-MRIMG_API int mrimg_sparsify(const char *path, uint64_t stream_offset,
-                             mrimg_progress_fn progress, void *pctx,
-                             mrimg_sparsify_stats *stats, mrimg_error *err);
+#endif /* MRIMG_EXPERIMENTAL_API */
 
 #ifdef __cplusplus
 }

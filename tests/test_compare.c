@@ -91,12 +91,12 @@ static void test_compare_xml_diff(void **state)
     char out[4200];
     snprintf(out, sizeof(out), "%s/other-xml.sav", g_dir);
     mrimg_image *a = test_open(fixture_path("libvirt/raw.sav"));
-    mrimg_convert_opts co;
-    mrimg_convert_opts_init(&co);
-    co.out = MRIMG_FORMAT_RAW;
+    t_convert_opts co;
+    t_convert_opts_init(&co);
+    co.out = MRIMG_OUT_RAW;
     co.xml = xml;
     mrimg_error err;
-    if (mrimg_convert(a, out, &co, NULL, &err) != 0)
+    if (t_convert(a, out, &co, NULL, &err) != 0)
         fail_msg("convert: %s", err.message);
     mrimg_image *b = test_open(out);
     mrimg_compare_result *r = compare(a, b);

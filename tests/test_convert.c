@@ -26,26 +26,26 @@ static const char *tpath(const char *name)
 
 static mrimg_image *open_at(const char *path, uint64_t off)
 {
-    mrimg_open_opts o = {.stream_offset = off};
+    t_open_opts o = {.stream_offset = off};
     mrimg_error e;
-    mrimg_image *img = mrimg_open(path, &o, &e);
+    mrimg_image *img = t_open(path, &o, &e);
     if (!img)
         fail_msg("%s: %s", path, e.message);
     return img;
 }
 
-static void convert(const char *in, uint64_t in_off, const char *out, int fmt,
-                    void (*tweak)(mrimg_convert_opts *), mrimg_convert_stats *st)
+static void convert(const char *in, uint64_t in_off, const char *out, mrimg_output fmt,
+                    void (*tweak)(t_convert_opts *), mrimg_convert_stats *st)
 {
     mrimg_image *img = open_at(in, in_off);
-    mrimg_convert_opts o;
-    mrimg_convert_opts_init(&o);
+    t_convert_opts o;
+    t_convert_opts_init(&o);
     o.out = fmt;
     o.force = 1;
     if (tweak)
         tweak(&o);
     mrimg_error e;
-    if (mrimg_convert(img, out, &o, st, &e) != 0)
+    if (t_convert(img, out, &o, st, &e) != 0)
         fail_msg("%s -> %s (%d): %s", in, out, fmt, e.message);
     mrimg_close(img);
 }
@@ -146,12 +146,12 @@ static void test_libvirt_roundtrips(void **state)
 {
     (void)state;
     const char *raw = fixture_path("libvirt/raw.sav");
-    static const int fmts[] = {MRIMG_FORMAT_GZIP, MRIMG_FORMAT_BZIP2, MRIMG_FORMAT_XZ,
-                               MRIMG_FORMAT_LZOP, MRIMG_FORMAT_ZSTD, MRIMG_FORMAT_SPARSE,
-                               MRIMG_FORMAT_RAW};
+    static const mrimg_output fmts[] = {MRIMG_OUT_GZIP, MRIMG_OUT_BZIP2, MRIMG_OUT_XZ,
+                               MRIMG_OUT_LZOP, MRIMG_OUT_ZSTD, MRIMG_OUT_SPARSE,
+                               MRIMG_OUT_RAW};
     for (size_t i = 0; i < sizeof(fmts) / sizeof(*fmts); i++) {
         char a[64];
-        snprintf(a, sizeof(a), "rt.%s", mrimg_format_name(fmts[i]));
+        snprintf(a, sizeof(a), "rt.%s", mrimg_output_info(fmts[i])->name);
         convert(raw, 0, tpath(a), fmts[i], NULL, NULL);
         mrimg_image *img = open_at(tpath(a), 0);
         const mrimg_container_info *c = mrimg_container(img);
@@ -159,19 +159,19 @@ static void test_libvirt_roundtrips(void **state)
         assert_int_equal(c->format, fmts[i]);
         assert_int_equal(c->was_running, 1);
         mrimg_close(img);
-        convert(tpath(a), 0, tpath("rt.back"), MRIMG_FORMAT_RAW, NULL, NULL);
+        convert(tpath(a), 0, tpath("rt.back"), MRIMG_OUT_RAW, NULL, NULL);
         assert_int_equal(file_size(tpath("rt.back")), file_size(raw));
         assert_prefix_equal(tpath("rt.back"), raw, file_size(raw));
     }
     /* libvirt's own sparse image -> raw -> sparse: same RAM part as libvirt's */
     const char *sp = fixture_path("libvirt/sparse.sav");
-    convert(sp, 0, tpath("s2r.sav"), MRIMG_FORMAT_RAW, NULL, NULL);
-    convert(tpath("s2r.sav"), 0, tpath("r2s.sav"), MRIMG_FORMAT_SPARSE, NULL, NULL);
+    convert(sp, 0, tpath("s2r.sav"), MRIMG_OUT_RAW, NULL, NULL);
+    convert(tpath("s2r.sav"), 0, tpath("r2s.sav"), MRIMG_OUT_SPARSE, NULL, NULL);
     assert_prefix_equal(tpath("r2s.sav"), sp, ram_end_of(sp, 0));
 }
 
 static const char *big_xml;
-static void with_xml(mrimg_convert_opts *o)
+static void with_xml(t_convert_opts *o)
 {
     o->xml = big_xml;
     o->running = 0;
@@ -194,7 +194,7 @@ static void test_xml_replace(void **state)
     strcpy(x + pos + 15 + 150000, "</description>\n</domain>\n");
     big_xml = x;
     mrimg_close(img);
-    static const int fmts[] = {MRIMG_FORMAT_SPARSE, MRIMG_FORMAT_ZSTD};
+    static const mrimg_output fmts[] = {MRIMG_OUT_SPARSE, MRIMG_OUT_ZSTD};
     for (size_t i = 0; i < 2; i++) {
         convert(fixture_path("libvirt/sparse.sav"), 0, tpath("xml.sav"), fmts[i], with_xml, NULL);
         img = open_at(tpath("xml.sav"), 0);
@@ -206,7 +206,7 @@ static void test_xml_replace(void **state)
         mrimg_error e;
         assert_int_equal(mrimg_scan(img, 0, NULL, NULL, &e), 0);
         const mrimg_ram_block_info *b = mrimg_block(img, 0);
-        if (fmts[i] == MRIMG_FORMAT_SPARSE) {
+        if (fmts[i] == MRIMG_OUT_SPARSE) {
             assert_true(b->pages_offset % (1u << 20) == 0);
             assert_true(b->pages_offset > c->payload_offset);
         }
@@ -232,11 +232,11 @@ static void test_xml_replace(void **state)
     for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
         mrimg_error e;
         img = open_at(fixture_path("libvirt/raw.sav"), 0);
-        mrimg_convert_opts o;
-        mrimg_convert_opts_init(&o);
-        o.out = MRIMG_FORMAT_RAW;
+        t_convert_opts o;
+        t_convert_opts_init(&o);
+        o.out = MRIMG_OUT_RAW;
         o.xml = bad[i];
-        assert_int_equal(mrimg_convert(img, tpath("badxml.sav"), &o, NULL, &e), MRIMG_ERR_INVAL);
+        assert_int_equal(t_convert(img, tpath("badxml.sav"), &o, NULL, &e), MRIMG_ERR_INVAL);
         assert_int_equal(mrimg_xml_check(bad[i], &e), MRIMG_ERR_INVAL);
         assert_int_not_equal(access(tpath("badxml.sav"), F_OK), 0);
         mrimg_close(img);
@@ -254,11 +254,11 @@ static void test_convert_cookie(void **s)
     char *want = strdup(mrimg_container(img)->cookie);
     char *xml = strdup(mrimg_container(img)->xml);
     assert_non_null(strstr(want, "<cookie>"));
-    mrimg_convert_opts o;
-    mrimg_convert_opts_init(&o);
+    t_convert_opts o;
+    t_convert_opts_init(&o);
     o.out = MRIMG_OUT_QEMU;
     o.force = 1;
-    assert_int_equal(mrimg_convert(img, tpath("ck.mig"), &o, NULL, &e), 0);
+    assert_int_equal(t_convert(img, tpath("ck.mig"), &o, NULL, &e), 0);
     mrimg_close(img);
 
     static const char *const bad[] = {
@@ -269,34 +269,34 @@ static void test_convert_cookie(void **s)
     img = open_at(tpath("ck.mig"), 0);
     for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
         assert_int_equal(mrimg_cookie_check(bad[i], &e), MRIMG_ERR_INVAL);
-        mrimg_convert_opts_init(&o);
-        o.out = MRIMG_FORMAT_ZSTD;
+        t_convert_opts_init(&o);
+        o.out = MRIMG_OUT_ZSTD;
         o.xml = xml;
         o.cookie = bad[i];
-        assert_int_equal(mrimg_convert(img, tpath("ckbad.sav"), &o, NULL, &e), MRIMG_ERR_INVAL);
+        assert_int_equal(t_convert(img, tpath("ckbad.sav"), &o, NULL, &e), MRIMG_ERR_INVAL);
         assert_int_not_equal(access(tpath("ckbad.sav"), F_OK), 0);
     }
     /* header options for a bare output */
-    mrimg_convert_opts_init(&o);
+    t_convert_opts_init(&o);
     o.out = MRIMG_OUT_QEMU_MAPPED;
     o.cookie = want;
-    assert_int_equal(mrimg_convert(img, tpath("ckbad.mig"), &o, NULL, &e), MRIMG_ERR_INVAL);
+    assert_int_equal(t_convert(img, tpath("ckbad.mig"), &o, NULL, &e), MRIMG_ERR_INVAL);
     o.cookie = NULL;
     o.xml = xml;
-    assert_int_equal(mrimg_convert(img, tpath("ckbad.mig"), &o, NULL, &e), MRIMG_ERR_INVAL);
+    assert_int_equal(t_convert(img, tpath("ckbad.mig"), &o, NULL, &e), MRIMG_ERR_INVAL);
     o.xml = NULL;
     o.running = 1;
-    assert_int_equal(mrimg_convert(img, tpath("ckbad.mig"), &o, NULL, &e), MRIMG_ERR_INVAL);
+    assert_int_equal(t_convert(img, tpath("ckbad.mig"), &o, NULL, &e), MRIMG_ERR_INVAL);
     assert_int_not_equal(access(tpath("ckbad.mig"), F_OK), 0);
 
     /* back to libvirt with the cookie: stored as given */
     assert_int_equal(mrimg_cookie_check(want, &e), 0);
-    mrimg_convert_opts_init(&o);
-    o.out = MRIMG_FORMAT_RAW;
+    t_convert_opts_init(&o);
+    o.out = MRIMG_OUT_RAW;
     o.force = 1;
     o.xml = xml;
     o.cookie = want;
-    assert_int_equal(mrimg_convert(img, tpath("ck.sav"), &o, NULL, &e), 0);
+    assert_int_equal(t_convert(img, tpath("ck.sav"), &o, NULL, &e), 0);
     mrimg_close(img);
     img = open_at(tpath("ck.sav"), 0);
     assert_non_null(mrimg_container(img)->cookie);
@@ -307,7 +307,7 @@ static void test_convert_cookie(void **s)
     free(xml);
 }
 
-static void compact(mrimg_convert_opts *o) { o->compact = 1; }
+static void compact(t_convert_opts *o) { o->compact = 1; }
 
 /* A live (multi-pass) stream: to mapped-ram the last record of each page
  * wins; --compact makes one ordered pass with the same content. */
@@ -424,11 +424,11 @@ static void test_safety(void **state)
     fclose(f);
 
     mrimg_image *img = open_at(fixture_path("libvirt/raw.sav"), 0);
-    mrimg_convert_opts o;
-    mrimg_convert_opts_init(&o);
-    o.out = MRIMG_FORMAT_ZSTD;
+    t_convert_opts o;
+    t_convert_opts_init(&o);
+    o.out = MRIMG_OUT_ZSTD;
     mrimg_error e;
-    assert_int_equal(mrimg_convert(img, target, &o, NULL, &e), MRIMG_ERR_EXISTS);
+    assert_int_equal(t_convert(img, target, &o, NULL, &e), MRIMG_ERR_EXISTS);
     mrimg_close(img);
 
     /* a truncated input fails mid-way: target unchanged, no temporary
@@ -448,12 +448,12 @@ static void test_safety(void **state)
     fclose(f);
     free(b);
     unsigned before = count_entries(dir);
-    static const int fmts[] = {MRIMG_FORMAT_ZSTD, MRIMG_FORMAT_SPARSE, MRIMG_FORMAT_GZIP};
+    static const mrimg_output fmts[] = {MRIMG_OUT_ZSTD, MRIMG_OUT_SPARSE, MRIMG_OUT_GZIP};
     for (size_t i = 0; i < 3; i++) {
         img = open_at(cut, 0);
         o.out = fmts[i];
         o.force = 1;
-        int rc = mrimg_convert(img, target, &o, NULL, &e);
+        int rc = t_convert(img, target, &o, NULL, &e);
         assert_int_equal(rc, MRIMG_ERR_TRUNCATED);
         mrimg_close(img);
         size_t tl;
@@ -466,8 +466,8 @@ static void test_safety(void **state)
 
     /* a successful output is 0600 and complete */
     img = open_at(fixture_path("libvirt/raw.sav"), 0);
-    o.out = MRIMG_FORMAT_LZOP;
-    assert_int_equal(mrimg_convert(img, target, &o, NULL, &e), 0);
+    o.out = MRIMG_OUT_LZOP;
+    assert_int_equal(t_convert(img, target, &o, NULL, &e), 0);
     mrimg_close(img);
     struct stat st;
     assert_int_equal(stat(target, &st), 0);
@@ -501,22 +501,22 @@ static void test_error_side(void **state)
 {
     (void)state;
     mrimg_error e;
-    assert_null(mrimg_open(tpath("missing.sav"), NULL, &e));
+    assert_null(t_open(tpath("missing.sav"), NULL, &e));
     assert_int_equal(e.code, MRIMG_ERR_IO);
     assert_int_equal(e.side, MRIMG_SIDE_INPUT);
     assert_string_equal(mrimg_side_name(e.side), "input");
-    assert_null(mrimg_open(tmpdir, NULL, &e));
+    assert_null(t_open(tmpdir, NULL, &e));
     assert_int_equal(e.code, MRIMG_ERR_IO);
     assert_int_equal(e.sys_errno, EISDIR);
     assert_int_equal(e.side, MRIMG_SIDE_INPUT);
 
     mrimg_image *img = open_at(fixture_path("libvirt/raw.sav"), 0);
-    mrimg_convert_opts o;
-    mrimg_convert_opts_init(&o);
-    o.out = MRIMG_FORMAT_ZSTD;
+    t_convert_opts o;
+    t_convert_opts_init(&o);
+    o.out = MRIMG_OUT_ZSTD;
     for (int force = 0; force < 2; force++) {
         o.force = force;
-        assert_int_equal(mrimg_convert(img, tmpdir, &o, NULL, &e), MRIMG_ERR_IO);
+        assert_int_equal(t_convert(img, tmpdir, &o, NULL, &e), MRIMG_ERR_IO);
         assert_int_equal(e.sys_errno, EISDIR);
         assert_int_equal(e.side, MRIMG_SIDE_OUTPUT);
     }
@@ -524,22 +524,22 @@ static void test_error_side(void **state)
     FILE *f = fopen(tpath("exists.sav"), "w");
     assert_non_null(f);
     fclose(f);
-    assert_int_equal(mrimg_convert(img, tpath("exists.sav"), &o, NULL, &e), MRIMG_ERR_EXISTS);
+    assert_int_equal(t_convert(img, tpath("exists.sav"), &o, NULL, &e), MRIMG_ERR_EXISTS);
     assert_int_equal(e.side, MRIMG_SIDE_OUTPUT);
     mrimg_close(img);
 
     /* a content error is no file's: side none */
-    assert_null(mrimg_open(fixture_path("qemu/blob.bin"), NULL, &e));
+    assert_null(t_open(fixture_path("qemu/blob.bin"), NULL, &e));
     assert_int_equal(e.side, MRIMG_SIDE_NONE);
 
     const char *old = getenv("MRIMG_TMPDIR");
     char *saved = old ? strdup(old) : NULL;
     setenv("MRIMG_TMPDIR", tpath("no-such-dir"), 1);
     img = open_at(fixture_path("qemu/plain-live.mig"), 0);
-    mrimg_convert_opts_init(&o);
+    t_convert_opts_init(&o);
     o.out = MRIMG_OUT_QEMU;
     o.compact = 1;
-    assert_true(mrimg_convert(img, tpath("live.out"), &o, NULL, &e) < 0);
+    assert_true(t_convert(img, tpath("live.out"), &o, NULL, &e) < 0);
     assert_int_equal(e.side, MRIMG_SIDE_SCRATCH);
     assert_non_null(strstr(e.message, "no-such-dir"));
     assert_int_equal(access(tpath("live.out"), F_OK), -1);

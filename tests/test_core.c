@@ -20,9 +20,9 @@ static int setup(void **state)
 
 static mrimg_image *open_fixture(const char *rel, uint64_t offset)
 {
-    mrimg_open_opts o = {.stream_offset = offset};
+    t_open_opts o = {.stream_offset = offset};
     mrimg_error e;
-    mrimg_image *img = mrimg_open(fixture_path(rel), &o, &e);
+    mrimg_image *img = t_open(fixture_path(rel), &o, &e);
     if (!img)
         fail_msg("%s: %s", rel, e.message);
     return img;
@@ -381,7 +381,7 @@ static void fmt_gzip(uint8_t *b, size_t *len) { (void)len; put32(b + 28, 1); }
 static void expect_open(const char *path, int code, const char *needle)
 {
     mrimg_error e;
-    mrimg_image *img = mrimg_open(path, NULL, &e);
+    mrimg_image *img = t_open(path, NULL, &e);
     if (code == 0) {
         if (!img)
             fail_msg("%s: %s", path, e.message);
@@ -414,21 +414,21 @@ static void test_hostile_headers(void **state)
     /* a partial save opens and says so; its stream is whole */
     const char *p = make_variant("part", part_magic, 0);
     mrimg_error e;
-    mrimg_image *img = mrimg_open(p, NULL, &e);
+    mrimg_image *img = t_open(p, NULL, &e);
     assert_non_null(img);
     assert_int_equal(mrimg_container(img)->complete, 0);
     assert_int_equal(mrimg_scan(img, 0, NULL, NULL, &e), 0);
-    mrimg_convert_opts co;
-    mrimg_convert_opts_init(&co);
+    t_convert_opts co;
+    t_convert_opts_init(&co);
     char out[4200];
     snprintf(out, sizeof(out), "%s/part-out.sav", tmpdir);
-    assert_int_equal(mrimg_convert(img, out, &co, NULL, &e), MRIMG_ERR_INCOMPLETE);
+    assert_int_equal(t_convert(img, out, &co, NULL, &e), MRIMG_ERR_INCOMPLETE);
     assert_int_not_equal(access(out, F_OK), 0);
     mrimg_close(img);
 
     /* the other byte order reads the same */
     p = make_variant("swapped", swap5, 0);
-    img = mrimg_open(p, NULL, &e);
+    img = t_open(p, NULL, &e);
     assert_non_null(img);
     const mrimg_container_info *c = mrimg_container(img);
     assert_true(c->foreign_endian);
@@ -441,7 +441,7 @@ static void test_hostile_headers(void **state)
 
     /* header says gzip, payload is plain: caught when the payload is read */
     p = make_variant("fmtlie", fmt_gzip, 0);
-    img = mrimg_open(p, NULL, &e);
+    img = t_open(p, NULL, &e);
     assert_non_null(img);
     assert_int_equal(mrimg_scan(img, 0, NULL, NULL, &e), MRIMG_ERR_FORMAT);
     assert_non_null(strstr(e.message, "gzip"));
@@ -449,7 +449,7 @@ static void test_hostile_headers(void **state)
 
     /* a truncated stream (cut in the middle of a page) is an error, fast */
     p = make_variant("cut", NULL, 92 + 67978 + 500000);
-    img = mrimg_open(p, NULL, &e);
+    img = t_open(p, NULL, &e);
     assert_non_null(img);
     assert_int_equal(mrimg_scan(img, 0, NULL, NULL, &e), MRIMG_ERR_TRUNCATED);
     mrimg_close(img);
@@ -460,7 +460,7 @@ static void test_offset_hint(void **state)
 {
     (void)state;
     mrimg_error e;
-    assert_null(mrimg_open(fixture_path("qemu/plain-offset.mig"), NULL, &e));
+    assert_null(t_open(fixture_path("qemu/plain-offset.mig"), NULL, &e));
     assert_int_equal(e.code, MRIMG_ERR_FORMAT);
     assert_non_null(strstr(e.message, "0x12345"));
 }

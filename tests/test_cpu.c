@@ -28,7 +28,7 @@ static void load(fx *f)
     f->file = read_file(path, &f->len);
     assert_non_null(f->file);
     mrimg_error e;
-    mrimg_image *img = mrimg_open(path, NULL, &e);
+    mrimg_image *img = t_open(path, NULL, &e);
     assert_non_null(img);
     assert_int_equal(mrimg_scan(img, 0, NULL, NULL, &e), 0);
     const mrimg_stream_info *si = mrimg_stream(img);
@@ -83,7 +83,7 @@ static void test_reset_state(void **state)
 {
     (void)state;
     mrimg_error e;
-    mrimg_image *img = mrimg_open(fixture_path("qemu/plain.mig"), NULL, &e);
+    mrimg_image *img = t_open(fixture_path("qemu/plain.mig"), NULL, &e);
     assert_non_null(img);
     mrimg_cpus *cpus;
     assert_int_equal(mrimg_cpus_read(img, &cpus, &e), 0);
@@ -116,7 +116,7 @@ static void test_notes_reset(void **state)
 {
     (void)state;
     mrimg_error e;
-    mrimg_image *img = mrimg_open(fixture_path("qemu/plain.mig"), NULL, &e);
+    mrimg_image *img = t_open(fixture_path("qemu/plain.mig"), NULL, &e);
     assert_non_null(img);
     uint8_t *b;
     size_t n;

@@ -185,7 +185,7 @@ static void test_strip_mutations(void **state)
 {
     (void)state;
     mrimg_error e;
-    mrimg_image *img = mrimg_open(fixture_path("libvirt/raw.sav"), NULL, &e);
+    mrimg_image *img = t_open(fixture_path("libvirt/raw.sav"), NULL, &e);
     assert_non_null(img);
     const mrimg_container_info *ci = mrimg_container(img);
     size_t n = ci->xml_len;
@@ -274,10 +274,10 @@ static void test_extents_mapped(void **state)
     static runs r;
     memset(&r, 0, sizeof(r));
     mrimg_error e;
-    mrimg_open_opts o = {.stream_offset = 0x12345};
-    mrimg_image *img = mrimg_open(fixture_path("qemu/mapped-offset.mig"), &o, &e);
+    t_open_opts o = {.stream_offset = 0x12345};
+    mrimg_image *img = t_open(fixture_path("qemu/mapped-offset.mig"), &o, &e);
     assert_non_null(img);
-    mrimg_extent_totals t;
+    mrimg_extent_totals t = {.size = sizeof(t)};
     /* without an explicit scan: mrimg_extents scans */
     assert_int_equal(mrimg_extents(img, collect, &r, &t, NULL, NULL, &e), 0);
     const mrimg_container_info *ci = mrimg_container(img);
@@ -347,7 +347,7 @@ static void test_extents_libvirt(void **state)
     for (size_t f = 0; f < 3; f++) {
         memset(&r, 0, sizeof(r));
         mrimg_error e;
-        mrimg_image *img = mrimg_open(fixture_path(files[f]), NULL, &e);
+        mrimg_image *img = t_open(fixture_path(files[f]), NULL, &e);
         assert_non_null(img);
         assert_int_equal(mrimg_scan(img, 0, NULL, NULL, &e), 0);
         assert_int_equal(mrimg_extents(img, collect, &r, NULL, NULL, NULL, &e), 0);
@@ -388,7 +388,7 @@ static void test_stream_map(void **state)
     for (size_t f = 0; f < 3; f++) {
         memset(&r, 0, sizeof(r));
         mrimg_error e;
-        mrimg_image *img = mrimg_open(fixture_path(files[f]), NULL, &e);
+        mrimg_image *img = t_open(fixture_path(files[f]), NULL, &e);
         assert_non_null(img);
         assert_int_equal(mrimg_scan(img, 0, NULL, NULL, &e), 0);
         const mrimg_stream_info *si = mrimg_stream(img);
@@ -427,7 +427,7 @@ static void test_content(void **state)
                                         "qemu/mapped-nozerodetect.mig", "qemu/plain.mig"};
     for (size_t f = 0; f < 3; f++) {
         mrimg_error e;
-        mrimg_image *img = mrimg_open(fixture_path(files[f]), NULL, &e);
+        mrimg_image *img = t_open(fixture_path(files[f]), NULL, &e);
         assert_non_null(img);
         assert_int_equal(mrimg_content_scan(img, NULL, NULL, &e), 0);
         uint64_t data = 0, zf = 0;
@@ -456,7 +456,7 @@ static void test_failed_scan_keeps(void **state)
     assert_non_null(b);
     {
         mrimg_error e0;
-        mrimg_image *i0 = mrimg_open(fixture_path("qemu/mapped.mig"), NULL, &e0);
+        mrimg_image *i0 = t_open(fixture_path("qemu/mapped.mig"), NULL, &e0);
         assert_non_null(i0);
         assert_int_equal(mrimg_scan(i0, 0, NULL, NULL, &e0), 0);
         const mrimg_stream_info *s0 = mrimg_stream(i0);
@@ -474,7 +474,7 @@ static void test_failed_scan_keeps(void **state)
     close(fd);
     free(b);
     mrimg_error e;
-    mrimg_image *img = mrimg_open(path, NULL, &e);
+    mrimg_image *img = t_open(path, NULL, &e);
     assert_non_null(img);
     assert_int_equal(mrimg_scan(img, 0, NULL, NULL, &e), MRIMG_ERR_TRUNCATED);
     assert_int_equal(mrimg_block_count(img), 6);
@@ -505,7 +505,7 @@ static void test_failed_scan_keeps(void **state)
     assert_int_equal(write(fd, b, 600000), 600000);
     close(fd);
     free(b);
-    img = mrimg_open(path, NULL, &e);
+    img = t_open(path, NULL, &e);
     assert_non_null(img);
     memset(&r, 0, sizeof(r));
     assert_int_equal(mrimg_stream_map(img, collect, &r, NULL, NULL, &e), MRIMG_ERR_TRUNCATED);

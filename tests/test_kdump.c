@@ -24,15 +24,15 @@ static uint64_t le64(const uint8_t *p) { return le32(p) | (uint64_t)le32(p + 4) 
 static void convert(const char *in, const char *out, int kind)
 {
     mrimg_error e;
-    mrimg_image *img = mrimg_open(fixture_path(in), NULL, &e);
+    mrimg_image *img = t_open(fixture_path(in), NULL, &e);
     if (!img)
         fail_msg("%s: %s", in, e.message);
-    mrimg_convert_opts o;
-    mrimg_convert_opts_init(&o);
+    t_convert_opts o;
+    t_convert_opts_init(&o);
     o.force = 1;
     o.out = kind;
     mrimg_convert_stats st;
-    if (mrimg_convert(img, out, &o, &st, &e) != 0)
+    if (t_convert(img, out, &o, &st, &e) != 0)
         fail_msg("%s -> %d: %s", in, kind, e.message);
     mrimg_close(img);
 }
@@ -41,7 +41,7 @@ static void convert(const char *in, const char *out, int kind)
 static void check(const char *in, const char *path, const char *phys, uint32_t flag)
 {
     mrimg_error e;
-    mrimg_image *img = mrimg_open(fixture_path(in), NULL, &e);
+    mrimg_image *img = t_open(fixture_path(in), NULL, &e);
     assert_non_null(img);
     mrimg_memmap *m = NULL;
     if (mrimg_memory_map(img, &m, &e) != 0)
@@ -187,13 +187,13 @@ static void test_deterministic(void **state)
     const char *outs[] = {a, b};
     for (unsigned t = 0; t < 2; t++) {
         mrimg_error e;
-        mrimg_image *img = mrimg_open(fixture_path("libvirt/zstd.sav"), NULL, &e);
+        mrimg_image *img = t_open(fixture_path("libvirt/zstd.sav"), NULL, &e);
         assert_non_null(img);
-        mrimg_convert_opts o;
-        mrimg_convert_opts_init(&o);
+        t_convert_opts o;
+        t_convert_opts_init(&o);
         o.out = MRIMG_OUT_KDUMP_ZLIB;
         o.threads = threads[t];
-        if (mrimg_convert(img, outs[t], &o, NULL, &e) != 0)
+        if (t_convert(img, outs[t], &o, NULL, &e) != 0)
             fail_msg("%s", e.message);
         mrimg_close(img);
     }
@@ -230,10 +230,10 @@ static int on_progress(void *ctx, uint64_t done, uint64_t total)
 static void phases_of(const char *in, const char *out, int kind, phases *p, uint64_t *payload)
 {
     mrimg_error e;
-    mrimg_image *img = mrimg_open(fixture_path(in), NULL, &e);
+    mrimg_image *img = t_open(fixture_path(in), NULL, &e);
     assert_non_null(img);
-    mrimg_convert_opts o;
-    mrimg_convert_opts_init(&o);
+    t_convert_opts o;
+    t_convert_opts_init(&o);
     o.force = 1;
     o.out = kind;
     memset(p, 0, sizeof(*p));
@@ -241,7 +241,7 @@ static void phases_of(const char *in, const char *out, int kind, phases *p, uint
     o.progress_phase = on_phase;
     o.progress_ctx = p;
     mrimg_convert_stats st;
-    if (mrimg_convert(img, out, &o, &st, &e) != 0)
+    if (t_convert(img, out, &o, &st, &e) != 0)
         fail_msg("%s -> %d: %s", in, kind, e.message);
     const mrimg_container_info *ci = mrimg_container(img);
     if (payload)
@@ -302,7 +302,7 @@ static void test_refused_on_the_pass(void **state)
     assert_non_null(b);
     /* a byte in the middle of the compressed payload */
     mrimg_error e;
-    mrimg_image *img = mrimg_open(fixture_path("libvirt/zstd.sav"), NULL, &e);
+    mrimg_image *img = t_open(fixture_path("libvirt/zstd.sav"), NULL, &e);
     assert_non_null(img);
     uint64_t po = mrimg_container(img)->payload_offset;
     mrimg_close(img);
@@ -313,7 +313,7 @@ static void test_refused_on_the_pass(void **state)
     fclose(f);
     free(b);
     /* what the judgement says on its own */
-    img = mrimg_open(bad, NULL, &e);
+    img = t_open(bad, NULL, &e);
     assert_non_null(img);
     const mrimg_verify_result *jr = NULL;
     assert_int_equal(mrimg_check(img, MRIMG_CHECK_QUICK, NULL, NULL, &jr, &e), 0);
@@ -334,14 +334,14 @@ static void test_refused_on_the_pass(void **state)
         assert_non_null(f);
         fputs("keep", f);
         fclose(f);
-        img = mrimg_open(bad, NULL, &e);
+        img = t_open(bad, NULL, &e);
         assert_non_null(img);
-        mrimg_convert_opts o;
-        mrimg_convert_opts_init(&o);
+        t_convert_opts o;
+        t_convert_opts_init(&o);
         o.force = 1;
         o.out = kinds[k];
         mrimg_error ce;
-        int rc = mrimg_convert(img, out, &o, NULL, &ce);
+        int rc = t_convert(img, out, &o, NULL, &ce);
         if (rc == 0 || !strstr(ce.message, want))
             fail_msg("-> %d: rc %d, \"%s\", expected \"%s...\"", kinds[k], rc, ce.message,
                      want);

@@ -52,7 +52,7 @@ static void put_be64(const char *path, uint64_t off, uint64_t v)
 static mrimg_image *open_img(const char *path)
 {
     mrimg_error e;
-    mrimg_image *img = mrimg_open(path, NULL, &e);
+    mrimg_image *img = t_open(path, NULL, &e);
     if (!img)
         fprintf(stderr, "open %s: %s\n", path, e.message);
     assert_non_null(img);
@@ -63,7 +63,7 @@ static mrimg_verify_result *verify(const char *path)
 {
     mrimg_verify_result *r = NULL;
     mrimg_error e;
-    assert_int_equal(mrimg_verify(path, NULL, &r, &e), 0);
+    assert_int_equal(t_verify(path, NULL, &r, &e), 0);
     assert_non_null(r);
     return r;
 }

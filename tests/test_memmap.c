@@ -416,7 +416,7 @@ static void test_layout_refusals(void **state)
 static void check_fixture_map(const char *rel)
 {
     mrimg_error e;
-    mrimg_image *img = mrimg_open(fixture_path(rel), NULL, &e);
+    mrimg_image *img = t_open(fixture_path(rel), NULL, &e);
     if (!img)
         fail_msg("%s: %s", rel, e.message);
     mrimg_memmap *m = NULL;
@@ -478,17 +478,17 @@ static void test_fixture_outputs(void **state)
     const char *ins[] = {"qemu/plain.mig", "qemu/mapped.mig"};
     for (unsigned k = 0; k < 2; k++) {
         mrimg_error e;
-        mrimg_image *img = mrimg_open(fixture_path(ins[k]), NULL, &e);
+        mrimg_image *img = t_open(fixture_path(ins[k]), NULL, &e);
         assert_non_null(img);
-        mrimg_convert_opts o;
-        mrimg_convert_opts_init(&o);
+        t_convert_opts o;
+        t_convert_opts_init(&o);
         o.force = 1;
         o.out = MRIMG_OUT_PHYS;
         mrimg_convert_stats st;
-        if (mrimg_convert(img, phys, &o, &st, &e) != 0)
+        if (t_convert(img, phys, &o, &st, &e) != 0)
             fail_msg("%s -> phys: %s", ins[k], e.message);
         o.out = MRIMG_OUT_ELF;
-        if (mrimg_convert(img, elf, &o, &st, &e) != 0)
+        if (t_convert(img, elf, &o, &st, &e) != 0)
             fail_msg("%s -> elf: %s", ins[k], e.message);
         mrimg_close(img);
 
@@ -568,12 +568,12 @@ static void test_unsupported_machine(void **state)
     int kinds[] = {MRIMG_OUT_ELF, MRIMG_OUT_PHYS, MRIMG_OUT_KDUMP_ZLIB, MRIMG_OUT_KDUMP_LZO};
     for (unsigned k = 0; k < 4; k++) {
         mrimg_error e;
-        mrimg_image *img = mrimg_open(in, NULL, &e);
+        mrimg_image *img = t_open(in, NULL, &e);
         assert_non_null(img);
-        mrimg_convert_opts o;
-        mrimg_convert_opts_init(&o);
+        t_convert_opts o;
+        t_convert_opts_init(&o);
         o.out = kinds[k];
-        assert_int_equal(mrimg_convert(img, out, &o, NULL, &e), MRIMG_ERR_UNSUPPORTED);
+        assert_int_equal(t_convert(img, out, &o, NULL, &e), MRIMG_ERR_UNSUPPORTED);
         assert_non_null(strstr(e.message, "zz-i440fx-10.0"));
         assert_int_equal(access(out, F_OK), -1);
         mrimg_memmap *mm = NULL;
@@ -615,16 +615,16 @@ static void test_progress(void **state)
     for (unsigned i = 0; i < 3; i++)
         for (unsigned k = 0; k < 4; k++) {
             mrimg_error e;
-            mrimg_image *img = mrimg_open(fixture_path(ins[i]), NULL, &e);
+            mrimg_image *img = t_open(fixture_path(ins[i]), NULL, &e);
             assert_non_null(img);
             prog p = {0};
-            mrimg_convert_opts o;
-            mrimg_convert_opts_init(&o);
+            t_convert_opts o;
+            t_convert_opts_init(&o);
             o.out = kinds[k];
             o.force = 1;
             o.progress = on_progress;
             o.progress_ctx = &p;
-            if (mrimg_convert(img, out, &o, NULL, &e) != 0)
+            if (t_convert(img, out, &o, NULL, &e) != 0)
                 fail_msg("%s: %s", ins[i], e.message);
             mrimg_close(img);
             if (!p.calls || p.back || p.changed || p.last != p.total)

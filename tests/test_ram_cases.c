@@ -12,7 +12,7 @@
 static mrimg_image *open_scanned(const char *rel)
 {
     mrimg_error err;
-    mrimg_image *img = mrimg_open(fixture_path(rel), NULL, &err);
+    mrimg_image *img = t_open(fixture_path(rel), NULL, &err);
     if (!img)
         fail_msg("%s: %s", rel, err.message);
     if (mrimg_scan(img, 0, NULL, NULL, &err) != 0)

@@ -139,7 +139,7 @@ static void expect_fail(const st *s, mrimg_code code, const char *want, uint64_t
     assert_int_equal(fwrite(s->b, 1, s->n, f), s->n);
     fclose(f);
     mrimg_error err;
-    mrimg_image *img = mrimg_open(path, NULL, &err);
+    mrimg_image *img = t_open(path, NULL, &err);
     int rc = img ? mrimg_scan(img, 0, NULL, NULL, &err) : err.code;
     mrimg_close(img);
     if (rc != (int)code || !strstr(err.message, want))

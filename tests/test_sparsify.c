@@ -63,7 +63,7 @@ static void test_regain_allocation(void **state)
         const char *dense = tpath("dense.mig");
         copy_dense(fixture_path(rel), dense);
         assert_true(allocated(dense) >= facts[f].size / 2);
-        mrimg_sparsify_stats st;
+        mrimg_sparsify_stats st = {.size = sizeof(st)};
         mrimg_error e;
         if (mrimg_sparsify(dense, facts[f].offset, NULL, NULL, &st, &e) != 0)
             fail_msg("%s: %s", rel, e.message);
@@ -99,7 +99,7 @@ static void test_libvirt_sparse(void **state)
     (void)state;
     const char *dense = tpath("dense.sav");
     copy_dense(fixture_path("libvirt/sparse.sav"), dense);
-    mrimg_sparsify_stats st;
+    mrimg_sparsify_stats st = {.size = sizeof(st)};
     mrimg_error e;
     assert_int_equal(mrimg_sparsify(dense, 0, NULL, NULL, &st, &e), 0);
     assert_true(st.allocated_after < st.allocated_before / 20);
@@ -143,7 +143,7 @@ static void test_sigkill(void **state)
         assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
         test_assert_same_file(dense, fixture_path("qemu/mapped-nozerodetect.mig"));
         mrimg_error e;
-        mrimg_image *img = mrimg_open(dense, NULL, &e);
+        mrimg_image *img = t_open(dense, NULL, &e);
         assert_non_null(img);
         assert_int_equal(mrimg_scan(img, 0, NULL, NULL, &e), 0);
         mrimg_close(img);
@@ -159,7 +159,7 @@ static void test_refusals(void **state)
     char *mnt = test_tmpdir("mnt");
     char f[4200];
     snprintf(f, sizeof(f), "%s/img.mig", mnt);
-    mrimg_sparsify_stats st;
+    mrimg_sparsify_stats st = {.size = sizeof(st)};
     mrimg_error e;
 
     assert_int_equal(mount("mrimg-test", mnt, "ramfs", 0, NULL), 0);
@@ -186,31 +186,31 @@ static void test_refusals(void **state)
 static void test_preallocate(void **state)
 {
     (void)state;
-    mrimg_convert_opts o;
-    mrimg_convert_opts_init(&o);
-    o.out = MRIMG_FORMAT_SPARSE;
+    t_convert_opts o;
+    t_convert_opts_init(&o);
+    o.out = MRIMG_OUT_SPARSE;
     o.force = 1;
     o.preallocate = 1;
     mrimg_error e;
     mrimg_convert_stats st, st2;
-    mrimg_image *img = mrimg_open(fixture_path("libvirt/raw.sav"), NULL, &e);
+    mrimg_image *img = t_open(fixture_path("libvirt/raw.sav"), NULL, &e);
     assert_non_null(img);
-    assert_int_equal(mrimg_convert(img, tpath("pre.sav"), &o, &st, &e), 0);
+    assert_int_equal(t_convert(img, tpath("pre.sav"), &o, &st, &e), 0);
     assert_true(st.preallocated >= st.pages_data * 4096);
     o.preallocate = 0;
-    assert_int_equal(mrimg_convert(img, tpath("nopre.sav"), &o, &st2, &e), 0);
+    assert_int_equal(t_convert(img, tpath("nopre.sav"), &o, &st2, &e), 0);
     test_assert_same_file(tpath("pre.sav"), tpath("nopre.sav"));
     /* reserved slots of pages that turned out zero were given back */
     assert_true(allocated(tpath("pre.sav")) <= allocated(tpath("nopre.sav")) + 65536);
 
     /* compressed inputs cannot tell which pages hold data up front */
-    mrimg_image *gz = mrimg_open(fixture_path("libvirt/gzip.sav"), NULL, &e);
+    mrimg_image *gz = t_open(fixture_path("libvirt/gzip.sav"), NULL, &e);
     o.preallocate = 1;
-    assert_int_equal(mrimg_convert(gz, tpath("x.sav"), &o, NULL, &e), MRIMG_ERR_UNSUPPORTED);
+    assert_int_equal(t_convert(gz, tpath("x.sav"), &o, NULL, &e), MRIMG_ERR_UNSUPPORTED);
     mrimg_close(gz);
-    o.out = MRIMG_FORMAT_ZSTD;
-    assert_int_equal(mrimg_convert(img, tpath("x.sav"), &o, NULL, &e), MRIMG_ERR_INVAL);
-    o.out = MRIMG_FORMAT_SPARSE;
+    o.out = MRIMG_OUT_ZSTD;
+    assert_int_equal(t_convert(img, tpath("x.sav"), &o, NULL, &e), MRIMG_ERR_INVAL);
+    o.out = MRIMG_OUT_SPARSE;
 
     if (geteuid() == 0) {
         /* 2 MiB of room: the 2.7 MiB of data does not fit; found at once */
@@ -218,7 +218,7 @@ static void test_preallocate(void **state)
         char f[4200];
         snprintf(f, sizeof(f), "%s/out.sav", mnt);
         assert_int_equal(mount("mrimg-test", mnt, "tmpfs", 0, "size=2m"), 0);
-        assert_int_equal(mrimg_convert(img, f, &o, &st, &e), MRIMG_ERR_NOSPC);
+        assert_int_equal(t_convert(img, f, &o, &st, &e), MRIMG_ERR_NOSPC);
         assert_int_not_equal(access(f, F_OK), 0);
         struct stat sb;
         assert_int_equal(stat(mnt, &sb), 0);

@@ -93,11 +93,11 @@ static void append(const char *path, const void *b, size_t n) { poke(path, fsize
 
 static mrimg_verify_result *verify_off(const char *path, uint64_t offset)
 {
-    mrimg_verify_opts o = {0};
+    t_verify_opts o = {0};
     o.stream_offset = offset;
     mrimg_verify_result *r = NULL;
     mrimg_error err;
-    int rc = mrimg_verify(path, &o, &r, &err);
+    int rc = t_verify(path, &o, &r, &err);
     if (rc != 0)
         fprintf(stderr, "verify %s: %s\n", path, err.message);
     assert_int_equal(rc, 0);
@@ -161,7 +161,7 @@ static void expect_warning_only(const char *path, const char *check, const char 
 static mrimg_image *scan(const char *path)
 {
     mrimg_error err;
-    mrimg_image *img = mrimg_open(path, NULL, &err);
+    mrimg_image *img = t_open(path, NULL, &err);
     assert_non_null(img);
     assert_int_equal(mrimg_scan(img, 0, NULL, NULL, &err), 0);
     return img;
@@ -373,10 +373,10 @@ static void test_fixtures_sound(void **state)
 
 static mrimg_image *open_off(const char *rel, uint64_t off)
 {
-    mrimg_open_opts o = {0};
+    t_open_opts o = {0};
     o.stream_offset = off;
     mrimg_error err;
-    mrimg_image *img = mrimg_open(fixture_path(rel), &o, &err);
+    mrimg_image *img = t_open(fixture_path(rel), &o, &err);
     assert_non_null(img);
     return img;
 }
@@ -478,7 +478,7 @@ static void test_compare_pairs(void **state)
 static void digest_of(const char *path, uint8_t out[32])
 {
     mrimg_error err;
-    mrimg_image *img = mrimg_open(path, NULL, &err);
+    mrimg_image *img = t_open(path, NULL, &err);
     assert_non_null(img);
     mrimg_digest *d = NULL;
     assert_int_equal(mrimg_digest_compute(img, &d, NULL, NULL, &err), 0);
@@ -497,10 +497,10 @@ static void test_conversions(void **state)
         const char *name;
         int out;
     } outs[] = {
-        {"raw", MRIMG_FORMAT_RAW},     {"gzip", MRIMG_FORMAT_GZIP},
-        {"bzip2", MRIMG_FORMAT_BZIP2}, {"xz", MRIMG_FORMAT_XZ},
-        {"lzop", MRIMG_FORMAT_LZOP},   {"zstd", MRIMG_FORMAT_ZSTD},
-        {"sparse", MRIMG_FORMAT_SPARSE}, {"qemu", MRIMG_OUT_QEMU},
+        {"raw", MRIMG_OUT_RAW},     {"gzip", MRIMG_OUT_GZIP},
+        {"bzip2", MRIMG_OUT_BZIP2}, {"xz", MRIMG_OUT_XZ},
+        {"lzop", MRIMG_OUT_LZOP},   {"zstd", MRIMG_OUT_ZSTD},
+        {"sparse", MRIMG_OUT_SPARSE}, {"qemu", MRIMG_OUT_QEMU},
         {"qemu-mapped", MRIMG_OUT_QEMU_MAPPED},
     };
     const char *src = fixture_path("libvirt/raw.sav");
@@ -510,13 +510,13 @@ static void test_conversions(void **state)
     for (size_t i = 0; i < MRIMG_ARRAY_SIZE(outs); i++) {
         char out[4096];
         snprintf(out, sizeof(out), "%s/conv.%s", g_dir, outs[i].name);
-        mrimg_image *in = mrimg_open(src, NULL, &err);
+        mrimg_image *in = t_open(src, NULL, &err);
         assert_non_null(in);
-        mrimg_convert_opts o;
-        mrimg_convert_opts_init(&o);
+        t_convert_opts o;
+        t_convert_opts_init(&o);
         o.out = outs[i].out;
         o.force = 1;
-        int rc = mrimg_convert(in, out, &o, NULL, &err);
+        int rc = t_convert(in, out, &o, NULL, &err);
         if (rc)
             fprintf(stderr, "convert to %s: %s\n", outs[i].name, err.message);
         assert_int_equal(rc, 0);
@@ -532,7 +532,7 @@ static void test_conversions(void **state)
         digest_of(out, d);
         assert_memory_equal(d, ref, 32);
 
-        mrimg_image *a = mrimg_open(src, NULL, &err), *b = mrimg_open(out, NULL, &err);
+        mrimg_image *a = t_open(src, NULL, &err), *b = t_open(out, NULL, &err);
         assert_non_null(a);
         assert_non_null(b);
         mrimg_compare_result *c = compare_files(a, b);
@@ -1230,7 +1230,7 @@ static void test_no_crash_sweep(void **state)
             flip(p, off);
             mrimg_verify_result *res = NULL;
             mrimg_error err;
-            int rc = mrimg_verify(p, NULL, &res, &err);
+            int rc = t_verify(p, NULL, &res, &err);
             assert_int_equal(rc, 0);
             assert_non_null(res);
             mrimg_verify_free(res);
@@ -1244,17 +1244,17 @@ static void test_problem_cap(void **state)
     const char *p = copy_fixture("libvirt/raw.sav");
     put_le32(p, 60, 1);
     put_le32(p, 24, 5);
-    mrimg_verify_opts o = {0};
+    t_verify_opts o = {0};
     o.max_problems = 1;
     mrimg_verify_result *r = NULL;
     mrimg_error err;
-    assert_int_equal(mrimg_verify(p, &o, &r, &err), 0);
+    assert_int_equal(t_verify(p, &o, &r, &err), 0);
     assert_int_equal(r->nproblems, 1);
     assert_int_equal(r->warnings, 2);
     assert_int_equal(r->dropped, 1);
     mrimg_verify_free(r);
     /* not a file */
-    assert_int_equal(mrimg_verify("/nonexistent/x", NULL, &r, &err), MRIMG_ERR_IO);
+    assert_int_equal(t_verify("/nonexistent/x", NULL, &r, &err), MRIMG_ERR_IO);
     assert_null(r);
 }
 
@@ -1282,14 +1282,14 @@ static void test_judgement(void **state)
     (void)state;
     mrimg_error err;
     const mrimg_verify_result *r, *r2;
-    mrimg_convert_opts co;
+    t_convert_opts co;
     const char *out = scratch("judged.out");
 
     /* malformed domain XML: open works, the judgement has the error, the
      * conversion is refused naming it, and no output appears */
     const char *p = copy_fixture("libvirt/raw.sav");
     poke(p, find_bytes(p, "</name>", 7) + 3, "A", 1);
-    mrimg_image *img = mrimg_open(p, NULL, &err);
+    mrimg_image *img = t_open(p, NULL, &err);
     assert_non_null(img);
     assert_int_equal(mrimg_check(img, MRIMG_CHECK_QUICK, NULL, NULL, &r, &err), 0);
     assert_true(r->errors > 0);
@@ -1297,9 +1297,9 @@ static void test_judgement(void **state)
     assert_false(r->data_checked);
     assert_int_equal(mrimg_check(img, MRIMG_CHECK_QUICK, NULL, NULL, &r2, &err), 0);
     assert_ptr_equal(r, r2); /* cached */
-    mrimg_convert_opts_init(&co);
+    t_convert_opts_init(&co);
     unlink(out);
-    assert_int_equal(mrimg_convert(img, out, &co, NULL, &err), MRIMG_ERR_FORMAT);
+    assert_int_equal(t_convert(img, out, &co, NULL, &err), MRIMG_ERR_FORMAT);
     assert_non_null(strstr(err.message, "container.xml"));
     assert_non_null(strstr(err.message, "does not match"));
     assert_int_equal(err.offset_kind, MRIMG_OFF_FILE);
@@ -1326,14 +1326,14 @@ static void test_judgement(void **state)
     p = copy_fixture("qemu/plain.mig");
     uint64_t v = find_bytes(p, "\x03ram\0\0\0\0\0\0\0\x04", 12) + 8;
     put_be32(p, v, 5);
-    img = mrimg_open(p, NULL, &err);
+    img = t_open(p, NULL, &err);
     assert_non_null(img);
     assert_int_equal(mrimg_scan(img, 0, NULL, NULL, &err), MRIMG_ERR_FORMAT);
     assert_non_null(strstr(err.message, "RAM section version 5"));
-    mrimg_convert_opts_init(&co);
+    t_convert_opts_init(&co);
     co.out = MRIMG_OUT_QEMU;
     unlink(out);
-    assert_int_equal(mrimg_convert(img, out, &co, NULL, &err), MRIMG_ERR_FORMAT);
+    assert_int_equal(t_convert(img, out, &co, NULL, &err), MRIMG_ERR_FORMAT);
     assert_non_null(strstr(err.message, "stream.section"));
     assert_int_not_equal(access(out, F_OK), 0);
     mrimg_close(img);
@@ -1343,7 +1343,7 @@ static void test_judgement(void **state)
     p = copy_fixture("qemu/plain.mig");
     uint64_t size = fsize(p);
     append(p, "garbage!", 8);
-    img = mrimg_open(p, NULL, &err);
+    img = t_open(p, NULL, &err);
     assert_non_null(img);
     assert_int_equal(mrimg_scan(img, 0, NULL, NULL, &err), 0);
     assert_int_equal(mrimg_stream(img)->trailing_bytes, 8);
@@ -1356,10 +1356,10 @@ static void test_judgement(void **state)
     assert_int_equal(r->stream_trailing, 8);
     static const int outs[] = {MRIMG_OUT_QEMU, MRIMG_OUT_QEMU_MAPPED};
     for (unsigned k = 0; k < 2; k++) {
-        mrimg_convert_opts_init(&co);
+        t_convert_opts_init(&co);
         co.out = outs[k];
         unlink(out);
-        assert_int_equal(mrimg_convert(img, out, &co, NULL, &err), 0);
+        assert_int_equal(t_convert(img, out, &co, NULL, &err), 0);
         mrimg_verify_result *vr = verify(out);
         if (vr->errors || vr->warnings) {
             dump("converted from a stream with trailing bytes", vr);
@@ -1375,19 +1375,19 @@ static void test_judgement(void **state)
      * that problem (and only that one) through */
     p = copy_fixture("libvirt/raw.sav");
     poke(p, 0, "LibvirtQemudPart", 16);
-    img = mrimg_open(p, NULL, &err);
+    img = t_open(p, NULL, &err);
     assert_non_null(img);
-    mrimg_convert_opts_init(&co);
+    t_convert_opts_init(&co);
     unlink(out);
-    assert_int_equal(mrimg_convert(img, out, &co, NULL, &err), MRIMG_ERR_INCOMPLETE);
+    assert_int_equal(t_convert(img, out, &co, NULL, &err), MRIMG_ERR_INCOMPLETE);
     co.allow_incomplete = 1;
-    assert_int_equal(mrimg_convert(img, out, &co, NULL, &err), 0);
+    assert_int_equal(t_convert(img, out, &co, NULL, &err), 0);
     mrimg_close(img);
     poke(p, find_bytes(p, "</name>", 7) + 3, "A", 1);
-    img = mrimg_open(p, NULL, &err);
+    img = t_open(p, NULL, &err);
     assert_non_null(img);
     unlink(out);
-    assert_int_equal(mrimg_convert(img, out, &co, NULL, &err), MRIMG_ERR_FORMAT);
+    assert_int_equal(t_convert(img, out, &co, NULL, &err), MRIMG_ERR_FORMAT);
     assert_non_null(strstr(err.message, "container.xml"));
     mrimg_close(img);
     unlink(out);

@@ -62,7 +62,7 @@ static mrimg_verify_result *verify(const char *path)
 {
     mrimg_verify_result *r = NULL;
     mrimg_error err;
-    int rc = mrimg_verify(path, NULL, &r, &err);
+    int rc = t_verify(path, NULL, &r, &err);
     if (rc != 0)
         fail_msg("verify %s: %s", path, err.message);
     assert_non_null(r);
@@ -124,7 +124,7 @@ static void test_xml_root_and_name(void **state)
 static const char *with_vmdesc(const char *json)
 {
     mrimg_error err;
-    mrimg_image *img = mrimg_open(fixture_path("qemu/plain.mig"), NULL, &err);
+    mrimg_image *img = t_open(fixture_path("qemu/plain.mig"), NULL, &err);
     assert_non_null(img);
     assert_int_equal(mrimg_scan(img, 0, NULL, NULL, &err), 0);
     uint64_t eof = mrimg_stream(img)->eof_offset;
@@ -209,12 +209,12 @@ static void test_cannot_run(void **state)
     (void)state;
     mrimg_verify_result *r = (mrimg_verify_result *)1;
     mrimg_error err;
-    assert_int_equal(mrimg_verify(NULL, NULL, &r, &err), MRIMG_ERR_INVAL);
+    assert_int_equal(t_verify(NULL, NULL, &r, &err), MRIMG_ERR_INVAL);
     assert_string_equal(err.message, "no path or result given");
     assert_null(r);
 
-    mrimg_verify_opts o = {.stream_offset = 1ull << 40};
-    assert_int_equal(mrimg_verify(fixture_path("qemu/plain.mig"), &o, &r, &err),
+    t_verify_opts o = {.stream_offset = 1ull << 40};
+    assert_int_equal(t_verify(fixture_path("qemu/plain.mig"), &o, &r, &err),
                      MRIMG_ERR_INVAL);
     if (!strstr(err.message, "stream offset 1099511627776 is beyond the end of the file (1260234 "
                              "bytes)"))
@@ -222,9 +222,9 @@ static void test_cannot_run(void **state)
     mrimg_verify_free(r);
 
     unsigned calls = 0;
-    mrimg_verify_opts c = {.progress = cancel_at_once, .progress_ctx = &calls};
+    t_verify_opts c = {.progress = cancel_at_once, .progress_ctx = &calls};
     r = NULL;
-    assert_int_equal(mrimg_verify(fixture_path("libvirt/raw.sav"), &c, &r, &err),
+    assert_int_equal(t_verify(fixture_path("libvirt/raw.sav"), &c, &r, &err),
                      MRIMG_ERR_INTERRUPTED);
     assert_string_equal(err.message, "interrupted");
     assert_true(calls >= 1);

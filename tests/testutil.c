@@ -340,3 +340,88 @@ void test_assert_same_file(const char *a, const char *b)
     free(x);
     free(y);
 }
+
+void t_convert_opts_init(t_convert_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    int64_t def;
+    assert_int_equal(mrimg_param_bounds(MRIMG_P_OUTPUT, NULL, NULL, &def), 0);
+    o->out = (mrimg_output)def;
+    assert_int_equal(mrimg_param_bounds(MRIMG_P_LEVEL, NULL, NULL, &def), 0);
+    o->level = (int)def;
+    assert_int_equal(mrimg_param_bounds(MRIMG_P_RUNNING, NULL, NULL, &def), 0);
+    o->running = (int)def;
+}
+
+int t_convert(mrimg_image *in, const char *out_path, const t_convert_opts *o,
+              mrimg_convert_stats *st, mrimg_error *err)
+{
+    mrimg_convert_opts *h = mrimg_convert_opts_create();
+    assert_non_null(h);
+    if (o) {
+        const struct {
+            mrimg_param p;
+            int64_t v;
+        } set[] = {
+            {MRIMG_P_OUTPUT, o->out},          {MRIMG_P_LEVEL, o->level},
+            {MRIMG_P_THREADS, o->threads},     {MRIMG_P_FORCE, o->force},
+            {MRIMG_P_COMPACT, o->compact},     {MRIMG_P_RUNNING, o->running},
+            {MRIMG_P_ALLOW_INCOMPLETE, o->allow_incomplete},
+            {MRIMG_P_PREALLOCATE, o->preallocate},
+        };
+        for (size_t i = 0; i < sizeof(set) / sizeof(set[0]); i++) {
+            int rc = mrimg_convert_opts_set(h, set[i].p, set[i].v, err);
+            if (rc < 0) {
+                mrimg_convert_opts_free(h);
+                return rc;
+            }
+        }
+        assert_int_equal(mrimg_convert_opts_set_xml(h, o->xml, err), 0);
+        assert_int_equal(mrimg_convert_opts_set_cookie(h, o->cookie, err), 0);
+        mrimg_convert_opts_set_progress(h, o->progress, o->progress_phase, o->progress_ctx);
+    }
+    if (st)
+        st->size = sizeof(*st);
+    int rc = mrimg_convert(in, out_path, h, st, err);
+    mrimg_convert_opts_free(h);
+    return rc;
+}
+
+int t_verify(const char *path, const t_verify_opts *o, mrimg_verify_result **res,
+             mrimg_error *err)
+{
+    mrimg_verify_opts *h = NULL;
+    if (o) {
+        h = mrimg_verify_opts_create();
+        assert_non_null(h);
+        int rc = mrimg_verify_opts_set(h, MRIMG_P_STREAM_OFFSET, (int64_t)o->stream_offset, err);
+        if (rc == 0)
+            rc = mrimg_verify_opts_set(h, MRIMG_P_THREADS, o->threads, err);
+        if (rc == 0)
+            rc = mrimg_verify_opts_set(h, MRIMG_P_MAX_PROBLEMS, o->max_problems, err);
+        if (rc == 0)
+            rc = mrimg_verify_opts_set(h, MRIMG_P_SKIP_DATA, o->skip_data, err);
+        if (rc < 0) {
+            mrimg_verify_opts_free(h);
+            return rc;
+        }
+        mrimg_verify_opts_set_progress(h, o->progress, o->progress_ctx);
+    }
+    int rc = mrimg_verify(path, h, res, err);
+    mrimg_verify_opts_free(h);
+    return rc;
+}
+
+mrimg_image *t_open(const char *path, const t_open_opts *o, mrimg_error *err)
+{
+    if (!o)
+        return mrimg_open(path, NULL, err);
+    mrimg_open_opts *h = mrimg_open_opts_create();
+    assert_non_null(h);
+    mrimg_image *img = NULL;
+    if (mrimg_open_opts_set(h, MRIMG_P_STREAM_OFFSET, (int64_t)o->stream_offset, err) == 0 &&
+        mrimg_open_opts_set(h, MRIMG_P_THREADS, o->threads, err) == 0)
+        img = mrimg_open(path, h, err);
+    mrimg_open_opts_free(h);
+    return img;
+}

@@ -31,6 +31,44 @@ mrimg_image *test_open(const char *path);
 /* The files a and b hold the same bytes (small files: read whole). */
 void test_assert_same_file(const char *a, const char *b);
 
+/* The options of an operation as plain fields, for tests that vary a few
+ * of them: t_convert / t_verify / t_open turn them into the library's
+ * option handle (every parameter through its setter, so that each
+ * conversion of the suite goes through the public handle API) and call
+ * mrimg_convert / mrimg_verify / mrimg_open.  t_convert sets st->size. */
+typedef struct t_convert_opts {
+    mrimg_output out;
+    int level;
+    unsigned threads;
+    int force, compact;
+    const char *xml;
+    int running, allow_incomplete, preallocate;
+    mrimg_progress_fn progress;
+    void *progress_ctx;
+    void (*progress_phase)(void *ctx, const char *phase);
+    const char *cookie;
+} t_convert_opts;
+void t_convert_opts_init(t_convert_opts *o); /* the library's defaults */
+int t_convert(mrimg_image *in, const char *out_path, const t_convert_opts *o,
+              mrimg_convert_stats *st, mrimg_error *err);
+
+typedef struct t_verify_opts {
+    uint64_t stream_offset;
+    unsigned threads, max_problems;
+    int skip_data;
+    mrimg_progress_fn progress;
+    void *progress_ctx;
+} t_verify_opts;
+int t_verify(const char *path, const t_verify_opts *o, mrimg_verify_result **res,
+             mrimg_error *err);
+
+typedef struct t_open_opts {
+    uint64_t stream_offset;
+    unsigned threads;
+} t_open_opts;
+/* o may be NULL */
+mrimg_image *t_open(const char *path, const t_open_opts *o, mrimg_error *err);
+
 /* facts.json (tests/facts.c parses it with a tiny JSON reader) */
 typedef struct fact_block { char name[256]; uint64_t used; } fact_block;
 typedef struct fact_file {

@@ -26,19 +26,9 @@ enum {
     OPT_COOKIE,
 };
 
-/* Lists written from the library's tables, never by hand: the libvirt
- * formats ("raw, gzip, ..., sparse"), and the codecs of those formats that
- * take a level ("gzip, bzip2, ... or zstd"; with `defaults`: "gzip 6, ...").
+/* The codecs of the libvirt formats that take a level, from the library's
+ * codec table ("gzip, bzip2, ... or zstd"; with `defaults`: "gzip 6, ...").
  * `last` joins the last two items. */
-static const char *format_list(char *b, size_t n)
-{
-    size_t k = 0;
-    b[0] = 0;
-    for (int f = 0; mrimg_format_name(f) && k < n; f++)
-        k += (size_t)snprintf(b + k, n - k, "%s%s", f ? ", " : "", mrimg_format_name(f));
-    return b;
-}
-
 static const char *level_list(char *b, size_t n, bool defaults, const char *last)
 {
     const mrimg_codec_desc *d;
@@ -57,26 +47,59 @@ static const char *level_list(char *b, size_t n, bool defaults, const char *last
     return b;
 }
 
+/* "  NAME" padded to the description column, then the summary folded at
+ * 79 columns: one line of --help per row of the library's output table */
+static void usage_output(const char *name, const char *summary)
+{
+    int col = printf("  %s", name);
+    if (col >= 24) {
+        putchar('\n');
+        col = 0;
+    }
+    printf("%*s", 24 - col, "");
+    col = 24;
+    const char *p = summary;
+    while (*p) {
+        size_t w = strcspn(p, " ");
+        if (col > 24 && col + 1 + (int)w > 79) {
+            printf("\n%24s", "");
+            col = 24;
+        } else if (col > 24) {
+            putchar(' ');
+            col++;
+        }
+        col += printf("%.*s", (int)w, p);
+        p += w;
+        p += strspn(p, " ");
+    }
+    putchar('\n');
+}
+
 static void usage(void)
 {
-    char formats[256], levels[256];
+    char levels[256];
     printf("Usage: %s [-O FORMAT] [OPTION]... INPUT OUTPUT\n"
            "  or:  %s --sparsify [OPTION]... FILE\n"
            "Convert a libvirt save image or QEMU migration stream to another format,\n"
            "or give a sparse image its holes back in place.\n"
            "\n"
-           "Formats (-O):\n"
-           "  %s\n"
-           "                        libvirt save image with that payload format\n"
-           "  qemu                  bare QEMU migration stream, plain layout\n"
-           "  qemu-mapped           bare QEMU migration stream, mapped-ram layout\n"
-           "  ram                   OUTPUT is a directory: one sparse raw file per RAM block\n"
-           "  elf                   ELF core of guest-physical memory (as QEMU's\n"
-           "                        dump-guest-memory writes), for crash, drgn, gdb\n"
-           "  phys                  flat sparse file: file offset = guest-physical address\n"
-           "  kdump-zlib, kdump-lzo compressed kdump of guest-physical memory (as QEMU's\n"
-           "                        dump-guest-memory kdump-raw-* writes), for crash\n"
-           "\n"
+           "Formats (-O):\n",
+           cli_prog, cli_prog);
+    /* the libvirt images on one line, then every other kind */
+    char names[256] = "";
+    size_t n = 0;
+    for (unsigned k = 0; mrimg_output_info(k); k++)
+        if (mrimg_output_info(k)->libvirt && n < sizeof(names))
+            n += (size_t)snprintf(names + n, sizeof(names) - n, "%s%s", n ? ", " : "",
+                                  mrimg_output_info(k)->name);
+    printf("  %s\n", names);
+    usage_output("", "libvirt save image with that payload format");
+    for (unsigned k = 0; mrimg_output_info(k); k++) {
+        const mrimg_output_desc *d = mrimg_output_info(k);
+        if (!d->libvirt)
+            usage_output(d->name, d->summary);
+    }
+    printf("\n"
            "Options:\n"
            "  -O, --format=FORMAT   output format (default: raw for libvirt inputs,\n"
            "                        qemu for bare streams)\n"
@@ -111,51 +134,50 @@ static void usage(void)
            "Exit status: 0 success, 1 the input cannot be converted, 2 usage error,\n"
            "3 a file cannot be opened, read or written (input, output, scratch file);\n"
            "128+N when killed by signal N.\n",
-           cli_prog, cli_prog, format_list(formats, sizeof(formats)),
            level_list(levels, sizeof(levels), true, ", "));
 }
 
-static int format_from_arg(const char *s)
-{
-    int f = mrimg_format_from_name(s);
-    if (f >= 0)
-        return f;
-    if (!strcmp(s, "qemu") || !strcmp(s, "plain"))
-        return MRIMG_OUT_QEMU;
-    if (!strcmp(s, "qemu-mapped") || !strcmp(s, "mapped"))
-        return MRIMG_OUT_QEMU_MAPPED;
-    if (!strcmp(s, "ram"))
-        return MRIMG_OUT_RAM;
-    if (!strcmp(s, "elf"))
-        return MRIMG_OUT_ELF;
-    if (!strcmp(s, "phys"))
-        return MRIMG_OUT_PHYS;
-    if (!strcmp(s, "kdump-zlib"))
-        return MRIMG_OUT_KDUMP_ZLIB;
-    if (!strcmp(s, "kdump-lzo"))
-        return MRIMG_OUT_KDUMP_LZO;
-    return -1;
-}
+/* The parsed command line, turned into the library's option handle by
+ * convert_opts() once every check of the tool has passed. */
+typedef struct conv_args {
+    const mrimg_output_desc *out;   /* NULL: the default for the input */
+    int level;
+    unsigned threads;
+    int force, compact, running, allow_incomplete, preallocate;
+    const char *xml, *cookie;
+} conv_args;
 
-static bool is_bare(int fmt)
+static mrimg_convert_opts *convert_opts(const conv_args *a, mrimg_error *err)
 {
-    return fmt == MRIMG_OUT_QEMU || fmt == MRIMG_OUT_QEMU_MAPPED || fmt == MRIMG_OUT_RAM ||
-           fmt == MRIMG_OUT_ELF || fmt == MRIMG_OUT_PHYS || fmt == MRIMG_OUT_KDUMP_ZLIB ||
-           fmt == MRIMG_OUT_KDUMP_LZO;
-}
-
-static const char *out_name(int fmt)
-{
-    switch (fmt) {
-    case MRIMG_OUT_QEMU: return "qemu";
-    case MRIMG_OUT_QEMU_MAPPED: return "qemu-mapped";
-    case MRIMG_OUT_RAM: return "ram";
-    case MRIMG_OUT_ELF: return "elf";
-    case MRIMG_OUT_PHYS: return "phys";
-    case MRIMG_OUT_KDUMP_ZLIB: return "kdump-zlib";
-    case MRIMG_OUT_KDUMP_LZO: return "kdump-lzo";
-    default: return mrimg_format_name(fmt);
+    mrimg_convert_opts *o = mrimg_convert_opts_create();
+    if (!o) {
+        memset(err, 0, sizeof(*err));
+        err->code = MRIMG_ERR_NOMEM;
+        snprintf(err->message, sizeof(err->message), "out of memory");
+        return NULL;
     }
+    const struct {
+        mrimg_param p;
+        int64_t v;
+    } set[] = {
+        {MRIMG_P_OUTPUT, a->out->kind},   {MRIMG_P_LEVEL, a->level},
+        {MRIMG_P_THREADS, a->threads},    {MRIMG_P_FORCE, a->force},
+        {MRIMG_P_COMPACT, a->compact},    {MRIMG_P_RUNNING, a->running},
+        {MRIMG_P_ALLOW_INCOMPLETE, a->allow_incomplete},
+        {MRIMG_P_PREALLOCATE, a->preallocate},
+    };
+    for (size_t i = 0; i < sizeof(set) / sizeof(set[0]); i++)
+        if (mrimg_convert_opts_set(o, set[i].p, set[i].v, err) < 0) {
+            mrimg_convert_opts_free(o);
+            return NULL;
+        }
+    if (mrimg_convert_opts_set_xml(o, a->xml, err) < 0 ||
+        mrimg_convert_opts_set_cookie(o, a->cookie, err) < 0) {
+        mrimg_convert_opts_free(o);
+        return NULL;
+    }
+    mrimg_convert_opts_set_progress(o, cli_progress, cli_progress_phase, NULL);
+    return o;
 }
 
 /* --output=json on failure: still one object on stdout, with the error. */
@@ -180,7 +202,7 @@ static int do_sparsify(const char *path, uint64_t offset, int progress, int quie
 {
     cli_signals();
     cli_progress_setup(progress, "sparsifying");
-    mrimg_sparsify_stats st;
+    mrimg_sparsify_stats st = {.size = sizeof(st)};
     mrimg_error err;
     int rc = mrimg_sparsify(path, offset, cli_progress, NULL, &st, &err);
     cli_progress_done();
@@ -236,13 +258,12 @@ int main(int argc, char **argv)
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
-    mrimg_convert_opts o;
-    mrimg_convert_opts_init(&o);
-    int ofmt = -1, progress = -1, quiet = 0, verbose = 0, outmode = OUT_HUMAN, sparsify = 0;
+    conv_args o = {.level = -1, .running = -1};
+    int progress = -1, quiet = 0, verbose = 0, outmode = OUT_HUMAN, sparsify = 0;
     int explicit_verbose = 0, explicit_progress = 0, running_set = 0;
     const char *xml_path = NULL, *cookie_path = NULL, *level_arg = NULL, *threads_arg = NULL;
     const char *seen_fmt = NULL, *seen_off = NULL, *seen_out = NULL;
-    mrimg_open_opts oo = {0};
+    uint64_t stream_offset = 0;
     uint64_t v;
     int c;
     while ((c = getopt_long(argc, argv, "O:l:T:fpqvhV", longopts, NULL)) != -1) {
@@ -250,8 +271,8 @@ int main(int argc, char **argv)
         case 'O':
             if (!cli_once(&seen_fmt, "-O/--format", optarg))
                 return EXIT_USAGE;
-            ofmt = format_from_arg(optarg);
-            if (ofmt < 0) {
+            o.out = mrimg_output_by_name(optarg);
+            if (!o.out) {
                 cli_error(NULL, "unknown format '%s'", optarg);
                 cli_usage_hint();
                 return EXIT_USAGE;
@@ -302,7 +323,7 @@ int main(int argc, char **argv)
         case OPT_OFFSET:
             if (!cli_once(&seen_off, "--offset", optarg))
                 return EXIT_USAGE;
-            if (!cli_parse_u64(optarg, &oo.stream_offset)) {
+            if (!cli_parse_u64(optarg, &stream_offset)) {
                 cli_error(NULL, "invalid offset '%s'", optarg);
                 return EXIT_USAGE;
             }
@@ -343,7 +364,7 @@ int main(int argc, char **argv)
     }
     if (sparsify) {
         /* in place: nothing is encoded, no output file, no new header */
-        const char *bad = ofmt >= 0          ? "-O/--format"
+        const char *bad = o.out              ? "-O/--format"
                           : level_arg        ? "-l/--level"
                           : threads_arg      ? "-T/--threads"
                           : o.force          ? "-f/--force"
@@ -364,7 +385,7 @@ int main(int argc, char **argv)
             cli_usage_hint();
             return EXIT_USAGE;
         }
-        return do_sparsify(argv[optind], oo.stream_offset, progress, quiet && !verbose,
+        return do_sparsify(argv[optind], stream_offset, progress, quiet && !verbose,
                            outmode);
     }
     if (argc - optind != 2) {
@@ -374,49 +395,46 @@ int main(int argc, char **argv)
     }
     /* without -O the output is raw (libvirt inputs) or qemu (bare ones):
      * neither is compressed nor mapped, neither takes a level */
-    int fmt_known = ofmt >= 0 ? ofmt : MRIMG_FORMAT_RAW;
+    const mrimg_output_desc *known = o.out ? o.out : mrimg_output_info(MRIMG_OUT_RAW);
     if (level_arg) {
         int lmin, lmax;
-        if (ofmt < 0 || mrimg_format_levels(ofmt, &lmin, &lmax, NULL) < 0) {
+        if (!o.out || !o.out->libvirt ||
+            mrimg_format_levels(o.out->payload_format, &lmin, &lmax, NULL) < 0) {
             char codecs[256];
             cli_error(NULL, "-l/--level applies only to compressed outputs (-O %s)%s%s",
                       level_list(codecs, sizeof(codecs), false, " or "),
-                      ofmt < 0 ? "" : ", not to ", ofmt < 0 ? "" : out_name(ofmt));
+                      o.out ? ", not to " : "", o.out ? o.out->name : "");
             cli_usage_hint();
             return EXIT_USAGE;
         }
         if (o.level < lmin || o.level > lmax) {
             cli_error(NULL, "-l/--level %s is out of range for %s (%d..%d)", level_arg,
-                      out_name(ofmt), lmin, lmax);
+                      o.out->name, lmin, lmax);
             cli_usage_hint();
             return EXIT_USAGE;
         }
     }
-    if (ofmt >= 0 && is_bare(ofmt)) {
+    if (o.out && !o.out->libvirt) {
         const char *bad = xml_path      ? "--xml"
                           : cookie_path ? "--cookie"
                           : running_set ? (o.running ? "--running" : "--paused")
                                         : NULL;
         if (bad) {
             cli_error(NULL, "%s applies only to libvirt outputs: -O %s writes no libvirt "
-                            "header", bad, out_name(ofmt));
+                            "header", bad, o.out->name);
             cli_usage_hint();
             return EXIT_USAGE;
         }
     }
-    bool mapped_out = fmt_known == MRIMG_FORMAT_SPARSE || fmt_known == MRIMG_OUT_QEMU_MAPPED;
-    if (o.compact && (mapped_out || fmt_known == MRIMG_OUT_RAM || fmt_known == MRIMG_OUT_ELF ||
-                      fmt_known == MRIMG_OUT_PHYS || fmt_known == MRIMG_OUT_KDUMP_ZLIB ||
-                      fmt_known == MRIMG_OUT_KDUMP_LZO)) {
+    if (o.compact && (known->mapped || !known->stream)) {
         cli_error(NULL, "--compact applies only to plain-layout outputs: -O %s is always "
-                        "written in one pass", out_name(fmt_known));
+                        "written in one pass", known->name);
         cli_usage_hint();
         return EXIT_USAGE;
     }
-    if (o.preallocate && !mapped_out) {
+    if (o.preallocate && !known->mapped) {
         cli_error(NULL, "--preallocate applies only to mapped-ram outputs (-O sparse or "
-                        "qemu-mapped)%s%s", ofmt < 0 ? "" : ", not to ",
-                  ofmt < 0 ? "" : out_name(ofmt));
+                        "qemu-mapped)%s%s", o.out ? ", not to " : "", o.out ? o.out->name : "");
         cli_usage_hint();
         return EXIT_USAGE;
     }
@@ -453,9 +471,8 @@ int main(int argc, char **argv)
         }
         o.cookie = cookie;
     }
-    oo.threads = o.threads;
     mrimg_error err;
-    mrimg_image *img = mrimg_open(in_path, &oo, &err);
+    mrimg_image *img = cli_open(in_path, stream_offset, o.threads, &err);
     if (!img) {
         json_failure(outmode, "input", in_path, "output", out_path, &err,
                      cli_error_file(&err, in_path, out_path), cli_exit_for(&err));
@@ -464,7 +481,7 @@ int main(int argc, char **argv)
         return cli_fail(&err, in_path, out_path);
     }
     const mrimg_container_info *ci = mrimg_container(img);
-    if (ci->is_libvirt && oo.stream_offset) {
+    if (ci->is_libvirt && stream_offset) {
         /* the library ignores it for libvirt images; we do not */
         cli_error(NULL, "--offset applies only to bare QEMU streams: %s is a libvirt save image",
                   in_path);
@@ -474,8 +491,8 @@ int main(int argc, char **argv)
         free(cookie);
         return EXIT_USAGE;
     }
-    if (ofmt < 0) {
-        ofmt = ci->is_libvirt ? MRIMG_FORMAT_RAW : MRIMG_OUT_QEMU;
+    if (!o.out) {
+        o.out = mrimg_output_info(ci->is_libvirt ? MRIMG_OUT_RAW : MRIMG_OUT_QEMU);
         /* the default for a bare input is a bare output: the header options
          * need an explicit libvirt -O (known only now that INPUT is open) */
         const char *bad = ci->is_libvirt ? NULL
@@ -494,15 +511,14 @@ int main(int argc, char **argv)
             return EXIT_USAGE;
         }
     }
-    o.out = ofmt;
 
     cli_progress_setup(progress, "converting");
-    o.progress = cli_progress;
-    o.progress_phase = cli_progress_phase;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    mrimg_convert_stats st;
-    int rc = mrimg_convert(img, out_path, &o, &st, &err);
+    mrimg_convert_stats st = {.size = sizeof(st)};
+    mrimg_convert_opts *co = convert_opts(&o, &err);
+    int rc = co ? mrimg_convert(img, out_path, co, &st, &err) : err.code;
+    mrimg_convert_opts_free(co);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     cli_progress_done();
     int status = EXIT_OK;
@@ -530,7 +546,7 @@ int main(int argc, char **argv)
         out_u64(w, "exit-status", NULL, EXIT_OK);
         out_null(w, "error", NULL);
         out_json_only(w, 0);
-        out_str(w, "format", "format", out_name(ofmt));
+        out_str(w, "format", "format", o.out->name);
         out_bool(w, "reencoded", "RAM section re-encoded", st.reencoded);
         out_size(w, "input-bytes", "payload read", st.in_bytes);
         out_size(w, "stream-bytes", "stream processed", st.stream_bytes);

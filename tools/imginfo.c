@@ -29,7 +29,7 @@ enum {
 typedef struct opts {
     int mode;           /* OUT_HUMAN / OUT_JSON */
     int extents, xml, cookie, security_info, content, progress, cpu, memory_map;
-    mrimg_open_opts open;
+    uint64_t stream_offset;
 } opts;
 
 static void usage(void)
@@ -509,13 +509,13 @@ static void print_stream(out *w, const mrimg_image *img, int scanned_ok)
         size_t n = 0;
         for (unsigned i = 0; i < si->ncaps && n < sizeof(caps); i++)
             n += (size_t)snprintf(caps + n, sizeof(caps) - n, "%s%s", i ? ", " : "",
-                                  si->caps[i]);
+                                  mrimg_stream_capability(img, i));
         out_end(w);
         out_str(w, "capabilities", "capabilities",
                 si->ncaps ? caps : "(none in the configuration section)");
     } else {
         for (unsigned i = 0; i < si->ncaps; i++)
-            out_str(w, NULL, NULL, si->caps[i]);
+            out_str(w, NULL, NULL, mrimg_stream_capability(img, i));
         out_end(w);
     }
     /* postcopy-ram is not among the capabilities QEMU lists in the
@@ -941,7 +941,7 @@ static int info_image(out *w, const char *path, mrimg_image *img, const opts *op
             {"offset", -14}, {"end", -14}, {"length", 9}, {"type", -4}, {"what", 0},
         };
         ext_ctx x = {w};
-        mrimg_extent_totals tot;
+        mrimg_extent_totals tot = {.size = sizeof(tot)};
         mrimg_error eerr;
         cli_progress_span("extents", span * pass, span * (pass + 1));
         pass++;
@@ -994,7 +994,7 @@ static int info_image(out *w, const char *path, mrimg_image *img, const opts *op
 static int info_file(const char *path, const opts *op, int index)
 {
     mrimg_error err;
-    mrimg_image *img = mrimg_open(path, &op->open, &err);
+    mrimg_image *img = cli_open(path, op->stream_offset, 0, &err);
     if (op->mode == OUT_JSON && index > 0)
         fputs(",\n", stdout);
     else if (op->mode == OUT_HUMAN && index > 0 && !op->xml && !op->cookie)
@@ -1072,7 +1072,7 @@ int main(int argc, char **argv)
         case OPT_OFFSET:
             if (!cli_once(&seen_off, "--offset", optarg))
                 return EXIT_USAGE;
-            if (!cli_parse_u64(optarg, &op.open.stream_offset)) {
+            if (!cli_parse_u64(optarg, &op.stream_offset)) {
                 cli_error(NULL, "invalid offset '%s'", optarg);
                 cli_usage_hint();
                 return EXIT_USAGE;

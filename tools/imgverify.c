@@ -31,7 +31,7 @@ typedef struct opts {
     int progress;
     int quiet, verbose, strict, ignore_xml, no_data, security_info;
     unsigned max_problems;
-    mrimg_open_opts oo;
+    uint64_t stream_offset;         /* --offset */
 } opts;
 
 static void usage(void)
@@ -147,15 +147,26 @@ static void summary_obj(out *w, const mrimg_verify_result *r)
 /* w: the JSON document, or NULL for human output */
 static int verify_one(const char *path, const opts *o, out *w)
 {
-    mrimg_verify_opts vo = {0};
-    vo.stream_offset = o->oo.stream_offset;
-    vo.max_problems = o->max_problems;
-    vo.skip_data = o->no_data;
-    vo.progress = cli_progress;
-    cli_progress_setup(o->quiet ? 0 : o->progress, "verifying");
     mrimg_verify_result *r = NULL;
     mrimg_error err;
-    int rc = mrimg_verify(path, &vo, &r, &err);
+    mrimg_verify_opts *vo = mrimg_verify_opts_create();
+    int rc = vo ? 0 : MRIMG_ERR_NOMEM;
+    if (!vo) {
+        memset(&err, 0, sizeof(err));
+        err.code = MRIMG_ERR_NOMEM;
+        snprintf(err.message, sizeof(err.message), "out of memory");
+    }
+    if (rc == 0)
+        rc = mrimg_verify_opts_set(vo, MRIMG_P_STREAM_OFFSET, (int64_t)o->stream_offset, &err);
+    if (rc == 0)
+        rc = mrimg_verify_opts_set(vo, MRIMG_P_MAX_PROBLEMS, o->max_problems, &err);
+    if (rc == 0)
+        rc = mrimg_verify_opts_set(vo, MRIMG_P_SKIP_DATA, o->no_data, &err);
+    mrimg_verify_opts_set_progress(vo, cli_progress, NULL);
+    cli_progress_setup(o->quiet ? 0 : o->progress, "verifying");
+    if (rc == 0)
+        rc = mrimg_verify(path, vo, &r, &err);
+    mrimg_verify_opts_free(vo);
     cli_progress_done();
     int status;
     if (rc < 0)
@@ -303,7 +314,7 @@ static void digest_line(const char *hx, const char *path)
 static int digest_one(const char *path, const opts *o, out *w)
 {
     mrimg_error err;
-    mrimg_image *img = mrimg_open(path, &o->oo, &err);
+    mrimg_image *img = cli_open(path, o->stream_offset, 0, &err);
     if (!img)
         return file_failure(w, path, &err);
     /* the same judgement as every tool: no digest of an image with errors */
@@ -396,10 +407,10 @@ static int compare_failure(const char *pa, const char *pb, const opts *o,
 static int compare(const char *pa, const char *pb, const opts *o)
 {
     mrimg_error err;
-    mrimg_image *a = mrimg_open(pa, &o->oo, &err);
+    mrimg_image *a = cli_open(pa, o->stream_offset, 0, &err);
     if (!a)
         return compare_failure(pa, pb, o, &err, pa);
-    mrimg_image *b = mrimg_open(pb, &o->oo, &err);
+    mrimg_image *b = cli_open(pb, o->stream_offset, 0, &err);
     if (!b) {
         mrimg_close(a);
         return compare_failure(pa, pb, o, &err, pb);
@@ -660,7 +671,7 @@ int main(int argc, char **argv)
         case OPT_OFFSET:
             if (!cli_once(&seen_off, "--offset", optarg))
                 return EXIT_USAGE;
-            if (!cli_parse_u64(optarg, &o.oo.stream_offset)) {
+            if (!cli_parse_u64(optarg, &o.stream_offset)) {
                 cli_error(NULL, "invalid offset '%s'", optarg);
                 return EXIT_USAGE;
             }

@@ -31,6 +31,7 @@
 #include "../image.h"
 #include "../stream/writer.h"
 #include "guestout.h"
+#include "outputs.h"
 #include "../util/xml.h"
 #include "../verify/judge.h"
 
@@ -144,6 +145,7 @@ typedef struct cv {
     uint64_t tail_pos;          /* stream offset of the next tail byte */
     vf_judge *judge;            /* the judgement riding on the pass, or NULL */
     bool judged;                /* cv_verdict ran */
+    const cv_output *row;       /* the output kind's row (outputs.c) */
 } cv;
 
 /* the progress callback and context the passes report to */
@@ -782,22 +784,28 @@ static int pipeline_ram(cv *c, const char *dir, mrimg_error *err)
 
 /* ---- guest-physical memory: ELF core, flat file (elf.c, phys.c) ---------- */
 
-static bool is_guest_out(int out)
-{
-    return out == MRIMG_OUT_ELF || out == MRIMG_OUT_PHYS || out == MRIMG_OUT_KDUMP_ZLIB ||
-           out == MRIMG_OUT_KDUMP_LZO;
-}
+static int verdict_gate(void *ctx, mrimg_error *err);
 
-static int pipeline_guest(cv *c, const char *out_path, mrimg_error *err)
+/* A walk-based writer of the row (elf.c, phys.c, kdump.c): one pass, the
+ * judgement's verdict asked through the gate before the output is committed */
+int cv_pipe_walk(cv *c, const cv_output *row, const char *out_path, mrimg_error *err)
 {
     uint64_t walk = c->in_mapped ? data_bytes(c->in) : payload_bytes(c->in);
     gout_gate gate = {verdict_gate, c};
     cvp_begin(&c->prog, "converting", UINT64_MAX, walk);
-    if (c->o->out == MRIMG_OUT_ELF)
-        return cv_elf(c->in, out_path, c->o, c->st, &gate, CV_PROG(c), err);
-    if (c->o->out == MRIMG_OUT_PHYS)
-        return cv_phys(c->in, out_path, c->o, c->st, &gate, CV_PROG(c), err);
-    return cv_kdump(c->in, out_path, c->o, c->st, &gate, CV_PROG(c), err);
+    int rc = row->writer(c->in, out_path, c->o, c->st, &gate, CV_PROG(c), err);
+    if (rc == 0)
+        cvp_end(&c->prog);
+    return rc;
+}
+
+int cv_pipe_ram(cv *c, const cv_output *row, const char *out_path, mrimg_error *err)
+{
+    (void)row;
+    int rc = pipeline_ram(c, out_path, err);
+    if (rc == 0)
+        cvp_end(&c->prog);
+    return rc;
 }
 
 /* ---- entry point -------------------------------------------------------- */
@@ -933,41 +941,24 @@ static int cv_failed(cv *c, int rc, mrimg_error *err)
 
 static int cv_run(cv *c, const char *out_path, bool plain_scan, mrimg_error *err);
 
-void mrimg_convert_opts_init(mrimg_convert_opts *o)
+static int convert(mrimg_image *in, const char *out_path, const mrimg_convert_opts *opts,
+                   mrimg_convert_stats *stats, mrimg_error *err)
 {
-    memset(o, 0, sizeof(*o));
-    o->out = MRIMG_FORMAT_RAW;
-    o->level = -1;
-    o->running = -1;
-}
-
-int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opts *opts,
-                  mrimg_convert_stats *stats, mrimg_error *err)
-{
-    mrimg_error_clear(err);
-    mrimg_convert_opts defaults;
-    if (!opts) {
-        mrimg_convert_opts_init(&defaults);
-        opts = &defaults;
-    }
-    mrimg_convert_stats local;
-    if (!stats)
-        stats = &local;
-    memset(stats, 0, sizeof(*stats));
-    if (!in || !out_path)
-        return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0, "no input or output");
-
+    /* the output kind: everything below asks its row, never the number */
+    const cv_output *row = cv_output_row(opts->out);
+    if (!row)
+        return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0, "unknown output kind %d",
+                       (int)opts->out);
     cv c;
     memset(&c, 0, sizeof(c));
     c.in = in;
     c.o = opts;
     c.st = stats;
-    int out = opts->out;
-    c.libvirt_out = out >= MRIMG_FORMAT_RAW && out < MRIMG_FORMAT_COUNT;
-    if (!c.libvirt_out && out != MRIMG_OUT_QEMU && out != MRIMG_OUT_QEMU_MAPPED &&
-        out != MRIMG_OUT_RAM && !is_guest_out(out))
-        return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0, "unknown output format %d", out);
-    c.mapped_out = out == MRIMG_FORMAT_SPARSE || out == MRIMG_OUT_QEMU_MAPPED;
+    c.row = row;
+    c.libvirt_out = row->d.libvirt;
+    c.mapped_out = row->d.mapped;
+    /* --compact concerns plain migration-stream outputs only */
+    bool compact = opts->compact && row->d.stream && !c.mapped_out;
 
     if (in->ci.is_libvirt && !in->ci.complete && !opts->allow_incomplete)
         return err_set(err, MRIMG_ERR_INCOMPLETE, MRIMG_OFF_FILE, 0,
@@ -1036,13 +1027,12 @@ int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opt
     /* the plan: one total for every pass below, fixed before the first
      * report (see cv_prog) */
     uint64_t P = payload_bytes(in);
-    bool plain_scan = !in->scanned && (opts->preallocate ||
-                                       (!c.mapped_out && !c.in_mapped && opts->compact));
+    bool plain_scan = !in->scanned && (opts->preallocate || (!c.in_mapped && compact));
     bool judge_pass = judge && !c.judge;
     uint64_t total = (plain_scan ? P : 0) + (judge_pass ? P : 0);
     if (c.in_mapped)
         total += data_bytes(in);
-    else if (out == MRIMG_OUT_RAM || (!c.mapped_out && opts->compact))
+    else if ((row->plan & CV_PLAN_REPLAY) || compact)
         total += 2 * P; /* a replay into a scratch file, then the pages from it */
     else
         total += P;
@@ -1078,8 +1068,6 @@ static int cv_run(cv *c, const char *out_path, bool plain_scan, mrimg_error *err
 {
     mrimg_image *in = c->in;
     const mrimg_convert_opts *opts = c->o;
-    mrimg_convert_stats *stats = c->st;
-    int out = opts->out;
     uint64_t P = payload_bytes(in);
     int rc = 0;
     if (plain_scan)
@@ -1100,19 +1088,17 @@ static int cv_run(cv *c, const char *out_path, bool plain_scan, mrimg_error *err
             return rc;
     }
 
-    if (out == MRIMG_OUT_RAM) {
-        rc = pipeline_ram(c, out_path, err);
-        if (rc == 0)
-            cvp_end(&c->prog);
-        return rc;
-    }
-    if (is_guest_out(out)) {
-        rc = pipeline_guest(c, out_path, err);
-        if (rc == 0)
-            cvp_end(&c->prog);
-        return rc;
-    }
+    return c->row->pipeline(c, c->row, out_path, err);
+}
 
+/* ---- migration streams: libvirt images and bare streams ----------------- */
+
+int cv_pipe_stream(cv *c, const cv_output *row, const char *out_path, mrimg_error *err)
+{
+    mrimg_image *in = c->in;
+    const mrimg_convert_opts *opts = c->o;
+    mrimg_convert_stats *stats = c->st;
+    int rc = 0;
     bool to_plain = !c->mapped_out && c->in_mapped;
     if (!c->mapped_out && !c->in_mapped && opts->compact) {
         rc = mrimg_scan(in, 0, CV_PROG(c), err);
@@ -1126,7 +1112,7 @@ static int cv_run(cv *c, const char *out_path, bool plain_scan, mrimg_error *err
         return rc;
     if (c->libvirt_out) {
         ctr_out co = {
-            .format = (uint32_t)out,
+            .format = (uint32_t)row->d.payload_format,
             .was_running = opts->running >= 0 ? (uint32_t)(opts->running != 0)
                            : in->ci.is_libvirt ? in->ci.was_running
                                                : 0,
@@ -1137,7 +1123,7 @@ static int cv_run(cv *c, const char *out_path, bool plain_scan, mrimg_error *err
         rc = ctr_write(&c->sink, &co, &c->out_base, err);
     }
     if (rc == 0 && !c->mapped_out) {
-        int fmt = c->libvirt_out ? out : MRIMG_FORMAT_RAW;
+        int fmt = row->d.payload_format;
         mrimg_enc_opts eo = {opts->level, threads_effective(opts->threads)};
         const mrimg_codec *codec = codec_by_format(fmt);
         rc = codec ? enc_open(&c->enc, codec, &c->sink, &eo, err)
@@ -1187,5 +1173,28 @@ static int cv_run(cv *c, const char *out_path, bool plain_scan, mrimg_error *err
     free(c->o_bitmap);
     free(c->blocks);
     free(c->pwb);
+    return rc;
+}
+
+int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opts *opts,
+                  mrimg_convert_stats *stats, mrimg_error *err)
+{
+    mrimg_error_clear(err);
+    if (stats && !vstruct_ok(stats))
+        return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0,
+                       "mrimg_convert_stats.size is not set");
+    if (!in || !out_path)
+        return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0, "no input or output");
+    mrimg_convert_opts defaults;
+    if (!opts) {
+        opts_convert_defaults(&defaults);
+        opts = &defaults;
+    }
+    /* the whole struct of this version, then what fits in the caller's */
+    mrimg_convert_stats full;
+    memset(&full, 0, sizeof(full));
+    int rc = convert(in, out_path, opts, &full, err);
+    if (stats)
+        vstruct_copy(stats, &full, sizeof(full));
     return rc;
 }

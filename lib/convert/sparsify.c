@@ -137,14 +137,20 @@ int mrimg_sparsify(const char *path, uint64_t stream_offset, mrimg_progress_fn p
                    void *pctx, mrimg_sparsify_stats *stats, mrimg_error *err)
 {
     mrimg_error_clear(err);
-    mrimg_sparsify_stats local;
-    if (!stats)
-        stats = &local;
+    if (stats && !vstruct_ok(stats))
+        return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0,
+                       "mrimg_sparsify_stats.size is not set");
+    /* the whole struct of this version; the caller gets what fits in its */
+    mrimg_sparsify_stats *caller = stats, local;
+    stats = &local;
     memset(stats, 0, sizeof(*stats));
     mrimg_open_opts oo = {.stream_offset = stream_offset};
     mrimg_image *img = mrimg_open(path, &oo, err);
-    if (!img)
+    if (!img) {
+        if (caller)
+            vstruct_copy(caller, stats, sizeof(*stats));
         return err ? err->code : MRIMG_ERR_IO;
+    }
     spz z = {.img = img, .fd = -1, .path = path, .st = stats, .progress = progress,
              .pctx = pctx};
     int rc = 0;
@@ -220,5 +226,7 @@ out:
     if (z.fd >= 0)
         close(z.fd);
     mrimg_close(img);
+    if (caller)
+        vstruct_copy(caller, stats, sizeof(*stats));
     return rc;
 }

@@ -358,6 +358,9 @@ int mrimg_extents(mrimg_image *img, mrimg_extent_fn fn, void *opaque,
     mrimg_error_clear(err);
     if (!img || !fn)
         return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0, "no image or no callback");
+    if (totals && !vstruct_ok(totals))
+        return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0,
+                       "mrimg_extent_totals.size is not set");
     if (!img->scanned && !img->scan_tried) {
         /* a scan error does not stop the map: what the scan could not
          * identify is reported as unknown */
@@ -380,7 +383,7 @@ int mrimg_extents(mrimg_image *img, mrimg_extent_fn fn, void *opaque,
     if (w.tot.runs == 0)
         w.tot.hole_map = img->src.seek_probe >= 0 && img->src.regular;
     if (totals)
-        *totals = w.tot;
+        vstruct_copy(totals, &w.tot, sizeof(w.tot));
     if (rc == 0 && progress && progress(pctx, img->src.size, img->src.size))
         rc = err_set(err, MRIMG_ERR_INTERRUPTED, MRIMG_OFF_NONE, 0, "interrupted");
     return rc;

@@ -251,7 +251,6 @@ static int parse_config(sp_parser *p, mrimg_error *err)
     si->has_page_bits = c->has_page_bits;
     si->page_bits = c->page_bits;
     si->ncaps = c->ncaps;
-    memcpy(si->caps, c->caps, sizeof(si->caps));
     si->has_uuid = c->has_uuid;
     memcpy(si->uuid, c->uuid, 16);
     si->mapped_ram = p->mapped;

@@ -111,4 +111,23 @@ MRIMG_INTERNAL unsigned threads_effective(unsigned requested);
 /* Bytes shown as "a1 b2 c3" (at most max bytes) into out (size >= 3*max+1). */
 MRIMG_INTERNAL void hex_bytes(char *out, const uint8_t *p, size_t n, size_t max);
 
+/* Versioned result structs of mrimg.h (first member `size_t size`, set by
+ * the caller to sizeof as it was compiled): whether the size is set, and
+ * the copy of the library's whole struct src into the part of dst that
+ * the caller has (its size stays). */
+static inline bool vstruct_ok(const void *dst)
+{
+    size_t want;
+    memcpy(&want, dst, sizeof(want));
+    return want >= sizeof(size_t);
+}
+
+static inline void vstruct_copy(void *dst, const void *src, size_t full)
+{
+    size_t want;
+    memcpy(&want, dst, sizeof(want));
+    memcpy((char *)dst + sizeof(size_t), (const char *)src + sizeof(size_t),
+           (want < full ? want : full) - sizeof(size_t));
+}
+
 #endif

@@ -447,3 +447,21 @@ char *cli_read_text(const char *path, size_t max, mrimg_error *err)
     }
     return b;
 }
+
+mrimg_image *cli_open(const char *path, uint64_t stream_offset, unsigned threads,
+                      mrimg_error *err)
+{
+    mrimg_open_opts *o = mrimg_open_opts_create();
+    if (!o) {
+        memset(err, 0, sizeof(*err));
+        err->code = MRIMG_ERR_NOMEM;
+        snprintf(err->message, sizeof(err->message), "out of memory");
+        return NULL;
+    }
+    mrimg_image *img = NULL;
+    if (mrimg_open_opts_set(o, MRIMG_P_STREAM_OFFSET, (int64_t)stream_offset, err) == 0 &&
+        mrimg_open_opts_set(o, MRIMG_P_THREADS, threads, err) == 0)
+        img = mrimg_open(path, o, err);
+    mrimg_open_opts_free(o);
+    return img;
+}

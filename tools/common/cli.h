@@ -77,5 +77,9 @@ int cli_signal_received(void);
  * read, e.g. a directory), MRIMG_ERR_LIMIT (larger than max), MRIMG_ERR_FORMAT
  * (holds a NUL), MRIMG_ERR_NOMEM.  Prints nothing. */
 char *cli_read_text(const char *path, size_t max, mrimg_error *err);
+/* mrimg_open with an options handle holding stream_offset (bare streams)
+ * and threads (0: one per online CPU). */
+mrimg_image *cli_open(const char *path, uint64_t stream_offset, unsigned threads,
+                      mrimg_error *err);
 
 #endif
