@@ -715,7 +715,7 @@ typedef struct mrimg_extent_totals {
  *  never scanned; a scan error does not stop the map: what the scan could
  *  not reach is reported as MRIMG_REGION_UNKNOWN.  For a compressed payload
  *  the payload is one region; mrimg_stream_map() describes its content.
- *  totals and progress may be NULL.
+ *  totals (size set, see mrimg_convert_stats) and progress may be NULL.
  *  @return MRIMG_OK or a negative code. */
 MRIMG_API int mrimg_extents(mrimg_image *img, mrimg_extent_fn fn, void *opaque,
                             mrimg_extent_totals *totals, mrimg_progress_fn progress,
@@ -1021,7 +1021,7 @@ typedef struct mrimg_sparsify_stats {
  *  SEEK_DATA/SEEK_HOLE.  On a raw or compressed libvirt image only the zero
  *  padding of the XML region is punched; bare plain streams are refused.
  *  A file system without hole punching gives MRIMG_ERR_UNSUPPORTED and no
- *  change.  stats may be NULL. */
+ *  change.  stats may be NULL; its size must be set. */
 MRIMG_API int mrimg_sparsify(const char *path, uint64_t stream_offset,
                              mrimg_progress_fn progress, void *pctx,
                              mrimg_sparsify_stats *stats, mrimg_error *err);
