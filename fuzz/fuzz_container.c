@@ -2,13 +2,16 @@
 /* fuzz_container: the libvirt save-image container and the bare-stream
  * probe.
  *
- * The input is a whole file.  ctr_read() parses header, XML, cookie and
- * padding; mrimg_open() adds the payload codec choice (libvirt format field,
- * or the magic of a bare stream, compressed or not) and, on failure, the
- * search for a QEMU magic further in.  Oracles on success: the strings lie
- * inside the metadata copy and are NUL-terminated where the info says; the
- * payload starts inside the file; and the container written back by
- * ctr_write() from what was read parses to the same XML, cookie, format and
+ * The input is a whole file.  ctr_scan_file() walks header, XML, cookie and
+ * padding, recording every finding and the first one opening stops at;
+ * mrimg_open() adds the payload probe (libvirt format field, or the magic of
+ * a bare stream, compressed or not, and on failure the search for a QEMU
+ * magic further in).  Oracles: every finding is a container check with a
+ * message and an offset inside the file, and mrimg_open() fails exactly
+ * with the scan's first error; when nothing stops opening, the strings lie
+ * inside the metadata copy and are NUL-terminated where the info says, the
+ * payload starts inside the file, and the container written back by
+ * ctr_write() from what was read scans to the same XML, cookie, format and
  * running state. */
 #include "fuzz_common.h"
 
@@ -70,10 +73,19 @@ static void rewrite(const mrimg_container_info *ci)
     mrimg_source src;
     rc = src_open(&src, sink.tmp, &err);
     FZ_CHECK(rc == 0, "reopen: %s", err.message);
-    mrimg_container_info c2;
-    char *meta2 = NULL;
-    rc = ctr_read(&src, 0, &c2, &meta2, &err);
+    ctr_scan sc;
+    rc = ctr_scan_file(&src, 0, &sc, &err);
+    if (rc == 0)
+        rc = ctr_report_error(&sc.rep, &err);
     FZ_CHECK(rc == 0, "our own container does not parse: %s", err.message);
+    /* only what was copied from the input can be wrong in it */
+    for (unsigned i = 0; i < sc.rep.n; i++) {
+        const char *k = sc.rep.f[i].check;
+        FZ_CHECK(!strcmp(k, "container.incomplete") || !strcmp(k, "container.xml") ||
+                     !strcmp(k, "container.cookie"),
+                 "our own container: %s: %s", k, sc.rep.f[i].message);
+    }
+    const mrimg_container_info c2 = sc.info;
     FZ_CHECK(c2.is_libvirt && !c2.complete && c2.version == 2 && !c2.foreign_endian,
              "header fields");
     FZ_CHECK(c2.format == ci->format && c2.was_running == ci->was_running, "format/running");
@@ -87,7 +99,7 @@ static void rewrite(const mrimg_container_info *ci)
                      memcmp(c2.cookie, ci->cookie, ci->cookie_len) == 0,
                  "cookie changed");
     FZ_CHECK(c2.padding_nonzero == 0 && c2.reserved_nonzero == 0, "dirty padding");
-    free(meta2);
+    ctr_scan_free(&sc);
     src_close(&src);
     sink_abort(&sink);
 }
@@ -101,22 +113,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mrimg_source src;
     int rc = src_open(&src, path, &err);
     FZ_CHECK(rc == 0, "src_open: %s", err.message);
-    mrimg_container_info ci;
-    char *meta = NULL;
-    rc = ctr_read(&src, 0, &ci, &meta, &err);
-    if (rc == 0) {
-        check_info(&ci, meta, size);
-        if (ci.is_libvirt)
-            rewrite(&ci);
+    ctr_scan sc;
+    rc = ctr_scan_file(&src, 0, &sc, &err);
+    mrimg_error first = sc.rep.first;
+    bool libvirt = sc.info.is_libvirt;
+    FZ_CHECK(sc.rep.n <= CTR_MAX_FINDINGS, "%u findings", sc.rep.n);
+    for (unsigned i = 0; i < sc.rep.n; i++) {
+        const ctr_finding *f = &sc.rep.f[i];
+        FZ_CHECK(!strncmp(f->check, "container.", 10) && f->message[0] &&
+                     (f->severity == MRIMG_SEV_ERROR || f->severity == MRIMG_SEV_WARNING),
+                 "finding %u: %s", i, f->check);
+        FZ_CHECK(f->offset <= size, "%s at %llu beyond %zu", f->check,
+                 (unsigned long long)f->offset, size);
+    }
+    if (rc == 0 && first.code == MRIMG_OK) {
+        check_info(&sc.info, sc.meta, size);
+        if (sc.info.is_libvirt)
+            rewrite(&sc.info);
+    } else if (rc == 0) {
+        FZ_CHECK(first.code < 0 && first.message[0] && sc.rep.n > 0,
+                 "a first error without a finding");
     } else {
         FZ_CHECK(rc == err.code && err.message[0], "error %d without a message", rc);
-        FZ_CHECK(meta == NULL, "metadata left after an error");
     }
-    free(meta);
+    ctr_scan_free(&sc);
     src_close(&src);
 
     /* the public open: codec choice, bare stream probe */
     mrimg_image *img = fz_open(path, 1, &err);
+    bool opened = img != NULL;
     if (img) {
         const mrimg_container_info *c = mrimg_container(img);
         check_info(c, c->is_libvirt ? c->xml : NULL, size);
@@ -126,5 +151,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         FZ_CHECK(err.code < 0 && err.message[0], "open failed without a message");
     }
+    /* opening stops at the scan's first error, worded the same; a sound
+     * libvirt container opens (its payload is probed when it is read) */
+    if (rc == 0 && first.code == MRIMG_OK && libvirt)
+        FZ_CHECK(opened, "a container without an error does not open: %s", err.message);
+    if (rc == 0 && first.code != MRIMG_OK)
+        FZ_CHECK(!opened && err.code == first.code && !strcmp(err.message, first.message),
+                 "open: %s, the scan's first error: %s", opened ? "opened" : err.message,
+                 first.message);
     return 0;
 }

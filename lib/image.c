@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-bool img_find_stream_magic(mrimg_source *src, uint64_t *at)
+/* Look for the QEMU stream magic in the first 16 MiB of a file (to
+ * suggest --offset for a bare stream that does not start at 0). */
+static bool find_stream_magic(mrimg_source *src, uint64_t *at)
 {
     enum { SPAN = 16u << 20, BUF = 1u << 20 };
     static const uint8_t magic[8] = {'Q', 'E', 'V', 'M', 0, 0, 0, 3};
@@ -27,37 +29,106 @@ bool img_find_stream_magic(mrimg_source *src, uint64_t *at)
     return found;
 }
 
-static int probe_bare(mrimg_image *img, mrimg_error *err)
+/* A bare stream: the QEMU magic, or a codec's (a stream compressed by
+ * hand, e.g. `zstd plain.mig`); anything else is not an image. */
+static void probe_bare(mrimg_source *src, uint64_t off, const uint8_t *head, size_t n,
+                       const char *hex, img_payload *pl, ctr_report *rep)
 {
+    const mrimg_codec *c = n >= 4 && memcmp(head, QEMU_STREAM_MAGIC, 4) == 0
+                               ? &codec_raw
+                               : codec_probe(head, n);
+    if (c) {
+        pl->codec = c;
+        pl->enc = codec_format(c);
+        return;
+    }
+    uint64_t at;
+    if (off == 0 && find_stream_magic(src, &at))
+        ctr_note(rep, "container.magic", MRIMG_SEV_ERROR, off,
+                 "not a libvirt save image or QEMU migration stream (found %s); a QEMU stream "
+                 "starts at offset %llu (0x%llx): pass that offset",
+                 hex, (unsigned long long)at, (unsigned long long)at);
+    else
+        ctr_note(rep, "container.magic", MRIMG_SEV_ERROR, off,
+                 "not a libvirt save image or QEMU migration stream: expected \"%s\" or "
+                 "\"QEVM\", found %s",
+                 LIBVIRT_MAGIC_FINAL, hex);
+    ctr_fail_noted(rep, MRIMG_ERR_FORMAT);
+}
+
+int img_probe_payload(mrimg_source *src, const mrimg_container_info *ci, img_payload *pl,
+                      ctr_report *rep, mrimg_error *err)
+{
+    pl->enc = -1;
+    pl->codec = NULL;
+    uint64_t off = ci->payload_offset;
     uint8_t head[16] = {0};
-    uint64_t off = img->ci.payload_offset;
-    ssize_t n = src_pread_some(&img->src, head, sizeof(head), off, err);
+    ssize_t n = src_pread_some(src, head, sizeof(head), off, err);
     if (n < 0)
         return (int)n;
-    if (n >= 4 && memcmp(head, QEMU_STREAM_MAGIC, 4) == 0) {
-        img->codec = &codec_raw;
+    char hex[64] = "an empty file";
+    if (n)
+        hex_bytes(hex, head, (size_t)n, 8);
+    if (!ci->is_libvirt) {
+        probe_bare(src, off, head, (size_t)n, hex, pl, rep);
         return 0;
     }
-    const mrimg_codec *c = codec_probe(head, (size_t)n);
-    if (c) {
-        /* a bare stream compressed by hand, e.g. `zstd plain.mig` */
-        img->codec = c;
-        img->ci.payload_format = codec_format(c);
+
+    /* a libvirt payload against its header's format (-1: unknown) */
+    if (n == 0) {
+        ctr_note(rep, "payload.truncated", MRIMG_SEV_ERROR, off,
+                 "the file ends where the payload should start (no QEMU stream at all)");
+        ctr_fail(rep, MRIMG_ERR_TRUNCATED, off, "the file ends where the payload should start");
         return 0;
     }
-    char hex[64];
-    hex_bytes(hex, head, (size_t)n, 8);
-    uint64_t at;
-    if (off == 0 && img_find_stream_magic(&img->src, &at))
-        return err_set(err, MRIMG_ERR_FORMAT, MRIMG_OFF_FILE, off,
-                       "not a libvirt save image or QEMU migration stream (found %s); a QEMU "
-                       "stream starts at offset %llu (0x%llx): pass that offset",
-                       n ? hex : "an empty file", (unsigned long long)at,
-                       (unsigned long long)at);
-    return err_set(err, MRIMG_ERR_FORMAT, MRIMG_OFF_FILE, off,
-                   "not a libvirt save image or QEMU migration stream: expected \"%s\" or "
-                   "\"QEVM\", found %s",
-                   LIBVIRT_MAGIC_FINAL, n ? hex : "an empty file");
+    int expect = ci->payload_format == MRIMG_FORMAT_SPARSE ? MRIMG_FORMAT_RAW : ci->payload_format;
+    const char *want = mrimg_format_name(ci->payload_format);
+    bool qevm = n >= 4 && memcmp(head, QEMU_STREAM_MAGIC, 4) == 0;
+    const mrimg_codec *found = qevm ? &codec_raw : codec_probe(head, (size_t)n);
+    if (expect >= 0 && found && codec_format(found) != expect) {
+        ctr_note(rep, "payload.format", MRIMG_SEV_ERROR, off,
+                 "the header says the payload is %s%s, but it is %s: libvirt could not restore "
+                 "it",
+                 mrimg_format_name((int)ci->format),
+                 ci->version < 2 && ci->format != MRIMG_FORMAT_RAW ? " (read as raw: version 1)"
+                                                                   : "",
+                 qevm ? "a plain QEMU stream" : found->name);
+        if (expect == MRIMG_FORMAT_RAW)
+            ctr_fail(rep, MRIMG_ERR_FORMAT, off,
+                     "the header says the payload is %s, but it is %s-compressed", want,
+                     found->name);
+        else
+            ctr_fail(rep, MRIMG_ERR_FORMAT, off,
+                     "the header says the payload is %s, but it starts with %s%s", want,
+                     qevm ? "a plain QEMU stream" : found->name, qevm ? "" : " magic");
+        /* the verifier goes on with what the payload is */
+        pl->codec = found;
+        pl->enc = codec_format(found);
+        return 0;
+    }
+    if (!found) {
+        const mrimg_codec *wc = expect > 0 ? codec_by_format(expect) : NULL;
+        if (wc && wc->magic) {
+            /* the decoder cannot even start */
+            if ((size_t)n < wc->magic_len && memcmp(head, wc->magic, (size_t)n) == 0)
+                ctr_note(rep, "payload.truncated", MRIMG_SEV_ERROR, off + (uint64_t)n,
+                         "the file ends inside the %s magic of the payload (%zd bytes present)",
+                         wc->name, n);
+            else
+                ctr_note(rep, "payload.format", MRIMG_SEV_ERROR, off,
+                         "the header says the payload is %s, but it starts with %s (no %s magic)",
+                         wc->name, hex, wc->name);
+            ctr_fail(rep, MRIMG_ERR_FORMAT, off,
+                     "the header says the payload is %s, but it starts with %s", want, hex);
+            return 0;
+        }
+        /* raw as the header says (or an unknown format read as raw): a bad
+         * QEMU magic is the stream parser's to report */
+        found = codec_by_format(expect >= 0 ? expect : MRIMG_FORMAT_RAW);
+    }
+    pl->codec = found;
+    pl->enc = found ? codec_format(found) : -1;
+    return 0;
 }
 
 mrimg_image *mrimg_open(const char *path, const mrimg_open_opts *opts, mrimg_error *err)
@@ -75,7 +146,17 @@ mrimg_image *mrimg_open(const char *path, const mrimg_open_opts *opts, mrimg_err
         free(img);
         return NULL;
     }
-    int rc = ctr_read(&img->src, img->opts.stream_offset, &img->ci, &img->meta, err);
+    /* the container's first error stops opening; a libvirt payload is
+     * probed when it is read (img_stream_open), a bare one now */
+    ctr_scan sc;
+    int rc = ctr_scan_file(&img->src, img->opts.stream_offset, &sc, err);
+    img->ci = sc.info;
+    img->meta = sc.meta;
+    img_payload pl = {.enc = -1};
+    if (rc == 0 && !img->ci.is_libvirt)
+        rc = img_probe_payload(&img->src, &img->ci, &pl, &sc.rep, err);
+    if (rc == 0)
+        rc = ctr_report_error(&sc.rep, err);
     if (rc == 0) {
         if (img->ci.is_libvirt) {
             img->codec = codec_by_format(img->ci.payload_format == MRIMG_FORMAT_SPARSE
@@ -87,7 +168,8 @@ mrimg_image *mrimg_open(const char *path, const mrimg_open_opts *opts, mrimg_err
                              "no decoder for payload format %s",
                              mrimg_format_name(img->ci.payload_format));
         } else {
-            rc = probe_bare(img, err);
+            img->codec = pl.codec;
+            img->ci.payload_format = pl.enc;
         }
     }
     if (rc < 0) {
@@ -143,36 +225,21 @@ static int img_stream_open(mrimg_image *img, srd *s, mrimg_decoder *dec, mrimg_e
 {
     memset(dec, 0, sizeof(*dec));
     uint64_t off = img->ci.payload_offset;
-    uint8_t head[16] = {0};
-    ssize_t n = src_pread_some(&img->src, head, sizeof(head), off, err);
-    if (n < 0)
-        return (int)n;
-    if (n == 0)
-        return err_set(err, MRIMG_ERR_TRUNCATED, MRIMG_OFF_FILE, off,
-                       "the file ends where the payload should start");
-    const mrimg_codec *found = codec_probe(head, (size_t)n);
-    bool qevm = n >= 4 && memcmp(head, QEMU_STREAM_MAGIC, 4) == 0;
-    const char *want = img->ci.is_libvirt ? mrimg_format_name(img->ci.payload_format)
-                                          : img->codec->name;
+    ctr_report rep;
+    ctr_report_init(&rep);
+    img_payload pl;
+    int rc = img_probe_payload(&img->src, &img->ci, &pl, &rep, err);
+    if (rc == 0)
+        rc = ctr_report_error(&rep, err);
+    if (rc < 0)
+        return rc;
     if (img->codec == &codec_raw) {
-        if (!qevm && found)
-            return err_set(err, MRIMG_ERR_FORMAT, MRIMG_OFF_FILE, off,
-                           "the header says the payload is %s, but it is %s-compressed", want,
-                           found->name);
-        int rc = srd_init_raw(s, &img->src, off, SRD_BUF, err);
+        rc = srd_init_raw(s, &img->src, off, SRD_BUF, err);
         if (rc == 0 && !img->mapped_payload && img->opts.threads != 1)
             srd_prefetch_start(s);
         return rc;
     }
-    if (found != img->codec) {
-        char hex[64];
-        hex_bytes(hex, head, (size_t)n, 8);
-        return err_set(err, MRIMG_ERR_FORMAT, MRIMG_OFF_FILE, off,
-                       "the header says the payload is %s, but it starts with %s%s%s", want,
-                       qevm ? "a plain QEMU stream" : found ? found->name : hex,
-                       found && !qevm ? " magic" : "", "");
-    }
-    int rc = dec_open(dec, img->codec, &img->src, off, img->src.size, img->opts.threads, err);
+    rc = dec_open(dec, img->codec, &img->src, off, img->src.size, img->opts.threads, err);
     if (rc < 0)
         return rc;
     rc = srd_init_dec(s, dec, SRD_BUF, err);

@@ -99,9 +99,21 @@ MRIMG_INTERNAL int img_parse(mrimg_image *img, const img_parse_opts *o, img_pars
 /* Attach / detach a rider (IMG_RIDERS at most; -1 when full). */
 MRIMG_INTERNAL int img_rider_add(mrimg_image *img, img_rider *r);
 MRIMG_INTERNAL void img_rider_remove(mrimg_image *img, img_rider *r);
-/* Look for the QEMU stream magic in the first 16 MiB of a file (to
- * suggest --offset for a bare stream that does not start at 0). */
-MRIMG_INTERNAL bool img_find_stream_magic(mrimg_source *src, uint64_t *at);
+/* The payload probe, the one place that looks at a payload's first bytes:
+ * a bare stream's (the QEMU magic or a codec's; nothing known is a
+ * container.magic finding) or a libvirt payload's against its header's
+ * format (payload.format, payload.truncated).  Findings go to rep as
+ * ctr_scan_file() records them: under imgverify's check names, with the
+ * error opening the payload stops at.  Reads the first 16 bytes at
+ * ci->payload_offset (and, for a bare file without a magic, its first
+ * 16 MiB to suggest an offset).  Returns <0 only on read errors. */
+typedef struct img_payload {
+    int enc;                     /* the payload's encoding (mrimg_format;
+                                  * -1: unknown) */
+    const mrimg_codec *codec;    /* what decodes it (NULL: nothing can) */
+} img_payload;
+MRIMG_INTERNAL int img_probe_payload(mrimg_source *src, const mrimg_container_info *ci,
+                                     img_payload *pl, ctr_report *rep, mrimg_error *err);
 /* Parse the stream header and configuration section only. */
 MRIMG_INTERNAL int img_peek_config(mrimg_image *img, sp_config *cfg, mrimg_error *err);
 /* Walk an image whose pages are addressable (mapped-ram, or replayed). */

@@ -14,27 +14,66 @@
 #define LIBVIRT_PADDING 65536u  /* slack libvirt leaves after XML and cookie */
 #define QEMU_STREAM_MAGIC "QEVM"
 
-/* The fixed header as read, before any judgement: which magic, and the
- * five fields in the reading host's order after libvirt's byte-order
- * heuristic (swap when the version read natively is above 2). */
-enum { CTR_MAGIC_NONE = 0, CTR_MAGIC_FINAL, CTR_MAGIC_PARTIAL, CTR_MAGIC_DAMAGED };
-typedef struct ctr_header {
-    int magic;               /* CTR_MAGIC_*; DAMAGED: starts "Libvirt" */
-    bool complete_header;    /* all 92 bytes present */
-    bool foreign_endian;
-    uint32_t version, data_len, was_running, format, cookie_offset;
-    uint32_t reserved_nonzero;
-} ctr_header;
+/* ---- the scanner ------------------------------------------------------------
+ * One walk over the container (header, domain XML, cookie, padding) that
+ * never stops at the first problem: every finding is recorded under the
+ * check name imgverify reports it with (docs/imgverify.1), and the first
+ * finding that opening an image cannot get past is kept as an error value.
+ * mrimg_open() fails with that error; the verifier lists every finding.
+ * The file is read from its start forward only (header, then metadata
+ * region), so that a sequential input can be scanned as it arrives. */
 
-/* Decode the first `have` bytes of a file (have may be < 92). */
-MRIMG_INTERNAL void ctr_decode(const uint8_t *h, size_t have, ctr_header *out);
+/* More than the scanner and the payload probe (lib/image.c) record on any
+ * file (at most 13: no check is recorded more than twice). */
+#define CTR_MAX_FINDINGS 16
 
-/* Parse the container of src into *info.  The metadata region is copied
- * into *meta (owned by the caller, NUL-terminated strings point into it).
- * bare_offset: where a bare QEMU stream starts (used only without a libvirt
- * header).  A partial save parses fine (info->complete = 0). */
-MRIMG_INTERNAL int ctr_read(mrimg_source *src, uint64_t bare_offset, mrimg_container_info *info,
-                            char **meta, mrimg_error *err);
+typedef struct ctr_finding {
+    const char *check;          /* "container.xml", ... (static string) */
+    mrimg_severity severity;
+    uint64_t offset;            /* file offset */
+    char message[512];          /* as imgverify reports it */
+} ctr_finding;
+
+typedef struct ctr_report {
+    mrimg_error first;          /* the first finding opening stops at, as
+                                 * mrimg_open() reports it (MRIMG_OK: none) */
+    unsigned n;
+    ctr_finding f[CTR_MAX_FINDINGS];
+} ctr_report;
+
+MRIMG_INTERNAL void ctr_report_init(ctr_report *r);
+/* Record a finding (the message as imgverify words it). */
+MRIMG_INTERNAL void ctr_note(ctr_report *r, const char *check, mrimg_severity sev,
+                             uint64_t off, const char *fmt, ...) MRIMG_PRINTF(5, 6);
+/* Mark the finding just noted as one that stops opening, worded as
+ * mrimg_open() reports it (kept only for the first such finding). */
+MRIMG_INTERNAL void ctr_fail(ctr_report *r, mrimg_code code, uint64_t off, const char *fmt, ...)
+    MRIMG_PRINTF(4, 5);
+/* The same, worded as the finding just noted. */
+MRIMG_INTERNAL void ctr_fail_noted(ctr_report *r, mrimg_code code);
+/* 0 when nothing stops opening, else the first such error (copied to *err). */
+MRIMG_INTERNAL int ctr_report_error(const ctr_report *r, mrimg_error *err);
+
+typedef struct ctr_scan {
+    mrimg_container_info info;  /* what could be read; xml and cookie point
+                                 * into meta, "" / NULL when unreadable */
+    char *meta;                 /* the metadata region as read (owned) */
+    int format;                 /* the header's format field, -1: bare
+                                 * stream, header cut short or out of range */
+    bool payload_known;         /* info.payload_offset is where the payload
+                                 * starts (bare stream, or a libvirt header
+                                 * whose metadata region is whole) */
+    ctr_report rep;
+} ctr_scan;
+
+/* Scan the container of src.  bare_offset: where a bare QEMU stream starts
+ * (used only without a libvirt header).  Returns <0 only when the file
+ * cannot be read, memory runs out, or bare_offset lies beyond the end of
+ * the file; problems of the content are findings in sc->rep.  Free with
+ * ctr_scan_free() in every case. */
+MRIMG_INTERNAL int ctr_scan_file(mrimg_source *src, uint64_t bare_offset, ctr_scan *sc,
+                                 mrimg_error *err);
+MRIMG_INTERNAL void ctr_scan_free(ctr_scan *sc);
 
 /* What to write in front of a payload. */
 typedef struct ctr_out {

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Verification: every check of docs/imgverify.1, all problems reported.
  *
- * Order: the container (own parse of the header and metadata region, so
- * that every container check runs even when an earlier one failed); the
- * payload encoding against the header; one pass over the decoded stream
+ * Order: the container (the scanner of lib/container, which records every
+ * finding where opening stops at the first); the payload encoding against
+ * the header (the payload probe of lib/image.c); one pass over the decoded stream
  * with the stream parser (its first error stops the stream walk, and the
  * payload is then still decoded to its end for the codec checksums and the
  * trailing data); the end of the stream (EOF, VMDESCRIPTION, the device
@@ -153,9 +153,7 @@ typedef struct vf {
     /* container */
     bool libvirt;
     int hdr_format;              /* -1 bare or unknown */
-    int hdr_version;
-    bool have_payload;           /* payload location known */
-    int expect_enc;              /* what libvirt would decode with (-1 unknown) */
+    bool have_payload;           /* payload location and decoder known */
     int enc;                     /* actual encoding (mrimg_format; -1 unknown) */
     bool compressed;
     /* stream pass */
@@ -182,299 +180,26 @@ typedef struct vf {
 
 /* ---- container -------------------------------------------------------------- */
 
-static void check_xml(vf *v, const char *check, const char *text, size_t len, uint64_t at,
-                      const char *root, bool domain)
-{
-    vx_result r;
-    vx_check(text, len, &r);
-    if (!r.ok) {
-        ERR(v, check, FILEOFF, at + r.where, "%s is not well-formed XML: %s",
-            domain ? "the domain XML" : "the save cookie", r.msg);
-        return;
-    }
-    if (strcmp(r.root, root) != 0) {
-        ERR(v, check, FILEOFF, at, "the root element is <%s> (expected <%s>)", r.root, root);
-        return;
-    }
-    if (domain && (!r.has_name || !r.has_uuid))
-        ERR(v, check, FILEOFF, at, "the <domain> element has no <%s>%s",
-            !r.has_name ? "name" : "uuid", !r.has_name && !r.has_uuid ? " and no <uuid>" : "");
-}
-
-static uint64_t count_nonzero(const char *p, size_t n)
-{
-    uint64_t c = 0;
-    for (size_t i = 0; i < n; i++)
-        c += p[i] != 0;
-    return c;
-}
-
-/* Offset from base of the first non-zero byte of [p, p+n) (n if none). */
-static uint64_t first_nonzero(const char *base, const char *p, size_t n)
-{
-    size_t i = 0;
-    while (i < n && !p[i])
-        i++;
-    return (uint64_t)(p - base) + i;
-}
-
-/* Look for the QEMU magic in the first MiBs (to suggest an offset). */
+/* The container scan and the payload probe, every finding of both. */
 static int check_container(vf *v, mrimg_error *err)
 {
     mrimg_image *img = v->img;
-    mrimg_source *src = &img->src;
-    mrimg_container_info *ci = &img->ci;
-    ci->file_size = src->size;
-    ci->file_allocated = src->allocated;
-    ci->xml = "";
-    v->hdr_format = -1;
-    v->expect_enc = -1;
-    v->enc = -1;
-    uint8_t h[MRIMG_HEADER_SIZE];
-    size_t have = (size_t)MRIMG_MIN((uint64_t)sizeof(h), src->size);
-    int rc = src_pread(src, h, have, 0, "libvirt header", err);
-    if (rc < 0)
-        return rc;
-
-    ctr_header hd;
-    ctr_decode(h, have, &hd);
-    if (hd.magic == CTR_MAGIC_NONE) {
-        /* a bare QEMU stream, or nothing we know */
-        ci->is_libvirt = 0;
-        ci->complete = 1;
-        uint64_t off = v->o->stream_offset;
-        if (off > src->size)
-            return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0,
-                           "stream offset %llu is beyond the end of the file (%llu bytes)",
-                           (unsigned long long)off, (unsigned long long)src->size);
-        ci->payload_offset = off;
-        uint8_t head[16] = {0};
-        ssize_t n = src_pread_some(src, head, sizeof(head), off, err);
-        if (n < 0)
-            return (int)n;
-        const mrimg_codec *c = codec_probe(head, (size_t)n);
-        if (n >= 4 && memcmp(head, QEMU_STREAM_MAGIC, 4) == 0) {
-            v->enc = MRIMG_FORMAT_RAW;
-        } else if (c) {
-            v->enc = codec_format(c);
-        } else {
-            char hex[64] = "an empty file";
-            if (n)
-                hex_bytes(hex, head, (size_t)n, 8);
-            uint64_t at;
-            if (off == 0 && img_find_stream_magic(src, &at))
-                ERR(v, "container.magic", FILEOFF, off,
-                    "not a libvirt save image or QEMU migration stream (found %s); a QEMU stream "
-                    "starts at offset %llu (0x%llx): pass that offset",
-                    hex, (unsigned long long)at, (unsigned long long)at);
-            else
-                ERR(v, "container.magic", FILEOFF, off,
-                    "not a libvirt save image or QEMU migration stream: expected \"%s\" or "
-                    "\"QEVM\", found %s",
-                    LIBVIRT_MAGIC_FINAL, hex);
-            return 0;
-        }
-        v->expect_enc = v->enc;
-        v->have_payload = true;
-        return 0;
+    ctr_scan sc;
+    int rc = ctr_scan_file(&img->src, v->o->stream_offset, &sc, err);
+    img->ci = sc.info;
+    img->meta = sc.meta;
+    img_payload pl = {.enc = -1};
+    if (rc == 0 && sc.payload_known)
+        rc = img_probe_payload(&img->src, &img->ci, &pl, &sc.rep, err);
+    for (unsigned i = 0; i < sc.rep.n; i++) {
+        const ctr_finding *f = &sc.rep.f[i];
+        vf_add(&v->l, f->check, f->severity, FILEOFF, f->offset, "%s", f->message);
     }
-
-    /* a libvirt header */
-    v->libvirt = true;
-    ci->is_libvirt = 1;
-    /* complete: the final magic, on a header that is all there */
-    ci->complete = hd.magic == CTR_MAGIC_FINAL && have == sizeof(h);
-    if (hd.magic == CTR_MAGIC_PARTIAL) {
-        ERR(v, "container.incomplete", FILEOFF, 0,
-            "the magic is \"%s\": an incomplete save, which never finished (libvirt refuses to restore it; "
-            "`virsh start` deletes such a managed save)",
-            LIBVIRT_MAGIC_PARTIAL);
-    } else if (hd.magic != CTR_MAGIC_FINAL) {
-        char hex[64];
-        hex_bytes(hex, h, MRIMG_MIN(have, (size_t)16), 16);
-        ERR(v, "container.magic", FILEOFF, 0,
-            "the image magic is incorrect: expected \"%s\", found %s", LIBVIRT_MAGIC_FINAL, hex);
-    }
-    if (have < sizeof(h)) {
-        ERR(v, "container.truncated", FILEOFF, have,
-            "the file ends inside the 92-byte libvirt header (%zu bytes present)", have);
-        return 0;
-    }
-    uint32_t version = hd.version, data_len = hd.data_len, format = hd.format,
-             cookie = hd.cookie_offset;
-    ci->foreign_endian = hd.foreign_endian;
-    ci->version = version;
-    ci->data_len = data_len;
-    ci->was_running = hd.was_running;
-    ci->format = format;
-    ci->cookie_offset = cookie;
-    ci->reserved_nonzero = hd.reserved_nonzero;
-    v->hdr_version = (int)version;
-
-    if (version > 2)
-        ERR(v, "container.version", FILEOFF, 16,
-            "image version %u is not supported (expected 2, or 1, in either byte order)",
-            version);
-    else if (version == 0)
-        WARN(v, "container.version", FILEOFF, 16,
-             "image version 0 (libvirt writes 2; it reads 0 as an old version-1 image)");
-    if (format >= MRIMG_FORMAT_COUNT) {
-        ERR(v, "container.format", FILEOFF, 28,
-            "unsupported save image format %u (expected 0..6: raw, gzip, bzip2, xz, lzop, zstd, "
-            "sparse)",
-            format);
-    } else {
-        v->hdr_format = (int)format;
-        /* version 1 predates compression: libvirt treats the payload as raw,
-         * but format 6 still takes the sparse path */
-        v->expect_enc = (version < 2 && format != MRIMG_FORMAT_SPARSE) ? MRIMG_FORMAT_RAW
-                        : format == MRIMG_FORMAT_SPARSE                  ? MRIMG_FORMAT_RAW
-                                                                         : (int)format;
-        if (version < 2 && format != MRIMG_FORMAT_RAW && format != MRIMG_FORMAT_SPARSE)
-            WARN(v, "container.format", FILEOFF, 28,
-                 "format %u (%s) in a version-%u header: libvirt ignores it and restores the "
-                 "payload as raw",
-                 format, mrimg_format_name((int)format), version);
-    }
-    if (hd.was_running > 1)
-        WARN(v, "container.running", FILEOFF, 24,
-             "was_running is %u (libvirt writes 0 or 1; any non-zero value means running)",
-             hd.was_running);
-    if (ci->reserved_nonzero)
-        WARN(v, "container.reserved", FILEOFF, 36,
-             "%u of the 14 reserved header words are not zero", ci->reserved_nonzero);
-
-    /* data_len and the metadata region */
-    if (data_len == 0) {
-        ERR(v, "container.data_len", FILEOFF, 20,
-            "invalid header data length 0 (it must cover the XML region)");
-        return 0;
-    }
-    if (data_len > MRIMG_DATA_LEN_MAX) {
-        ERR(v, "container.data_len", FILEOFF, 20,
-            "header data length %u exceeds the %u-byte cap (libvirt would try to allocate it)",
-            data_len, MRIMG_DATA_LEN_MAX);
-        return 0;
-    }
-    uint64_t end = MRIMG_HEADER_SIZE + (uint64_t)data_len;
-    bool meta_whole = end <= src->size;
-    if (!meta_whole)
-        ERR(v, "container.data_len", FILEOFF, src->size,
-            "the file ends inside the metadata region: data_len %u needs %llu bytes, the file "
-            "has %llu (truncated, or data_len is wrong)",
-            data_len, (unsigned long long)end, (unsigned long long)src->size);
-    size_t mlen = (size_t)MRIMG_MIN(end, src->size) - MRIMG_HEADER_SIZE;
-    char *m = xmalloc(mlen + 1, err);
-    if (!m)
-        return MRIMG_ERR_NOMEM;
-    rc = src_pread(src, m, mlen, MRIMG_HEADER_SIZE, "XML region", err);
-    if (rc < 0) {
-        free(m);
-        return rc;
-    }
-    m[mlen] = '\0';
-    img->meta = m;
-    bool cookie_ok = true;
-    uint64_t pad_first = 0; /* the first non-zero padding byte, from byte 92 */
-    if (cookie > data_len) {
-        ERR(v, "container.cookie", FILEOFF, 32,
-            "cookie offset %u exceeds the data length %u (libvirt 11.3 would compute a negative "
-            "cookie length)",
-            cookie, data_len);
-        cookie_ok = false;
-    }
-    size_t xml_part = (cookie && cookie_ok) ? cookie : data_len;
-    xml_part = MRIMG_MIN(xml_part, mlen);
-    const char *nul = memchr(m, 0, xml_part);
-    if (!nul) {
-        if (meta_whole)
-            ERR(v, "container.xml", FILEOFF, MRIMG_HEADER_SIZE,
-                "the domain XML is not NUL-terminated within its %zu bytes", xml_part);
-    } else {
-        ci->xml = m;
-        ci->xml_len = (size_t)(nul - m);
-        if (cookie_ok)
-        {
-            ci->padding_nonzero = count_nonzero(nul + 1, xml_part - ci->xml_len - 1);
-            if (ci->padding_nonzero)
-                pad_first = first_nonzero(m, nul + 1, xml_part - ci->xml_len - 1);
-        }
-        check_xml(v, "container.xml", m, ci->xml_len, MRIMG_HEADER_SIZE, "domain", true);
-        if (cookie && cookie_ok && cookie != ci->xml_len + 1)
-            WARN(v, "container.cookie", FILEOFF, 32,
-                 "cookie offset %u does not directly follow the XML (%zu bytes with its NUL)",
-                 cookie, ci->xml_len + 1);
-    }
-    if (cookie && cookie_ok && cookie < mlen) {
-        size_t cpart = mlen - cookie;
-        const char *c = m + cookie;
-        const char *cnul = memchr(c, 0, cpart);
-        if (!cnul) {
-            if (meta_whole)
-                ERR(v, "container.cookie", FILEOFF, MRIMG_HEADER_SIZE + (uint64_t)cookie,
-                    "the save cookie is not NUL-terminated within its %zu bytes", cpart);
-        } else {
-            ci->cookie = c;
-            ci->cookie_len = (size_t)(cnul - c);
-            uint64_t nz = count_nonzero(cnul + 1, cpart - ci->cookie_len - 1);
-            if (nz && !ci->padding_nonzero)
-                pad_first = first_nonzero(m, cnul + 1, cpart - ci->cookie_len - 1);
-            ci->padding_nonzero += nz;
-            check_xml(v, "container.cookie", c, ci->cookie_len,
-                      MRIMG_HEADER_SIZE + (uint64_t)cookie, "cookie", false);
-        }
-    }
-    if (ci->padding_nonzero)
-        WARN(v, "container.padding", FILEOFF, MRIMG_HEADER_SIZE + pad_first,
-             "%llu non-zero bytes in the padding of the metadata region (ignored by libvirt)",
-             (unsigned long long)ci->padding_nonzero);
-    if (!meta_whole)
-        return 0;
-    ci->payload_offset = end;
-    v->have_payload = true;
-
-    /* the payload's actual encoding */
-    uint8_t head[16] = {0};
-    ssize_t n = src_pread_some(src, head, sizeof(head), end, err);
-    if (n < 0)
-        return (int)n;
-    if (n == 0) {
-        ERR(v, "payload.truncated", FILEOFF, end,
-            "the file ends where the payload should start (no QEMU stream at all)");
-        v->have_payload = false;
-        return 0;
-    }
-    const mrimg_codec *c = codec_probe(head, (size_t)n);
-    bool qevm = n >= 4 && memcmp(head, QEMU_STREAM_MAGIC, 4) == 0;
-    v->enc = qevm ? MRIMG_FORMAT_RAW : c ? codec_format(c) : -1;
-    if (v->expect_enc >= 0 && v->enc >= 0 && v->enc != v->expect_enc) {
-        ERR(v, "payload.format", FILEOFF, end,
-            "the header says the payload is %s%s, but it is %s: libvirt could not restore it",
-            mrimg_format_name(v->hdr_format),
-            v->hdr_version < 2 && v->hdr_format != MRIMG_FORMAT_RAW ? " (read as raw: version 1)"
-                                                                     : "",
-            qevm ? "a plain QEMU stream" : c->name);
-    } else if (v->enc < 0) {
-        char hex[64];
-        hex_bytes(hex, head, (size_t)n, 8);
-        const mrimg_codec *want = v->expect_enc > 0 ? codec_by_format(v->expect_enc) : NULL;
-        if (want && want->magic) {
-            /* the decoder cannot even start: nothing more to check */
-            if ((size_t)n < want->magic_len && memcmp(head, want->magic, (size_t)n) == 0)
-                ERR(v, "payload.truncated", FILEOFF, end + (uint64_t)n,
-                    "the file ends inside the %s magic of the payload (%zd bytes present)",
-                    want->name, n);
-            else
-                ERR(v, "payload.format", FILEOFF, end,
-                    "the header says the payload is %s, but it starts with %s (no %s magic)",
-                    want->name, hex, want->name);
-            v->have_payload = false;
-            return 0;
-        }
-        /* a raw payload with a bad magic is reported by stream.magic */
-        v->enc = v->expect_enc >= 0 ? v->expect_enc : MRIMG_FORMAT_RAW;
-    }
-    return 0;
+    v->libvirt = img->ci.is_libvirt;
+    v->hdr_format = sc.format;
+    v->enc = pl.enc;
+    v->have_payload = pl.codec != NULL;
+    return rc;
 }
 
 /* ---- decoder error classification ---------------------------------------------- */
