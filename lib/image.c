@@ -44,16 +44,15 @@ static void probe_bare(mrimg_source *src, uint64_t off, const uint8_t *head, siz
     }
     uint64_t at;
     if (off == 0 && find_stream_magic(src, &at))
-        ctr_note(rep, "container.magic", MRIMG_SEV_ERROR, off,
-                 "not a libvirt save image or QEMU migration stream (found %s); a QEMU stream "
-                 "starts at offset %llu (0x%llx): pass that offset",
-                 hex, (unsigned long long)at, (unsigned long long)at);
+        ctr_error(rep, "container.magic", MRIMG_ERR_FORMAT, off, NULL, NULL,
+                  "not a libvirt save image or QEMU migration stream (found %s); a QEMU stream "
+                  "starts at offset %llu (0x%llx): pass that offset",
+                  hex, (unsigned long long)at, (unsigned long long)at);
     else
-        ctr_note(rep, "container.magic", MRIMG_SEV_ERROR, off,
-                 "not a libvirt save image or QEMU migration stream: expected \"%s\" or "
-                 "\"QEVM\", found %s",
-                 LIBVIRT_MAGIC_FINAL, hex);
-    ctr_fail_noted(rep, MRIMG_ERR_FORMAT);
+        ctr_error(rep, "container.magic", MRIMG_ERR_FORMAT, off, NULL, NULL,
+                  "not a libvirt save image or QEMU migration stream: expected \"%s\" or "
+                  "\"QEVM\", found %s",
+                  LIBVIRT_MAGIC_FINAL, hex);
 }
 
 int img_probe_payload(mrimg_source *src, const mrimg_container_info *ci, img_payload *pl,
@@ -76,9 +75,8 @@ int img_probe_payload(mrimg_source *src, const mrimg_container_info *ci, img_pay
 
     /* a libvirt payload against its header's format (-1: unknown) */
     if (n == 0) {
-        ctr_note(rep, "payload.truncated", MRIMG_SEV_ERROR, off,
-                 "the file ends where the payload should start (no QEMU stream at all)");
-        ctr_fail(rep, MRIMG_ERR_TRUNCATED, off, "the file ends where the payload should start");
+        ctr_error(rep, "payload.truncated", MRIMG_ERR_TRUNCATED, off, NULL,
+                  "no QEMU stream at all", "the file ends where the payload should start");
         return 0;
     }
     int expect = ci->payload_format == MRIMG_FORMAT_SPARSE ? MRIMG_FORMAT_RAW : ci->payload_format;

@@ -1393,6 +1393,223 @@ static void test_judgement(void **state)
     unlink(out);
 }
 
+/* ---- one container scanner: every finding for imgverify, the first error for opening ---- */
+
+/* The i-th finding of check in r (NULL if fewer). */
+static const mrimg_problem *problem(const mrimg_verify_result *r, const char *check, unsigned i)
+{
+    for (unsigned k = 0; k < r->nproblems; k++)
+        if (!strcmp(r->problems[k].check, check) && i-- == 0)
+            return &r->problems[k];
+    return NULL;
+}
+
+/* A corrupted copy with several container problems: the scanner records
+ * them all (in file order, with their offsets), imgverify lists every one
+ * with the scanner's text, and mrimg_open fails with the first one that
+ * opening cannot get past, worded as it always was. */
+typedef struct scan_case {
+    const char *what;
+    const char *checks[4];     /* the container findings, in order */
+    mrimg_severity sev[4];
+    uint64_t off[4];
+    int open_code;             /* 0: opens */
+    const char *open_msg;      /* the whole message of the open error */
+} scan_case;
+
+static void expect_scan(const char *p, const scan_case *c)
+{
+    /* the scanner alone */
+    mrimg_source src;
+    mrimg_error err;
+    assert_int_equal(src_open(&src, p, &err), 0);
+    ctr_scan sc;
+    assert_int_equal(ctr_scan_file(&src, 0, &sc, &err), 0);
+    unsigned n = 0;
+    while (n < 4 && c->checks[n])
+        n++;
+    if (sc.rep.n != n) {
+        for (unsigned i = 0; i < sc.rep.n; i++)
+            fprintf(stderr, "  %s @%llu: %s\n", sc.rep.f[i].check,
+                    (unsigned long long)sc.rep.f[i].offset, sc.rep.f[i].message);
+        fail_msg("%s: %u findings, expected %u", c->what, sc.rep.n, n);
+    }
+    for (unsigned i = 0; i < n; i++) {
+        assert_string_equal(sc.rep.f[i].check, c->checks[i]);
+        assert_int_equal(sc.rep.f[i].severity, c->sev[i]);
+        assert_int_equal(sc.rep.f[i].offset, c->off[i]);
+    }
+    assert_int_equal(sc.rep.first.code, c->open_code);
+
+    /* imgverify: every finding, with the scanner's words */
+    mrimg_verify_result *r = verify(p);
+    for (unsigned i = 0; i < n; i++) {
+        unsigned same = 0;
+        for (unsigned k = 0; k < i; k++)
+            same += !strcmp(c->checks[k], c->checks[i]);
+        const mrimg_problem *q = problem(r, c->checks[i], same);
+        if (!q) {
+            dump(c->what, r);
+            fail_msg("%s: no %s", c->what, c->checks[i]);
+        }
+        assert_int_equal(q->severity, c->sev[i]);
+        assert_int_equal(q->offset_kind, MRIMG_OFF_FILE);
+        assert_int_equal(q->offset, c->off[i]);
+        assert_string_equal(q->message, sc.rep.f[i].message);
+    }
+    mrimg_verify_free(r);
+    ctr_scan_free(&sc);
+    src_close(&src);
+
+    /* opening: the first error, or none */
+    mrimg_image *img = mrimg_open(p, NULL, &err);
+    if (!c->open_code) {
+        assert_non_null(img);
+        mrimg_close(img);
+        return;
+    }
+    assert_null(img);
+    assert_int_equal(err.code, c->open_code);
+    assert_string_equal(err.message, c->open_msg);
+}
+
+static void test_container_scan(void **state)
+{
+    (void)state;
+    const char *rel = "libvirt/raw.sav";
+    uint32_t data_len, cookie;
+    peek(fixture_path(rel), 20, &data_len, 4);
+    peek(fixture_path(rel), 32, &cookie, 4);
+    const char *p;
+    char msg[512];
+
+    /* format 9 and a cookie offset beyond data_len: two errors; opening
+     * stops at the format */
+    p = copy_fixture(rel);
+    put_le32(p, 28, 9);
+    put_le32(p, 32, data_len + 100);
+    expect_scan(p, &(scan_case){
+                       "format and cookie offset",
+                       {"container.format", "container.cookie"},
+                       {MRIMG_SEV_ERROR, MRIMG_SEV_ERROR},
+                       {28, 32},
+                       MRIMG_ERR_UNSUPPORTED,
+                       "at file offset 28 (0x1c): unsupported save image format 9 (expected "
+                       "0..6: raw, gzip, bzip2, xz, lzop, zstd, sparse)",
+                   });
+
+    /* a domain XML without <name> (opening tolerates it) and a cookie whose
+     * NUL is gone: opening stops at the cookie, imgverify names both */
+    p = copy_fixture(rel);
+    poke(p, find_bytes(p, "<name>", 6) + 1, "nome", 4);
+    poke(p, find_bytes(p, "</name>", 7) + 2, "nome", 4);
+    {
+        size_t n = data_len - cookie;
+        char *ys = malloc(n);
+        assert_non_null(ys);
+        memset(ys, 'y', n);
+        poke(p, 92 + (uint64_t)cookie, ys, n);
+        free(ys);
+    }
+    snprintf(msg, sizeof(msg),
+             "at file offset %u (0x%x): save cookie is not NUL-terminated within its %u bytes",
+             92 + cookie, 92 + cookie, data_len - cookie);
+    expect_scan(p, &(scan_case){
+                       "XML root and cookie NUL",
+                       {"container.xml", "container.cookie"},
+                       {MRIMG_SEV_ERROR, MRIMG_SEV_ERROR},
+                       {92, 92 + (uint64_t)cookie},
+                       MRIMG_ERR_FORMAT,
+                       msg,
+                   });
+
+    /* two warnings before an error: was_running 5, a reserved word, and
+     * data_len 0 */
+    p = copy_fixture(rel);
+    put_le32(p, 24, 5);
+    put_le32(p, 60, 1);
+    put_le32(p, 20, 0);
+    expect_scan(p, &(scan_case){
+                       "running, reserved, data_len",
+                       {"container.running", "container.reserved", "container.data_len"},
+                       {MRIMG_SEV_WARNING, MRIMG_SEV_WARNING, MRIMG_SEV_ERROR},
+                       {24, 36, 20},
+                       MRIMG_ERR_FORMAT,
+                       "at file offset 20 (0x14): invalid header data length 0 (expected the "
+                       "size of the XML region)",
+                   });
+
+    /* findings that opening gets past: a partial save with dirty padding */
+    p = copy_fixture(rel);
+    poke(p, 12, "Part", 4);
+    poke(p, 92 + (uint64_t)data_len - 3, "z", 1);
+    expect_scan(p, &(scan_case){
+                       "partial, padding",
+                       {"container.incomplete", "container.padding"},
+                       {MRIMG_SEV_ERROR, MRIMG_SEV_WARNING},
+                       {0, 92 + (uint64_t)data_len - 3},
+                       0,
+                       NULL,
+                   });
+
+    /* a cookie offset at data_len leaves no room for the cookie's NUL:
+     * opening always refused it, imgverify now says so too (it called the
+     * image sound); the real cookie is now padding after the XML */
+    p = copy_fixture(rel);
+    put_le32(p, 32, data_len);
+    snprintf(msg, sizeof(msg),
+             "at file offset %u (0x%x): save cookie is not NUL-terminated within its 0 bytes",
+             92 + data_len, 92 + data_len);
+    expect_scan(p, &(scan_case){
+                       "cookie at data_len",
+                       {"container.cookie", "container.cookie", "container.padding"},
+                       {MRIMG_SEV_WARNING, MRIMG_SEV_ERROR, MRIMG_SEV_WARNING},
+                       {32, 92 + (uint64_t)data_len, 92 + (uint64_t)cookie},
+                       MRIMG_ERR_FORMAT,
+                       msg,
+                   });
+}
+
+/* The payload probe, shared by opening, reading and imgverify: a header
+ * that says zstd over a gzip payload is one payload.format finding for
+ * imgverify and the same judgement when the payload is opened. */
+static void test_payload_probe(void **state)
+{
+    (void)state;
+    const char *p = copy_fixture("libvirt/gzip.sav");
+    put_le32(p, 28, MRIMG_FORMAT_ZSTD);
+    mrimg_verify_result *r = verify(p);
+    const mrimg_problem *q = problem(r, "payload.format", 0);
+    assert_non_null(q);
+    assert_string_equal(q->message, "the header says the payload is zstd, but it is gzip: "
+                                    "libvirt could not restore it");
+    assert_int_equal(r->payload_format, MRIMG_FORMAT_GZIP);
+    mrimg_verify_free(r);
+
+    mrimg_error err;
+    mrimg_image *img = mrimg_open(p, NULL, &err);
+    assert_non_null(img);
+    assert_int_equal(mrimg_scan(img, 0, NULL, NULL, &err), MRIMG_ERR_FORMAT);
+    assert_non_null(strstr(err.message, "the header says the payload is zstd, but it starts "
+                                        "with gzip magic"));
+    mrimg_close(img);
+
+    /* the probe itself, on the container as scanned */
+    mrimg_source src;
+    assert_int_equal(src_open(&src, p, &err), 0);
+    ctr_scan sc;
+    assert_int_equal(ctr_scan_file(&src, 0, &sc, &err), 0);
+    assert_int_equal(sc.rep.n, 0);
+    img_payload pl;
+    assert_int_equal(img_probe_payload(&src, &sc.info, &pl, &sc.rep, &err), 0);
+    assert_int_equal(sc.rep.n, 1);
+    assert_string_equal(sc.rep.f[0].check, "payload.format");
+    assert_int_equal(sc.rep.first.code, MRIMG_ERR_FORMAT);
+    assert_int_equal(pl.enc, MRIMG_FORMAT_GZIP);
+    ctr_scan_free(&sc);
+    src_close(&src);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -1415,6 +1632,8 @@ int main(void)
         cmocka_unit_test(test_compare_pairs),
         cmocka_unit_test(test_conversions),
         cmocka_unit_test(test_corrupt_container),
+        cmocka_unit_test(test_container_scan),
+        cmocka_unit_test(test_payload_probe),
         cmocka_unit_test(test_corrupt_stream),
         cmocka_unit_test(test_truncations_plain),
         cmocka_unit_test(test_truncations_mapped),

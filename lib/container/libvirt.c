@@ -108,10 +108,17 @@ void ctr_fail(ctr_report *r, mrimg_code code, uint64_t off, const char *fmt, ...
     va_end(ap);
 }
 
-void ctr_fail_noted(ctr_report *r, mrimg_code code)
+void ctr_error(ctr_report *r, const char *check, mrimg_code code, uint64_t off, const char *lead,
+               const char *why, const char *fmt, ...)
 {
-    if (r->n)
-        ctr_fail(r, code, r->f[r->n - 1].offset, "%s", r->f[r->n - 1].message);
+    char text[sizeof(r->f[0].message)];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    ctr_note(r, check, MRIMG_SEV_ERROR, off, "%s%s%s%s%s", lead ? lead : "", text,
+             why ? " (" : "", why ? why : "", why ? ")" : "");
+    ctr_fail(r, code, off, "%s", text);
 }
 
 int ctr_report_error(const ctr_report *r, mrimg_error *err)
@@ -126,6 +133,7 @@ int ctr_report_error(const ctr_report *r, mrimg_error *err)
 #define NOTE_ERR(sc, check, ...) ctr_note(&(sc)->rep, check, MRIMG_SEV_ERROR, __VA_ARGS__)
 #define NOTE_WARN(sc, check, ...) ctr_note(&(sc)->rep, check, MRIMG_SEV_WARNING, __VA_ARGS__)
 #define FAIL(sc, ...) ctr_fail(&(sc)->rep, __VA_ARGS__)
+#define ERROR(sc, ...) ctr_error(&(sc)->rep, __VA_ARGS__)
 
 /* ---- the scanner ------------------------------------------------------------ */
 
@@ -187,11 +195,10 @@ static void scan_fields(ctr_scan *sc, const ctr_header *hd)
                   "image version 0 (libvirt writes 2; it reads 0 as an old version-1 image)");
     }
     if (format >= MRIMG_FORMAT_COUNT) {
-        NOTE_ERR(sc, "container.format", 28,
-                 "unsupported save image format %u (expected 0..6: raw, gzip, bzip2, xz, lzop, "
-                 "zstd, sparse)",
-                 format);
-        ctr_fail_noted(&sc->rep, MRIMG_ERR_UNSUPPORTED);
+        ERROR(sc, "container.format", MRIMG_ERR_UNSUPPORTED, 28, NULL, NULL,
+              "unsupported save image format %u (expected 0..6: raw, gzip, bzip2, xz, lzop, "
+              "zstd, sparse)",
+              format);
     } else {
         sc->format = (int)format;
         /* version 1 predates compression: libvirt treats the payload as raw,
@@ -227,12 +234,9 @@ static int scan_metadata(ctr_scan *sc, mrimg_source *src, mrimg_error *err)
         return 0;
     }
     if (data_len > MRIMG_DATA_LEN_MAX) {
-        NOTE_ERR(sc, "container.data_len", 20,
-                 "header data length %u exceeds the %u-byte cap (libvirt would try to allocate "
-                 "it)",
-                 data_len, MRIMG_DATA_LEN_MAX);
-        FAIL(sc, MRIMG_ERR_LIMIT, 20, "header data length %u exceeds the %u-byte cap", data_len,
-             MRIMG_DATA_LEN_MAX);
+        ERROR(sc, "container.data_len", MRIMG_ERR_LIMIT, 20, NULL,
+              "libvirt would try to allocate it", "header data length %u exceeds the %u-byte cap",
+              data_len, MRIMG_DATA_LEN_MAX);
         return 0;
     }
     uint64_t end = MRIMG_HEADER_SIZE + (uint64_t)data_len;
@@ -258,24 +262,18 @@ static int scan_metadata(ctr_scan *sc, mrimg_source *src, mrimg_error *err)
 
     bool cookie_ok = true;
     if (cookie > data_len) {
-        NOTE_ERR(sc, "container.cookie", 32,
-                 "cookie offset %u exceeds the data length %u (libvirt 11.3 would compute a "
-                 "negative cookie length)",
-                 cookie, data_len);
-        FAIL(sc, MRIMG_ERR_FORMAT, 32, "cookie offset %u exceeds the data length %u", cookie,
-             data_len);
+        ERROR(sc, "container.cookie", MRIMG_ERR_FORMAT, 32, NULL,
+              "libvirt 11.3 would compute a negative cookie length",
+              "cookie offset %u exceeds the data length %u", cookie, data_len);
         cookie_ok = false;
     }
     uint64_t pad_first = 0; /* the first non-zero padding byte, from byte 92 */
     size_t xml_part = MRIMG_MIN((cookie && cookie_ok) ? cookie : data_len, mlen);
     const char *nul = memchr(m, 0, xml_part);
     if (!nul) {
-        if (whole) {
-            NOTE_ERR(sc, "container.xml", MRIMG_HEADER_SIZE,
-                     "the domain XML is not NUL-terminated within its %zu bytes", xml_part);
-            FAIL(sc, MRIMG_ERR_FORMAT, MRIMG_HEADER_SIZE,
-                 "domain XML is not NUL-terminated within its %zu bytes", xml_part);
-        }
+        if (whole)
+            ERROR(sc, "container.xml", MRIMG_ERR_FORMAT, MRIMG_HEADER_SIZE, "the ", NULL,
+                  "domain XML is not NUL-terminated within its %zu bytes", xml_part);
     } else {
         ci->xml = m;
         ci->xml_len = (size_t)(nul - m);
@@ -294,12 +292,10 @@ static int scan_metadata(ctr_scan *sc, mrimg_source *src, mrimg_error *err)
         const char *c = m + cookie;
         const char *cnul = memchr(c, 0, cpart);
         if (!cnul) {
-            if (whole) {
-                NOTE_ERR(sc, "container.cookie", MRIMG_HEADER_SIZE + (uint64_t)cookie,
-                         "the save cookie is not NUL-terminated within its %zu bytes", cpart);
-                FAIL(sc, MRIMG_ERR_FORMAT, MRIMG_HEADER_SIZE + (uint64_t)cookie,
-                     "save cookie is not NUL-terminated within its %zu bytes", cpart);
-            }
+            if (whole)
+                ERROR(sc, "container.cookie", MRIMG_ERR_FORMAT,
+                      MRIMG_HEADER_SIZE + (uint64_t)cookie, "the ", NULL,
+                      "save cookie is not NUL-terminated within its %zu bytes", cpart);
         } else {
             ci->cookie = c;
             ci->cookie_len = (size_t)(cnul - c);
@@ -376,10 +372,8 @@ int ctr_scan_file(mrimg_source *src, uint64_t bare_offset, ctr_scan *sc, mrimg_e
              LIBVIRT_MAGIC_FINAL, LIBVIRT_MAGIC_PARTIAL, hex);
     }
     if (!hd.complete_header) {
-        NOTE_ERR(sc, "container.truncated", have,
-                 "the file ends inside the 92-byte libvirt header (%zu bytes present)", have);
-        FAIL(sc, MRIMG_ERR_TRUNCATED, have,
-             "file ends inside the 92-byte libvirt header (%zu bytes present)", have);
+        ERROR(sc, "container.truncated", MRIMG_ERR_TRUNCATED, have, "the ", NULL,
+              "file ends inside the 92-byte libvirt header (%zu bytes present)", have);
         return 0;
     }
     scan_fields(sc, &hd);

@@ -49,8 +49,11 @@ MRIMG_INTERNAL void ctr_note(ctr_report *r, const char *check, mrimg_severity se
  * mrimg_open() reports it (kept only for the first such finding). */
 MRIMG_INTERNAL void ctr_fail(ctr_report *r, mrimg_code code, uint64_t off, const char *fmt, ...)
     MRIMG_PRINTF(4, 5);
-/* The same, worded as the finding just noted. */
-MRIMG_INTERNAL void ctr_fail_noted(ctr_report *r, mrimg_code code);
+/* Both at once where the wordings share their text: imgverify's is
+ * lead + TEXT + " (why)", opening's TEXT alone (lead, why may be NULL). */
+MRIMG_INTERNAL void ctr_error(ctr_report *r, const char *check, mrimg_code code, uint64_t off,
+                              const char *lead, const char *why, const char *fmt, ...)
+    MRIMG_PRINTF(7, 8);
 /* 0 when nothing stops opening, else the first such error (copied to *err). */
 MRIMG_INTERNAL int ctr_report_error(const ctr_report *r, mrimg_error *err);
 
