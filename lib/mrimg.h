@@ -559,6 +559,25 @@ typedef struct mrimg_convert_stats {
 MRIMG_API int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
                             mrimg_convert_stats *stats, mrimg_error *err);
 
+/*! mrimg_convert_fd():
+ *  Like mrimg_convert(), but the output goes to fd, an open descriptor
+ *  (standard output in a pipeline), written strictly in order: no
+ *  temporary, no rename, no holes, no sync unless fd is a regular file;
+ *  fd is not closed.  name names it in messages (e.g. "(stdout)").  Only
+ *  outputs written in one forward pass can go there: the libvirt formats
+ *  raw, gzip, bzip2, xz, lzop and zstd, and MRIMG_OUT_QEMU.  sparse,
+ *  qemu-mapped, ram, elf, phys and kdump-* fail with MRIMG_ERR_INVAL
+ *  (MRIMG_SIDE_NONE) before anything is read or written.  A libvirt header
+ *  is written with its final magic at once, since a descriptor cannot go
+ *  back to it: a reader of a cut output still finds it incomplete, by the
+ *  payload's own end (the codec's end marker and checksums; for raw, the
+ *  QEMU stream's EOF record and VMDESCRIPTION), and restoring it fails.
+ *  On failure part of the output may have been written: the consumer must
+ *  look at the exit status (as with zstd or xz writing to a pipe). */
+MRIMG_API int mrimg_convert_fd(mrimg_image *in, int fd, const char *name,
+                               const mrimg_convert_opts *o, mrimg_convert_stats *stats,
+                               mrimg_error *err);
+
 /* ======================================================================
  * Image information: extents, XML (lib/info/)
  * ====================================================================== */

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "judge.h"
@@ -159,12 +160,15 @@ static const char *out_name(int fmt)
 }
 
 /* --output=json on failure: still one object on stdout, with the error. */
+/* The summary's stream: stderr when standard output carries the image. */
+static FILE *summary_to = NULL;
+
 static void json_failure(int outmode, const char *key, const char *path, const char *key2,
                          const char *path2, const mrimg_error *err, const char *about, int status)
 {
     if (outmode != OUT_JSON)
         return;
-    out *w = out_new(stdout, OUT_JSON);
+    out *w = out_new(summary_to ? summary_to : stdout, OUT_JSON);
     if (!w)
         return;
     out_str(w, key, NULL, path);
@@ -364,6 +368,11 @@ int main(int argc, char **argv)
             cli_usage_hint();
             return EXIT_USAGE;
         }
+        if (cli_is_stdio(argv[optind])) {
+            cli_error("-", "--sparsify changes a file in place: not standard input");
+            cli_usage_hint();
+            return EXIT_USAGE;
+        }
         return do_sparsify(argv[optind], oo.stream_offset, progress, quiet && !verbose,
                            outmode);
     }
@@ -421,6 +430,32 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *in_path = argv[optind], *out_path = argv[optind + 1];
+    bool to_stdout = cli_is_stdio(out_path);
+    if (to_stdout) {
+        /* standard output is written in order, once: what goes back to
+         * what it wrote is refused before anything is read (the library
+         * refuses it too: mrimg_convert_fd) */
+        if (ofmt == MRIMG_FORMAT_SPARSE || ofmt == MRIMG_OUT_QEMU_MAPPED || ofmt == MRIMG_OUT_RAM ||
+            ofmt == MRIMG_OUT_ELF || ofmt == MRIMG_OUT_PHYS || ofmt == MRIMG_OUT_KDUMP_ZLIB ||
+            ofmt == MRIMG_OUT_KDUMP_LZO) {
+            cli_error("-", "-O %s cannot be written to standard output: it is written by offset "
+                           "(give an output file)", out_name(ofmt));
+            cli_usage_hint();
+            return EXIT_USAGE;
+        }
+        if (o.force) {
+            cli_error("-", "-f/--force does not apply to standard output (nothing is replaced)");
+            cli_usage_hint();
+            return EXIT_USAGE;
+        }
+        if (isatty(1)) {
+            cli_error("-", "standard output is a terminal: refusing to write an image to it "
+                           "(redirect it, or give an output file)");
+            cli_usage_hint();
+            return EXIT_USAGE;
+        }
+        summary_to = stderr; /* stdout carries the image */
+    }
     cli_signals();
 
     char *xml = NULL;
@@ -455,7 +490,7 @@ int main(int argc, char **argv)
     }
     oo.threads = o.threads;
     mrimg_error err;
-    mrimg_image *img = mrimg_open(in_path, &oo, &err);
+    mrimg_image *img = mrimg_open(cli_input_path(in_path), &oo, &err);
     if (!img) {
         json_failure(outmode, "input", in_path, "output", out_path, &err,
                      cli_error_file(&err, in_path, out_path), cli_exit_for(&err));
@@ -502,7 +537,8 @@ int main(int argc, char **argv)
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     mrimg_convert_stats st;
-    int rc = mrimg_convert(img, out_path, &o, &st, &err);
+    int rc = to_stdout ? mrimg_convert_fd(img, 1, "-", &o, &st, &err)
+                       : mrimg_convert(img, out_path, &o, &st, &err);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     cli_progress_done();
     int status = EXIT_OK;
@@ -522,7 +558,7 @@ int main(int argc, char **argv)
         status = cli_fail(&err, in_path, out_path);
     } else if (verbose) {
         double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-        out *w = out_new(stdout, outmode);
+        out *w = out_new(summary_to ? summary_to : stdout, outmode);
         out_str(w, "input", "input", in_path);
         out_str(w, "output", "output", out_path);
         out_json_only(w, 1);

@@ -155,7 +155,7 @@ static int verify_one(const char *path, const opts *o, out *w)
     cli_progress_setup(o->quiet ? 0 : o->progress, "verifying");
     mrimg_verify_result *r = NULL;
     mrimg_error err;
-    int rc = mrimg_verify(path, &vo, &r, &err);
+    int rc = mrimg_verify(cli_input_path(path), &vo, &r, &err);
     cli_progress_done();
     int status;
     if (rc < 0)
@@ -303,7 +303,7 @@ static void digest_line(const char *hx, const char *path)
 static int digest_one(const char *path, const opts *o, out *w)
 {
     mrimg_error err;
-    mrimg_image *img = mrimg_open(path, &o->oo, &err);
+    mrimg_image *img = mrimg_open(cli_input_path(path), &o->oo, &err);
     if (!img)
         return file_failure(w, path, &err);
     /* the same judgement as every tool: no digest of an image with errors */
@@ -396,10 +396,10 @@ static int compare_failure(const char *pa, const char *pb, const opts *o,
 static int compare(const char *pa, const char *pb, const opts *o)
 {
     mrimg_error err;
-    mrimg_image *a = mrimg_open(pa, &o->oo, &err);
+    mrimg_image *a = mrimg_open(cli_input_path(pa), &o->oo, &err);
     if (!a)
         return compare_failure(pa, pb, o, &err, pa);
-    mrimg_image *b = mrimg_open(pb, &o->oo, &err);
+    mrimg_image *b = mrimg_open(cli_input_path(pb), &o->oo, &err);
     if (!b) {
         mrimg_close(a);
         return compare_failure(pa, pb, o, &err, pb);
@@ -758,6 +758,8 @@ int main(int argc, char **argv)
         cli_usage_hint();
         return EXIT_USAGE;
     }
+    if (!cli_stdin_once(argv + optind, nfiles))
+        return EXIT_USAGE;
     cli_signals();
     if (mode == OPT_COMPARE)
         return compare(argv[optind], argv[optind + 1], &o);

@@ -204,7 +204,13 @@ int ctr_write(mrimg_sink *s, const ctr_out *o, uint64_t *payload_offset, mrimg_e
         return rc;
     size_t xl = strlen(o->xml) + 1;
     uint8_t h[MRIMG_HEADER_SIZE] = {0};
-    memcpy(h, LIBVIRT_MAGIC_PARTIAL, LIBVIRT_MAGIC_LEN);
+    /* A file gets the partial magic until it is complete (sink_commit
+     * writes the final one).  A stream sink cannot go back, so it gets the
+     * final magic now: a reader of a cut stream still finds it incomplete,
+     * since the payload's own end (compressed: the codec's end marker and
+     * checksums; raw: the QEMU stream's EOF and VMDESCRIPTION) is missing,
+     * and restoring it fails (docs/design.md, "Endpoints"). */
+    memcpy(h, sink_seekable(s) ? LIBVIRT_MAGIC_PARTIAL : LIBVIRT_MAGIC_FINAL, LIBVIRT_MAGIC_LEN);
     uint32_t f[5] = {2, data_len, o->was_running, o->format, o->cookie ? (uint32_t)xl : 0};
     memcpy(h + 16, f, sizeof(f)); /* native byte order, as libvirt writes */
     rc = sink_write(s, h, sizeof(h), err);

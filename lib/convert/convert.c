@@ -21,7 +21,9 @@
  * over the stream (a rider of the image, see image.h), and cv_verdict
  * refuses an image with errors before its output is committed.
  * The output is a temporary file beside the target (see io/sink.c), given
- * the final libvirt magic and renamed only after everything succeeded. */
+ * the final libvirt magic and renamed only after everything succeeded; or
+ * a descriptor (mrimg_convert_fd: standard output), written in order, for
+ * the outputs that need no going back (needs_seekable_sink). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,6 +98,9 @@ static uint64_t data_bytes(const mrimg_image *in)
 
 static uint64_t payload_bytes(const mrimg_image *in)
 {
+    /* a pipe's size is not known before its end: no total */
+    if (!src_size_known(&in->src))
+        return 0;
     return in->src.size > in->ci.payload_offset ? in->src.size - in->ci.payload_offset : 0;
 }
 
@@ -143,6 +148,7 @@ typedef struct cv {
     uint64_t stream_limit;
     uint64_t tail_pos;          /* stream offset of the next tail byte */
     vf_judge *judge;            /* the judgement riding on the pass, or NULL */
+    int out_fd;                 /* >= 0: a descriptor output (mrimg_convert_fd) */
     bool judged;                /* cv_verdict ran */
 } cv;
 
@@ -941,8 +947,49 @@ void mrimg_convert_opts_init(mrimg_convert_opts *o)
     o->running = -1;
 }
 
+/* Where the output goes: a file (out_path, temporary + rename) or a
+ * descriptor (out_fd >= 0, written in order; out_path names it). */
+static int convert_to(mrimg_image *in, const char *out_path, int out_fd,
+                      const mrimg_convert_opts *opts, mrimg_convert_stats *stats,
+                      mrimg_error *err);
+
 int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opts *opts,
                   mrimg_convert_stats *stats, mrimg_error *err)
+{
+    return convert_to(in, out_path, -1, opts, stats, err);
+}
+
+int mrimg_convert_fd(mrimg_image *in, int fd, const char *name, const mrimg_convert_opts *opts,
+                     mrimg_convert_stats *stats, mrimg_error *err)
+{
+    if (fd < 0) {
+        mrimg_error_clear(err);
+        return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0, "no output descriptor");
+    }
+    return convert_to(in, name ? name : "(fd)", fd, opts, stats, err);
+}
+
+/* Outputs that go back to what they wrote (mapped-ram layouts, block
+ * files, guest-physical images placed by address, kdump's descriptors)
+ * cannot be written to a stream sink. */
+static const char *needs_seekable_sink(int out)
+{
+    switch (out) {
+    case MRIMG_FORMAT_SPARSE: return "a sparse (mapped-ram) image places pages by offset";
+    case MRIMG_OUT_QEMU_MAPPED: return "a mapped-ram stream places pages by offset";
+    case MRIMG_OUT_RAM: return "-O ram writes a directory of files";
+    case MRIMG_OUT_ELF: return "an ELF core is written by offset (its headers last)";
+    case MRIMG_OUT_PHYS: return "a guest-physical image places pages by address";
+    case MRIMG_OUT_KDUMP_ZLIB:
+    case MRIMG_OUT_KDUMP_LZO: return "a kdump file is written by offset (its descriptors "
+                                     "are rewritten)";
+    default: return NULL;
+    }
+}
+
+static int convert_to(mrimg_image *in, const char *out_path, int out_fd,
+                      const mrimg_convert_opts *opts, mrimg_convert_stats *stats,
+                      mrimg_error *err)
 {
     mrimg_error_clear(err);
     mrimg_convert_opts defaults;
@@ -962,12 +1009,19 @@ int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opt
     c.in = in;
     c.o = opts;
     c.st = stats;
+    c.out_fd = out_fd;
     int out = opts->out;
     c.libvirt_out = out >= MRIMG_FORMAT_RAW && out < MRIMG_FORMAT_COUNT;
     if (!c.libvirt_out && out != MRIMG_OUT_QEMU && out != MRIMG_OUT_QEMU_MAPPED &&
         out != MRIMG_OUT_RAM && !is_guest_out(out))
         return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0, "unknown output format %d", out);
     c.mapped_out = out == MRIMG_FORMAT_SPARSE || out == MRIMG_OUT_QEMU_MAPPED;
+    const char *why = out_fd >= 0 ? needs_seekable_sink(out) : NULL;
+    if (why)
+        return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0,
+                       "this output cannot be written to a pipe or standard output: %s (give "
+                       "an output file)",
+                       why);
 
     if (in->ci.is_libvirt && !in->ci.complete && !opts->allow_incomplete)
         return err_set(err, MRIMG_ERR_INCOMPLETE, MRIMG_OFF_FILE, 0,
@@ -1048,6 +1102,33 @@ int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opt
         total += P;
     c.prog.total = MRIMG_MAX(total, 1);
     c.prog.silent = false;
+    if (!src_seekable(&in->src)) {
+        /* a pipe is read once: a plan with more than one pass over the
+         * stream is refused before anything is written */
+        unsigned passes = (plain_scan ? 1u : 0u) + (judge_pass ? 1u : 0u) + 1u;
+        const char *twice = NULL;
+        if (out == MRIMG_OUT_RAM)
+            twice = "-O ram replays the stream into a scratch file, then reads it";
+        else if (!c.mapped_out && opts->compact)
+            twice = "--compact scans the stream, then replays it";
+        else if (passes > 1)
+            twice = "the judgement cannot ride on the conversion's pass";
+        if (twice) {
+            if (c.judge) {
+                img_rider_remove(in, vf_judge_rider(c.judge));
+                vf_judge_free(c.judge);
+            }
+            int rc2 = err_side(err, MRIMG_SIDE_INPUT,
+                               err_set(err, MRIMG_ERR_IO, MRIMG_OFF_NONE, 0,
+                                       "%s is a pipe, which can be read only once: this "
+                                       "conversion reads the input twice (%s); give a regular "
+                                       "file",
+                                       in->src.name, twice));
+            if (err)
+                err->sys_errno = ESPIPE;
+            return rc2;
+        }
+    }
 
     if (!c.judge) {
         if (judge)
@@ -1121,7 +1202,9 @@ static int cv_run(cv *c, const char *out_path, bool plain_scan, mrimg_error *err
         to_plain = in->si.multi_pass || !in->si.ordered;
     }
 
-    rc = sink_create(&c->sink, out_path, opts->force ? SINK_FORCE : 0, err);
+    rc = c->out_fd >= 0 ? err_side(err, MRIMG_SIDE_OUTPUT,
+                                   sink_create_fd(&c->sink, c->out_fd, out_path, err))
+                        : sink_create(&c->sink, out_path, opts->force ? SINK_FORCE : 0, err);
     if (rc < 0)
         return rc;
     if (c->libvirt_out) {
@@ -1164,7 +1247,8 @@ static int cv_run(cv *c, const char *out_path, bool plain_scan, mrimg_error *err
     if (rc == 0) {
         stats->out_bytes = c->sink.size > sink_tell(&c->sink) ? c->sink.size : sink_tell(&c->sink);
         struct stat st;
-        if (sink_flush(&c->sink, err) == 0 && fstat(c->sink.fd, &st) == 0) {
+        if (sink_flush(&c->sink, err) == 0 && sink_seekable(&c->sink) &&
+            fstat(c->sink.fd, &st) == 0) {
             stats->out_bytes = (uint64_t)st.st_size;
             stats->out_allocated = (uint64_t)st.st_blocks * 512;
         }

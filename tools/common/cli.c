@@ -447,3 +447,28 @@ char *cli_read_text(const char *path, size_t max, mrimg_error *err)
     }
     return b;
 }
+
+bool cli_is_stdio(const char *arg) { return arg && !strcmp(arg, "-"); }
+
+const char *cli_input_path(const char *arg) { return cli_is_stdio(arg) ? "/dev/stdin" : arg; }
+
+bool cli_input_is_pipe(const char *arg)
+{
+    struct stat st;
+    if (cli_is_stdio(arg))
+        return fstat(0, &st) == 0 && S_ISFIFO(st.st_mode);
+    return stat(arg, &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
+bool cli_stdin_once(char **args, int n)
+{
+    int seen = 0;
+    for (int i = 0; i < n; i++)
+        seen += cli_is_stdio(args[i]);
+    if (seen > 1) {
+        cli_error("-", "standard input can be read only once (given %d times)", seen);
+        cli_usage_hint();
+        return false;
+    }
+    return true;
+}
