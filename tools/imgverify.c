@@ -760,6 +760,16 @@ int main(int argc, char **argv)
     }
     if (!cli_stdin_once(argv + optind, nfiles))
         return EXIT_USAGE;
+    for (int i = optind; i < argc && mode != 0; i++) {
+        /* the judgement, then the digest: two passes, a pipe gives one */
+        if (cli_input_is_pipe(argv[i])) {
+            cli_error(argv[i], "%s reads the input twice (the judgement, then the digest): this "
+                               "input is a pipe, which can be read only once (give a file)",
+                      mode == OPT_COMPARE ? "--compare" : "--digest");
+            cli_usage_hint();
+            return EXIT_USAGE;
+        }
+    }
     cli_signals();
     if (mode == OPT_COMPARE)
         return compare(argv[optind], argv[optind + 1], &o);

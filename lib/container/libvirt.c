@@ -71,10 +71,12 @@ int ctr_read(mrimg_source *src, uint64_t bare_offset, mrimg_container_info *info
     info->xml = "";
 
     uint8_t h[MRIMG_HEADER_SIZE];
-    size_t have = (size_t)MRIMG_MIN((uint64_t)sizeof(h), src->size);
-    int rc = src_pread(src, h, have, 0, "libvirt header", err);
-    if (rc < 0)
-        return rc;
+    /* up to 92 bytes: a pipe's size is not known before its end */
+    ssize_t got = src_pread_some(src, h, sizeof(h), 0, err);
+    if (got < 0)
+        return (int)got;
+    size_t have = (size_t)got;
+    int rc;
     ctr_header hd;
     ctr_decode(h, have, &hd);
     if (hd.magic == CTR_MAGIC_DAMAGED) {
