@@ -222,9 +222,14 @@ typedef struct mrimg_open_opts {
  *  cookie, or the QEMU stream magic of a bare stream.  The payload is not
  *  read yet.  A partial save (LibvirtQemudPart) opens successfully: check
  *  mrimg_container_info.complete.  opts may be NULL.  PATH must be a
- *  regular file or a block device: a directory, FIFO, socket or character
- *  device fails at once with MRIMG_ERR_IO (the open never waits for a
- *  FIFO's writer).
+ *  regular file, a block device or a pipe/FIFO (/dev/stdin in a pipeline):
+ *  a directory, socket or character device fails at once with
+ *  MRIMG_ERR_IO.  A pipe is read forward once (see docs/design.md,
+ *  "Endpoints"): the open never waits for a FIFO's writer (its first read
+ *  waits at most a second for one, then fails with MRIMG_ERR_IO), a
+ *  mapped-ram image on a pipe fails here with MRIMG_ERR_IO (ESPIPE), and an
+ *  operation that would read the pipe twice fails with MRIMG_ERR_IO
+ *  (ESPIPE) before reading.
  *  @return a handle, or NULL with *err set. */
 MRIMG_API mrimg_image *mrimg_open(const char *path, const mrimg_open_opts *opts,
                                   mrimg_error *err);
@@ -261,7 +266,8 @@ typedef struct mrimg_container_info {
     size_t cookie_len;
     uint64_t padding_nonzero; /* non-zero bytes in the padding */
     uint64_t payload_offset;  /* 92 + data_len, or the bare stream offset */
-    uint64_t file_size;       /* logical size (st_size) */
+    uint64_t file_size;       /* logical size (st_size); for a pipe 0 until
+                               * its end was read (mrimg_scan, mrimg_check) */
     uint64_t file_allocated;  /* st_blocks * 512 */
     int payload_format;    /* effective payload encoding (mrimg_format);
                             * version-1 headers always give RAW */

@@ -61,6 +61,9 @@ static void usage(void)
            "  -h, --help            show this help and exit\n"
            "  -V, --version         show the version and exit\n"
            "\n"
+           "FILE '-' is standard input (a pipe is read once: what needs seeking or two\n"
+           "passes is refused; see PIPES in imginfo(1)).\n"
+           "\n"
            "Exit status: 0 every image is fine; 1 an image has problems (incomplete or\n"
            "unparsable; what could be found is still printed); 2 usage error; 3 a file\n"
            "cannot be opened or read (or out of memory); 128+N when killed by signal N.\n",

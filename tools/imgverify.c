@@ -66,6 +66,9 @@ static void usage(void)
            "  -h, --help            show this help and exit\n"
            "  -V, --version         show the version and exit\n"
            "\n"
+           "FILE '-' is standard input (a pipe is read once: what needs seeking or two\n"
+           "passes is refused; see PIPES in imgverify(1)).\n"
+           "\n"
            "Exit status: 0 sound (or identical, or digests printed), 1 problems found\n"
            "(or different), 2 usage error, 3 a file cannot be opened or read (or out of\n"
            "memory); 128+N when killed by signal N.\n",
