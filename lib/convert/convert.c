@@ -1107,12 +1107,11 @@ static int convert_to(mrimg_image *in, const char *out_path, int out_fd,
          * stream is refused before anything is written */
         unsigned passes = (plain_scan ? 1u : 0u) + (judge_pass ? 1u : 0u) + 1u;
         const char *twice = NULL;
-        if (out == MRIMG_OUT_RAM)
-            twice = "-O ram replays the stream into a scratch file, then reads it";
-        else if (!c.mapped_out && opts->compact)
-            twice = "--compact scans the stream, then replays it";
+        if (plain_scan)
+            twice = opts->compact ? "--compact scans the stream before converting it"
+                                  : "--preallocate scans the stream before converting it";
         else if (passes > 1)
-            twice = "the judgement cannot ride on the conversion's pass";
+            twice = "the judgement needs a pass of its own";
         if (twice) {
             if (c.judge) {
                 img_rider_remove(in, vf_judge_rider(c.judge));

@@ -540,6 +540,24 @@ class RoundTrip:
                     raise CaseError(f"{a} -> {o} through a pipe differs from the file output")
                 self.expect(self.load(out, d), self.ref, f"{a} -> {o} | cat")
             C.append(("pipe", f"{a}>{o} to stdout", piped))
+        # ... and from standard input to standard output (`cat A | imgconv
+        # -O B - - | cat > out`): one pass over the pipe, the judgement on it
+        for a, o in (("zstd", "sparse"), ("gzip", "zstd"), ("raw", "raw")):
+            def piped_in(d, a=a, o=o):
+                out = os.path.join(d, "pipe-in.sav")
+                if o == "sparse":  # written by offset: to a file, from cat
+                    argv = [self.imgconv, "-q", "-O", o, "-", out]
+                    cat = subprocess.Popen(["cat", self.stage1(a)], stdout=subprocess.PIPE)
+                    r = subprocess.run(argv, stdin=cat.stdout, capture_output=True, text=True)
+                    cat.stdout.close()
+                    cat.wait()
+                    if r.returncode != 0:
+                        raise CaseError(f"cat {a} | imgconv -O {o} - exited {r.returncode}: "
+                                        f"{r.stderr.strip()}")
+                else:
+                    self.convert_pipe(self.stage1(a), out, o, pipe_in=True)
+                self.expect(self.load(out, d), self.ref, f"cat {a} | imgconv -O {o} -")
+            C.append(("pipe", f"{a}>{o} from stdin", piped_in))
 
         if not self.args.no_extras:
             C += self.live_cases() + self.ran_cases() + self.big_cases()
