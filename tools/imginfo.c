@@ -1144,8 +1144,7 @@ int main(int argc, char **argv)
         if (no && cli_input_is_pipe(f)) {
             cli_error(f, "%s needs a file: this input is a pipe, which can be read only once",
                       no);
-            cli_usage_hint();
-            return EXIT_USAGE;
+            return EXIT_FILE; /* the input cannot be read as this needs */
         }
     }
     cli_signals();

@@ -769,8 +769,7 @@ int main(int argc, char **argv)
             cli_error(argv[i], "%s reads the input twice (the judgement, then the digest): this "
                                "input is a pipe, which can be read only once (give a file)",
                       mode == OPT_COMPARE ? "--compare" : "--digest");
-            cli_usage_hint();
-            return EXIT_USAGE;
+            return EXIT_FILE; /* the input cannot be read as this needs */
         }
     }
     cli_signals();

@@ -14,7 +14,7 @@
 #      from the file
 #   3. what needs seeking or two passes is refused at once, with its reason
 #      and status: seekable outputs to stdout (2), options that read a pipe
-#      twice (2), mapped-ram from a pipe (3), a conversion that would read
+#      twice (3), mapped-ram from a pipe (3), a conversion that would read
 #      the pipe twice: --compact, --preallocate (3); stdin given twice (2)
 set -u
 B="$MRIMG_BIN"
@@ -176,14 +176,14 @@ for f in "$F/libvirt/sparse.sav" "$F/qemu/mapped.mig"; do
 done
 # options that read the input twice, on a pipe: usage errors before reading
 for o in --extents --content --cpu --memory-map; do
-    piped 2 "$F/libvirt/raw.sav" "$B/imginfo" $o -
+    piped 3 "$F/libvirt/raw.sav" "$B/imginfo" $o -
     says "^imginfo: -: $o .*needs a file: this input is a pipe"
 done
 for m in --digest; do
-    piped 2 "$F/libvirt/raw.sav" "$B/imgverify" $m -
+    piped 3 "$F/libvirt/raw.sav" "$B/imgverify" $m -
     says "^imgverify: -: $m .*pipe"
 done
-piped 2 "$F/libvirt/raw.sav" "$B/imgverify" --compare - "$F/libvirt/raw.sav"
+piped 3 "$F/libvirt/raw.sav" "$B/imgverify" --compare - "$F/libvirt/raw.sav"
 says "^imgverify: -: --compare .*pipe"
 # standard input once
 piped 2 "$F/libvirt/raw.sav" "$B/imginfo" - -
