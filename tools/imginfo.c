@@ -1142,7 +1142,8 @@ int main(int argc, char **argv)
                          : op.memory_map ? "--memory-map (the device state, read again)"
                                          : NULL;
         if (no && cli_input_is_pipe(f)) {
-            cli_error(f, "%s needs a file: this input is a pipe, which can be read only once",
+            cli_error(f,
+                      "%s needs a file: this input is a FIFO (pipe), which can be read only once",
                       no);
             return EXIT_FILE; /* the input cannot be read as this needs */
         }

@@ -767,7 +767,7 @@ int main(int argc, char **argv)
         /* the judgement, then the digest: two passes, a pipe gives one */
         if (cli_input_is_pipe(argv[i])) {
             cli_error(argv[i], "%s reads the input twice (the judgement, then the digest): this "
-                               "input is a pipe, which can be read only once (give a file)",
+                               "input is a FIFO (pipe), which can be read only once (give a file)",
                       mode == OPT_COMPARE ? "--compare" : "--digest");
             return EXIT_FILE; /* the input cannot be read as this needs */
         }

@@ -110,7 +110,8 @@ static int write_all(mrimg_sink *s, const void *data, size_t len, uint64_t off, 
         return no_seek(s, "write out of order", err);
     while (len) {
         size_t chunk = len > (1u << 30) ? (1u << 30) : len;
-        ssize_t n = s->sequential ? write(s->fd, p, chunk) : pwrite(s->fd, p, chunk, (off_t)off);
+        ssize_t n = s->sequential ? write(s->fd, p, chunk)
+                                  : pwrite(s->fd, p, chunk, (off_t)off);
         if (n < 0) {
             if (errno == EINTR)
                 continue;

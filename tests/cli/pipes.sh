@@ -177,7 +177,7 @@ done
 # options that read the input twice, on a pipe: usage errors before reading
 for o in --extents --content --cpu --memory-map; do
     piped 3 "$F/libvirt/raw.sav" "$B/imginfo" $o -
-    says "^imginfo: -: $o .*needs a file: this input is a pipe"
+    says "^imginfo: -: $o .*needs a file: this input is a FIFO"
 done
 for m in --digest; do
     piped 3 "$F/libvirt/raw.sav" "$B/imgverify" $m -
