@@ -55,6 +55,9 @@ static int seq_init(mrimg_source *s, mrimg_error *err)
     s->seq = q;
     s->own_seq = true;
     q->users[0] = s;
+    /* a larger pipe buffer: fewer reads and wake-ups of both sides (a
+     * hint; the default stays when it cannot be raised) */
+    (void)fcntl(s->fd, F_SETPIPE_SZ, 1 << 20);
     s->regular = false;
     s->size = SRC_SIZE_UNKNOWN;
     s->allocated = 0;
