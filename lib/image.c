@@ -129,6 +129,33 @@ int img_probe_payload(mrimg_source *src, const mrimg_container_info *ci, img_pay
     return 0;
 }
 
+/* A pipe: keep the container and the stream's first records in the head
+ * window (what the judgement and the stream-head peek read again), and
+ * refuse at once what needs random access: a mapped-ram payload, whose
+ * pages and bitmaps are read by offset. */
+static int open_sequential(mrimg_image *img, mrimg_error *err)
+{
+    src_seq_keep(&img->src, img->ci.payload_offset + SRC_SEQ_STREAM);
+    img->ci.file_size = 0; /* unknown until the end is read (mrimg_check) */
+    bool mapped = img->ci.is_libvirt && img->ci.payload_format == MRIMG_FORMAT_SPARSE;
+    if (!mapped) {
+        /* a bare mapped-ram stream (or a libvirt header that does not say
+         * so) shows it in its configuration section; a stream that cannot
+         * be peeked is left to the judgement */
+        sp_config cfg;
+        mrimg_error e;
+        if (img_peek_config(img, &cfg, &e) == 0)
+            for (unsigned i = 0; i < cfg.ncaps; i++)
+                mapped |= !strcmp(cfg.caps[i], CAP_MAPPED_RAM);
+    }
+    if (mapped)
+        return src_need_seek(&img->src,
+                             "a mapped-ram (sparse) image, whose pages and bitmaps are read by "
+                             "offset,",
+                             err);
+    return 0;
+}
+
 mrimg_image *mrimg_open(const char *path, const mrimg_open_opts *opts, mrimg_error *err)
 {
     mrimg_error_clear(err);
@@ -170,6 +197,8 @@ mrimg_image *mrimg_open(const char *path, const mrimg_open_opts *opts, mrimg_err
             img->ci.payload_format = pl.enc;
         }
     }
+    if (rc == 0 && !src_seekable(&img->src))
+        rc = open_sequential(img, err);
     if (rc < 0) {
         mrimg_close(img);
         return NULL;
@@ -282,7 +311,7 @@ int img_parse(mrimg_image *img, const img_parse_opts *o, img_parse_out *out, mri
     out->compressed = dec.codec != NULL;
     s.progress = o->progress;
     s.progress_ctx = o->pctx;
-    s.progress_total = img->src.size - img->ci.payload_offset;
+    s.progress_total = src_size_known(&img->src) ? img->src.size - img->ci.payload_offset : 0;
     s.tap = o->tap;
     s.tap_ctx = o->tap_ctx;
     sp_run_opts ro = {

@@ -48,6 +48,8 @@ struct mrimg_image {
     bool scan_tried;             /* a scan ran (it may have failed: then the
                                   * results below hold what it found) */
     unsigned scan_flags;
+    int scan_rc;                 /* a failed scan of a pipe (which cannot be */
+    mrimg_error scan_err;        /* read again): its result, for mrimg_scan */
     mrimg_stream_info si;
     sp_config cfg;
     img_block *blocks;

@@ -298,9 +298,14 @@ MRIMG_API int mrimg_open_opts_get(const mrimg_open_opts *o, mrimg_param p, int64
  *  cookie, or the QEMU stream magic of a bare stream.  The payload is not
  *  read yet.  A partial save (LibvirtQemudPart) opens successfully: check
  *  mrimg_container_info.complete.  opts may be NULL.  PATH must be a
- *  regular file or a block device: a directory, FIFO, socket or character
- *  device fails at once with MRIMG_ERR_IO (the open never waits for a
- *  FIFO's writer).
+ *  regular file, a block device or a pipe/FIFO (/dev/stdin in a pipeline):
+ *  a directory, socket or character device fails at once with
+ *  MRIMG_ERR_IO.  A pipe is read forward once (see docs/design.md,
+ *  "Endpoints"): the open never waits for a FIFO's writer (its first read
+ *  waits at most a second for one, then fails with MRIMG_ERR_IO), a
+ *  mapped-ram image on a pipe fails here with MRIMG_ERR_IO (ESPIPE), and an
+ *  operation that would read the pipe twice fails with MRIMG_ERR_IO
+ *  (ESPIPE) before reading.
  *  @return a handle, or NULL with *err set. */
 MRIMG_API mrimg_image *mrimg_open(const char *path, const mrimg_open_opts *opts,
                                   mrimg_error *err);
@@ -337,7 +342,8 @@ typedef struct mrimg_container_info {
     size_t cookie_len;
     uint64_t padding_nonzero; /* non-zero bytes in the padding */
     uint64_t payload_offset;  /* 92 + data_len, or the bare stream offset */
-    uint64_t file_size;       /* logical size (st_size) */
+    uint64_t file_size;       /* logical size (st_size); for a pipe 0 until
+                               * its end was read (mrimg_scan, mrimg_check) */
     uint64_t file_allocated;  /* st_blocks * 512 */
     int payload_format;    /* effective payload encoding (mrimg_format);
                             * version-1 headers always give RAW */
@@ -637,6 +643,25 @@ typedef struct mrimg_convert_stats {
  *  set (else MRIMG_ERR_INVAL). */
 MRIMG_API int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
                             mrimg_convert_stats *stats, mrimg_error *err);
+
+/*! mrimg_convert_fd():
+ *  Like mrimg_convert(), but the output goes to fd, an open descriptor
+ *  (standard output in a pipeline), written strictly in order: no
+ *  temporary, no rename, no holes, no sync unless fd is a regular file;
+ *  fd is not closed.  name names it in messages (e.g. "(stdout)").  Only
+ *  outputs written in one forward pass can go there: the libvirt formats
+ *  raw, gzip, bzip2, xz, lzop and zstd, and MRIMG_OUT_QEMU.  sparse,
+ *  qemu-mapped, ram, elf, phys and kdump-* fail with MRIMG_ERR_INVAL
+ *  (MRIMG_SIDE_NONE) before anything is read or written.  A libvirt header
+ *  is written with its final magic at once, since a descriptor cannot go
+ *  back to it: a reader of a cut output still finds it incomplete, by the
+ *  payload's own end (the codec's end marker and checksums; for raw, the
+ *  QEMU stream's EOF record and VMDESCRIPTION), and restoring it fails.
+ *  On failure part of the output may have been written: the consumer must
+ *  look at the exit status (as with zstd or xz writing to a pipe). */
+MRIMG_API int mrimg_convert_fd(mrimg_image *in, int fd, const char *name,
+                               const mrimg_convert_opts *o, mrimg_convert_stats *stats,
+                               mrimg_error *err);
 
 /* ======================================================================
  * Image information: extents, XML (lib/info/)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "judge.h"
@@ -129,7 +130,9 @@ static void usage(void)
            "  -V, --version         show the version and exit\n"
            "\n"
            "OUTPUT is written to a temporary file beside it and renamed into place only\n"
-           "when complete; on any error or interruption OUTPUT is left untouched.\n"
+           "when complete; on any error or interruption OUTPUT is left untouched.\n"           "INPUT '-' is standard input (a pipe is read once: what needs seeking or two\n"
+           "passes is refused); OUTPUT '-' is standard output, for -O raw, gzip, bzip2,\n"
+           "xz, lzop, zstd and qemu (see PIPES in imgconv(1)).\n"
            "\n"
            "Exit status: 0 success, 1 the input cannot be converted, 2 usage error,\n"
            "3 a file cannot be opened, read or written (input, output, scratch file);\n"
@@ -181,12 +184,15 @@ static mrimg_convert_opts *convert_opts(const conv_args *a, mrimg_error *err)
 }
 
 /* --output=json on failure: still one object on stdout, with the error. */
+/* The summary's stream: stderr when standard output carries the image. */
+static FILE *summary_to = NULL;
+
 static void json_failure(int outmode, const char *key, const char *path, const char *key2,
                          const char *path2, const mrimg_error *err, const char *about, int status)
 {
     if (outmode != OUT_JSON)
         return;
-    out *w = out_new(stdout, OUT_JSON);
+    out *w = out_new(summary_to ? summary_to : stdout, OUT_JSON);
     if (!w)
         return;
     out_str(w, key, NULL, path);
@@ -385,6 +391,11 @@ int main(int argc, char **argv)
             cli_usage_hint();
             return EXIT_USAGE;
         }
+        if (cli_is_stdio(argv[optind])) {
+            cli_error("-", "--sparsify changes a file in place: not standard input");
+            cli_usage_hint();
+            return EXIT_USAGE;
+        }
         return do_sparsify(argv[optind], stream_offset, progress, quiet && !verbose,
                            outmode);
     }
@@ -439,6 +450,30 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *in_path = argv[optind], *out_path = argv[optind + 1];
+    bool to_stdout = cli_is_stdio(out_path);
+    if (to_stdout) {
+        /* standard output is written in order, once: what goes back to
+         * what it wrote is refused before anything is read (the library
+         * refuses it too: mrimg_convert_fd) */
+        if (known->needs_seek) {
+            cli_error("-", "-O %s cannot be written to standard output: it is written by offset "
+                           "(give an output file)", known->name);
+            cli_usage_hint();
+            return EXIT_USAGE;
+        }
+        if (o.force) {
+            cli_error("-", "-f/--force does not apply to standard output (nothing is replaced)");
+            cli_usage_hint();
+            return EXIT_USAGE;
+        }
+        if (isatty(1)) {
+            cli_error("-", "standard output is a terminal: refusing to write an image to it "
+                           "(redirect it, or give an output file)");
+            cli_usage_hint();
+            return EXIT_USAGE;
+        }
+        summary_to = stderr; /* stdout carries the image */
+    }
     cli_signals();
 
     char *xml = NULL;
@@ -517,7 +552,9 @@ int main(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t0);
     mrimg_convert_stats st = {.size = sizeof(st)};
     mrimg_convert_opts *co = convert_opts(&o, &err);
-    int rc = co ? mrimg_convert(img, out_path, co, &st, &err) : err.code;
+    int rc = !co         ? err.code
+             : to_stdout ? mrimg_convert_fd(img, 1, "-", co, &st, &err)
+                         : mrimg_convert(img, out_path, co, &st, &err);
     mrimg_convert_opts_free(co);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     cli_progress_done();
@@ -538,7 +575,7 @@ int main(int argc, char **argv)
         status = cli_fail(&err, in_path, out_path);
     } else if (verbose) {
         double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-        out *w = out_new(stdout, outmode);
+        out *w = out_new(summary_to ? summary_to : stdout, outmode);
         out_str(w, "input", "input", in_path);
         out_str(w, "output", "output", out_path);
         out_json_only(w, 1);

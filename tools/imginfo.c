@@ -61,6 +61,9 @@ static void usage(void)
            "  -h, --help            show this help and exit\n"
            "  -V, --version         show the version and exit\n"
            "\n"
+           "FILE '-' is standard input (a pipe is read once: what needs seeking or two\n"
+           "passes is refused; see PIPES in imginfo(1)).\n"
+           "\n"
            "Exit status: 0 every image is fine; 1 an image has problems (incomplete or\n"
            "unparsable; what could be found is still printed); 2 usage error; 3 a file\n"
            "cannot be opened or read (or out of memory); 128+N when killed by signal N.\n",
@@ -877,6 +880,15 @@ static int info_image(out *w, const char *path, mrimg_image *img, const opts *op
     int npass = 2 + (op->content != 0) + (op->extents ? 1 + compressed0 : 0), pass = 0;
     double span = 100.0 / npass;
     cli_progress_setup(op->progress ? 1 : 0, "imginfo");
+    const mrimg_verify_result *jr = NULL;
+    mrimg_error jerr;
+    int jrc = 0;
+    bool pipe = cli_input_is_pipe(path);
+    if (pipe) {
+        /* a pipe is read once: the judgement's pass scans it too */
+        cli_progress_span("checking", 0, 100);
+        jrc = mrimg_check(img, MRIMG_CHECK_QUICK, cli_progress, NULL, &jr, &jerr);
+    }
     cli_progress_span("scanning", 0, span * ++pass);
     int rc = mrimg_scan(img, 0, cli_progress, NULL, &err);
     int crc = 0;
@@ -889,9 +901,8 @@ static int info_image(out *w, const char *path, mrimg_image *img, const opts *op
      * status 1, its warnings do not */
     cli_progress_span("checking", span * pass, span * (pass + 1));
     pass++;
-    const mrimg_verify_result *jr = NULL;
-    mrimg_error jerr;
-    int jrc = mrimg_check(img, MRIMG_CHECK_QUICK, cli_progress, NULL, &jr, &jerr);
+    if (!pipe)
+        jrc = mrimg_check(img, MRIMG_CHECK_QUICK, cli_progress, NULL, &jr, &jerr);
     cli_progress_break();
     int scanned_ok = rc == 0;
     int compressed = ci->payload_format != MRIMG_FORMAT_RAW &&
@@ -1118,8 +1129,26 @@ int main(int argc, char **argv)
         cli_usage_hint();
         return EXIT_USAGE;
     }
-    cli_signals();
     int nfiles = argc - optind, status = EXIT_OK;
+    if (!cli_stdin_once(argv + optind, nfiles))
+        return EXIT_USAGE;
+    for (int i = 0; i < nfiles; i++) {
+        /* a pipe is read once, forward: what needs the file's hole map or
+         * the input twice is refused before anything is read */
+        const char *f = argv[optind + i];
+        const char *no = op.extents      ? "--extents (a map of the file's data and holes)"
+                         : op.content    ? "--content (a second pass over the pages)"
+                         : op.cpu        ? "--cpu (the device state, read again)"
+                         : op.memory_map ? "--memory-map (the device state, read again)"
+                                         : NULL;
+        if (no && cli_input_is_pipe(f)) {
+            cli_error(f,
+                      "%s needs a file: this input is a FIFO (pipe), which can be read only once",
+                      no);
+            return EXIT_FILE; /* the input cannot be read as this needs */
+        }
+    }
+    cli_signals();
     if (op.mode == OUT_JSON && nfiles > 1)
         fputs("[\n", stdout);
     for (int i = 0; i < nfiles; i++) {

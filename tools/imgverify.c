@@ -66,6 +66,9 @@ static void usage(void)
            "  -h, --help            show this help and exit\n"
            "  -V, --version         show the version and exit\n"
            "\n"
+           "FILE '-' is standard input (a pipe is read once: what needs seeking or two\n"
+           "passes is refused; see PIPES in imgverify(1)).\n"
+           "\n"
            "Exit status: 0 sound (or identical, or digests printed), 1 problems found\n"
            "(or different), 2 usage error, 3 a file cannot be opened or read (or out of\n"
            "memory); 128+N when killed by signal N.\n",
@@ -165,7 +168,7 @@ static int verify_one(const char *path, const opts *o, out *w)
     mrimg_verify_opts_set_progress(vo, cli_progress, NULL);
     cli_progress_setup(o->quiet ? 0 : o->progress, "verifying");
     if (rc == 0)
-        rc = mrimg_verify(path, vo, &r, &err);
+        rc = mrimg_verify(cli_input_path(path), vo, &r, &err);
     mrimg_verify_opts_free(vo);
     cli_progress_done();
     int status;
@@ -768,6 +771,17 @@ int main(int argc, char **argv)
         cli_error(NULL, "missing FILE");
         cli_usage_hint();
         return EXIT_USAGE;
+    }
+    if (!cli_stdin_once(argv + optind, nfiles))
+        return EXIT_USAGE;
+    for (int i = optind; i < argc && mode != 0; i++) {
+        /* the judgement, then the digest: two passes, a pipe gives one */
+        if (cli_input_is_pipe(argv[i])) {
+            cli_error(argv[i], "%s reads the input twice (the judgement, then the digest): this "
+                               "input is a FIFO (pipe), which can be read only once (give a file)",
+                      mode == OPT_COMPARE ? "--compare" : "--digest");
+            return EXIT_FILE; /* the input cannot be read as this needs */
+        }
     }
     cli_signals();
     if (mode == OPT_COMPARE)

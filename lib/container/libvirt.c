@@ -327,16 +327,17 @@ int ctr_scan_file(mrimg_source *src, uint64_t bare_offset, ctr_scan *sc, mrimg_e
     sc->payload_known = false;
     ctr_report_init(&sc->rep);
     mrimg_container_info *ci = &sc->info;
-    ci->file_size = src->size;
+    ci->file_size = src_size_known(src) ? src->size : 0; /* a pipe: unknown before its end */
     ci->file_allocated = src->allocated;
     ci->xml = "";
     ci->payload_format = -1;
 
     uint8_t h[MRIMG_HEADER_SIZE];
-    size_t have = (size_t)MRIMG_MIN((uint64_t)sizeof(h), src->size);
-    int rc = src_pread(src, h, have, 0, "libvirt header", err);
-    if (rc < 0)
-        return rc;
+    /* up to 92 bytes: a pipe's size is not known before its end */
+    ssize_t got = src_pread_some(src, h, sizeof(h), 0, err);
+    if (got < 0)
+        return (int)got;
+    size_t have = (size_t)got;
     ctr_header hd;
     ctr_decode(h, have, &hd);
     if (hd.magic == CTR_MAGIC_NONE) {
@@ -410,7 +411,13 @@ int ctr_write(mrimg_sink *s, const ctr_out *o, uint64_t *payload_offset, mrimg_e
         return rc;
     size_t xl = strlen(o->xml) + 1;
     uint8_t h[MRIMG_HEADER_SIZE] = {0};
-    memcpy(h, LIBVIRT_MAGIC_PARTIAL, LIBVIRT_MAGIC_LEN);
+    /* A file gets the partial magic until it is complete (sink_commit
+     * writes the final one).  A stream sink cannot go back, so it gets the
+     * final magic now: a reader of a cut stream still finds it incomplete,
+     * since the payload's own end (compressed: the codec's end marker and
+     * checksums; raw: the QEMU stream's EOF and VMDESCRIPTION) is missing,
+     * and restoring it fails (docs/design.md, "Endpoints"). */
+    memcpy(h, sink_seekable(s) ? LIBVIRT_MAGIC_PARTIAL : LIBVIRT_MAGIC_FINAL, LIBVIRT_MAGIC_LEN);
     uint32_t f[5] = {2, data_len, o->was_running, o->format, o->cookie ? (uint32_t)xl : 0};
     memcpy(h + 16, f, sizeof(f)); /* native byte order, as libvirt writes */
     rc = sink_write(s, h, sizeof(h), err);

@@ -21,7 +21,9 @@
  * over the stream (a rider of the image, see image.h), and cv_verdict
  * refuses an image with errors before its output is committed.
  * The output is a temporary file beside the target (see io/sink.c), given
- * the final libvirt magic and renamed only after everything succeeded. */
+ * the final libvirt magic and renamed only after everything succeeded; or
+ * a descriptor (mrimg_convert_fd: standard output), written in order, for
+ * the outputs that need no going back (the output table's needs_seek). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,6 +99,9 @@ static uint64_t data_bytes(const mrimg_image *in)
 
 static uint64_t payload_bytes(const mrimg_image *in)
 {
+    /* a pipe's size is not known before its end: no total */
+    if (!src_size_known(&in->src))
+        return 0;
     return in->src.size > in->ci.payload_offset ? in->src.size - in->ci.payload_offset : 0;
 }
 
@@ -144,6 +149,7 @@ typedef struct cv {
     uint64_t stream_limit;
     uint64_t tail_pos;          /* stream offset of the next tail byte */
     vf_judge *judge;            /* the judgement riding on the pass, or NULL */
+    int out_fd;                 /* >= 0: a descriptor output (mrimg_convert_fd) */
     bool judged;                /* cv_verdict ran */
     const cv_output *row;       /* the output kind's row (outputs.c) */
 } cv;
@@ -941,20 +947,29 @@ static int cv_failed(cv *c, int rc, mrimg_error *err)
 
 static int cv_run(cv *c, const char *out_path, bool plain_scan, mrimg_error *err);
 
-static int convert(mrimg_image *in, const char *out_path, const mrimg_convert_opts *opts,
-                   mrimg_convert_stats *stats, mrimg_error *err)
+/* Where the output goes: a file (out_path, temporary + rename) or a
+ * descriptor (out_fd >= 0, written in order; out_path names it). */
+static int convert(mrimg_image *in, const char *out_path, int out_fd,
+                   const mrimg_convert_opts *opts, mrimg_convert_stats *stats, mrimg_error *err)
 {
     /* the output kind: everything below asks its row, never the number */
     const cv_output *row = cv_output_row(opts->out);
     if (!row)
         return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0, "unknown output kind %d",
                        (int)opts->out);
+    /* outputs that go back to what they wrote cannot go to a stream */
+    if (out_fd >= 0 && row->d.needs_seek)
+        return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0,
+                       "this output cannot be written to a pipe or standard output: %s (give "
+                       "an output file)",
+                       row->seek_why ? row->seek_why : "it is written by offset");
     cv c;
     memset(&c, 0, sizeof(c));
     c.in = in;
     c.o = opts;
     c.st = stats;
     c.row = row;
+    c.out_fd = out_fd;
     c.libvirt_out = row->d.libvirt;
     c.mapped_out = row->d.mapped;
     /* --compact concerns plain migration-stream outputs only */
@@ -1038,6 +1053,32 @@ static int convert(mrimg_image *in, const char *out_path, const mrimg_convert_op
         total += P;
     c.prog.total = MRIMG_MAX(total, 1);
     c.prog.silent = false;
+    if (!src_seekable(&in->src)) {
+        /* a pipe is read once: a plan with more than one pass over the
+         * stream is refused before anything is written */
+        unsigned passes = (plain_scan ? 1u : 0u) + (judge_pass ? 1u : 0u) + 1u;
+        const char *twice = NULL;
+        if (plain_scan)
+            twice = opts->compact ? "--compact scans the stream before converting it"
+                                  : "--preallocate scans the stream before converting it";
+        else if (passes > 1)
+            twice = "the judgement needs a pass of its own";
+        if (twice) {
+            if (c.judge) {
+                img_rider_remove(in, vf_judge_rider(c.judge));
+                vf_judge_free(c.judge);
+            }
+            int rc2 = err_side(err, MRIMG_SIDE_INPUT,
+                               err_set(err, MRIMG_ERR_IO, MRIMG_OFF_NONE, 0,
+                                       "%s is a pipe, which can be read only once: this "
+                                       "conversion reads the input twice (%s); give a regular "
+                                       "file",
+                                       in->src.name, twice));
+            if (err)
+                err->sys_errno = ESPIPE;
+            return rc2;
+        }
+    }
 
     if (!c.judge) {
         if (judge)
@@ -1107,7 +1148,9 @@ int cv_pipe_stream(cv *c, const cv_output *row, const char *out_path, mrimg_erro
         to_plain = in->si.multi_pass || !in->si.ordered;
     }
 
-    rc = sink_create(&c->sink, out_path, opts->force ? SINK_FORCE : 0, err);
+    rc = c->out_fd >= 0 ? err_side(err, MRIMG_SIDE_OUTPUT,
+                                   sink_create_fd(&c->sink, c->out_fd, out_path, err))
+                        : sink_create(&c->sink, out_path, opts->force ? SINK_FORCE : 0, err);
     if (rc < 0)
         return rc;
     if (c->libvirt_out) {
@@ -1150,7 +1193,8 @@ int cv_pipe_stream(cv *c, const cv_output *row, const char *out_path, mrimg_erro
     if (rc == 0) {
         stats->out_bytes = c->sink.size > sink_tell(&c->sink) ? c->sink.size : sink_tell(&c->sink);
         struct stat st;
-        if (sink_flush(&c->sink, err) == 0 && fstat(c->sink.fd, &st) == 0) {
+        if (sink_flush(&c->sink, err) == 0 && sink_seekable(&c->sink) &&
+            fstat(c->sink.fd, &st) == 0) {
             stats->out_bytes = (uint64_t)st.st_size;
             stats->out_allocated = (uint64_t)st.st_blocks * 512;
         }
@@ -1176,8 +1220,10 @@ int cv_pipe_stream(cv *c, const cv_output *row, const char *out_path, mrimg_erro
     return rc;
 }
 
-int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opts *opts,
-                  mrimg_convert_stats *stats, mrimg_error *err)
+/* mrimg_convert and mrimg_convert_fd: versioned stats, defaults */
+static int convert_entry(mrimg_image *in, const char *out_path, int out_fd,
+                         const mrimg_convert_opts *opts, mrimg_convert_stats *stats,
+                         mrimg_error *err)
 {
     mrimg_error_clear(err);
     if (stats && !vstruct_ok(stats))
@@ -1193,8 +1239,24 @@ int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opt
     /* the whole struct of this version, then what fits in the caller's */
     mrimg_convert_stats full;
     memset(&full, 0, sizeof(full));
-    int rc = convert(in, out_path, opts, &full, err);
+    int rc = convert(in, out_path, out_fd, opts, &full, err);
     if (stats)
         vstruct_copy(stats, &full, sizeof(full));
     return rc;
+}
+
+int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_convert_opts *opts,
+                  mrimg_convert_stats *stats, mrimg_error *err)
+{
+    return convert_entry(in, out_path, -1, opts, stats, err);
+}
+
+int mrimg_convert_fd(mrimg_image *in, int fd, const char *name, const mrimg_convert_opts *opts,
+                     mrimg_convert_stats *stats, mrimg_error *err)
+{
+    if (fd < 0) {
+        mrimg_error_clear(err);
+        return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0, "no output descriptor");
+    }
+    return convert_entry(in, name ? name : "(fd)", fd, opts, stats, err);
 }

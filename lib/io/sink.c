@@ -91,12 +91,27 @@ static inline int out_side(mrimg_error *err, int rc) { return err_side(err, MRIM
 
 /* ---- helpers ---------------------------------------------------------- */
 
+/* A stream sink cannot go back: the one error for every operation that
+ * would need it. */
+static int no_seek(mrimg_sink *s, const char *what, mrimg_error *err)
+{
+    int rc = err_set(err, MRIMG_ERR_IO, MRIMG_OFF_NONE, 0,
+                     "%s is a pipe: cannot %s (this output needs a seekable file)", s->target,
+                     what);
+    if (err)
+        err->sys_errno = ESPIPE;
+    return rc;
+}
+
 static int write_all(mrimg_sink *s, const void *data, size_t len, uint64_t off, mrimg_error *err)
 {
     const char *p = data;
+    if (s->sequential && off != s->size)
+        return no_seek(s, "write out of order", err);
     while (len) {
         size_t chunk = len > (1u << 30) ? (1u << 30) : len;
-        ssize_t n = pwrite(s->fd, p, chunk, (off_t)off);
+        ssize_t n = s->sequential ? write(s->fd, p, chunk)
+                                  : pwrite(s->fd, p, chunk, (off_t)off);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -234,6 +249,25 @@ fail:
     return err ? err->code : MRIMG_ERR_IO;
 }
 
+int sink_create_fd(mrimg_sink *s, int fd, const char *name, mrimg_error *err)
+{
+    memset(s, 0, sizeof(*s));
+    s->fd = fd;
+    s->slot = -1;
+    s->sequential = true;
+    s->target = xstrdup(name ? name : "(fd)", err);
+    if (!s->target)
+        return MRIMG_ERR_NOMEM;
+    s->cap = SINK_BUF;
+    s->buf = xmalloc_aligned(s->cap, err);
+    if (!s->buf) {
+        free(s->target);
+        s->target = NULL;
+        return MRIMG_ERR_NOMEM;
+    }
+    return 0;
+}
+
 int sink_flush(mrimg_sink *s, mrimg_error *err)
 {
     if (s->len) {
@@ -273,6 +307,8 @@ int sink_write(mrimg_sink *s, const void *data, size_t len, mrimg_error *err)
 
 int sink_seek(mrimg_sink *s, uint64_t off, mrimg_error *err)
 {
+    if (s->sequential && off != sink_tell(s))
+        return no_seek(s, "seek", err);
     int rc = sink_flush(s, err);
     if (rc < 0)
         return rc;
@@ -293,6 +329,8 @@ int sink_truncate(mrimg_sink *s, uint64_t size, mrimg_error *err)
     int rc = sink_flush(s, err);
     if (rc < 0)
         return rc;
+    if (s->sequential)
+        return size == s->size ? 0 : no_seek(s, "change the size", err);
     if (ftruncate(s->fd, (off_t)size) != 0)
         return err_sys(err, errno, "cannot set the size of %s", s->target);
     s->size = size;
@@ -304,6 +342,8 @@ int sink_punch(mrimg_sink *s, uint64_t off, uint64_t len, mrimg_error *err)
     int rc = sink_flush(s, err);
     if (rc < 0 || len == 0)
         return rc;
+    if (s->sequential)
+        return no_seek(s, "punch a hole", err);
     if (fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0)
         return 0;
     if (errno != EOPNOTSUPP && errno != ENOSYS)
@@ -324,6 +364,9 @@ int sink_reserve(mrimg_sink *s, uint64_t off, uint64_t len, mrimg_error *err)
 {
     if (len == 0)
         return 0;
+    if (s->sequential)
+        return err_set(err, MRIMG_ERR_UNSUPPORTED, MRIMG_OFF_NONE, 0,
+                       "%s is a pipe: nothing can be reserved", s->target);
     if (fallocate(s->fd, FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0)
         return 0;
     if (errno == EOPNOTSUPP || errno == ENOSYS)
@@ -355,8 +398,29 @@ static void fsync_dir(const char *target)
     }
 }
 
+/* A stream sink: everything is written in order already.  A libvirt
+ * header on a stream was written with its final magic from the start
+ * (container/libvirt.c ctr_write): there is no going back to flip it. */
+static int stream_commit(mrimg_sink *s, mrimg_error *err)
+{
+    int rc = sink_flush(s, err);
+    if (rc < 0)
+        return rc;
+    struct stat st;
+    if (fstat(s->fd, &st) == 0 && S_ISREG(st.st_mode) && fsync(s->fd) != 0)
+        return err_sys(err, errno, "cannot sync %s", s->target);
+    s->fd = -1;
+    free(s->buf);
+    s->buf = NULL;
+    free(s->target);
+    s->target = NULL;
+    return 0;
+}
+
 int sink_commit(mrimg_sink *s, const char *final_magic, mrimg_error *err)
 {
+    if (s->sequential)
+        return stream_commit(s, err);
     int rc = sink_flush(s, err);
     if (rc < 0)
         return rc;
@@ -418,7 +482,7 @@ int sink_commit(mrimg_sink *s, const char *final_magic, mrimg_error *err)
 
 void sink_abort(mrimg_sink *s)
 {
-    if (s->fd >= 0)
+    if (s->fd >= 0 && !s->sequential)
         close(s->fd);
     s->fd = -1;
     if (s->tmp)

@@ -1,7 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Output side of the I/O layer.  Every output is written to a temporary
- * file created 0600 with O_EXCL beside the target, then fsync'd and renamed
- * over the target by sink_commit().  Until then the target is untouched. */
+/* Output side of the I/O layer.  Two sink endpoints:
+ *   file    (sink_create) written to a temporary file created 0600 with
+ *           O_EXCL beside the target, then fsync'd and renamed over the
+ *           target by sink_commit(); until then the target is untouched.
+ *           Positional writes, holes, preallocation.
+ *   stream  (sink_create_fd) a descriptor the caller opened, usually
+ *           standard output in a pipeline: written strictly in order, no
+ *           holes, nothing to rename.  Whatever needs to go back (a seek,
+ *           a positional write, a hole, a size change) fails at once with
+ *           MRIMG_ERR_IO (ESPIPE); outputs that need those are refused
+ *           before anything is written (convert.c). */
 #ifndef MRIMG_IO_SINK_H
 #define MRIMG_IO_SINK_H
 
@@ -25,10 +33,15 @@ typedef struct mrimg_sink {
     uint64_t pos;        /* file offset of buf[0] */
     uint64_t written;    /* bytes handed to the kernel */
     uint64_t size;       /* highest offset written or truncated to */
+    bool sequential;     /* a stream sink: in order only, fd not ours */
 } mrimg_sink;
 
 MRIMG_INTERNAL int sink_create(mrimg_sink *s, const char *target, unsigned flags,
                                mrimg_error *err);
+/* A stream sink on fd (not closed; name is for messages).  sink_commit
+ * flushes it (and syncs it when it is a regular file). */
+MRIMG_INTERNAL int sink_create_fd(mrimg_sink *s, int fd, const char *name, mrimg_error *err);
+static inline bool sink_seekable(const mrimg_sink *s) { return !s->sequential; }
 /* Buffered sequential write at the current position. */
 MRIMG_INTERNAL int sink_write(mrimg_sink *s, const void *data, size_t len, mrimg_error *err);
 /* Current sequential position. */

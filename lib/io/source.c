@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -25,22 +27,256 @@ const char *io_kind_name(unsigned mode)
     }
 }
 
+/* ---- sequential sources ----------------------------------------------- */
+
+/* The state of a pipe or FIFO, shared by every handle src_share made.
+ * Invariant: head holds bytes [0, head_len) and head_len == MIN(pos,
+ * head_max): every byte read below head_max is kept. */
+#define SRC_SEQ_USERS 8
+struct src_seq {
+    pthread_mutex_t mu;     /* the read-ahead thread reads while others may */
+    uint8_t *head;
+    size_t head_len, head_alloc;
+    uint64_t head_max;
+    uint64_t pos;           /* bytes read from the descriptor */
+    bool eof;
+    bool waited;            /* the wait for a first writer was done */
+    /* the handles on it (src_share): each learns the size at the end */
+    mrimg_source *users[SRC_SEQ_USERS];
+};
+
+static int seq_init(mrimg_source *s, mrimg_error *err)
+{
+    struct src_seq *q = xcalloc(1, sizeof(*q), err);
+    if (!q)
+        return MRIMG_ERR_NOMEM;
+    pthread_mutex_init(&q->mu, NULL);
+    q->head_max = MRIMG_HEADER_SIZE + (uint64_t)MRIMG_DATA_LEN_MAX + SRC_SEQ_STREAM;
+    s->seq = q;
+    s->own_seq = true;
+    q->users[0] = s;
+    /* a larger pipe buffer: fewer reads and wake-ups of both sides (a
+     * hint; the default stays when it cannot be raised) */
+    (void)fcntl(s->fd, F_SETPIPE_SZ, 1 << 20);
+    s->regular = false;
+    s->size = SRC_SIZE_UNKNOWN;
+    s->allocated = 0;
+    s->seek_probe = -1;
+    return 0;
+}
+
+static void seq_free(mrimg_source *s)
+{
+    if (s->seq && !s->own_seq) {
+        pthread_mutex_lock(&s->seq->mu);
+        for (int i = 0; i < SRC_SEQ_USERS; i++)
+            if (s->seq->users[i] == s)
+                s->seq->users[i] = NULL;
+        pthread_mutex_unlock(&s->seq->mu);
+    }
+    if (s->seq && s->own_seq) {
+        pthread_mutex_destroy(&s->seq->mu);
+        free(s->seq->head);
+        free(s->seq);
+    }
+    s->seq = NULL;
+}
+
+void src_seq_keep(mrimg_source *s, uint64_t upto)
+{
+    struct src_seq *q = s->seq;
+    if (!q)
+        return;
+    pthread_mutex_lock(&q->mu);
+    if (upto < q->head_max) {
+        q->head_max = upto;
+        if (q->head_len > upto)
+            q->head_len = (size_t)upto; /* the invariant holds: MIN(pos, upto) */
+    }
+    pthread_mutex_unlock(&q->mu);
+}
+
+uint64_t src_seq_pos(const mrimg_source *s) { return s->seq ? s->seq->pos : 0; }
+
+void src_share(mrimg_source *dst, const mrimg_source *src, mrimg_error *err)
+{
+    (void)err;
+    *dst = *src;
+    dst->own_fd = false;
+    dst->own_seq = false;
+    dst->name = xstrdup(src->name, NULL);
+    if (!src->seq) {
+        dst->seek_probe = 0;
+        return;
+    }
+    pthread_mutex_lock(&src->seq->mu);
+    for (int i = 0; i < SRC_SEQ_USERS; i++)
+        if (!src->seq->users[i]) {
+            src->seq->users[i] = dst;
+            break;
+        }
+    pthread_mutex_unlock(&src->seq->mu);
+}
+
+int src_need_seek(const mrimg_source *s, const char *what, mrimg_error *err)
+{
+    int rc = SIDE(s, err_set(err, MRIMG_ERR_IO, MRIMG_OFF_NONE, 0,
+                             "%s is a pipe: %s needs random access to the input (give a regular "
+                             "file)",
+                             s->name, what));
+    if (err)
+        err->sys_errno = ESPIPE;
+    return rc;
+}
+
+/* Keep what was just read at the position in the head window. */
+static int seq_record(struct src_seq *q, const uint8_t *p, size_t n, mrimg_error *err)
+{
+    if (q->pos >= q->head_max || n == 0)
+        return 0;
+    size_t k = (size_t)MRIMG_MIN((uint64_t)n, q->head_max - q->pos);
+    if (q->head_len + k > q->head_alloc) {
+        size_t na = q->head_alloc ? q->head_alloc : (64u << 10);
+        while (na < q->head_len + k)
+            na *= 2;
+        if (na > q->head_max)
+            na = (size_t)q->head_max;
+        uint8_t *nh = realloc(q->head, na);
+        if (!nh)
+            return err_nomem(err);
+        q->head = nh;
+        q->head_alloc = na;
+    }
+    memcpy(q->head + q->head_len, p, k);
+    q->head_len += k;
+    return 0;
+}
+
+/* One forward read of up to len bytes from the descriptor (0 at the end).
+ * The first read that finds nothing waits up to a second for a writer to
+ * appear (a FIFO opened before its writer): no writer is an error, never a
+ * hang. */
+static ssize_t seq_read(mrimg_source *s, uint8_t *buf, size_t len, mrimg_error *err)
+{
+    struct src_seq *q = s->seq;
+    for (;;) {
+        ssize_t n = read(s->fd, buf, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return SIDE(s, err_sys(err, errno, "read error in %s at offset %llu", s->name,
+                                   (unsigned long long)q->pos));
+        }
+        if (n == 0 && q->pos == 0 && !q->waited) {
+            q->waited = true;
+            struct pollfd pf = {.fd = s->fd, .events = POLLIN};
+            int r;
+            do
+                r = poll(&pf, 1, 1000);
+            while (r < 0 && errno == EINTR);
+            if (r == 0) {
+                int rc = SIDE(s, err_set(err, MRIMG_ERR_IO, MRIMG_OFF_NONE, 0,
+                                         "%s is a FIFO (named pipe) with no writer: nothing to "
+                                         "read",
+                                         s->name));
+                if (err)
+                    err->sys_errno = EPIPE;
+                return rc;
+            }
+            continue; /* data, or a writer came and went (then: empty) */
+        }
+        if (n == 0) {
+            q->eof = true;
+            s->size = q->pos;
+            for (int i = 0; i < SRC_SEQ_USERS; i++)
+                if (q->users[i])
+                    q->users[i]->size = q->pos;
+            return 0;
+        }
+        return n; /* the caller records the bytes and advances pos */
+    }
+}
+
+static ssize_t seq_pread_some(mrimg_source *s, void *out, size_t len, uint64_t off,
+                              mrimg_error *err)
+{
+    struct src_seq *q = s->seq;
+    uint8_t *buf = out;
+    size_t done = 0;
+    ssize_t rc = 0;
+    pthread_mutex_lock(&q->mu);
+    if (q->eof)
+        s->size = q->pos;
+    /* 1. what the head window holds */
+    if (off < q->head_len) {
+        size_t k = (size_t)MRIMG_MIN((uint64_t)len, q->head_len - off);
+        memcpy(buf, q->head + off, k);
+        done = k;
+    }
+    uint64_t at = off + done;
+    if (done < len && at < q->pos) {
+        /* 2. bytes passed already, outside the window */
+        rc = SIDE(s, err_set(err, MRIMG_ERR_IO, MRIMG_OFF_FILE, at,
+                             "%s is a pipe and this byte was read already: only the first "
+                             "%llu bytes are kept, and this operation needs the input again "
+                             "(give a regular file)",
+                             s->name, (unsigned long long)q->head_len));
+        if (err)
+            err->sys_errno = ESPIPE;
+        goto out;
+    }
+    /* 3. skip forward to the offset (kept in the window while it lasts) */
+    while (done < len && q->pos < at && !q->eof) {
+        uint8_t tmp[65536];
+        size_t want = (size_t)MRIMG_MIN((uint64_t)sizeof(tmp), at - q->pos);
+        ssize_t n = seq_read(s, tmp, want, err);
+        if (n < 0) {
+            rc = n;
+            goto out;
+        }
+        if ((rc = seq_record(q, tmp, (size_t)n, err)) < 0)
+            goto out;
+        q->pos += (uint64_t)n;
+    }
+    /* 4. read at the position, straight into the caller's buffer */
+    while (done < len && !q->eof) {
+        ssize_t n = seq_read(s, buf + done, len - done, err);
+        if (n < 0) {
+            rc = n;
+            goto out;
+        }
+        rc = seq_record(q, buf + done, (size_t)n, err);
+        q->pos += (uint64_t)n;
+        if (rc < 0)
+            goto out;
+        done += (size_t)n;
+    }
+    rc = (ssize_t)done;
+out:
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
 static int src_stat(mrimg_source *s, mrimg_error *err)
 {
     struct stat st;
     if (fstat(s->fd, &st) != 0)
         return SIDE(s, err_sys(err, errno, "%s: stat", s->name));
-    /* only what can be read at any offset: a FIFO, socket or character
-     * device (a terminal, /dev/stdin on a pipe) cannot */
+    /* a file or block device is read at any offset; a FIFO (a pipe:
+     * /dev/stdin in a pipeline) forward only; a socket or character device
+     * (a terminal) not at all */
     if (S_ISDIR(st.st_mode)) {
         int rc = SIDE(s, err_set(err, MRIMG_ERR_IO, MRIMG_OFF_NONE, 0, "%s is a directory",
                                  s->name));
         err->sys_errno = EISDIR; /* for callers that test the errno */
         return rc;
     }
+    if (S_ISFIFO(st.st_mode))
+        return seq_init(s, err);
     if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
         return SIDE(s, err_set(err, MRIMG_ERR_IO, MRIMG_OFF_NONE, 0,
-                               "%s is %s: an input must be a regular file or a block device",
+                               "%s is %s: an input must be a regular file, a block device "
+                               "or a pipe",
                                s->name, io_kind_name(st.st_mode)));
     s->regular = S_ISREG(st.st_mode);
     s->size = st.st_size > 0 ? (uint64_t)st.st_size : 0;
@@ -73,9 +309,9 @@ int src_open_fd(mrimg_source *s, int fd, const char *name, bool own, mrimg_error
 
 int src_open(mrimg_source *s, const char *path, mrimg_error *err)
 {
-    /* O_NONBLOCK: opening a FIFO without a writer would wait forever;
-     * src_stat refuses it, and a regular file or block device gets its
-     * blocking reads back below */
+    /* O_NONBLOCK: opening a FIFO without a writer would wait forever (its
+     * first read waits a bounded time instead, seq_read); every source gets
+     * its blocking reads back below */
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOATIME | O_NONBLOCK);
     if (fd < 0 && errno == EPERM)
         fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
@@ -85,8 +321,8 @@ int src_open(mrimg_source *s, const char *path, mrimg_error *err)
         if (e == ENXIO && stat(path, &st) == 0 && S_ISSOCK(st.st_mode))
             return err_side(err, MRIMG_SIDE_INPUT,
                             err_set(err, MRIMG_ERR_IO, MRIMG_OFF_NONE, 0,
-                                    "%s is a socket: an input must be a regular file or a "
-                                    "block device",
+                                    "%s is a socket: an input must be a regular file, a "
+                                    "block device or a pipe",
                                     path));
         return err_side(err, MRIMG_SIDE_INPUT, err_sys(err, e, "cannot open %s", path));
     }
@@ -107,6 +343,7 @@ int src_open(mrimg_source *s, const char *path, mrimg_error *err)
 
 void src_close(mrimg_source *s)
 {
+    seq_free(s);
     if (s->own_fd && s->fd >= 0)
         close(s->fd);
     s->fd = -1;
@@ -117,6 +354,8 @@ void src_close(mrimg_source *s)
 ssize_t src_pread_some(mrimg_source *s, void *buf, size_t len, uint64_t off, mrimg_error *err)
 {
     size_t done = 0;
+    if (s->seq)
+        return seq_pread_some(s, buf, len, off, err);
     if (off > (uint64_t)INT64_MAX)
         return 0;
     while (done < len) {

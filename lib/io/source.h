@@ -1,6 +1,19 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Input side of the I/O layer: a read-only file with positional reads,
- * its data/hole map, and a buffered sequential reader over it. */
+/* Input side of the I/O layer: a read-only source with positional reads,
+ * its data/hole map, and a buffered sequential reader over it.
+ *
+ * Two kinds of source endpoint, told apart by their capabilities (the
+ * layers above ask the source, never st_size):
+ *   file        a regular file or block device: pread at any offset,
+ *               SEEK_DATA/SEEK_HOLE, a size known at open.
+ *   sequential  a pipe or FIFO (stdin in a pipeline): read forward once,
+ *               size unknown until its end.  The first bytes (the container
+ *               header, XML and cookie, and the stream's first records) are
+ *               kept in a bounded head window, so that they can be read
+ *               again; a read ahead of the position skips forward; a read
+ *               that needs bytes already passed and outside the window
+ *               fails at once (MRIMG_ERR_IO, ESPIPE) naming the offset -
+ *               never a hang, never wrong data. */
 #ifndef MRIMG_IO_SOURCE_H
 #define MRIMG_IO_SOURCE_H
 
@@ -20,9 +33,39 @@ typedef struct mrimg_source {
     bool regular;        /* S_ISREG */
     bool seek_data_ok;   /* SEEK_DATA works on this file (probed lazily) */
     int seek_probe;      /* 0 unknown, 1 works, -1 not supported */
+    /* sequential sources only (NULL for files): forward reads, head window;
+     * shared by the copies src_share makes, freed with the source that
+     * created it */
+    struct src_seq *seq;
+    bool own_seq;
 } mrimg_source;
 
-/* Open path read-only (O_RDONLY|O_CLOEXEC, O_NOATIME when permitted). */
+/* A sequential source's size while its end has not been read. */
+#define SRC_SIZE_UNKNOWN UINT64_MAX
+/* The largest head window of a sequential source: the biggest libvirt
+ * header and metadata region (92 + MRIMG_DATA_LEN_MAX) plus SRC_SEQ_STREAM
+ * bytes of payload.  src_seq_keep lowers it once the payload offset is
+ * known. */
+#define SRC_SEQ_STREAM (32u << 20)
+
+/* Capabilities. */
+static inline bool src_seekable(const mrimg_source *s) { return s->seq == NULL; }
+/* The size is known: always for files, at the end for sequential ones. */
+static inline bool src_size_known(const mrimg_source *s) { return s->size != SRC_SIZE_UNKNOWN; }
+/* Sequential sources: keep [0, upto) in the head window (no more). */
+MRIMG_INTERNAL void src_seq_keep(mrimg_source *s, uint64_t upto);
+/* Sequential sources: the bytes read so far (the position). */
+MRIMG_INTERNAL uint64_t src_seq_pos(const mrimg_source *s);
+/* Make dst a second handle on src (same descriptor, same sequential state;
+ * closing dst closes neither).  A file handle gets its own hole probe. */
+MRIMG_INTERNAL void src_share(mrimg_source *dst, const mrimg_source *src, mrimg_error *err);
+/* The error for an operation that needs a seekable input (offset kind
+ * none): "NAME is a pipe: WHAT needs ... (give a regular file)". */
+MRIMG_INTERNAL int src_need_seek(const mrimg_source *s, const char *what, mrimg_error *err);
+
+/* Open path read-only (O_RDONLY|O_CLOEXEC, O_NOATIME when permitted).  A
+ * FIFO (or /dev/stdin on a pipe) opens as a sequential source without
+ * waiting for a writer; its first read waits at most a second for one. */
 MRIMG_INTERNAL int src_open(mrimg_source *s, const char *path, mrimg_error *err);
 /* Wrap an existing descriptor (not closed by src_close unless own). */
 MRIMG_INTERNAL int src_open_fd(mrimg_source *s, int fd, const char *name, bool own,

@@ -204,7 +204,11 @@ static int run_pass(mrimg_image *img, pass_ctx *pc, mrimg_progress_fn progress, 
     img_parse_out po;
     int rc = img_parse(img, &o, &po, err);
     if (pc->scan && po.opened) {
-        si->payload_size = img->src.size - img->ci.payload_offset;
+        if (!src_seekable(&img->src) && src_size_known(&img->src))
+            img->ci.file_size = img->src.size; /* a pipe's end was read */
+        si->payload_size = src_size_known(&img->src) ? img->src.size - img->ci.payload_offset
+                                                      : src_seq_pos(&img->src) -
+                                                            img->ci.payload_offset;
         if (po.compressed) {
             img->dstats = po.dstats;
             si->payload_members = po.dstats.members;
@@ -346,10 +350,22 @@ int mrimg_scan(mrimg_image *img, unsigned flags, mrimg_progress_fn progress, voi
     if (img->scanned && (flags & ~img->scan_flags) == 0)
         return 0;
     int rc = 0;
+    if (!img->scanned && img->scan_rc < 0 && !src_seekable(&img->src)) {
+        /* the scan of this pipe failed (the judgement's pass may have
+         * ridden on it): the pipe cannot be read again */
+        if (err)
+            *err = img->scan_err;
+        return img->scan_rc;
+    }
     if (!img->scanned) {
         pass_ctx pc = {.img = img, .scan = true};
         img->scan_tried = true;
         rc = run_pass(img, &pc, progress, opaque, err);
+        if (rc < 0 && !src_seekable(&img->src)) {
+            img->scan_rc = rc;
+            if (err)
+                img->scan_err = *err;
+        }
         /* A failed scan keeps what it found (stream info so far, the block
          * list, plain page counts).  The bitmaps of a complete mapped-ram
          * block list are loaded even then: the parser checked that they

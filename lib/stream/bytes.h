@@ -77,7 +77,9 @@ MRIMG_INTERNAL void srd_prefetch_stop(srd *s);
 static inline uint64_t srd_pos(const srd *s) { return s->buf_pos + s->r; }
 static inline size_t srd_avail(const srd *s) { return s->w - s->r; }
 static inline const uint8_t *srd_ptr(const srd *s) { return s->buf + s->r; }
-static inline bool srd_seekable(const srd *s) { return s->dec == NULL; }
+/* Raw payload of a file: positional reads, holes, a known end.  (A raw
+ * payload on a pipe is read forward like a decoded one.) */
+static inline bool srd_seekable(const srd *s) { return s->dec == NULL && src_seekable(s->src); }
 /* Offset kind and value to name a stream position in an error. */
 static inline mrimg_offset_kind srd_okind(const srd *s)
 {

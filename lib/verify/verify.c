@@ -219,8 +219,9 @@ static int payload_problem(vf *v, const mrimg_error *e, mrimg_error *err)
         check = "payload.checksum";
     } else if (e->code == MRIMG_ERR_TRUNCATED) {
         check = "payload.truncated";
-    } else if (v->quick) {
-        /* telling a damaged checksum from damaged data takes another pass */
+    } else if (v->quick || !src_seekable(&img->src)) {
+        /* telling a damaged checksum from damaged data takes another pass
+         * (a pipe cannot be read twice) */
     } else {
         mrimg_error why;
         int r = dec_recheck(codec_by_format(v->enc), &img->src, img->ci.payload_offset,
@@ -252,6 +253,10 @@ static int on_config(void *ctx, const sp_config *c, mrimg_error *err)
         if (!strcmp(c->caps[i], CAP_MAPPED_RAM))
             v->mapped = true;
     }
+    if (v->mapped && !src_seekable(&v->img->src))
+        return src_need_seek(&v->img->src,
+                             "a mapped-ram stream, whose pages and bitmaps are read by offset,",
+                             err);
     return 0;
 }
 
@@ -1053,6 +1058,12 @@ static int vf_start(vf *v, mrimg_image *scratch, const mrimg_verify_opts *o, boo
     v->page_size = 4096;
     v->img = scratch;
     int rc = check_container(v, err);
+    if (rc == 0 && v->have_payload && v->libvirt && v->hdr_format == MRIMG_FORMAT_SPARSE &&
+        !src_seekable(&scratch->src))
+        rc = src_need_seek(&scratch->src,
+                           "a mapped-ram (sparse) image, whose pages and bitmaps are read by "
+                           "offset,",
+                           err);
     if (rc == 0 && v->have_payload) {
         mrimg_image *img = v->img;
         img->ci.payload_format = v->enc;
@@ -1086,7 +1097,8 @@ static int vf_conclude(vf *v, int rc, mrimg_verify_result **res, mrimg_error *er
                             ? MRIMG_FORMAT_SPARSE
                             : v->enc;
     r->mapped_ram = v->mapped;
-    r->file_size = v->img->src.size;
+    /* 0: a pipe whose end was not read */
+    r->file_size = src_size_known(&v->img->src) ? v->img->src.size : 0;
     r->payload_offset = ci->payload_offset;
     r->nblocks = v->nblocks;
     for (unsigned i = 0; i < v->nblocks; i++)
@@ -1189,12 +1201,12 @@ static int scratch_open(mrimg_image *img, mrimg_image **out, mrimg_error *err)
     if (!scratch)
         return MRIMG_ERR_NOMEM;
     scratch->opts = img->opts;
-    int rc = src_open_fd(&scratch->src, img->src.fd, img->src.name, false, err);
-    if (rc < 0) {
+    /* the same source (a pipe's position and head window are shared) */
+    src_share(&scratch->src, &img->src, err);
+    if (!scratch->src.name) {
         free(scratch);
-        return rc;
+        return err_nomem(err);
     }
-    scratch->src.size = img->src.size;
     *out = scratch;
     return 0;
 }
@@ -1213,8 +1225,37 @@ int mrimg_check(mrimg_image *img, unsigned flags, mrimg_progress_fn progress, vo
             *res = img->judgement;
         return MRIMG_OK;
     }
+    int rc;
+    if (!src_seekable(&img->src) && level == 1 && !img->scanned && !img->scan_tried) {
+        /* a pipe is read once: the judgement rides on the scan's pass */
+        vf_judge *j = NULL;
+        rc = vf_judge_begin(img, &j, err);
+        if (rc < 0)
+            return rc;
+        if (rc == 0) {
+            img_rider *rd = vf_judge_rider(j);
+            img_rider_add(img, rd);
+            mrimg_error se;
+            (void)mrimg_scan(img, 0, progress, pctx, &se); /* its failure is kept */
+            img_rider_remove(img, rd);
+            const mrimg_verify_result *jr = NULL;
+            rc = vf_judge_end(j, img, &jr, err);
+            vf_judge_free(j);
+            if (rc < 0)
+                return rc;
+            if (rc == 0) {
+                if (src_size_known(&img->src))
+                    img->ci.file_size = img->src.size;
+                if (res)
+                    *res = jr;
+                return MRIMG_OK;
+            }
+            /* the pass ended early: a judgement of its own (which fails
+             * if it needs what the pipe no longer holds) */
+        }
+    }
     mrimg_image *scratch = NULL;
-    int rc = scratch_open(img, &scratch, err);
+    rc = scratch_open(img, &scratch, err);
     if (rc < 0)
         return rc;
     mrimg_verify_opts o = {
@@ -1226,6 +1267,13 @@ int mrimg_check(mrimg_image *img, unsigned flags, mrimg_progress_fn progress, vo
     };
     mrimg_verify_result *r = NULL;
     rc = run_checks(scratch, &o, level < 2, &r, err);
+    if (!src_seekable(&img->src)) {
+        /* a pipe's size is known once its end was read */
+        if (!src_size_known(&img->src) && src_size_known(&scratch->src))
+            img->src.size = scratch->src.size;
+        if (src_size_known(&img->src))
+            img->ci.file_size = img->src.size;
+    }
     mrimg_close(scratch);
     if (rc < 0) {
         mrimg_verify_free(r);

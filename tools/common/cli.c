@@ -461,7 +461,32 @@ mrimg_image *cli_open(const char *path, uint64_t stream_offset, unsigned threads
     mrimg_image *img = NULL;
     if (mrimg_open_opts_set(o, MRIMG_P_STREAM_OFFSET, (int64_t)stream_offset, err) == 0 &&
         mrimg_open_opts_set(o, MRIMG_P_THREADS, threads, err) == 0)
-        img = mrimg_open(path, o, err);
+        img = mrimg_open(cli_input_path(path), o, err);
     mrimg_open_opts_free(o);
     return img;
+}
+
+bool cli_is_stdio(const char *arg) { return arg && !strcmp(arg, "-"); }
+
+const char *cli_input_path(const char *arg) { return cli_is_stdio(arg) ? "/dev/stdin" : arg; }
+
+bool cli_input_is_pipe(const char *arg)
+{
+    struct stat st;
+    if (cli_is_stdio(arg))
+        return fstat(0, &st) == 0 && S_ISFIFO(st.st_mode);
+    return stat(arg, &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
+bool cli_stdin_once(char **args, int n)
+{
+    int seen = 0;
+    for (int i = 0; i < n; i++)
+        seen += cli_is_stdio(args[i]);
+    if (seen > 1) {
+        cli_error("-", "standard input can be read only once (given %d times)", seen);
+        cli_usage_hint();
+        return false;
+    }
+    return true;
 }

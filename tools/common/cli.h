@@ -72,6 +72,20 @@ void cli_signals(void);
 /* The signal received (0 if none). */
 int cli_signal_received(void);
 
+/* "-" names standard input (as INPUT/FILE) or standard output (as
+ * imgconv's OUTPUT), as for zstd and xz; messages and output name it "-",
+ * as given (a file called "-" is "./-"). */
+bool cli_is_stdio(const char *arg);
+/* The path to open for an input argument: /dev/stdin for "-" (a pipe
+ * there is read forward once; a regular file redirected there is a file). */
+const char *cli_input_path(const char *arg);
+/* The input argument (a name, or "-") is a pipe or FIFO: read once,
+ * forward only. */
+bool cli_input_is_pipe(const char *arg);
+/* "-" among args[0..n) more than once: "standard input can be read only
+ * once" is printed and false returned. */
+bool cli_stdin_once(char **args, int n);
+
 /* Read a whole small file (e.g. an XML) into a NUL-terminated string.
  * NULL on failure, *err says why: MRIMG_ERR_IO (side input: cannot open or
  * read, e.g. a directory), MRIMG_ERR_LIMIT (larger than max), MRIMG_ERR_FORMAT
