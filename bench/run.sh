@@ -13,10 +13,11 @@
 #   DATA_GIB      guest RAM holding data (default 3)
 #   REPEAT        runs per command, the median is reported (default 3)
 #   ONLY          space-separated list of comparisons to run (default: all):
-#                 zstd gzip xz bzip2 lzop sparse unsparse unzstd info verify guest
+#                 zstd gzip xz bzip2 lzop sparse unsparse unzstd info verify guest pipe
 #                 (guest: -O elf / phys / kdump-zlib from zstd against
 #                 `zstd -dc` to a file, and from sparse against
-#                 `cp --sparse=always` of the sparse image)
+#                 `cp --sparse=always` of the sparse image; pipe: `cat raw |
+#                 imgconv -O zstd -` against the same conversion of the file)
 #   COLD          1: drop the page cache before every run (needs root;
 #                 default 1 when root)
 #
@@ -38,7 +39,7 @@ dir=${BENCH_DIR:-/var/tmp/mrimg-bench}
 ram=${RAM_GIB:-4}
 data=${DATA_GIB:-3}
 repeat=${REPEAT:-3}
-only=${ONLY:-zstd gzip xz bzip2 lzop sparse unsparse unzstd info verify guest}
+only=${ONLY:-zstd gzip xz bzip2 lzop sparse unsparse unzstd info verify guest pipe}
 cold=${COLD:-$([ "$(id -u)" = 0 ] && echo 1 || echo 0)}
 
 for t in imgconv imginfo imgverify; do
@@ -181,6 +182,12 @@ for what in $only; do
             run "imgconv sparse->$k" "$bin/imgconv -q -f -O $k $dir/in.sparse $o.s$k"
             row "imgconv sparse->$k" "cp --sparse=always sparse"
         done ;;
+    pipe)
+        # the same conversion with the input read from a pipe (read once,
+        # sequentially) and from the file; the pipe row's ratio is to the file
+        run "imgconv raw->zstd" "$bin/imgconv -q -f -O zstd $raw $o.zst"
+        run "cat raw | imgconv raw->zstd -" "cat $raw | $bin/imgconv -q -f -O zstd - $o.pz"
+        row "cat raw | imgconv raw->zstd -" "imgconv raw->zstd" ;;
     *) echo "bench: unknown comparison '$what'" >&2; exit 2 ;;
     esac
     echo
