@@ -230,6 +230,7 @@ static void test_data_where_holes_are(void **state)
     }
     assert_int_equal(o.bytes_read, 8 * PS);
     assert_int_equal(g.data_calls, 1); /* one large read */
+    free(g.bytes);
     src_close(&s);
     free(path);
 }
