@@ -121,7 +121,10 @@ sigint_when_caught() { # PID
         sleep 0.01
     done
     kill -INT "$1" || return 1
-    # a tool that does not die of it must not hang the test
+    # a tool that does not die of it must not hang the test.  The watchdog
+    # is a subshell, which inherits our EXIT trap until its first command
+    # resets it: it is stopped with SIGKILL, which runs no trap (a SIGTERM
+    # arriving before that reset removed $W under the rest of the test)
     ( trap - EXIT; sleep 20; kill -9 "$1" 2>/dev/null ) > /dev/null 2>&1 &
     watchdog=$!
 }
@@ -132,7 +135,7 @@ pid=$!
 sigint_when_caught $pid
 wait $pid
 rc=$?
-[ -n "$watchdog" ] && kill "$watchdog" 2>/dev/null
+[ -n "$watchdog" ] && { kill -9 "$watchdog"; wait "$watchdog"; } 2>/dev/null
 if [ $rc = 130 ]; then ok "imgverify killed by SIGINT -> 130"; else bad "imgverify SIGINT -> $rc (expected 130)"; fi
 # and during a long conversion: 130, no temporary left behind
 "$B/imgconv" -q -O xz -l 9 -T 1 --xml="$F/libvirt/dumpxml.xml" "$W/big.mig" "$W/big.sav" \
@@ -142,7 +145,7 @@ sleep 0.5
 sigint_when_caught $pid
 wait $pid
 rc=$?
-[ -n "$watchdog" ] && kill "$watchdog" 2>/dev/null
+[ -n "$watchdog" ] && { kill -9 "$watchdog"; wait "$watchdog"; } 2>/dev/null
 if [ $rc = 130 ]; then ok "imgconv killed by SIGINT -> 130"; else bad "imgconv SIGINT -> $rc (expected 130)"; fi
 ls -a "$W" | grep -q '\.tmp$' && bad "SIGINT left a temporary file"
 rm -f "$W/big.mig" "$W/big.sav"
