@@ -191,8 +191,11 @@ static void test_walk_bad_framing(void **state)
     put8(&d, 9);
     put8(&d, 0);
     put8(&d, 50);
-    walk("{\"devices\": []}", &d, &s);
-    expect_problem(&s, TAIL_POS, "command record runs past the end of the device state");
+    sp_devwalk cw = walk("{\"devices\": []}", &d, &s);
+    expect_problem(&s, TAIL_POS,
+                   "command record of 50 bytes runs past the end of the device state (0 bytes "
+                   "left)");
+    assert_int_equal(cw.explained, 0); /* never more than there is (fuzz_devices) */
 
     /* a byte that starts nothing */
     d.n = 0;

@@ -206,11 +206,15 @@ void sp_walk_device_fields(const vj_doc *doc, const uint8_t *tail, size_t eof, u
                 problem(&w, at, "command record runs past the end of the device state");
                 break;
             }
-            w.pos += 5 + rd_be16(tail + w.pos + 3);
-            if (w.pos > w.end) {
-                problem(&w, at, "command record runs past the end of the device state");
+            size_t len = rd_be16(tail + w.pos + 3);
+            if (len > w.end - w.pos - 5) {
+                problem(&w, at,
+                        "command record of %zu bytes runs past the end of the device state "
+                        "(%zu bytes left)",
+                        len, w.end - w.pos - 5);
                 break;
             }
+            w.pos += 5 + len;
             continue;
         }
         if (t == QEMU_VM_SECTION_END || t == QEMU_VM_SECTION_PART ||
