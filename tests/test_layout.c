@@ -10,7 +10,9 @@
  *  - cuts inside the device state (also right after 0x00 bytes): refused
  *    by the scan, stream.truncated; a cut right after the EOF record
  *    (suppress-vmdesc) or inside the VMDESCRIPTION JSON after a device state
- *    that ends with a section footer: a warning only (stream.vmdesc);
+ *    that ends with a section footer: a warning only (stream.vmdesc), also
+ *    with a binary EOF + VMDESCRIPTION look-alike earlier in the device
+ *    state;
  *  - huge trailing holes and zeros: answered at once, same digest, the
  *    zeros are trailing bytes, never device state. */
 #include "testutil.h"
@@ -312,6 +314,34 @@ static void test_device_cuts(void **state)
         assert_int_equal(si->devices_walked, 0);
         assert_int_equal(base + si->eof_offset, eof);
         mrimg_close(img);
+        /* an EOF + VMDESCRIPTION look-alike in the device state, right
+         * after a section footer, whose announced JSON runs past the end
+         * of the file but whose bytes are binary: not a cut description,
+         * with the real one cut or absent (a conversion drops a cut one:
+         * the stream must still end where it did) */
+        uint64_t f = 0;
+        for (uint64_t at = ram_end; at + 6 <= eof && !f; at++)
+            if (all[at] == 0x7e && all[at + 5] == 0x04)
+                f = at + 5;
+        assert_true(f > ram_end && f + 7 < eof);
+        for (int after_eof = 0; after_eof < 2; after_eof++) {
+            p = copy_fixture(rel, "cut");
+            cut_file(p, after_eof ? eof + 1 : jcut);
+            int fd = open(p, O_WRONLY);
+            assert_true(fd >= 0);
+            assert_int_equal(pwrite(fd, "\x00\x06\x00\x0f\xff\xff{", 7, (off_t)f), 7);
+            close(fd);
+            expect_problem(p, "look-alike", "stream.vmdesc", MRIMG_SEV_WARNING, eof + 1,
+                           after_eof ? "could not be delimited or checked"
+                                   : "is cut by the end of the file",
+                           true);
+            img = open_img(p);
+            assert_int_equal(mrimg_scan(img, 0, NULL, NULL, &e), 0);
+            si = mrimg_stream(img);
+            assert_int_equal(base + si->eof_offset, eof);
+            assert_int_equal(base + si->stream_size, eof + 1);
+            mrimg_close(img);
+        }
         free(all);
     }
 }

@@ -923,6 +923,19 @@ static int tail_try(sp_parser *p, size_t c, size_t L)
     return 1;
 }
 
+/* Can t[from, n) be the start of a JSON text cut at n?  JSON has no
+ * control bytes outside whitespace, not even inside strings (a zero byte
+ * is one: the EOF record of the real stream end is one too).  Returns
+ * false for not JSON; true for text so far, with *upto = n. */
+static bool json_text(const uint8_t *t, size_t from, size_t n, size_t *upto)
+{
+    for (size_t i = from; i < n; i++)
+        if (t[i] < 0x20 && t[i] != '\t' && t[i] != '\n' && t[i] != '\r')
+            return false;
+    *upto = n;
+    return true;
+}
+
 /* Look for candidates in tail[p->tail_scan, tail_len).  final: no more
  * bytes will come (an incomplete JSON is a cut one).  Returns 1 when the
  * end is found. */
@@ -937,6 +950,15 @@ static int tail_scan(sp_parser *p, bool final)
         }
         uint32_t L = rd_be32(t + c + 2);
         if (L >= 2 && L <= SP_VMDESC_MAX && (uint64_t)c + 6 + L > n) {
+            /* a description that runs past the bytes here: it is one only
+             * if those bytes are JSON text (a look-alike in binary device
+             * state is not, and must not end the stream where a conversion
+             * that drops a cut description would then end it) */
+            size_t from = MRIMG_MAX(p->tail_text, c + 6);
+            if (!json_text(t, from, n, &p->tail_text)) {
+                p->tail_scan = c + 1;
+                continue;
+            }
             if (!final) /* decide this one first, when its JSON is here */
                 return 0;
             if (!p->tail_cut_set) {
@@ -1105,7 +1127,7 @@ static int parse_tail(sp_parser *p, mrimg_error *err)
     srd *in = p->in;
     mrimg_stream_info *si = p->si;
     p->tail_start = si->ram_end;
-    p->tail_len = p->tail_scan = 0;
+    p->tail_len = p->tail_scan = p->tail_text = 0;
     p->tail_end = 0;
     uint64_t holes = 0;      /* zero bytes known beyond the window (a hole to EOF) */
     size_t consumed = 0;     /* window bytes consumed from the reader */

@@ -179,6 +179,8 @@ typedef struct sp_parser {
     uint64_t tail_start;               /* stream offset of tail[0] */
     size_t tail_end;                   /* end of the stream in the window */
     size_t tail_scan;                  /* candidates before this decided */
+    size_t tail_text;                  /* the pending candidate's JSON bytes
+                                        * before this are text (see json_text) */
     unsigned tail_tries;               /* JSON candidates parsed */
     bool tail_bad_set, tail_cut_set;   /* a rejected / a cut candidate */
     size_t tail_bad_eof, tail_bad_len, tail_cut_eof, tail_cut_len;
