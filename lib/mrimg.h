@@ -542,6 +542,8 @@ typedef struct mrimg_output_desc {
     int needs_seek;           /* written positionally or with holes: needs a
                                * seekable output file, never a pipe */
     int directory;            /* the output path names a directory */
+    const char *seek_reason;  /* needs_seek: why, in a few words ("a mapped-ram
+                               * stream places pages by offset"); else NULL */
 } mrimg_output_desc;
 
 /*! mrimg_output_info(): the row of output kind `kind`; NULL past the last

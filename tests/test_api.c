@@ -46,6 +46,8 @@ static void test_output_table(void **state)
             assert_int_equal(d->payload_format, -1);
         if (d->mapped || d->directory || !d->stream)
             assert_true(d->needs_seek);
+        /* a reason for every output a pipe cannot take, and only for those */
+        assert_int_equal(d->seek_reason != NULL, d->needs_seek != 0);
     }
     assert_int_equal(n, 14); /* issue 14's outputs included */
     assert_int_equal(libvirt, MRIMG_FORMAT_COUNT);

@@ -456,8 +456,8 @@ int main(int argc, char **argv)
          * what it wrote is refused before anything is read (the library
          * refuses it too: mrimg_convert_fd) */
         if (known->needs_seek) {
-            cli_error("-", "-O %s cannot be written to standard output: it is written by offset "
-                           "(give an output file)", known->name);
+            cli_error("-", "-O %s cannot be written to standard output: %s (give an output file)",
+                      known->name, known->seek_reason ? known->seek_reason : "it is written by offset");
             cli_usage_hint();
             return EXIT_USAGE;
         }

@@ -962,7 +962,7 @@ static int convert(mrimg_image *in, const char *out_path, int out_fd,
         return err_set(err, MRIMG_ERR_INVAL, MRIMG_OFF_NONE, 0,
                        "this output cannot be written to a pipe or standard output: %s (give "
                        "an output file)",
-                       row->seek_why ? row->seek_why : "it is written by offset");
+                       row->d.seek_reason ? row->d.seek_reason : "it is written by offset");
     cv c;
     memset(&c, 0, sizeof(c));
     c.in = in;

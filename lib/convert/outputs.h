@@ -34,7 +34,6 @@ typedef struct cv_output {
     cv_pipeline_fn pipeline;
     cv_writer_fn writer;      /* for cv_pipe_walk */
     unsigned plan;            /* CV_PLAN_* */
-    const char *seek_why;     /* d.needs_seek: why it cannot go to a pipe */
 } cv_output;
 
 /* The row of kind, or NULL for an unknown one. */
