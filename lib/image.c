@@ -142,11 +142,9 @@ static int open_sequential(mrimg_image *img, mrimg_error *err)
         /* a bare mapped-ram stream (or a libvirt header that does not say
          * so) shows it in its configuration section; a stream that cannot
          * be peeked is left to the judgement */
-        sp_config cfg;
         mrimg_error e;
-        if (img_peek_config(img, &cfg, &e) == 0)
-            for (unsigned i = 0; i < cfg.ncaps; i++)
-                mapped |= !strcmp(cfg.caps[i], CAP_MAPPED_RAM);
+        if (img_head_mapped(img, &mapped, &e) < 0)
+            mapped = false;
     }
     if (mapped)
         return src_need_seek(&img->src,
@@ -363,21 +361,37 @@ int img_parse(mrimg_image *img, const img_parse_opts *o, img_parse_out *out, mri
     return rc;
 }
 
-typedef struct peek_ctx {
-    sp_config *cfg;
-} peek_ctx;
-
 static int peek_after(void *ctx, sp_pass *ps, int rc, mrimg_error *err)
 {
     (void)err;
     if (rc == 0)
-        *((peek_ctx *)ctx)->cfg = ps->p->cfg;
+        *(sp_config *)ctx = ps->p->cfg;
     return rc;
 }
 
-int img_peek_config(mrimg_image *img, sp_config *cfg, mrimg_error *err)
+int img_peek_config(mrimg_image *img, const sp_config **cfg, mrimg_error *err)
 {
-    peek_ctx pk = {cfg};
-    img_parse_opts o = {.head_only = true, .after = peek_after, .after_ctx = &pk};
-    return img_parse(img, &o, NULL, err);
+    if (img->cfg.present) { /* a scan has read it */
+        *cfg = &img->cfg;
+        return 0;
+    }
+    if (!img->head_read) {
+        img_parse_opts o = {.head_only = true, .after = peek_after, .after_ctx = &img->head};
+        int rc = img_parse(img, &o, NULL, err);
+        if (rc < 0)
+            return rc;
+        img->head_read = true;
+    }
+    *cfg = &img->head;
+    return 0;
+}
+
+int img_head_mapped(mrimg_image *img, bool *mapped, mrimg_error *err)
+{
+    const sp_config *cfg;
+    int rc = img_peek_config(img, &cfg, err);
+    *mapped = false;
+    for (unsigned i = 0; rc == 0 && i < cfg->ncaps; i++)
+        *mapped |= !strcmp(cfg->caps[i], CAP_MAPPED_RAM);
+    return rc;
 }

@@ -51,7 +51,11 @@ struct mrimg_image {
     int scan_rc;                 /* a failed scan of a pipe (which cannot be */
     mrimg_error scan_err;        /* read again): its result, for mrimg_scan */
     mrimg_stream_info si;
-    sp_config cfg;
+    sp_config cfg;               /* the scan's (mrimg_stream_capability) */
+    /* the stream head as img_peek_config parsed it before any scan: read
+     * once (a pipe's comes from the head window, io/source.c) */
+    bool head_read;
+    sp_config head;
     img_block *blocks;
     unsigned nblocks;
     mrimg_dec_stats dstats;
@@ -116,8 +120,12 @@ typedef struct img_payload {
 } img_payload;
 MRIMG_INTERNAL int img_probe_payload(mrimg_source *src, const mrimg_container_info *ci,
                                      img_payload *pl, ctr_report *rep, mrimg_error *err);
-/* Parse the stream header and configuration section only. */
-MRIMG_INTERNAL int img_peek_config(mrimg_image *img, sp_config *cfg, mrimg_error *err);
+/* The stream header's configuration section: the scan's when a scan has
+ * read it, else the head parsed once (header and configuration section
+ * only) and kept on img.  *cfg is valid until mrimg_close. */
+MRIMG_INTERNAL int img_peek_config(mrimg_image *img, const sp_config **cfg, mrimg_error *err);
+/* Whether the configuration section (img_peek_config) lists mapped-ram. */
+MRIMG_INTERNAL int img_head_mapped(mrimg_image *img, bool *mapped, mrimg_error *err);
 /* Walk an image whose pages are addressable (mapped-ram, or replayed). */
 MRIMG_INTERNAL int img_walk_bitmapped(mrimg_image *img, mrimg_ram_fn fn, void *opaque,
                                       mrimg_progress_fn progress, void *pctx, mrimg_error *err);

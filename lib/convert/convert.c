@@ -1006,13 +1006,12 @@ static int convert(mrimg_image *in, const char *out_path, int out_fd,
 
     /* which layout does the input have?  (An input these metadata reads
      * fail on is refused by the judgement, with its check's name.) */
-    sp_config cfg;
+    const sp_config *cfg;
     int rc = img_peek_config(in, &cfg, err);
+    if (rc == 0)
+        rc = img_head_mapped(in, &c.in_mapped, err); /* the same head, kept */
     if (rc < 0)
         return judged_failure(in, opts, rc, err);
-    c.in_mapped = false;
-    for (unsigned i = 0; i < cfg.ncaps; i++)
-        c.in_mapped |= !strcmp(cfg.caps[i], CAP_MAPPED_RAM);
     c.prog.o = opts;
     if (c.in_mapped) {
         /* the block list and bitmaps: metadata only, too short to report */
@@ -1093,7 +1092,7 @@ static int convert(mrimg_image *in, const char *out_path, int out_fd,
         if (jr->stream_parsed && jr->stream_trailing)
             c.stream_limit = jr->stream_size;
     }
-    c.page_size = cfg.has_page_bits ? 1ull << cfg.page_bits : 4096;
+    c.page_size = cfg->has_page_bits ? 1ull << cfg->page_bits : 4096;
     rc = cv_run(&c, out_path, plain_scan, err);
     if (rc < 0 && c.judge)
         rc = cv_failed(&c, rc, err);

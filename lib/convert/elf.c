@@ -29,7 +29,6 @@
  * vCPUs cannot be decoded gives a core without PT_NOTE. */
 #include <errno.h>
 #include <stdlib.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "guestout.h"
@@ -42,7 +41,6 @@
 #define ET_CORE 4u
 #define EM_X86_64 62u
 #define EM_386 3u
-#define HF_LMA (1u << 14) /* QEMU's hidden flag: long mode active */
 
 static void wr_le16(uint8_t *p, uint16_t v)
 {
@@ -51,28 +49,17 @@ static void wr_le16(uint8_t *p, uint16_t v)
 }
 
 typedef struct ew {
-    mrimg_image *in;
-    mrimg_convert_stats *st;
-    mrimg_sink sink;
-    uint64_t ps;
-    bool laid_out;
-    unsigned nblocks;
+    gout_walk g;             /* the pass (its sink is the core) */
     uint64_t *base;          /* file offset of each block's byte 0 */
     uint64_t hdr_space;      /* bytes reserved for headers and notes */
     unsigned max_ph;
     uint64_t size;
-    /* current callback */
-    unsigned block;
-    uint64_t first;
-    const uint8_t *data;
-    gout_wc wc;              /* the pages' writes */
 } ew;
 
-static int layout(ew *e, mrimg_error *err)
+static int layout(void *ctx, mrimg_error *err)
 {
-    unsigned n = mrimg_block_count(e->in);
-    e->nblocks = n;
-    e->ps = e->in->si.target_page_size ? e->in->si.target_page_size : 4096;
+    ew *e = ctx;
+    unsigned n = e->g.nblocks;
     e->base = calloc(n ? n : 1, sizeof(*e->base));
     if (!e->base)
         return err_nomem(err);
@@ -81,45 +68,18 @@ static int layout(ew *e, mrimg_error *err)
     uint64_t off = e->hdr_space;
     for (unsigned i = 0; i < n; i++) {
         e->base[i] = off;
-        off = round_up(off + mrimg_block(e->in, i)->used_length, 1u << 20);
+        off = round_up(off + mrimg_block(e->g.in, i)->used_length, 1u << 20);
     }
     e->size = off;
-    e->laid_out = true;
     return 0;
 }
 
 static int put(void *ctx, uint64_t k0, uint64_t k1, mrimg_error *err)
 {
     ew *e = ctx;
-    return gout_wc_put(&e->wc, e->data + k0 * e->ps, (size_t)((k1 - k0) * e->ps),
-                       e->base[e->block] + (e->first + k0) * e->ps, err);
-}
-
-static int walk_cb(void *opaque, unsigned block, uint64_t first, uint64_t n, const uint8_t *data,
-                   mrimg_error *err)
-{
-    ew *e = opaque;
-    if (block == MRIMG_WALK_RESTART) {
-        /* start again: everything written so far goes */
-        e->st->pages_data = e->st->pages_zero = 0;
-        gout_wc_drop(&e->wc);
-        return sink_truncate(&e->sink, 0, err);
-    }
-    if (!e->laid_out) {
-        int rc = layout(e, err);
-        if (rc < 0)
-            return rc;
-    }
-    if (block >= e->nblocks)
-        return err_set(err, MRIMG_ERR_FORMAT, MRIMG_OFF_NONE, 0, "page of unknown block %u", block);
-    if (!data) {
-        e->st->pages_zero += n;
-        return 0;
-    }
-    e->block = block;
-    e->first = first;
-    e->data = data;
-    return gout_runs(data, n, e->ps, e->st, put, e, err);
+    const gout_walk *g = &e->g;
+    return gout_wc_put(&e->g.wc, g->data + k0 * g->ps, (size_t)((k1 - k0) * g->ps),
+                       e->base[g->block] + (g->first + k0) * g->ps, err);
 }
 
 static int cmp_u64pair(const void *a, const void *b)
@@ -131,7 +91,7 @@ static int cmp_u64pair(const void *a, const void *b)
 /* Punch out what of block b no range refers to. */
 static int punch_unreferenced(ew *e, const mrimg_memmap *m, unsigned b, mrimg_error *err)
 {
-    uint64_t len = mrimg_block(e->in, b)->used_length;
+    uint64_t len = mrimg_block(e->g.in, b)->used_length;
     uint64_t (*iv)[2] = calloc(m->nranges ? m->nranges : 1, sizeof(*iv));
     if (!iv)
         return err_nomem(err);
@@ -148,7 +108,7 @@ static int punch_unreferenced(ew *e, const mrimg_memmap *m, unsigned b, mrimg_er
     for (unsigned i = 0; i <= k && rc == 0; i++) {
         uint64_t s = i < k ? iv[i][0] : len;
         if (s > at)
-            rc = sink_punch(&e->sink, e->base[b] + at, s - at, err);
+            rc = sink_punch(&e->g.sink, e->base[b] + at, s - at, err);
         if (i < k && iv[i][1] > at)
             at = iv[i][1];
     }
@@ -174,9 +134,9 @@ static int read_phys(void *ctx, uint64_t gpa, size_t n, uint8_t *out, mrimg_erro
         memset(out, 0, n); /* not yet written: a hole, zero */
         size_t done = 0;
         while (done < n) {
-            ssize_t k = pread(p->e->sink.fd, out + done, n - done, (off_t)(off + done));
+            ssize_t k = pread(p->e->g.sink.fd, out + done, n - done, (off_t)(off + done));
             if (k < 0)
-                return err_sys(err, errno, "cannot read back %s", p->e->sink.tmp);
+                return err_sys(err, errno, "cannot read back %s", p->e->g.sink.tmp);
             if (k == 0)
                 break;
             done += (size_t)k;
@@ -184,30 +144,6 @@ static int read_phys(void *ctx, uint64_t gpa, size_t n, uint8_t *out, mrimg_erro
         return 1;
     }
     return 0;
-}
-
-int gout_notes(const mrimg_image *in, const guest_tail *t, guest_phys_read_fn rd, void *ctx,
-               uint8_t **notes, size_t *nlen, bool *lma, mrimg_error *err)
-{
-    const mrimg_stream_info *si = &in->si;
-    *notes = NULL;
-    *nlen = 0;
-    *lma = true;
-    if (!guest_tail_complete(t, si) || !si->has_eof || !si->has_vmdesc ||
-        si->eof_offset < si->ram_end || si->vmdesc_offset < si->ram_end ||
-        si->vmdesc_offset - si->ram_end + si->vmdesc_size > t->len)
-        return 0;
-    mrimg_cpus *cpus = NULL;
-    mrimg_error derr;
-    if (guest_cpus_decode((const char *)t->buf + (si->vmdesc_offset - si->ram_end),
-                          (size_t)si->vmdesc_size, t->buf, (size_t)(si->eof_offset - si->ram_end),
-                          si->ram_end, &cpus, &derr) < 0)
-        return 0;
-    if (cpus->n)
-        *lma = (cpus->cpu[0].hflags & HF_LMA) != 0;
-    int rc = guest_notes_for(cpus, rd, ctx, notes, nlen, err);
-    mrimg_cpus_free(cpus);
-    return rc;
 }
 
 static int write_headers(ew *e, const mrimg_memmap *m, const uint8_t *notes, size_t nlen,
@@ -250,107 +186,42 @@ static int write_headers(ew *e, const mrimg_memmap *m, const uint8_t *notes, siz
         wr_le64(p + 32, r->length);
         wr_le64(p + 40, r->length);
     }
-    int rc = sink_pwrite(&e->sink, h, hlen + nlen, 0, err);
+    int rc = sink_pwrite(&e->g.sink, h, hlen + nlen, 0, err);
     free(h);
     return rc;
 }
 
 int cv_elf(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
            mrimg_convert_stats *st, const gout_gate *gate,
-            mrimg_progress_fn progress, void *pctx, mrimg_error *err)
+           mrimg_progress_fn progress, void *pctx, mrimg_error *err)
 {
-    /* a machine without a known layout is refused before the long walk */
-    sp_config cfg;
-    int rc = img_peek_config(in, &cfg, err);
-    if (rc < 0)
-        return rc;
-    rc = guest_machine_check(cfg.machine, err);
+    const char *machine;
+    int rc = gout_machine(in, &machine, err);
     if (rc < 0)
         return rc;
     ew e;
     memset(&e, 0, sizeof(e));
-    e.in = in;
-    e.st = st;
-    rc = sink_create(&e.sink, out_path, o->force ? SINK_FORCE : 0, err);
-    if (rc < 0)
-        return rc;
+    e.g = (gout_walk){.in = in, .st = st, .layout = layout, .put = put, .ctx = &e};
     guest_tail t;
-    guest_tail_attach(&t, in);
-    e.wc.sink = &e.sink;
-    rc = mrimg_ram_walk(in, walk_cb, &e, progress, pctx, err);
-    if (rc == 0)
-        rc = gout_wc_flush(&e.wc, err);
-    gout_wc_free(&e.wc);
-    guest_tail_detach(&t);
-    if (rc == 0 && !e.laid_out)
-        rc = layout(&e, err); /* no page at all */
-    if (rc == 0)
-        rc = guest_tail_finish(&t, err);
     mrimg_memmap *m = NULL;
+    rc = gout_walk_run(&e.g, out_path, o, &t, &m, progress, pctx, err);
     uint8_t *notes = NULL;
     size_t nlen = 0;
-    if (rc == 0)
-        rc = guest_memmap_from_tail(in, &t, &m, err);
     bool lma = true;
     phys_rd pr = {&e, m};
     if (rc == 0)
         rc = gout_notes(in, &t, read_phys, &pr, &notes, &nlen, &lma, err);
     if (rc == 0)
         rc = write_headers(&e, m, notes, nlen, lma, err);
-    for (unsigned b = 0; rc == 0 && b < e.nblocks; b++)
+    for (unsigned b = 0; rc == 0 && b < e.g.nblocks; b++)
         rc = punch_unreferenced(&e, m, b, err);
     if (rc == 0)
-        rc = gout_commit(&e.sink, e.size, st, gate, err);
-    if (rc < 0)
-        sink_abort(&e.sink);
+        rc = gout_commit(&e.g.sink, e.size, st, gate, err);
+    if (rc < 0 && e.g.sink_open)
+        sink_abort(&e.g.sink);
     free(notes);
     mrimg_memory_map_free(m);
     guest_tail_free(&t);
     free(e.base);
     return rc;
-}
-
-int gout_wc_flush(gout_wc *w, mrimg_error *err)
-{
-    int rc = w->len ? sink_pwrite(w->sink, w->buf, w->len, w->off, err) : 0;
-    w->len = 0;
-    return rc;
-}
-
-int gout_wc_put(gout_wc *w, const uint8_t *p, size_t n, uint64_t off, mrimg_error *err)
-{
-    if (w->len && (off != w->off + w->len || n > w->cap - w->len)) {
-        int rc = gout_wc_flush(w, err);
-        if (rc < 0)
-            return rc;
-    }
-    if (!w->buf) {
-        w->buf = malloc(GOUT_WC_SIZE);
-        if (!w->buf)
-            return err_nomem(err);
-        w->cap = GOUT_WC_SIZE;
-    }
-    if (n >= w->cap) /* large: directly */
-        return sink_pwrite(w->sink, p, n, off, err);
-    if (!w->len)
-        w->off = off;
-    memcpy(w->buf + w->len, p, n);
-    w->len += n;
-    return 0;
-}
-
-int gout_commit(mrimg_sink *s, uint64_t size, mrimg_convert_stats *st, const gout_gate *gate,
-                mrimg_error *err)
-{
-    int rc = gate && gate->fn ? gate->fn(gate->ctx, err) : 0;
-    if (rc == 0)
-        rc = sink_truncate(s, size, err);
-    if (rc < 0)
-        return rc;
-    struct stat sb;
-    if (fstat(s->fd, &sb) == 0) {
-        st->out_bytes = (uint64_t)sb.st_size;
-        st->out_allocated = (uint64_t)sb.st_blocks * 512;
-    }
-    return sink_commit(s, NULL, err);
 }

@@ -63,17 +63,18 @@ static inline int gout_runs(const uint8_t *data, uint64_t n, uint64_t ps,
 /* The ELF notes (vCPUs, then the guest's VMCOREINFO, read through rd) from
  * the device state in t, and whether the first vCPU is in long mode.  A
  * device state whose vCPUs cannot be decoded gives no notes: the memory is
- * still worth having. (elf.c) */
+ * still worth having. */
 MRIMG_INTERNAL int gout_notes(const mrimg_image *in, const guest_tail *t, guest_phys_read_fn rd,
                               void *ctx, uint8_t **notes, size_t *nlen, bool *lma,
                               mrimg_error *err);
+/* Write p[0, n) at off of the scratch file fd (in dir, for messages). */
 MRIMG_INTERNAL int gout_scratch_write(int fd, const uint8_t *p, size_t n, uint64_t off,
                                       const char *dir, mrimg_error *err);
 
 /* Positional writes to a sink, combined: a write that continues the
  * buffered one is appended (the walk delivers a plain stream page by
  * page), anything else flushes first.  Flush before reading the sink back,
- * truncating or committing it. (elf.c) */
+ * truncating or committing it. */
 typedef struct gout_wc {
     mrimg_sink *sink;
     uint8_t *buf;
@@ -92,5 +93,45 @@ static inline void gout_wc_free(gout_wc *w) { free(w->buf); w->buf = NULL; w->le
 /* Finish an output file: size, statistics, fsync and rename. */
 MRIMG_INTERNAL int gout_commit(mrimg_sink *s, uint64_t size, mrimg_convert_stats *st,
                                const gout_gate *gate, mrimg_error *err);
+
+/* The machine type of in's configuration section, when its layout is
+ * known (a machine without one is refused before the long walk). */
+MRIMG_INTERNAL int gout_machine(mrimg_image *in, const char **machine, mrimg_error *err);
+
+/* The one pass of an output that writes each page with data at its place
+ * in the sink as the walk delivers it (elf.c, phys.c).  The output sets
+ * in, st and its hooks (called with ctx); the walk fills the rest. */
+typedef struct gout_walk {
+    mrimg_image *in;
+    mrimg_convert_stats *st;
+    /* the block list is known (nblocks, ps set): place the blocks */
+    int (*layout)(void *ctx, mrimg_error *err);
+    /* optional: the walk starts again, forget what the output kept besides
+     * the sink (which is emptied, the counts reset) */
+    int (*restart)(void *ctx, mrimg_error *err);
+    /* pages [k0, k1) of the current pages (block, first, data below), all
+     * with data: write them (gout_runs) */
+    int (*put)(void *ctx, uint64_t k0, uint64_t k1, mrimg_error *err);
+    void *ctx;
+    mrimg_sink sink;
+    bool sink_open;          /* sink_abort it on failure */
+    gout_wc wc;              /* the pages' writes */
+    uint64_t ps;             /* target page size */
+    unsigned nblocks;
+    bool laid_out;
+    /* the current callback's pages */
+    unsigned block;
+    uint64_t first;
+    const uint8_t *data;
+} gout_walk;
+
+/* Lay out now (the hooks' layout, once the block list is known). */
+MRIMG_INTERNAL int gout_walk_layout(gout_walk *g, mrimg_error *err);
+/* Create the sink at out_path, walk in's RAM into it with the device state
+ * collected into *t (guest_tail_free it, whatever the result), lay out if
+ * no page came, and make the memory map *m from the device state. */
+MRIMG_INTERNAL int gout_walk_run(gout_walk *g, const char *out_path, const mrimg_convert_opts *o,
+                                 guest_tail *t, mrimg_memmap **m, mrimg_progress_fn progress,
+                                 void *pctx, mrimg_error *err);
 
 #endif

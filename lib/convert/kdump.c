@@ -595,11 +595,11 @@ int cv_kdump(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
     w.st = st;
     w.scratch = -1;
     w.flag = o->out == MRIMG_OUT_KDUMP_LZO ? KD_LZO : KD_ZLIB;
-    sp_config cfg;
+    const sp_config *cfg;
     int rc = img_peek_config(in, &cfg, err);
     if (rc < 0)
         return rc;
-    w.ps = cfg.has_page_bits ? 1ull << cfg.page_bits : 4096;
+    w.ps = cfg->has_page_bits ? 1ull << cfg->page_bits : 4096;
     if (w.ps < KD_HDR_SIZE || w.ps > (1u << 20) || (w.ps & (w.ps - 1)))
         return err_set(err, MRIMG_ERR_UNSUPPORTED, MRIMG_OFF_NONE, 0,
                        "target page size %llu: a kdump block must hold the header and be a "

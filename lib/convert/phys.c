@@ -30,28 +30,18 @@
 #define COPY_CHUNK (1u << 20)
 
 typedef struct pw {
-    mrimg_image *in;
-    mrimg_convert_stats *st;
-    mrimg_sink sink;
-    uint64_t ps;
+    gout_walk g;           /* the pass (its sink is the output) */
     const char *machine;
-    bool laid_out;
-    unsigned nblocks;
     mrimg_memmap *fixed;   /* machine RAM placed from the block list alone */
     uint64_t *base;        /* scratch offset of each block's byte 0 */
     int scratch;           /* parked pages, or -1 */
     char scratch_dir[4096];
-    /* current callback */
-    unsigned block;
-    uint64_t first;
-    const uint8_t *data;
-    gout_wc wc;            /* the pages' writes */
 } pw;
 
-static int layout(pw *w, mrimg_error *err)
+static int layout(void *ctx, mrimg_error *err)
 {
-    unsigned n = mrimg_block_count(w->in);
-    w->nblocks = n;
+    pw *w = ctx;
+    unsigned n = w->g.nblocks;
     w->base = calloc(n ? n : 1, sizeof(*w->base));
     const char **names = calloc(n ? n : 1, sizeof(*names));
     uint64_t *lens = calloc(n ? n : 1, sizeof(*lens));
@@ -63,97 +53,59 @@ static int layout(pw *w, mrimg_error *err)
     }
     uint64_t off = 0;
     for (unsigned i = 0; i < n; i++) {
-        const mrimg_ram_block_info *b = mrimg_block(w->in, i);
+        const mrimg_ram_block_info *b = mrimg_block(w->g.in, i);
         names[i] = b->name;
         lens[i] = b->used_length;
         w->base[i] = off;
         off = round_up(off + b->used_length, 1u << 20);
     }
-    guest_layout_in li = {w->machine, w->in->ci.xml, n, names, lens, NULL, true};
+    guest_layout_in li = {w->machine, w->g.in->ci.xml, n, names, lens, NULL, true};
     rc = guest_layout(&li, w->fixed, err);
-    if (rc == 0)
-        w->laid_out = true;
 out:
     free(names);
     free(lens);
     return rc;
 }
 
-int gout_scratch_write(int fd, const uint8_t *p, size_t n, uint64_t off, const char *dir,
-                       mrimg_error *err)
-{
-    while (n) {
-        ssize_t k = pwrite(fd, p, n, (off_t)off);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return err_sys(err, k < 0 ? errno : ENOSPC, "cannot write the scratch file in %s",
-                           dir);
-        p += k;
-        n -= (size_t)k;
-        off += (uint64_t)k;
-    }
-    return 0;
-}
-
-/* Bytes [s, e) of the current block (within the data of this callback):
- * to the output where the fixed map places them, the rest parked. */
+/* Pages [k0, k1) of the walk's current pages (all with data): to the
+ * output where the fixed map places them, the rest parked. */
 static int put(void *ctx, uint64_t k0, uint64_t k1, mrimg_error *err)
 {
     pw *w = ctx;
-    uint64_t s = (w->first + k0) * w->ps, e = (w->first + k1) * w->ps;
-    const uint8_t *d0 = w->data - w->first * w->ps; /* block byte 0 */
+    const gout_walk *g = &w->g;
+    uint64_t s = (g->first + k0) * g->ps, e = (g->first + k1) * g->ps;
+    const uint8_t *d0 = g->data - g->first * g->ps; /* block byte 0 */
     uint64_t at = s;
     const mrimg_memmap *f = w->fixed;
     /* fixed ranges are sorted by gpa and, for one block, by offset too */
     for (unsigned i = 0; i < f->nranges && at < e; i++) {
         const mrimg_mem_range *r = &f->ranges[i];
-        if (r->block != w->block || r->offset + r->length <= at || r->offset >= e)
+        if (r->block != g->block || r->offset + r->length <= at || r->offset >= e)
             continue;
         uint64_t a = MRIMG_MAX(at, r->offset), b = MRIMG_MIN(e, r->offset + r->length);
         int rc = 0;
         if (a > at)
-            rc = gout_scratch_write(w->scratch, d0 + at, (size_t)(a - at), w->base[w->block] + at,
+            rc = gout_scratch_write(w->scratch, d0 + at, (size_t)(a - at), w->base[g->block] + at,
                            w->scratch_dir, err);
         if (rc == 0)
-            rc = gout_wc_put(&w->wc, d0 + a, (size_t)(b - a), r->gpa + (a - r->offset), err);
+            rc = gout_wc_put(&w->g.wc, d0 + a, (size_t)(b - a), r->gpa + (a - r->offset), err);
         if (rc < 0)
             return rc;
         at = b;
     }
     if (at < e)
-        return gout_scratch_write(w->scratch, d0 + at, (size_t)(e - at), w->base[w->block] + at,
+        return gout_scratch_write(w->scratch, d0 + at, (size_t)(e - at), w->base[g->block] + at,
                          w->scratch_dir, err);
     return 0;
 }
 
-static int walk_cb(void *opaque, unsigned block, uint64_t first, uint64_t n, const uint8_t *data,
-                   mrimg_error *err)
+/* The walk starts again: the parked pages go too. */
+static int restart(void *ctx, mrimg_error *err)
 {
-    pw *w = opaque;
-    if (block == MRIMG_WALK_RESTART) {
-        w->st->pages_data = w->st->pages_zero = 0;
-        if (ftruncate(w->scratch, 0) != 0)
-            return err_sys(err, errno, "cannot truncate the scratch file in %s",
-                           w->scratch_dir);
-        gout_wc_drop(&w->wc);
-        return sink_truncate(&w->sink, 0, err);
-    }
-    if (!w->laid_out) {
-        int rc = layout(w, err);
-        if (rc < 0)
-            return rc;
-    }
-    if (block >= w->nblocks)
-        return err_set(err, MRIMG_ERR_FORMAT, MRIMG_OFF_NONE, 0, "page of unknown block %u", block);
-    if (!data) {
-        w->st->pages_zero += n;
-        return 0;
-    }
-    w->block = block;
-    w->first = first;
-    w->data = data;
-    return gout_runs(data, n, w->ps, w->st, put, w, err);
+    pw *w = ctx;
+    if (ftruncate(w->scratch, 0) != 0)
+        return err_sys(err, errno, "cannot truncate the scratch file in %s", w->scratch_dir);
+    return 0;
 }
 
 /* Whether block bytes [off, off+len) of block b were written by the walk
@@ -223,7 +175,7 @@ static int copy_parked(pw *w, const mrimg_mem_range *r, uint8_t *buf, mrimg_erro
             got += (size_t)k;
         }
         /* non-zero page runs */
-        uint64_t ps = w->ps, np = (n + ps - 1) / ps;
+        uint64_t ps = w->g.ps, np = (n + ps - 1) / ps;
         uint64_t k = 0;
         while (k < np) {
             while (k < np && mem_is_zero(buf + k * ps, (size_t)MRIMG_MIN(ps, n - k * ps)))
@@ -233,7 +185,7 @@ static int copy_parked(pw *w, const mrimg_mem_range *r, uint8_t *buf, mrimg_erro
                 k++;
             if (k > s) {
                 size_t len = (size_t)(MRIMG_MIN(k * ps, (uint64_t)n) - s * ps);
-                int rc = sink_pwrite(&w->sink, buf + s * ps, len, r->gpa + pos + s * ps, err);
+                int rc = sink_pwrite(&w->g.sink, buf + s * ps, len, r->gpa + pos + s * ps, err);
                 if (rc < 0)
                     return rc;
             }
@@ -247,45 +199,22 @@ int cv_phys(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
             mrimg_convert_stats *st, const gout_gate *gate,
             mrimg_progress_fn progress, void *pctx, mrimg_error *err)
 {
-    /* a machine without a known layout is refused before the long walk */
-    sp_config cfg;
-    int rc = img_peek_config(in, &cfg, err);
-    if (rc < 0)
-        return rc;
-    rc = guest_machine_check(cfg.machine, err);
+    const char *machine;
+    int rc = gout_machine(in, &machine, err);
     if (rc < 0)
         return rc;
     pw w;
     memset(&w, 0, sizeof(w));
-    w.in = in;
-    w.st = st;
-    w.machine = cfg.machine;
-    w.scratch = -1;
-    w.ps = in->si.target_page_size ? in->si.target_page_size : 4096;
+    w.g = (gout_walk){.in = in, .st = st, .layout = layout, .restart = restart, .put = put,
+                      .ctx = &w};
+    w.machine = machine;
     w.scratch = scratch_open("mrimg-phys", "the pages whose place depends on the device state",
                              w.scratch_dir, sizeof(w.scratch_dir), err);
     if (w.scratch < 0)
         return w.scratch;
-    rc = sink_create(&w.sink, out_path, o->force ? SINK_FORCE : 0, err);
-    if (rc < 0) {
-        close(w.scratch);
-        return rc;
-    }
     guest_tail t;
-    guest_tail_attach(&t, in);
-    w.wc.sink = &w.sink;
-    rc = mrimg_ram_walk(in, walk_cb, &w, progress, pctx, err);
-    if (rc == 0)
-        rc = gout_wc_flush(&w.wc, err);
-    gout_wc_free(&w.wc);
-    guest_tail_detach(&t);
-    if (rc == 0 && !w.laid_out)
-        rc = layout(&w, err); /* no page at all */
-    if (rc == 0)
-        rc = guest_tail_finish(&t, err);
     mrimg_memmap *m = NULL;
-    if (rc == 0)
-        rc = guest_memmap_from_tail(in, &t, &m, err);
+    rc = gout_walk_run(&w.g, out_path, o, &t, &m, progress, pctx, err);
     if (rc == 0)
         rc = check_fixed(&w, m, err);
     uint8_t *buf = rc == 0 ? malloc(COPY_CHUNK) : NULL;
@@ -297,9 +226,9 @@ int cv_phys(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
         rc = copy_parked(&w, &m->ranges[i], buf, err);
     }
     if (rc == 0)
-        rc = gout_commit(&w.sink, size, st, gate, err);
-    if (rc < 0)
-        sink_abort(&w.sink);
+        rc = gout_commit(&w.g.sink, size, st, gate, err);
+    if (rc < 0 && w.g.sink_open)
+        sink_abort(&w.g.sink);
     free(buf);
     mrimg_memory_map_free(m);
     mrimg_memory_map_free(w.fixed);

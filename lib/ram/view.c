@@ -499,11 +499,8 @@ int img_addressable(mrimg_image *img, mrimg_progress_fn progress, void *pctx, mr
 {
     if (!img->scanned && !img->mapped_payload) {
         /* a plain stream: the replay scans it on the way (one pass) */
-        sp_config cfg;
-        int rc = img_peek_config(img, &cfg, err);
-        bool mapped = false;
-        for (unsigned i = 0; rc == 0 && i < cfg.ncaps; i++)
-            mapped |= !strcmp(cfg.caps[i], CAP_MAPPED_RAM);
+        bool mapped;
+        int rc = img_head_mapped(img, &mapped, err);
         if (rc == 0 && !mapped)
             return materialize(img, progress, pctx, err);
     }
