@@ -166,16 +166,6 @@ static int fail(cw *w, mrimg_code code, size_t at, const char *fmt, ...)
     return w->rc;
 }
 
-static void node_text(const vj_doc *d, int32_t n, char *out, size_t cap)
-{
-    if (n < 0 || d->n[n].type != VJ_STR) {
-        snprintf(out, cap, "?");
-        return;
-    }
-    snprintf(out, cap, "%.*s", (int)MRIMG_MIN((size_t)d->n[n].len, cap - 1),
-             d->text + d->n[n].off);
-}
-
 /* A field of the vmcoreinfo section (all scalars, checked by size). */
 static void take_vmci(cw *w, const char *path, const uint8_t *p, uint64_t size, uint64_t count)
 {
@@ -252,7 +242,7 @@ static bool vmsd(cw *w, int32_t desc, const char *prefix, int depth);
 static void field_path(const vj_doc *d, int32_t f, const char *prefix, char *out, size_t cap)
 {
     char fname[96];
-    node_text(d, vj_get(d, f, "name"), fname, sizeof(fname));
+    vj_text(d, vj_get(d, f, "name"), fname, sizeof(fname));
     snprintf(out, cap, "%s%s", prefix, fname);
 }
 
@@ -358,7 +348,7 @@ static bool vmsd(cw *w, int32_t desc, const char *prefix, int depth)
         if (w->end - w->pos < 2 || w->t[w->pos] != QEMU_VM_SUBSECTION ||
             w->end - w->pos < 2 + (size_t)w->t[w->pos + 1] + 4) {
             char sname[MRIMG_NAME_MAX + 1];
-            node_text(d, vn, sname, sizeof(sname));
+            vj_text(d, vn, sname, sizeof(sname));
             fail(w, MRIMG_ERR_FORMAT, at,
                  "device \"%s\": subsection \"%s\" expected (marker 05 and its header), not "
                  "found: the fields before it do not add up to the bytes present",
@@ -368,7 +358,7 @@ static bool vmsd(cw *w, int32_t desc, const char *prefix, int depth)
         size_t nl = w->t[w->pos + 1];
         if (!vj_streq(d, vn, (const char *)w->t + w->pos + 2, nl)) {
             char sname[MRIMG_NAME_MAX + 1];
-            node_text(d, vn, sname, sizeof(sname));
+            vj_text(d, vn, sname, sizeof(sname));
             fail(w, MRIMG_ERR_FORMAT, at,
                  "device \"%s\": another subsection found where the description has \"%s\"",
                  w->dev, sname);

@@ -44,16 +44,6 @@ static void problem(dw *w, size_t at, const char *fmt, ...)
     w->failed = true;
 }
 
-static void node_text(const vj_doc *d, int32_t n, char *out, size_t cap)
-{
-    if (n < 0 || d->n[n].type != VJ_STR) {
-        snprintf(out, cap, "?");
-        return;
-    }
-    snprintf(out, cap, "%.*s", (int)MRIMG_MIN((size_t)d->n[n].len, cap - 1),
-             d->text + d->n[n].off);
-}
-
 static bool vmsd(dw *w, int32_t desc, int depth);
 
 static bool fields(dw *w, int32_t list, int depth)
@@ -67,7 +57,7 @@ static bool fields(dw *w, int32_t list, int depth)
     }
     for (int32_t f = d->n[list].child; f >= 0; f = d->n[f].next) {
         char fname[96];
-        node_text(d, vj_get(d, f, "name"), fname, sizeof(fname));
+        vj_text(d, vj_get(d, f, "name"), fname, sizeof(fname));
         uint64_t n = 1, size = 0;
         int32_t al = vj_get(d, f, "array_len");
         if (al >= 0 && !vj_u64(d, al, &n)) {
@@ -110,7 +100,7 @@ static bool fields(dw *w, int32_t list, int depth)
         if (w->visit) {
             char vname[96];
             int32_t vn = vj_get(d, w->vmsd, "vmsd_name");
-            node_text(d, vn >= 0 ? vn : vj_get(d, w->vmsd, "name"), vname, sizeof(vname));
+            vj_text(d, vn >= 0 ? vn : vj_get(d, w->vmsd, "name"), vname, sizeof(vname));
             w->visit(w->vctx, w->dev, vname, fname, w->t + w->pos, (size_t)bytes);
         }
         w->pos += (size_t)bytes;
@@ -139,7 +129,7 @@ static bool vmsd(dw *w, int32_t desc, int depth)
     for (int32_t s = d->n[subs].child; s >= 0; s = d->n[s].next) {
         char sname[MRIMG_NAME_MAX + 1];
         int32_t vn = vj_get(d, s, "vmsd_name");
-        node_text(d, vn, sname, sizeof(sname));
+        vj_text(d, vn, sname, sizeof(sname));
         size_t at = w->pos;
         if (w->end - w->pos < 2 || w->t[w->pos] != QEMU_VM_SUBSECTION) {
             problem(w, at,
@@ -253,7 +243,7 @@ void sp_walk_device_fields(const vj_doc *doc, const uint8_t *tail, size_t eof, u
             !vj_u64(doc, vj_get(doc, dev, "instance_id"), &di) || di != inst ||
             !vj_u64(doc, vj_get(doc, dev, "version"), &dv) || dv != ver) {
             char want[MRIMG_NAME_MAX + 1];
-            node_text(doc, dn, want, sizeof(want));
+            vj_text(doc, dn, want, sizeof(want));
             problem(&w, at,
                     "device section \"%s\" instance %u version %u where the description has "
                     "\"%s\" instance %llu version %llu",
@@ -284,7 +274,7 @@ void sp_walk_device_fields(const vj_doc *doc, const uint8_t *tail, size_t eof, u
         return;
     if (dev >= 0) {
         char want[MRIMG_NAME_MAX + 1];
-        node_text(doc, vj_get(doc, dev, "name"), want, sizeof(want));
+        vj_text(doc, vj_get(doc, dev, "name"), want, sizeof(want));
         problem(&w, w.pos,
                 "the EOF record comes where the description lists more devices (next: \"%s\"): "
                 "device sections are missing",

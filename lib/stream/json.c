@@ -382,3 +382,13 @@ bool vj_streq(const vj_doc *d, int32_t node, const char *s, size_t n)
     return node >= 0 && d->n[node].type == VJ_STR && d->n[node].len == n &&
            memcmp(d->text + d->n[node].off, s, n) == 0;
 }
+
+void vj_text(const vj_doc *d, int32_t node, char *out, size_t cap)
+{
+    if (node < 0 || d->n[node].type != VJ_STR) {
+        snprintf(out, cap, "?");
+        return;
+    }
+    snprintf(out, cap, "%.*s", (int)MRIMG_MIN((size_t)d->n[node].len, cap - 1),
+             d->text + d->n[node].off);
+}

@@ -44,6 +44,9 @@ MRIMG_INTERNAL int32_t vj_get(const vj_doc *d, int32_t obj, const char *key);
 MRIMG_INTERNAL bool vj_u64(const vj_doc *d, int32_t node, uint64_t *v);
 /* String node equals s (compared as written). */
 MRIMG_INTERNAL bool vj_streq(const vj_doc *d, int32_t node, const char *s, size_t n);
+/* The text of a string node (as written, cut to cap - 1 bytes) into
+ * out[cap] (cap > 0), for messages; "?" when node is not a string. */
+MRIMG_INTERNAL void vj_text(const vj_doc *d, int32_t node, char *out, size_t cap);
 
 /* ---- device-state walk ------------------------------------------------- */
 
