@@ -49,16 +49,16 @@ static void wr_le16(uint8_t *p, uint16_t v)
 }
 
 typedef struct ew {
-    gout_walk g;             /* the pass (its sink is the core) */
+    gout_walk g;             /* first: the pass (its sink is the core) */
     uint64_t *base;          /* file offset of each block's byte 0 */
     uint64_t hdr_space;      /* bytes reserved for headers and notes */
     unsigned max_ph;
     uint64_t size;
 } ew;
 
-static int layout(void *ctx, mrimg_error *err)
+static int layout(gout_walk *g, mrimg_error *err)
 {
-    ew *e = ctx;
+    ew *e = (ew *)g;
     unsigned n = e->g.nblocks;
     e->base = calloc(n ? n : 1, sizeof(*e->base));
     if (!e->base)
@@ -77,8 +77,8 @@ static int layout(void *ctx, mrimg_error *err)
 static int put(void *ctx, uint64_t k0, uint64_t k1, mrimg_error *err)
 {
     ew *e = ctx;
-    const gout_walk *g = &e->g;
-    return gout_wc_put(&e->g.wc, g->data + k0 * g->ps, (size_t)((k1 - k0) * g->ps),
+    gout_walk *g = &e->g;
+    return gout_wc_put(&g->wc, g->data + k0 * g->ps, (size_t)((k1 - k0) * g->ps),
                        e->base[g->block] + (g->first + k0) * g->ps, err);
 }
 
@@ -126,24 +126,21 @@ typedef struct phys_rd {
 static int read_phys(void *ctx, uint64_t gpa, size_t n, uint8_t *out, mrimg_error *err)
 {
     phys_rd *p = ctx;
-    for (unsigned i = 0; i < p->m->nranges; i++) {
-        const mrimg_mem_range *r = &p->m->ranges[i];
-        if (gpa < r->gpa || gpa - r->gpa > r->length || n > r->length - (gpa - r->gpa))
-            continue;
-        uint64_t off = p->e->base[r->block] + r->offset + (gpa - r->gpa);
-        memset(out, 0, n); /* not yet written: a hole, zero */
-        size_t done = 0;
-        while (done < n) {
-            ssize_t k = pread(p->e->g.sink.fd, out + done, n - done, (off_t)(off + done));
-            if (k < 0)
-                return err_sys(err, errno, "cannot read back %s", p->e->g.sink.tmp);
-            if (k == 0)
-                break;
-            done += (size_t)k;
-        }
-        return 1;
+    const mrimg_mem_range *r = gout_range_of(p->m, gpa, n);
+    if (!r)
+        return 0;
+    uint64_t off = p->e->base[r->block] + r->offset + (gpa - r->gpa);
+    memset(out, 0, n); /* not yet written: a hole, zero */
+    size_t done = 0;
+    while (done < n) {
+        ssize_t k = pread(p->e->g.sink.fd, out + done, n - done, (off_t)(off + done));
+        if (k < 0)
+            return err_sys(err, errno, "cannot read back %s", p->e->g.sink.tmp);
+        if (k == 0)
+            break;
+        done += (size_t)k;
     }
-    return 0;
+    return 1;
 }
 
 static int write_headers(ew *e, const mrimg_memmap *m, const uint8_t *notes, size_t nlen,
@@ -191,37 +188,37 @@ static int write_headers(ew *e, const mrimg_memmap *m, const uint8_t *notes, siz
     return rc;
 }
 
+/* The walk is over: the notes, the program headers, the holes. */
+static int finish(gout_walk *g, const mrimg_memmap *m, const guest_tail *t, uint64_t *size,
+                  mrimg_error *err)
+{
+    ew *e = (ew *)g;
+    uint8_t *notes = NULL;
+    size_t nlen = 0;
+    bool lma = true;
+    phys_rd pr = {e, m};
+    int rc = gout_notes(g->in, t, read_phys, &pr, &notes, &nlen, &lma, err);
+    if (rc == 0)
+        rc = write_headers(e, m, notes, nlen, lma, err);
+    for (unsigned b = 0; rc == 0 && b < g->nblocks; b++)
+        rc = punch_unreferenced(e, m, b, err);
+    *size = e->size;
+    free(notes);
+    return rc;
+}
+
+static void release(gout_walk *g)
+{
+    free(((ew *)g)->base);
+}
+
+static const gout_ops elf_ops = {
+    .size = sizeof(ew), .layout = layout, .put = put, .finish = finish, .free = release,
+};
+
 int cv_elf(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
            mrimg_convert_stats *st, const gout_gate *gate,
            mrimg_progress_fn progress, void *pctx, mrimg_error *err)
 {
-    const char *machine;
-    int rc = gout_machine(in, &machine, err);
-    if (rc < 0)
-        return rc;
-    ew e;
-    memset(&e, 0, sizeof(e));
-    e.g = (gout_walk){.in = in, .st = st, .layout = layout, .put = put, .ctx = &e};
-    guest_tail t;
-    mrimg_memmap *m = NULL;
-    rc = gout_walk_run(&e.g, out_path, o, &t, &m, progress, pctx, err);
-    uint8_t *notes = NULL;
-    size_t nlen = 0;
-    bool lma = true;
-    phys_rd pr = {&e, m};
-    if (rc == 0)
-        rc = gout_notes(in, &t, read_phys, &pr, &notes, &nlen, &lma, err);
-    if (rc == 0)
-        rc = write_headers(&e, m, notes, nlen, lma, err);
-    for (unsigned b = 0; rc == 0 && b < e.g.nblocks; b++)
-        rc = punch_unreferenced(&e, m, b, err);
-    if (rc == 0)
-        rc = gout_commit(&e.g.sink, e.size, st, gate, err);
-    if (rc < 0 && e.g.sink_open)
-        sink_abort(&e.g.sink);
-    free(notes);
-    mrimg_memory_map_free(m);
-    guest_tail_free(&t);
-    free(e.base);
-    return rc;
+    return gout_convert(&elf_ops, in, out_path, o, st, gate, progress, pctx, err);
 }

@@ -12,21 +12,12 @@
 
 #define HF_LMA (1u << 14) /* QEMU's hidden flag: long mode active */
 
-int gout_machine(mrimg_image *in, const char **machine, mrimg_error *err)
-{
-    const sp_config *cfg;
-    int rc = img_peek_config(in, &cfg, err);
-    if (rc == 0)
-        rc = guest_machine_check(cfg->machine, err);
-    *machine = rc == 0 ? cfg->machine : NULL;
-    return rc;
-}
-
-int gout_walk_layout(gout_walk *g, mrimg_error *err)
+/* Lay out now (the block list is known). */
+static int walk_layout(gout_walk *g, mrimg_error *err)
 {
     g->nblocks = mrimg_block_count(g->in);
     g->ps = g->in->si.target_page_size ? g->in->si.target_page_size : 4096;
-    int rc = g->layout(g->ctx, err);
+    int rc = g->ops->layout(g, err);
     if (rc == 0)
         g->laid_out = true;
     return rc;
@@ -40,14 +31,14 @@ static int walk_page(void *opaque, unsigned block, uint64_t first, uint64_t n,
     if (block == MRIMG_WALK_RESTART) {
         /* start again: everything written so far goes */
         g->st->pages_data = g->st->pages_zero = 0;
-        int rc = g->restart ? g->restart(g->ctx, err) : 0;
+        int rc = g->ops->restart ? g->ops->restart(g, err) : 0;
         if (rc < 0)
             return rc;
         gout_wc_drop(&g->wc);
         return sink_truncate(&g->sink, 0, err);
     }
     if (!g->laid_out) {
-        int rc = gout_walk_layout(g, err);
+        int rc = walk_layout(g, err);
         if (rc < 0)
             return rc;
     }
@@ -60,15 +51,15 @@ static int walk_page(void *opaque, unsigned block, uint64_t first, uint64_t n,
     g->block = block;
     g->first = first;
     g->data = data;
-    return gout_runs(data, n, g->ps, g->st, g->put, g->ctx, err);
+    return gout_runs(data, n, g->ps, g->st, g->ops->put, g, err);
 }
 
-int gout_walk_run(gout_walk *g, const char *out_path, const mrimg_convert_opts *o,
-                  guest_tail *t, mrimg_memmap **m, mrimg_progress_fn progress, void *pctx,
-                  mrimg_error *err)
+/* Create the sink, walk the RAM into it with the device state collected
+ * into t, lay out if no page came, make the memory map *m. */
+static int walk_run(gout_walk *g, const char *out_path, const mrimg_convert_opts *o,
+                    guest_tail *t, mrimg_memmap **m, mrimg_progress_fn progress, void *pctx,
+                    mrimg_error *err)
 {
-    memset(t, 0, sizeof(*t));
-    *m = NULL;
     int rc = sink_create(&g->sink, out_path, o->force ? SINK_FORCE : 0, err);
     if (rc < 0)
         return rc;
@@ -81,11 +72,46 @@ int gout_walk_run(gout_walk *g, const char *out_path, const mrimg_convert_opts *
     gout_wc_free(&g->wc);
     guest_tail_detach(t);
     if (rc == 0 && !g->laid_out)
-        rc = gout_walk_layout(g, err); /* no page at all */
+        rc = walk_layout(g, err); /* no page at all */
     if (rc == 0)
         rc = guest_tail_finish(t, err);
     if (rc == 0)
         rc = guest_memmap_from_tail(g->in, t, m, err);
+    return rc;
+}
+
+int gout_convert(const gout_ops *ops, mrimg_image *in, const char *out_path,
+                 const mrimg_convert_opts *o, mrimg_convert_stats *st, const gout_gate *gate,
+                 mrimg_progress_fn progress, void *pctx, mrimg_error *err)
+{
+    /* a machine without a known layout is refused before the long walk */
+    const sp_config *cfg;
+    int rc = img_peek_config(in, &cfg, err);
+    if (rc == 0)
+        rc = guest_machine_check(cfg->machine, err);
+    if (rc < 0)
+        return rc;
+    gout_walk *g = xcalloc(1, ops->size, err);
+    if (!g)
+        return MRIMG_ERR_NOMEM;
+    *g = (gout_walk){.ops = ops, .in = in, .machine = cfg->machine, .st = st};
+    guest_tail t;
+    memset(&t, 0, sizeof(t));
+    mrimg_memmap *m = NULL;
+    uint64_t size = 0;
+    rc = ops->begin ? ops->begin(g, err) : 0;
+    if (rc == 0)
+        rc = walk_run(g, out_path, o, &t, &m, progress, pctx, err);
+    if (rc == 0)
+        rc = ops->finish(g, m, &t, &size, err);
+    if (rc == 0)
+        rc = gout_commit(&g->sink, size, st, gate, err);
+    if (rc < 0 && g->sink_open)
+        sink_abort(&g->sink);
+    mrimg_memory_map_free(m);
+    guest_tail_free(&t);
+    ops->free(g);
+    free(g);
     return rc;
 }
 
@@ -111,6 +137,16 @@ int gout_notes(const mrimg_image *in, const guest_tail *t, guest_phys_read_fn rd
     int rc = guest_notes_for(cpus, rd, ctx, notes, nlen, err);
     mrimg_cpus_free(cpus);
     return rc;
+}
+
+const mrimg_mem_range *gout_range_of(const mrimg_memmap *m, uint64_t gpa, size_t n)
+{
+    for (unsigned i = 0; i < m->nranges; i++) {
+        const mrimg_mem_range *r = &m->ranges[i];
+        if (gpa >= r->gpa && gpa - r->gpa <= r->length && n <= r->length - (gpa - r->gpa))
+            return r;
+    }
+    return NULL;
 }
 
 int gout_scratch_write(int fd, const uint8_t *p, size_t n, uint64_t off, const char *dir,

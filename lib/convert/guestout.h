@@ -67,6 +67,10 @@ static inline int gout_runs(const uint8_t *data, uint64_t n, uint64_t ps,
 MRIMG_INTERNAL int gout_notes(const mrimg_image *in, const guest_tail *t, guest_phys_read_fn rd,
                               void *ctx, uint8_t **notes, size_t *nlen, bool *lma,
                               mrimg_error *err);
+/* The range of m that holds guest-physical bytes [gpa, gpa + n) whole, or
+ * NULL (a guest_phys_read_fn answers 0 then). */
+MRIMG_INTERNAL const mrimg_mem_range *gout_range_of(const mrimg_memmap *m, uint64_t gpa,
+                                                   size_t n);
 /* Write p[0, n) at off of the scratch file fd (in dir, for messages). */
 MRIMG_INTERNAL int gout_scratch_write(int fd, const uint8_t *p, size_t n, uint64_t off,
                                       const char *dir, mrimg_error *err);
@@ -94,28 +98,39 @@ static inline void gout_wc_free(gout_wc *w) { free(w->buf); w->buf = NULL; w->le
 MRIMG_INTERNAL int gout_commit(mrimg_sink *s, uint64_t size, mrimg_convert_stats *st,
                                const gout_gate *gate, mrimg_error *err);
 
-/* The machine type of in's configuration section, when its layout is
- * known (a machine without one is refused before the long walk). */
-MRIMG_INTERNAL int gout_machine(mrimg_image *in, const char **machine, mrimg_error *err);
-
-/* The one pass of an output that writes each page with data at its place
- * in the sink as the walk delivers it (elf.c, phys.c).  The output sets
- * in, st and its hooks (called with ctx); the walk fills the rest. */
-typedef struct gout_walk {
-    mrimg_image *in;
-    mrimg_convert_stats *st;
+/* An output that writes each page with data at its place in the sink as
+ * the one walk delivers it (elf.c, phys.c), run by gout_convert: its
+ * state is a struct of ops->size bytes whose first member is the
+ * gout_walk, zeroed, that every hook receives. */
+typedef struct gout_walk gout_walk;
+typedef struct gout_ops {
+    size_t size;
+    /* optional: the machine is known, the sink not yet created */
+    int (*begin)(gout_walk *g, mrimg_error *err);
     /* the block list is known (nblocks, ps set): place the blocks */
-    int (*layout)(void *ctx, mrimg_error *err);
+    int (*layout)(gout_walk *g, mrimg_error *err);
     /* optional: the walk starts again, forget what the output kept besides
      * the sink (which is emptied, the counts reset) */
-    int (*restart)(void *ctx, mrimg_error *err);
-    /* pages [k0, k1) of the current pages (block, first, data below), all
-     * with data: write them (gout_runs) */
-    int (*put)(void *ctx, uint64_t k0, uint64_t k1, mrimg_error *err);
-    void *ctx;
+    int (*restart)(gout_walk *g, mrimg_error *err);
+    /* pages [k0, k1) of the current ones (g->block, first, data), all
+     * with data: write them (ctx is g, see gout_runs) */
+    int (*put)(void *g, uint64_t k0, uint64_t k1, mrimg_error *err);
+    /* the walk is over: the memory map m made from the device state t is
+     * known; write the rest, *size = the output's size */
+    int (*finish)(gout_walk *g, const mrimg_memmap *m, const guest_tail *t, uint64_t *size,
+                  mrimg_error *err);
+    /* release the output's state (also after a failed begin) */
+    void (*free)(gout_walk *g);
+} gout_ops;
+
+struct gout_walk {
+    const gout_ops *ops;
+    mrimg_image *in;
+    const char *machine;     /* the configuration's machine type (layout known) */
     mrimg_sink sink;
-    bool sink_open;          /* sink_abort it on failure */
+    bool sink_open;
     gout_wc wc;              /* the pages' writes */
+    mrimg_convert_stats *st;
     uint64_t ps;             /* target page size */
     unsigned nblocks;
     bool laid_out;
@@ -123,15 +138,15 @@ typedef struct gout_walk {
     unsigned block;
     uint64_t first;
     const uint8_t *data;
-} gout_walk;
+};
 
-/* Lay out now (the hooks' layout, once the block list is known). */
-MRIMG_INTERNAL int gout_walk_layout(gout_walk *g, mrimg_error *err);
-/* Create the sink at out_path, walk in's RAM into it with the device state
- * collected into *t (guest_tail_free it, whatever the result), lay out if
- * no page came, and make the memory map *m from the device state. */
-MRIMG_INTERNAL int gout_walk_run(gout_walk *g, const char *out_path, const mrimg_convert_opts *o,
-                                 guest_tail *t, mrimg_memmap **m, mrimg_progress_fn progress,
-                                 void *pctx, mrimg_error *err);
+/* Write the output of ops for in at out_path: refuse a machine without a
+ * known layout before the long walk, walk the RAM into the sink (laid out
+ * on the first page, or at the end when none came), collect the device
+ * state, make the memory map, finish, commit (gout_commit). */
+MRIMG_INTERNAL int gout_convert(const gout_ops *ops, mrimg_image *in, const char *out_path,
+                                const mrimg_convert_opts *o, mrimg_convert_stats *st,
+                                const gout_gate *gate, mrimg_progress_fn progress, void *pctx,
+                                mrimg_error *err);
 
 #endif

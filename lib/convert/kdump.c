@@ -533,19 +533,16 @@ static int park_read_one(kw *w, void *ctx, uint64_t id, uint32_t n, uint32_t fla
 static int park_read(void *ctx, uint64_t gpa, size_t n, uint8_t *out, mrimg_error *err)
 {
     kw *w = ctx;
-    for (unsigned i = 0; i < w->m->nranges; i++) {
-        const mrimg_mem_range *q = &w->m->ranges[i];
-        if (gpa < q->gpa || gpa - q->gpa > q->length || n > q->length - (gpa - q->gpa))
-            continue;
-        memset(out, 0, n); /* pages not parked are zero */
-        park_rd r = {w, q->block, q->offset + (gpa - q->gpa), n, out, malloc((size_t)w->ps)};
-        if (!r.page)
-            return err_nomem(err);
-        int rc = park_each(w, park_read_one, &r, err);
-        free(r.page);
-        return rc < 0 ? rc : 1;
-    }
-    return 0;
+    const mrimg_mem_range *q = gout_range_of(w->m, gpa, n);
+    if (!q)
+        return 0;
+    memset(out, 0, n); /* pages not parked are zero */
+    park_rd r = {w, q->block, q->offset + (gpa - q->gpa), n, out, malloc((size_t)w->ps)};
+    if (!r.page)
+        return err_nomem(err);
+    int rc = park_each(w, park_read_one, &r, err);
+    free(r.page);
+    return rc < 0 ? rc : 1;
 }
 
 /* A parked page into the output: its data appended, the descriptor of

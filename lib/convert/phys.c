@@ -30,17 +30,17 @@
 #define COPY_CHUNK (1u << 20)
 
 typedef struct pw {
-    gout_walk g;           /* the pass (its sink is the output) */
-    const char *machine;
+    gout_walk g;           /* first: the pass (its sink is the output) */
     mrimg_memmap *fixed;   /* machine RAM placed from the block list alone */
     uint64_t *base;        /* scratch offset of each block's byte 0 */
-    int scratch;           /* parked pages, or -1 */
+    int scratch;           /* parked pages */
+    bool have_scratch;
     char scratch_dir[4096];
 } pw;
 
-static int layout(void *ctx, mrimg_error *err)
+static int layout(gout_walk *g, mrimg_error *err)
 {
-    pw *w = ctx;
+    pw *w = (pw *)g;
     unsigned n = w->g.nblocks;
     w->base = calloc(n ? n : 1, sizeof(*w->base));
     const char **names = calloc(n ? n : 1, sizeof(*names));
@@ -59,7 +59,7 @@ static int layout(void *ctx, mrimg_error *err)
         w->base[i] = off;
         off = round_up(off + b->used_length, 1u << 20);
     }
-    guest_layout_in li = {w->machine, w->g.in->ci.xml, n, names, lens, NULL, true};
+    guest_layout_in li = {g->machine, w->g.in->ci.xml, n, names, lens, NULL, true};
     rc = guest_layout(&li, w->fixed, err);
 out:
     free(names);
@@ -100,9 +100,9 @@ static int put(void *ctx, uint64_t k0, uint64_t k1, mrimg_error *err)
 }
 
 /* The walk starts again: the parked pages go too. */
-static int restart(void *ctx, mrimg_error *err)
+static int restart(gout_walk *g, mrimg_error *err)
 {
-    pw *w = ctx;
+    pw *w = (pw *)g;
     if (ftruncate(w->scratch, 0) != 0)
         return err_sys(err, errno, "cannot truncate the scratch file in %s", w->scratch_dir);
     return 0;
@@ -195,45 +195,51 @@ static int copy_parked(pw *w, const mrimg_mem_range *r, uint8_t *buf, mrimg_erro
     return 0;
 }
 
+static int begin(gout_walk *g, mrimg_error *err)
+{
+    pw *w = (pw *)g;
+    w->scratch = scratch_open("mrimg-phys", "the pages whose place depends on the device state",
+                              w->scratch_dir, sizeof(w->scratch_dir), err);
+    w->have_scratch = w->scratch >= 0;
+    return w->have_scratch ? 0 : w->scratch;
+}
+
+/* The walk is over: the parked pages to every place the map shows them. */
+static int finish(gout_walk *g, const mrimg_memmap *m, const guest_tail *t, uint64_t *size,
+                  mrimg_error *err)
+{
+    pw *w = (pw *)g;
+    (void)t;
+    int rc = check_fixed(w, m, err);
+    uint8_t *buf = rc == 0 ? malloc(COPY_CHUNK) : NULL;
+    if (rc == 0 && !buf)
+        rc = err_nomem(err);
+    *size = 0;
+    for (unsigned i = 0; rc == 0 && i < m->nranges; i++) {
+        *size = MRIMG_MAX(*size, m->ranges[i].gpa + m->ranges[i].length);
+        rc = copy_parked(w, &m->ranges[i], buf, err);
+    }
+    free(buf);
+    return rc;
+}
+
+static void release(gout_walk *g)
+{
+    pw *w = (pw *)g;
+    mrimg_memory_map_free(w->fixed);
+    free(w->base);
+    if (w->have_scratch)
+        close(w->scratch);
+}
+
+static const gout_ops phys_ops = {
+    .size = sizeof(pw), .begin = begin, .layout = layout, .restart = restart, .put = put,
+    .finish = finish, .free = release,
+};
+
 int cv_phys(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
             mrimg_convert_stats *st, const gout_gate *gate,
             mrimg_progress_fn progress, void *pctx, mrimg_error *err)
 {
-    const char *machine;
-    int rc = gout_machine(in, &machine, err);
-    if (rc < 0)
-        return rc;
-    pw w;
-    memset(&w, 0, sizeof(w));
-    w.g = (gout_walk){.in = in, .st = st, .layout = layout, .restart = restart, .put = put,
-                      .ctx = &w};
-    w.machine = machine;
-    w.scratch = scratch_open("mrimg-phys", "the pages whose place depends on the device state",
-                             w.scratch_dir, sizeof(w.scratch_dir), err);
-    if (w.scratch < 0)
-        return w.scratch;
-    guest_tail t;
-    mrimg_memmap *m = NULL;
-    rc = gout_walk_run(&w.g, out_path, o, &t, &m, progress, pctx, err);
-    if (rc == 0)
-        rc = check_fixed(&w, m, err);
-    uint8_t *buf = rc == 0 ? malloc(COPY_CHUNK) : NULL;
-    if (rc == 0 && !buf)
-        rc = err_nomem(err);
-    uint64_t size = 0;
-    for (unsigned i = 0; rc == 0 && i < m->nranges; i++) {
-        size = MRIMG_MAX(size, m->ranges[i].gpa + m->ranges[i].length);
-        rc = copy_parked(&w, &m->ranges[i], buf, err);
-    }
-    if (rc == 0)
-        rc = gout_commit(&w.g.sink, size, st, gate, err);
-    if (rc < 0 && w.g.sink_open)
-        sink_abort(&w.g.sink);
-    free(buf);
-    mrimg_memory_map_free(m);
-    mrimg_memory_map_free(w.fixed);
-    guest_tail_free(&t);
-    free(w.base);
-    close(w.scratch);
-    return rc;
+    return gout_convert(&phys_ops, in, out_path, o, st, gate, progress, pctx, err);
 }

@@ -369,13 +369,7 @@ int mrimg_extents(mrimg_image *img, mrimg_extent_fn fn, void *opaque,
     }
     rlist r = {0};
     int rc = build_regions(img, &r, err);
-    ext_walk w;
-    memset(&w, 0, sizeof(w));
-    w.img = img;
-    w.fn = fn;
-    w.opaque = opaque;
-    w.progress = progress;
-    w.pctx = pctx;
+    ext_walk w = {.img = img, .fn = fn, .opaque = opaque, .progress = progress, .pctx = pctx};
     for (size_t i = 0; i < r.n && rc == 0; i++)
         rc = walk_region(&w, &r.v[i], err);
     free(r.v);
