@@ -5,31 +5,10 @@
 # tool, with the message naming the file the error is about, and the JSON
 # failure objects (validated against docs/*.schema.json).
 set -u
-B="$MRIMG_BIN"
-F="$MRIMG_FIXTURES"
-SRC="$MRIMG_SRC"
-CHECK="$SRC/tests/tools/check_json.py"
-W=$(mktemp -d "${TMPDIR:-/tmp}/exit-status.XXXXXX")
-trap 'rm -rf "$W"' EXIT
-fails=0
-passes=0
-ok() { passes=$((passes + 1)); echo "ok: $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
-# expect STATUS CMD...: run with stdout in $W/out, stderr in $W/err
-expect() {
-    local want=$1; shift
-    "$@" >"$W/out" 2>"$W/err"
-    local got=$?
-    if [ "$got" = "$want" ]; then ok "$* -> $got"; else
-        bad "$* -> $got (expected $want)"; sed 's/^/  | /' "$W/out" "$W/err" | head -20; fi
-}
+. "$(dirname "$0")/lib.sh"
 # err_has REGEX: the message on stderr
 err_has() { grep -Eq -- "$1" "$W/err" || { bad "stderr lacks /$1/"; sed 's/^/  | /' "$W/err" | head -5; }; }
 err_lacks() { grep -Eq -- "$1" "$W/err" && { bad "stderr has /$1/"; sed 's/^/  | /' "$W/err" | head -5; }; }
-# json SCHEMA [EXPR]: stdout is a valid document of that schema
-json() {
-    python3 "$CHECK" "$SRC/docs/$1.schema.json" "$W/out" "${2:-True}" || bad "JSON ($1): ${2:-}"
-}
 
 RAW="$F/libvirt/raw.sav"
 : > "$W/empty.sav"
@@ -194,5 +173,4 @@ for m in imginfo imgconv imgverify; do
 done
 echo "$t" | grep -q '^\.B 128+N' || bad "the table lacks 128+N"
 
-echo "exit-status: $passes passed, $fails failed"
-[ $fails -eq 0 ]
+finish

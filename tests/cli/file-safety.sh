@@ -15,47 +15,34 @@
 #   5. -O ram -v reports what it allocated; -O sparse leaves the XML padding
 #      a hole; the man pages carry one date and the project version
 set -uo pipefail
-bin=${MRIMG_BIN:?}
-src=${MRIMG_SRC:?}
-fx=${MRIMG_FIXTURES:?}
-work=$(mktemp -d "${TMPDIR:-/tmp}/mrimg-files-XXXXXX")
-mnt=$work/tiny
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    mountpoint -q "$mnt" 2>/dev/null && umount "$mnt"
-    rm -rf "$work"
-}
-trap cleanup EXIT
-nfail=0
-fail() { echo "FAIL: $*" >&2; nfail=$((nfail + 1)); }
-ok() { echo "ok: $*"; }
+. "$(dirname "$0")/lib.sh"
+mnt=$W/tiny
 root=0
 [ "$(id -u)" = 0 ] && root=1
-raw=$fx/libvirt/raw.sav
-d=$work/d
+raw=$F/libvirt/raw.sav
+d=$W/d
 mkdir -p "$d"
 
 # run STATUS NAME CMD...: run with a timeout (a hang is a failure), compare
-# the exit status; the messages are in $work/err
+# the exit status; the messages are in $W/err
 run() {
     local want=$1 name=$2 rc=0
     shift 2
-    timeout "${tmo:-20}" "$@" > "$work/out" 2> "$work/err" < /dev/null || rc=$?
+    timeout "${tmo:-20}" "$@" > "$W/out" 2> "$W/err" < /dev/null || rc=$?
     if [ "$rc" = 124 ]; then
-        fail "$name: hangs (killed after ${tmo:-20} s)"
+        bad "$name: hangs (killed after ${tmo:-20} s)"
         return 1
     fi
     if [ "$rc" != "$want" ]; then
-        fail "$name: exit $rc, expected $want: $(head -c 300 "$work/err")"
+        bad "$name: exit $rc, expected $want: $(head -c 300 "$W/err")"
         return 1
     fi
     return 0
 }
 # says NAME REGEX: the error message matches
 says() {
-    if grep -Eqi "$2" "$work/err"; then ok "$1: $(head -1 "$work/err")"
-    else fail "$1: message '$(head -1 "$work/err")' does not match '$2'"; fi
+    if grep -Eqi "$2" "$W/err"; then ok "$1: $(head -1 "$W/err")"
+    else bad "$1: message '$(head -1 "$W/err")' does not match '$2'"; fi
 }
 
 # the special files, made here
@@ -73,14 +60,14 @@ ln -s missing "$d/dangling"
 
 # ---- 1. --force never replaces what is not a regular file ----------------
 check_kept() { # NAME TYPE: the node is still of that type (find -type)
-    [ -n "$(find "$d/$1" -maxdepth 0 -type "$2")" ] || fail "$1 was replaced: $(ls -l "$d/$1")"
+    [ -n "$(find "$d/$1" -maxdepth 0 -type "$2")" ] || bad "$1 was replaced: $(ls -l "$d/$1")"
 }
 outputs=(fifo:p sock:s dir:d link-fifo:l)
 [ $root = 1 ] && outputs+=(null:c)
 for spec in "${outputs[@]}"; do
     n=${spec%%:*} t=${spec#*:}
     for fmt in zstd sparse; do
-        if run 3 "-f -O $fmt onto $n" "$bin/imgconv" -f -O "$fmt" "$raw" "$d/$n"; then
+        if run 3 "-f -O $fmt onto $n" "$B/imgconv" -f -O "$fmt" "$raw" "$d/$n"; then
             if [ "$n" = dir ]; then says "-f onto $n ($fmt)" "is a directory"
             else says "-f onto $n ($fmt)" "not a regular file: refusing to replace it"; fi
         fi
@@ -88,41 +75,41 @@ for spec in "${outputs[@]}"; do
     done
 done
 [ $root = 1 ] || echo "skipped: the device node case needs root (mknod)"
-run 3 "-f onto a dangling link" "$bin/imgconv" -f -O zstd "$raw" "$d/dangling" &&
+run 3 "-f onto a dangling link" "$B/imgconv" -f -O zstd "$raw" "$d/dangling" &&
     says "-f onto a dangling link" "symbolic link to a missing file"
 check_kept dangling l
-[ -e "$d/missing" ] && fail "a dangling link's target was created"
+[ -e "$d/missing" ] && bad "a dangling link's target was created"
 # a symlink to a regular file: the link survives, its target is replaced
-if run 0 "-f onto a symlink" "$bin/imgconv" -f -O zstd "$raw" "$d/link"; then
+if run 0 "-f onto a symlink" "$B/imgconv" -f -O zstd "$raw" "$d/link"; then
     check_kept link l
-    [ "$(readlink "$d/link")" = file ] || fail "the link now points elsewhere"
-    [ "$(head -c 16 "$d/file")" = LibvirtQemudSave ] || fail "the link's target was not replaced"
+    [ "$(readlink "$d/link")" = file ] || bad "the link now points elsewhere"
+    [ "$(head -c 16 "$d/file")" = LibvirtQemudSave ] || bad "the link's target was not replaced"
     ok "-f onto a symlink: the link survives, the file it names was replaced"
 fi
 # without -f a symlink is an existing output like any other
-run 3 "a symlink without -f" "$bin/imgconv" -O zstd "$raw" "$d/link" && says "symlink without -f" "already exists"
+run 3 "a symlink without -f" "$B/imgconv" -O zstd "$raw" "$d/link" && says "symlink without -f" "already exists"
 # nothing left behind by any of it
 left=$(find "$d" -name '.*.tmp' | wc -l)
-[ "$left" = 0 ] || fail "$left temporaries left behind"
+[ "$left" = 0 ] || bad "$left temporaries left behind"
 
 # -O ram: a FIFO where a block file goes is refused, not replaced
 mkdir "$d/ram"
 mkfifo "$d/ram/pc.ram"
-run 3 "-O ram -f with a FIFO as pc.ram" "$bin/imgconv" -f -O ram "$fx/libvirt/sparse.sav" "$d/ram" &&
+run 3 "-O ram -f with a FIFO as pc.ram" "$B/imgconv" -f -O ram "$F/libvirt/sparse.sav" "$d/ram" &&
     says "-O ram -f with a FIFO as pc.ram" "pc.ram is a FIFO"
 check_kept ram/pc.ram p
-[ "$(find "$d/ram" -name '.*.tmp' | wc -l)" = 0 ] || fail "-O ram left temporaries"
+[ "$(find "$d/ram" -name '.*.tmp' | wc -l)" = 0 ] || bad "-O ram left temporaries"
 
 # --sparsify in place: only a regular file
-cp --sparse=always "$fx/libvirt/sparse.sav" "$d/sp.sav"
+cp --sparse=always "$F/libvirt/sparse.sav" "$d/sp.sav"
 ln -s sp.sav "$d/sp-link"
-run 0 "--sparsify through a symlink" "$bin/imgconv" -q --sparsify "$d/sp-link" &&
+run 0 "--sparsify through a symlink" "$B/imgconv" -q --sparsify "$d/sp-link" &&
     ok "--sparsify through a symlink works on the file"
 check_kept sp-link l
 
 # ---- 2. inputs that cannot be read at any offset: an error, never a hang --
 # (fresh nodes, whatever part 1 did)
-d=$work/in
+d=$W/in
 mkdir -p "$d/dir"
 mkfifo "$d/fifo"
 ln -s fifo "$d/link-fifo"
@@ -131,85 +118,85 @@ python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])'
 inputs=(fifo sock dir link-fifo)
 [ $root = 1 ] && inputs+=(null)
 for n in "${inputs[@]}"; do
-    rm -f "$work/x.sav"
+    rm -f "$W/x.sav"
     case $n in
     dir) re="dir is a directory" ;;
     sock) re="sock is a socket" ;;
     null) re="null is a character device" ;;
     *) re="is a FIFO" ;;
     esac
-    run 3 "imginfo $n" "$bin/imginfo" "$d/$n" && says "imginfo $n" "^imginfo: $d/$n: .*$re"
-    run 3 "imgverify $n" "$bin/imgverify" "$d/$n" && says "imgverify $n" "^imgverify: $d/$n: .*$re"
-    run 3 "imgverify --digest $n" "$bin/imgverify" --digest "$d/$n" && says "imgverify --digest $n" "$re"
-    run 3 "imgconv $n" "$bin/imgconv" "$d/$n" "$work/x.sav" && says "imgconv $n" "^imgconv: $d/$n: .*$re"
-    run 3 "imgconv --sparsify $n" "$bin/imgconv" --sparsify "$d/$n" && says "imgconv --sparsify $n" "$re"
+    run 3 "imginfo $n" "$B/imginfo" "$d/$n" && says "imginfo $n" "^imginfo: $d/$n: .*$re"
+    run 3 "imgverify $n" "$B/imgverify" "$d/$n" && says "imgverify $n" "^imgverify: $d/$n: .*$re"
+    run 3 "imgverify --digest $n" "$B/imgverify" --digest "$d/$n" && says "imgverify --digest $n" "$re"
+    run 3 "imgconv $n" "$B/imgconv" "$d/$n" "$W/x.sav" && says "imgconv $n" "^imgconv: $d/$n: .*$re"
+    run 3 "imgconv --sparsify $n" "$B/imgconv" --sparsify "$d/$n" && says "imgconv --sparsify $n" "$re"
     check_kept "$n" "$(case $n in fifo) echo p ;; sock) echo s ;; dir) echo d ;; null) echo c ;; *) echo l ;; esac)"
 done
 # --xml from a FIFO nobody writes to: no hang (an empty document is refused)
-timeout 20 "$bin/imgconv" -O zstd --xml "$d/fifo" "$fx/qemu/plain.mig" "$work/x.sav" \
-    > /dev/null 2> "$work/err" < /dev/null
+timeout 20 "$B/imgconv" -O zstd --xml "$d/fifo" "$F/qemu/plain.mig" "$W/x.sav" \
+    > /dev/null 2> "$W/err" < /dev/null
 rc=$?
-if [ $rc = 124 ]; then fail "--xml FIFO: hangs"
-elif [ $rc = 0 ]; then fail "--xml FIFO: an empty XML was accepted"
-else ok "--xml from a FIFO without a writer: exit $rc, $(head -1 "$work/err")"; fi
+if [ $rc = 124 ]; then bad "--xml FIFO: hangs"
+elif [ $rc = 0 ]; then bad "--xml FIFO: an empty XML was accepted"
+else ok "--xml from a FIFO without a writer: exit $rc, $(head -1 "$W/err")"; fi
 # ... while a pipe with a writer still works (process substitution)
-if timeout 20 "$bin/imgconv" -q -O zstd --xml <(cat "$src/testdata/libvirt/dumpxml-security-info.xml") \
-    "$fx/qemu/plain.mig" "$work/x.sav" 2> "$work/err"; then
+if timeout 20 "$B/imgconv" -q -O zstd --xml <(cat "$SRC/testdata/libvirt/dumpxml-security-info.xml") \
+    "$F/qemu/plain.mig" "$W/x.sav" 2> "$W/err"; then
     ok "--xml <(...) still reads a pipe"
 else
-    fail "--xml <(...): $(cat "$work/err")"
+    bad "--xml <(...): $(cat "$W/err")"
 fi
-rm -f "$work/x.sav"
+rm -f "$W/x.sav"
 
 # ---- 3. long output names --------------------------------------------------
-d=$work/d
+d=$W/d
 for len in 200 243 244 250 255; do
     name=$(printf 'n%.0s' $(seq 1 "$len"))
-    if run 0 "a $len-byte output name" "$bin/imgconv" -O zstd "$raw" "$d/dir/$name"; then
-        [ -s "$d/dir/$name" ] || fail "$len-byte name: no output"
+    if run 0 "a $len-byte output name" "$B/imgconv" -O zstd "$raw" "$d/dir/$name"; then
+        [ -s "$d/dir/$name" ] || bad "$len-byte name: no output"
         ok "a $len-byte output name"
     fi
     rm -f "$d/dir/$name"
 done
 name=$(printf 'n%.0s' $(seq 1 255))
-"$bin/imgconv" -q -O raw "$raw" "$d/dir/${name}" & p1=$!
-"$bin/imgconv" -q -O raw "$raw" "$d/dir/${name%n}m" & p2=$!
-wait $p1 || fail "255-byte names in parallel (1)"
-wait $p2 || fail "255-byte names in parallel (2)"
-[ "$(find "$d/dir" -name '.*.tmp' | wc -l)" = 0 ] || fail "long names: temporaries left"
-cmp -s "$d/dir/$name" "$d/dir/${name%n}m" || fail "255-byte names in parallel: outputs differ"
+"$B/imgconv" -q -O raw "$raw" "$d/dir/${name}" & p1=$!
+"$B/imgconv" -q -O raw "$raw" "$d/dir/${name%n}m" & p2=$!
+wait $p1 || bad "255-byte names in parallel (1)"
+wait $p2 || bad "255-byte names in parallel (2)"
+[ "$(find "$d/dir" -name '.*.tmp' | wc -l)" = 0 ] || bad "long names: temporaries left"
+cmp -s "$d/dir/$name" "$d/dir/${name%n}m" || bad "255-byte names in parallel: outputs differ"
 ok "two 255-byte names sharing 243 bytes, converted at the same time"
 rm -rf "$d/dir"/*
 
 # ---- 4. every terminating signal cleans up ---------------------------------
-python3 "$src/tests/tools/mkstream.py" "$work/big.mig" 160
-"$bin/imgconv" -q -O raw --xml "$src/testdata/libvirt/dumpxml-security-info.xml" "$work/big.mig" "$work/big.sav"
+python3 "$SRC/tests/tools/mkstream.py" "$W/big.mig" 160
+"$B/imgconv" -q -O raw --xml "$SRC/testdata/libvirt/dumpxml-security-info.xml" "$W/big.mig" "$W/big.sav"
 sig_case() { # SIGNAL FORMAT
-    local sig=$1 fmt=$2 tmp="" rc=0 before=$nfail
-    printf 'precious' > "$work/out.sav"
+    local sig=$1 fmt=$2 tmp="" rc=0 before=$fails
+    printf 'precious' > "$W/out.sav"
     # slow enough to be caught working: one thread, a high level where one
     # applies (xz's default level: at -9 its 192 MiB blocks would show no
     # output before the end)
     local lvl=()
     case $fmt in gzip | bzip2 | lzop | zstd) lvl=(-l 9) ;; esac
-    "$bin/imgconv" -q -f -T 1 "${lvl[@]}" -O "$fmt" "$work/big.sav" "$work/out.sav" 2> "$work/err" &
+    "$B/imgconv" -q -f -T 1 "${lvl[@]}" -O "$fmt" "$W/big.sav" "$W/out.sav" 2> "$W/err" &
     local pid=$!
     pids+=("$pid")
     for _ in $(seq 1 500); do
-        tmp=$(find "$work" -maxdepth 1 -name '.out.sav.*.tmp' | head -1)
+        tmp=$(find "$W" -maxdepth 1 -name '.out.sav.*.tmp' | head -1)
         [ -n "$tmp" ] && [ -s "$tmp" ] && break
         sleep 0.01
     done
-    [ -n "$tmp" ] || { fail "$sig: no temporary appeared"; kill -9 "$pid"; return; }
+    [ -n "$tmp" ] || { bad "$sig: no temporary appeared"; kill -9 "$pid"; return; }
     kill -s "$sig" "$pid"
     wait "$pid" || rc=$?
     local num
     num=$(kill -l "$sig")
-    [ "$rc" = $((128 + num)) ] || fail "SIG$sig: exit $rc, expected $((128 + num))"
-    [ "$(head -c 8 "$work/out.sav")" = precious ] || fail "SIG$sig: target changed"
-    [ "$(find "$work" -maxdepth 1 -name '.*.tmp' | wc -l)" = 0 ] || fail "SIG$sig: temporary left behind"
-    find "$work" -maxdepth 1 -name '.*.tmp' -delete
-    [ "$nfail" = "$before" ] && ok "SIG$sig during $fmt: exit $rc, temporary removed, target untouched"
+    [ "$rc" = $((128 + num)) ] || bad "SIG$sig: exit $rc, expected $((128 + num))"
+    [ "$(head -c 8 "$W/out.sav")" = precious ] || bad "SIG$sig: target changed"
+    [ "$(find "$W" -maxdepth 1 -name '.*.tmp' | wc -l)" = 0 ] || bad "SIG$sig: temporary left behind"
+    find "$W" -maxdepth 1 -name '.*.tmp' -delete
+    [ "$fails" = "$before" ] && ok "SIG$sig during $fmt: exit $rc, temporary removed, target untouched"
 }
 sig_case USR1 xz
 sig_case ALRM zstd
@@ -221,43 +208,43 @@ sig_case USR2 sparse
 sig_case RTMIN xz
 sig_case INT zstd  # ignored for background jobs by this shell: caught anyway
 # a signal ignored by whoever started us stays ignored (nohup's contract)
-(trap '' HUP; exec "$bin/imgconv" -q -f -O zstd "$work/big.sav" "$work/out.sav") & pid=$!
+(trap '' HUP; exec "$B/imgconv" -q -f -O zstd "$W/big.sav" "$W/out.sav") & pid=$!
 pids+=("$pid")
 for _ in $(seq 1 500); do
-    [ -n "$(find "$work" -maxdepth 1 -name '.out.sav.*.tmp' | head -1)" ] && break
+    [ -n "$(find "$W" -maxdepth 1 -name '.out.sav.*.tmp' | head -1)" ] && break
     sleep 0.01
 done
 kill -HUP "$pid" 2>/dev/null
 if wait "$pid"; then ok "an inherited SIG_IGN (SIGHUP under nohup) stays ignored: the conversion finished"
-else fail "an ignored SIGHUP ended the conversion"; fi
+else bad "an ignored SIGHUP ended the conversion"; fi
 
 # -O ram: killed, the directory it created goes with its files
-rm -rf "$work/ramdir"
-"$bin/imgconv" -q -O ram "$work/big.sav" "$work/ramdir" & pid=$!
+rm -rf "$W/ramdir"
+"$B/imgconv" -q -O ram "$W/big.sav" "$W/ramdir" & pid=$!
 pids+=("$pid")
 for _ in $(seq 1 500); do
-    [ -n "$(find "$work/ramdir" -name '.*.tmp' -size +0 2>/dev/null | head -1)" ] && break
+    [ -n "$(find "$W/ramdir" -name '.*.tmp' -size +0 2>/dev/null | head -1)" ] && break
     sleep 0.01
 done
 kill -TERM "$pid"
 rc=0
 wait "$pid" || rc=$?
-[ "$rc" = 143 ] || fail "-O ram SIGTERM: exit $rc"
-if [ -e "$work/ramdir" ]; then fail "-O ram SIGTERM: the directory it created is left: $(ls -a "$work/ramdir")"
+[ "$rc" = 143 ] || bad "-O ram SIGTERM: exit $rc"
+if [ -e "$W/ramdir" ]; then bad "-O ram SIGTERM: the directory it created is left: $(ls -a "$W/ramdir")"
 else ok "-O ram killed: the directory it created is gone"; fi
 
 # -O ram on a full disk: exit 3, nothing left, so the rerun with room works
 if [ $root = 1 ]; then
     mkdir -p "$mnt"
     mount -t tmpfs -o size=2m mrimg-files "$mnt"
-    if run 3 "-O ram on a full disk" "$bin/imgconv" -O ram "$work/big.sav" "$mnt/ram"; then
+    if run 3 "-O ram on a full disk" "$B/imgconv" -O ram "$W/big.sav" "$mnt/ram"; then
         says "-O ram on a full disk" "No space left on device"
-        if [ -e "$mnt/ram" ]; then fail "-O ram on a full disk left $(ls -aR "$mnt/ram" | head -5)"
+        if [ -e "$mnt/ram" ]; then bad "-O ram on a full disk left $(ls -aR "$mnt/ram" | head -5)"
         else ok "-O ram on a full disk: the directory it created is removed"; fi
     fi
     umount "$mnt"
     mount -t tmpfs -o size=400m mrimg-files "$mnt"
-    tmo=600 run 0 "-O ram rerun with room" "$bin/imgconv" -O ram "$work/big.sav" "$mnt/ram" &&
+    tmo=600 run 0 "-O ram rerun with room" "$B/imgconv" -O ram "$W/big.sav" "$mnt/ram" &&
         ok "-O ram rerun with room succeeds"
     umount "$mnt"
 else
@@ -265,13 +252,13 @@ else
 fi
 
 # ---- 5. small ones -----------------------------------------------------------
-run 0 "-O ram -v" "$bin/imgconv" -v -O ram "$fx/libvirt/sparse.sav" "$work/ram2" &&
-    if grep -Eq '^output allocated: 0 B' "$work/out" || ! grep -q '^output allocated: ' "$work/out"; then
-        fail "-O ram -v: $(grep allocated "$work/out")"
-    else ok "-O ram -v: $(grep 'output allocated' "$work/out")"; fi
+run 0 "-O ram -v" "$B/imgconv" -v -O ram "$F/libvirt/sparse.sav" "$W/ram2" &&
+    if grep -Eq '^output allocated: 0 B' "$W/out" || ! grep -q '^output allocated: ' "$W/out"; then
+        bad "-O ram -v: $(grep allocated "$W/out")"
+    else ok "-O ram -v: $(grep 'output allocated' "$W/out")"; fi
 # -O sparse: the XML padding is a hole (whole pages of it), not written zeros
-run 0 "-O sparse" "$bin/imgconv" -O sparse "$raw" "$work/sp2.sav"
-if python3 - "$work/sp2.sav" <<'EOF'; then ok "-O sparse: the XML padding is a hole"; else fail "-O sparse: the XML padding is written as data"; fi
+run 0 "-O sparse" "$B/imgconv" -O sparse "$raw" "$W/sp2.sav"
+if python3 - "$W/sp2.sav" <<'EOF'; then ok "-O sparse: the XML padding is a hole"; else bad "-O sparse: the XML padding is written as data"; fi
 import os, struct, sys
 fd = os.open(sys.argv[1], os.O_RDONLY)
 h = os.pread(fd, 92, 0)
@@ -285,18 +272,18 @@ d = os.lseek(fd, first, os.SEEK_DATA)
 assert d >= last, f"data at {d} inside the padding [{first}, {last})"
 EOF
 # man pages: one date, the project's version, nothing left unfilled
-man=$bin/../docs/man1
+man=$B/../docs/man1
 if [ -d "$man" ]; then
     dates=$(sed -n 's/^\.TH [A-Z]* 1 "\([^"]*\)" "\([^"]*\)".*/\1|\2/p' "$man"/*.1 | sort -u)
-    ver=$("$bin/imgconv" --version | sed -n '1s/.* //p')
+    ver=$("$B/imgconv" --version | sed -n '1s/.* //p')
     if [ "$(echo "$dates" | wc -l)" != 1 ] || [ "${dates#*|}" != "mrimg $ver" ] || grep -q '@[A-Z_]*@' "$man"/*.1 ||
-        [ "$(ls "$man"/*.1 | wc -l)" != "$(ls "$src"/docs/*.1 | wc -l)" ]; then
-        fail "man pages: .TH lines: $dates (version $ver)"
+        [ "$(ls "$man"/*.1 | wc -l)" != "$(ls "$SRC"/docs/*.1 | wc -l)" ]; then
+        bad "man pages: .TH lines: $dates (version $ver)"
     else
         ok "man pages: one .TH date and version: $dates"
     fi
 else
-    fail "no generated man pages in $man"
+    bad "no generated man pages in $man"
 fi
 
-if [ $nfail = 0 ]; then echo "all file-safety checks passed"; else echo "$nfail failures"; exit 1; fi
+finish

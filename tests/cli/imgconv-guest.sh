@@ -5,53 +5,47 @@
 # output), the output's shape, and imginfo --memory-map's usage error.
 # The contents are checked against QEMU's own dumps in tests/qemu.
 set -euo pipefail
-bin=${MRIMG_BIN:?}
-fx=${MRIMG_FIXTURES:?}
-work=$(mktemp -d "${TMPDIR:-/tmp}/mrimg-guest-XXXXXX")
-trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-ok() { echo "ok: $*"; }
+. "$(dirname "$0")/lib.sh"
 
-expect() { # expect STATUS PATTERN CMD...
-    local want=$1 pat=$2 rc
+# expect_says STATUS PATTERN CMD...: the exit status, and stderr matches PATTERN
+# (none when empty); a failure ends the test
+expect_says() {
+    local want=$1 pat=$2 rc=0
     shift 2
-    set +e
-    "$@" > "$work/out" 2> "$work/err"
-    rc=$?
-    set -e
-    [ "$rc" = "$want" ] || fail "$*: exit $rc, expected $want: $(cat "$work/err")"
-    [ -z "$pat" ] || grep -q -- "$pat" "$work/err" || fail "$*: stderr lacks '$pat': $(cat "$work/err")"
+    "$@" > "$W/out" 2> "$W/err" || rc=$?
+    [ "$rc" = "$want" ] || fail "$*: exit $rc, expected $want: $(cat "$W/err")"
+    [ -z "$pat" ] || grep -q -- "$pat" "$W/err" || fail "$*: stderr lacks '$pat': $(cat "$W/err")"
 }
 
 for kind in elf phys kdump-zlib kdump-lzo; do
     for opt in --xml=/dev/null --running --paused --compact --level=3 --preallocate; do
-        expect 2 "applies only to" "$bin/imgconv" -q -O $kind $opt \
-            "$fx/libvirt/zstd.sav" "$work/out.$kind"
-        [ ! -e "$work/out.$kind" ] || fail "-O $kind $opt: an output was written"
+        expect_says 2 "applies only to" "$B/imgconv" -q -O $kind $opt \
+            "$F/libvirt/zstd.sav" "$W/out.$kind"
+        [ ! -e "$W/out.$kind" ] || fail "-O $kind $opt: an output was written"
     done
     ok "-O $kind: options that do not apply are usage errors (exit 2)"
 
-    expect 0 "" "$bin/imgconv" -q -O $kind "$fx/libvirt/zstd.sav" "$work/out.$kind"
-    [ "$(stat -c %a "$work/out.$kind")" = 600 ] || fail "-O $kind: mode $(stat -c %a "$work/out.$kind")"
-    expect 3 "already exists" "$bin/imgconv" -q -O $kind "$fx/libvirt/zstd.sav" "$work/out.$kind"
-    expect 0 "" "$bin/imgconv" -q -f -O $kind "$fx/libvirt/zstd.sav" "$work/out.$kind"
+    expect_says 0 "" "$B/imgconv" -q -O $kind "$F/libvirt/zstd.sav" "$W/out.$kind"
+    [ "$(stat -c %a "$W/out.$kind")" = 600 ] || fail "-O $kind: mode $(stat -c %a "$W/out.$kind")"
+    expect_says 3 "already exists" "$B/imgconv" -q -O $kind "$F/libvirt/zstd.sav" "$W/out.$kind"
+    expect_says 0 "" "$B/imgconv" -q -f -O $kind "$F/libvirt/zstd.sav" "$W/out.$kind"
     ok "-O $kind: written 0600, kept without --force (exit 3), replaced with it"
 
     # a machine type without a known layout (the fixture's name changed)
-    python3 - "$fx/qemu/plain.mig" "$work/odd.mig" <<'PY'
+    python3 - "$F/qemu/plain.mig" "$W/odd.mig" <<'PY'
 import sys
 d = open(sys.argv[1], "rb").read()
 i = d.index(b"pc-i440fx-10.0", 0, 4096)
 open(sys.argv[2], "wb").write(d[:i] + b"zz" + d[i + 2:])
 PY
-    expect 1 'machine type "zz-i440fx-10.0"' "$bin/imgconv" -q -O $kind "$work/odd.mig" "$work/odd.$kind"
-    [ ! -e "$work/odd.$kind" ] || fail "-O $kind: output written for an unknown machine"
-    [ -z "$(find "$work" -name '.*.tmp')" ] || fail "-O $kind: temporary left behind"
+    expect_says 1 'machine type "zz-i440fx-10.0"' "$B/imgconv" -q -O $kind "$W/odd.mig" "$W/odd.$kind"
+    [ ! -e "$W/odd.$kind" ] || fail "-O $kind: output written for an unknown machine"
+    [ -z "$(find "$W" -name '.*.tmp')" ] || fail "-O $kind: temporary left behind"
     ok "-O $kind: a machine without a known layout is refused (exit 1), nothing written"
 done
 
 # the ELF: x86-64 ET_CORE; phys: 4 GiB (pc.bios ends there), sparse
-python3 - "$work/out.elf" "$work/out.phys" <<'PY'
+python3 - "$W/out.elf" "$W/out.phys" <<'PY'
 import os, struct, sys
 h = open(sys.argv[1], "rb").read(64)
 assert h[:7] == b"\x7fELF\x02\x01\x01", h[:7]
@@ -69,11 +63,11 @@ ok "-O elf is an ET_CORE with the vCPU notes first, -O phys a sparse 4 GiB file"
 # kdump: a FIFO is refused (the file is written positionally); the pages of
 # both kdump kinds are those of -O phys, in the map's pfns; the header as
 # QEMU writes it (tests/qemu/test_kdump.py compares it with QEMU's own)
-mkfifo "$work/fifo"
-expect 3 "" "$bin/imgconv" -q -O kdump-zlib "$fx/libvirt/zstd.sav" "$work/fifo"
+mkfifo "$W/fifo"
+expect_says 3 "" "$B/imgconv" -q -O kdump-zlib "$F/libvirt/zstd.sav" "$W/fifo"
 ok "-O kdump-zlib: a FIFO output is refused (exit 3)"
-PYTHONPATH="$(dirname "$0")/../qemu" python3 - "$work/out.phys" "$work/out.kdump-zlib" \
-    "$work/out.kdump-lzo" <<'PY'
+PYTHONPATH="$(dirname "$0")/../qemu" python3 - "$W/out.phys" "$W/out.kdump-zlib" \
+    "$W/out.kdump-lzo" <<'PY'
 import sys
 import kdumpfile
 phys = open(sys.argv[1], "rb")
@@ -96,6 +90,7 @@ for path, flag in ((sys.argv[2], 1), (sys.argv[3], 2)):
 PY
 ok "-O kdump-zlib/-lzo: KDUMP header v6, every dumped page equals -O phys"
 
-expect 2 "cannot be combined" "$bin/imginfo" --xml --memory-map "$fx/libvirt/zstd.sav"
-expect 1 'machine type "zz-i440fx-10.0"' "$bin/imginfo" --memory-map "$work/odd.mig"
+expect_says 2 "cannot be combined" "$B/imginfo" --xml --memory-map "$F/libvirt/zstd.sav"
+expect_says 1 'machine type "zz-i440fx-10.0"' "$B/imginfo" --memory-map "$W/odd.mig"
 ok "imginfo --memory-map: --xml conflict (exit 2), unknown machine (exit 1)"
+finish

@@ -7,48 +7,36 @@
 # at most that partial temporary, which libvirt refuses.
 # Needs root for the tiny file system (tmpfs); skipped parts say so.
 set -euo pipefail
-bin=${MRIMG_BIN:?}
-src=${MRIMG_SRC:?}
-fx=${MRIMG_FIXTURES:?}
-work=$(mktemp -d "${TMPDIR:-/tmp}/mrimg-safety-XXXXXX")
-mnt=$work/tiny
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
-    mountpoint -q "$mnt" 2>/dev/null && umount "$mnt"
-    rm -rf "$work"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-ok() { echo "ok: $*"; }
+. "$(dirname "$0")/lib.sh"
+mnt=$W/tiny
 
-xml=$src/testdata/libvirt/dumpxml-security-info.xml
-python3 "$src/tests/tools/mkstream.py" "$work/big.mig" 160
-"$bin/imgconv" -q -O raw --xml "$xml" "$work/big.mig" "$work/big.sav"
+xml=$SRC/testdata/libvirt/dumpxml-security-info.xml
+python3 "$SRC/tests/tools/mkstream.py" "$W/big.mig" 160
+"$B/imgconv" -q -O raw --xml "$xml" "$W/big.mig" "$W/big.sav"
 
 leftovers() { find "$1" -maxdepth 1 -name '.*.tmp' | wc -l; }
 
 # 1. an existing output is not replaced without --force
-printf 'precious' > "$work/out.sav"
+printf 'precious' > "$W/out.sav"
 set +e
-"$bin/imgconv" -q -O zstd "$fx/libvirt/raw.sav" "$work/out.sav" 2> "$work/err"
+"$B/imgconv" -q -O zstd "$F/libvirt/raw.sav" "$W/out.sav" 2> "$W/err"
 rc=$?
 set -e
 [ "$rc" = 3 ] || fail "existing output: exit $rc, expected 3"
-grep -q "already exists" "$work/err" || fail "existing output: message: $(cat "$work/err")"
-[ "$(cat "$work/out.sav")" = precious ] || fail "existing output was modified"
+grep -q "already exists" "$W/err" || fail "existing output: message: $(cat "$W/err")"
+[ "$(cat "$W/out.sav")" = precious ] || fail "existing output was modified"
 ok "existing output kept without --force (exit 3)"
 
 # 2. signals: the target stays as it was, the temporary goes
 signal_case() { # SIGNAL FORMAT
     local sig=$1 fmt=$2
-    printf 'precious' > "$work/out.sav"
+    printf 'precious' > "$W/out.sav"
     # slow enough to be caught working: one thread, a high level where one
     # applies (xz's default level: at -9 its 192 MiB blocks would show no
     # output before the end)
     local lvl=()
     case $fmt in gzip | bzip2 | lzop | zstd) lvl=(-l 9) ;; esac
-    "$bin/imgconv" -q -f -T 1 "${lvl[@]}" -O "$fmt" "$work/big.sav" "$work/out.sav" 2> "$work/err" &
+    "$B/imgconv" -q -f -T 1 "${lvl[@]}" -O "$fmt" "$W/big.sav" "$W/out.sav" 2> "$W/err" &
     local pid=$!
     pids+=("$pid")
     # xz's encoder (multi-threaded block layout, one thread included) holds
@@ -62,7 +50,7 @@ signal_case() { # SIGNAL FORMAT
     # the signal arrived mid-conversion); the other formats wait for bytes.
     local tmp="" i
     for i in $(seq 1 1000); do
-        tmp=$(find "$work" -maxdepth 1 -name '.out.sav.*.tmp' | head -1)
+        tmp=$(find "$W" -maxdepth 1 -name '.out.sav.*.tmp' | head -1)
         [ -n "$tmp" ] && { [ -s "$tmp" ] || [ "$fmt" = xz ]; } && break
         sleep 0.01
     done
@@ -75,15 +63,15 @@ signal_case() { # SIGNAL FORMAT
         fail "$sig: the temporary is still empty after 10 s"
     fi
     kill -0 "$pid" 2>/dev/null || fail "$sig: imgconv ended before the signal"
-    [ "$(cat "$work/out.sav")" = precious ] || fail "$sig: target changed while converting"
+    [ "$(cat "$W/out.sav")" = precious ] || fail "$sig: target changed while converting"
     kill -s "$sig" "$pid"
     local rc=0
     wait "$pid" || rc=$?
     if [ "$sig" = KILL ]; then
         [ "$rc" = 137 ] || fail "KILL: exit $rc"
-        [ "$(cat "$work/out.sav")" = precious ] || fail "KILL: target changed"
+        [ "$(cat "$W/out.sav")" = precious ] || fail "KILL: target changed"
         # what SIGKILL leaves is a partial image libvirt refuses, never the target
-        tmp=$(find "$work" -maxdepth 1 -name '.out.sav.*.tmp' | head -1)
+        tmp=$(find "$W" -maxdepth 1 -name '.out.sav.*.tmp' | head -1)
         if [ -n "$tmp" ]; then
             [ "$(head -c 16 "$tmp")" = LibvirtQemudPart ] || fail "KILL: leftover is not partial"
             rm -f "$tmp"
@@ -93,8 +81,8 @@ signal_case() { # SIGNAL FORMAT
     fi
     local num; num=$(kill -l "$sig")
     [ "$rc" = $((128 + num)) ] || fail "$sig: exit $rc, expected $((128 + num))"
-    [ "$(cat "$work/out.sav")" = precious ] || fail "$sig: target changed"
-    [ "$(leftovers "$work")" = 0 ] || fail "$sig: temporary left behind"
+    [ "$(cat "$W/out.sav")" = precious ] || fail "$sig: target changed"
+    [ "$(leftovers "$W")" = 0 ] || fail "$sig: temporary left behind"
     ok "SIG$sig during $fmt: target untouched, temporary removed (exit $rc)"
 }
 signal_case INT lzop  # xz at -T 1 writes nothing for its first 12 MiB block: too late to see
@@ -111,23 +99,23 @@ if [ "$(id -u)" = 0 ]; then
         rm -f "$mnt"/* "$mnt"/.*.tmp 2>/dev/null || true
         printf 'precious' > "$mnt/out.sav"
         set +e
-        "$bin/imgconv" -q -f -O "$fmt" "$work/big.sav" "$mnt/out.sav" 2> "$work/err"
+        "$B/imgconv" -q -f -O "$fmt" "$W/big.sav" "$mnt/out.sav" 2> "$W/err"
         rc=$?
         set -e
-        [ "$rc" = 3 ] || fail "ENOSPC ($fmt): exit $rc, expected 3: $(cat "$work/err")"
-        grep -q "No space left on device" "$work/err" || fail "ENOSPC ($fmt): message: $(cat "$work/err")"
-        grep -q "^imgconv: $mnt/out.sav: " "$work/err" || fail "ENOSPC ($fmt): the message does not name the output"
+        [ "$rc" = 3 ] || fail "ENOSPC ($fmt): exit $rc, expected 3: $(cat "$W/err")"
+        grep -q "No space left on device" "$W/err" || fail "ENOSPC ($fmt): message: $(cat "$W/err")"
+        grep -q "^imgconv: $mnt/out.sav: " "$W/err" || fail "ENOSPC ($fmt): the message does not name the output"
         [ "$(cat "$mnt/out.sav")" = precious ] || fail "ENOSPC ($fmt): target changed"
         [ "$(leftovers "$mnt")" = 0 ] || fail "ENOSPC ($fmt): temporary left behind"
-        ok "full disk ($fmt): exit 3, '$(head -c 120 "$work/err")', target untouched"
+        ok "full disk ($fmt): exit 3, '$(head -c 120 "$W/err")', target untouched"
     done
     # and with room, the same conversion succeeds and verifies
     umount "$mnt"
     mount -t tmpfs -o size=400m mrimg-safety "$mnt"
-    "$bin/imgconv" -q -O sparse "$work/big.sav" "$mnt/out.sav"
-    "$bin/imgverify" -q "$mnt/out.sav" || fail "converted image does not verify"
+    "$B/imgconv" -q -O sparse "$W/big.sav" "$mnt/out.sav"
+    "$B/imgverify" -q "$mnt/out.sav" || fail "converted image does not verify"
     ok "with room: converts and verifies"
 else
     echo "skipped: full-disk cases need root (tmpfs)"
 fi
-echo "all imgconv safety checks passed"
+finish

@@ -8,11 +8,9 @@
 #  - tests/info/check_xml.py: --xml against libvirt's own dumpxml output.
 # Environment (set by ctest): MRIMG_BIN, MRIMG_FIXTURES, MRIMG_SRC.
 set -u
-BIN=${MRIMG_BIN:?MRIMG_BIN not set}/imginfo
-FIX=${MRIMG_FIXTURES:?MRIMG_FIXTURES not set}
-SRC=${MRIMG_SRC:?MRIMG_SRC not set}
-W=$(mktemp -d "${TMPDIR:-/tmp}/imginfo-checks.XXXXXX")
-trap 'rm -rf "$W"' EXIT
+. "$(dirname "$0")/lib.sh"
+BIN=$B/imginfo
+FIX=$F
 mkdir -p "$W/qemu" "$W/libvirt"
 status=0
 for f in qemu/mapped.mig qemu/mapped-multiblock.mig libvirt/sparse.sav libvirt/sparse-p4.sav; do

@@ -21,20 +21,14 @@
 # counters, libvirt's dumpxml), see tests/cli/imginfo-checks.sh.
 set -u
 
-BIN=${MRIMG_BIN:?MRIMG_BIN not set}/imginfo
-FIX=${MRIMG_FIXTURES:?MRIMG_FIXTURES not set}
-SRC=${MRIMG_SRC:?MRIMG_SRC not set}
+. "$(dirname "$0")/lib.sh"
+BIN=$B/imginfo
+FIX=$F
 GOLD=$SRC/tests/golden/imginfo
 UPDATE=${MRIMG_UPDATE_GOLDEN:-0}
-
-W=$(mktemp -d "${TMPDIR:-/tmp}/imginfo-test.XXXXXX")
-trap 'rm -rf "$W"' EXIT
-fails=0
-passes=0
 skips=0
 
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-pass() { passes=$((passes + 1)); }
+pass() { passes=$((passes + 1)); } # a golden matched (silent)
 
 normalise() {
     sed -e 's/^\(  allocated on disk: \).*/\1<allocated>/' \
@@ -56,7 +50,7 @@ for f in qemu/mapped.mig libvirt/sparse.sav libvirt/zstd.sav; do
     if [ $rc -eq 3 ]; then
         have_copies=0
     elif [ $rc -ne 0 ]; then
-        fail "cannot make an exact sparse copy of $f"
+        bad "cannot make an exact sparse copy of $f"
         have_copies=0
     fi
 done
@@ -90,24 +84,24 @@ run() {
         rc=$?
         normalise < "$out.raw" > "$out"
         if [ "$rc" != "$want" ]; then
-            fail "$name ($mode): exit status $rc, expected $want"
+            bad "$name ($mode): exit status $rc, expected $want"
             cat "$err"
             continue
         fi
         if [ -n "$pat" ] && ! grep -q -- "$pat" "$err"; then
-            fail "$name ($mode): stderr lacks '$pat'"
+            bad "$name ($mode): stderr lacks '$pat'"
             cat "$err"
             continue
         fi
         if [ $mode = json ] && ! python3 -m json.tool "$out" > /dev/null; then
-            fail "$name ($mode): not valid JSON"
+            bad "$name ($mode): not valid JSON"
             continue
         fi
         if [ "$UPDATE" = 1 ]; then
             cp "$out" "$GOLD/$name.$ext"
             pass
         elif ! diff -u "$GOLD/$name.$ext" "$out"; then
-            fail "$name ($mode): differs from $GOLD/$name.$ext"
+            bad "$name ($mode): differs from $GOLD/$name.$ext"
         else
             pass
         fi
@@ -159,7 +153,7 @@ rc=$?
 if [ $rc -ne 1 ] || ! grep -q '^imginfo: libvirt/truncated.zstd.sav: ' "$W/err" ||
     ! grep -q '^status: problems' "$W/out" ||
     ! grep -q 'regions of the decompressed stream' "$W/out"; then
-    fail "truncated zstd save: exit status $rc"
+    bad "truncated zstd save: exit status $rc"
     cat "$W/err"
 else
     pass
@@ -174,9 +168,9 @@ for args in "--bogus qemu/plain.mig" "--output=xml qemu/plain.mig" "" "--securit
     (cd "$W/fix" && "$BIN" $args) > /dev/null 2> "$W/err"
     rc=$?
     if [ $rc -ne $want ]; then
-        fail "'imginfo $args': exit status $rc, expected $want"
+        bad "'imginfo $args': exit status $rc, expected $want"
     elif ! grep -q '^imginfo: ' "$W/err"; then
-        fail "'imginfo $args': message does not start with 'imginfo: '"
+        bad "'imginfo $args': message does not start with 'imginfo: '"
     else
         pass
     fi
@@ -185,7 +179,7 @@ done
 (cd "$W/fix" && "$BIN" qemu/blob.bin) > /dev/null 2> "$W/err"
 rc=$?
 if [ $rc -ne 1 ] || ! grep -q '^imginfo: qemu/blob.bin: ' "$W/err"; then
-    fail "not an image: exit status $rc"
+    bad "not an image: exit status $rc"
     cat "$W/err"
 else
     pass
@@ -195,9 +189,9 @@ fi
     > "$W/multi.json" 2> /dev/null
 rc=$?
 if [ $rc -ne 3 ]; then
-    fail "several files: exit status $rc, expected 3"
+    bad "several files: exit status $rc, expected 3"
 elif ! python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert isinstance(d, list) and len(d) == 3 and d[1]["status"] == "error", d' "$W/multi.json"; then
-    fail "several files: not a JSON array of 3 with the error in the middle"
+    bad "several files: not a JSON array of 3 with the error in the middle"
 else
     pass
 fi
@@ -205,8 +199,7 @@ fi
 if "$BIN" --help | grep -q -- '--extents' && "$BIN" --version | grep -q '^imginfo (mrimg) '; then
     pass
 else
-    fail "--help / --version"
+    bad "--help / --version"
 fi
 
-echo "imginfo: $passes passed, $fails failed, $skips skipped"
-[ $fails -eq 0 ]
+finish

@@ -4,23 +4,10 @@
 # fixture sound, --offset, --digest and --compare across conversions, the
 # check names documented in docs/imgverify.1.
 set -u
-T="$MRIMG_BIN/imgverify"
-C="$MRIMG_BIN/imgconv"
-F="$MRIMG_FIXTURES"
-DOC="$MRIMG_SRC/docs/imgverify.1"
-W=$(mktemp -d "${TMPDIR:-/tmp}/imgverify-cli.XXXXXX")
-trap 'rm -rf "$W"' EXIT
-fails=0
-ok() { echo "ok: $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
-# expect STATUS CMD...: run, compare the exit status
-expect() {
-    local want=$1; shift
-    "$@" >"$W/out" 2>"$W/err"
-    local got=$?
-    if [ "$got" = "$want" ]; then ok "$* -> $got"; else
-        bad "$* -> $got (expected $want)"; sed 's/^/  | /' "$W/out" "$W/err" | head -20; fi
-}
+. "$(dirname "$0")/lib.sh"
+T="$B/imgverify"
+C="$B/imgconv"
+DOC="$SRC/docs/imgverify.1"
 json_ok() { python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$1"; }
 
 expect 0 "$T" --help
@@ -125,5 +112,4 @@ for c in $(grep -o '^\.B [a-z]*\.[a-z_]*$' "$DOC" | awk '{print $2}'); do
     grep -q "^$c " "$W/out" || bad "imgverify.1 documents $c, which does not exist"
 done
 
-echo "$fails failure(s)"
-[ "$fails" = 0 ]
+finish

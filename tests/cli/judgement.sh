@@ -7,15 +7,10 @@
 # of a version QEMU cannot load (6), an incomplete save with and without
 # --allow-incomplete.
 set -u
-I="$MRIMG_BIN/imginfo"
-C="$MRIMG_BIN/imgconv"
-V="$MRIMG_BIN/imgverify"
-F="$MRIMG_FIXTURES"
-W=$(mktemp -d "${TMPDIR:-/tmp}/judgement-cli.XXXXXX")
-trap 'rm -rf "$W"' EXIT
-fails=0
-ok() { echo "ok: $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
+. "$(dirname "$0")/lib.sh"
+I="$B/imginfo"
+C="$B/imgconv"
+V="$B/imgverify"
 
 # run NAME CMD...: exit status in $rc, stdout+stderr in $W/NAME.log
 run() {
@@ -163,5 +158,4 @@ assert j["level"] == "quick" and j["errors"] == 0 and j["warnings"] == 1, j
 assert p[0]["check"] == "payload.trailing" and p[0]["severity"] == "warning", p
 PY
 
-echo "$fails failure(s)"
-[ "$fails" = 0 ]
+finish

@@ -8,35 +8,23 @@
 # (a warning), and +1 TiB / +64 MiB
 # of trailing holes (answered at once, same digest, identical).
 set -u
-V="$MRIMG_BIN/imgverify"
-I="$MRIMG_BIN/imginfo"
-C="$MRIMG_BIN/imgconv"
-F="$MRIMG_FIXTURES"
-W=$(mktemp -d "${TMPDIR:-/tmp}/layout-cli.XXXXXX")
-trap 'rm -rf "$W"' EXIT
-fails=0
-ok() { echo "ok: $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
-# expect STATUS CMD...: run (at most 5 s), compare the exit status
-expect() {
-    local want=$1; shift
-    timeout 5 "$@" >"$W/out" 2>"$W/err"
-    local got=$?
-    if [ "$got" = "$want" ]; then ok "$* -> $got"; else
-        bad "$* -> $got (expected $want)"; sed 's/^/  | /' "$W/out" "$W/err" | head -20; fi
-}
+. "$(dirname "$0")/lib.sh"
+V="$B/imgverify"
+I="$B/imginfo"
+C="$B/imgconv"
+T_TIMEOUT=5 # expect: at most 5 s a command
 # has FILE TEXT: the output file holds TEXT
 has() { grep -qF -- "$2" "$W/$1" || { bad "no \"$2\" in $1"; sed 's/^/  | /' "$W/$1" | head -10; }; }
 put_be64() { python3 -c 'import struct,sys
 f=open(sys.argv[1],"r+b"); f.seek(int(sys.argv[2])); f.write(struct.pack(">Q",int(sys.argv[3],0)))' "$@"; }
-# json FILE EXPR: a value of imginfo's JSON
-json() { "$I" --output=json "$1" | python3 -c 'import json,sys
+# ijson FILE EXPR: a value of imginfo's JSON
+ijson() { "$I" --output=json "$1" | python3 -c 'import json,sys
 j=json.load(sys.stdin); print(eval(sys.argv[1]))' "$2"; }
 
 # ---- 1. a mapped-ram bitmap that points where QEMU never puts it -------------
 for src in libvirt/sparse.sav qemu/mapped.mig; do
     img="$F/$src"
-    hat=$(json "$img" 'j["ram"]["blocks"][0]["header-offset"]')
+    hat=$(ijson "$img" 'j["ram"]["blocks"][0]["header-offset"]')
     case $src in
     libvirt/*) targets="0x40:libvirt_header 0x100:domain_XML" out=zstd ;;
     *) targets="0x10:main_stream" out=qemu ;;
@@ -60,8 +48,8 @@ done
 
 # ---- 2. cuts inside the device state ------------------------------------------
 img="$F/qemu/plain.mig"
-ram_end=$(json "$img" 'j["stream"]["ram-end"]')
-eof=$(json "$img" 'j["stream"]["eof-offset"]')
+ram_end=$(ijson "$img" 'j["stream"]["ram-end"]')
+eof=$(ijson "$img" 'j["stream"]["eof-offset"]')
 # the issue's example (right after a 0x00 byte), and every 997th byte
 cuts="1154128"
 for ((at = ram_end + 1; at < eof; at += 997)); do cuts="$cuts $at"; done
@@ -89,7 +77,7 @@ has out "device state could not be delimited or checked"
 # inside the VMDESCRIPTION JSON (the EOF record right after a section's
 # footer): QEMU loads it silently, every tool warns; the conversion ends at
 # the EOF record (no partial description) and has the original's digest
-json_at=$(json "$img" 'j["stream"]["vmdescription-offset"]')
+json_at=$(ijson "$img" 'j["stream"]["vmdescription-offset"]')
 head -c $((json_at + 1000)) "$img" >"$W/cutjson.mig"
 for args in "$V" "$I" "$V --digest"; do
     expect 0 $args "$W/cutjson.mig"
@@ -158,5 +146,4 @@ has out "8 non-zero bytes after the end of the QEMU stream"
 expect 0 "$V" "$W/tz.mig.zst"
 has out "100000 zero bytes after the end of the QEMU stream"
 
-[ $fails = 0 ] && echo "all passed" || echo "$fails failed"
-exit $((fails > 0))
+finish

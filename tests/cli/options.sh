@@ -6,14 +6,8 @@
 # Also: -T is clamped (memory does not grow with it), --cookie round trips
 # through a bare stream, imginfo labels its offsets and shows postcopy.
 set -u
-B="$MRIMG_BIN"
-F="$MRIMG_FIXTURES"
-X="$MRIMG_SRC/testdata/libvirt/dumpxml.xml"
-W=$(mktemp -d "${TMPDIR:-/tmp}/mrimg-options.XXXXXX")
-trap 'rm -rf "$W"' EXIT
-fails=0
-ok() { echo "ok: $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
+. "$(dirname "$0")/lib.sh"
+X="$SRC/testdata/libvirt/dumpxml.xml"
 
 # usage ERE CMD...: exit 2, the first stderr line matches ERE, nothing
 # appeared in $W/out*, stdout empty
@@ -201,5 +195,4 @@ else
 fi
 cmp -s "$W/t1.sav" "$W/t2.sav" && ok "-T 1000 gives the same bytes" || bad "-T 1000 output differs"
 
-echo "$fails failure(s)"
-[ "$fails" = 0 ]
+finish

@@ -17,15 +17,8 @@
 #      twice (3), mapped-ram from a pipe (3), a conversion that would read
 #      the pipe twice: --compact, --preallocate (3); stdin given twice (2)
 set -u
-B="$MRIMG_BIN"
-F="$MRIMG_FIXTURES"
-SRC="$MRIMG_SRC"
-W=$(mktemp -d "${TMPDIR:-/tmp}/pipes-cli.XXXXXX")
-trap 'rm -rf "$W"' EXIT
+. "$(dirname "$0")/lib.sh"
 cd "$W" || exit 1
-fails=0
-ok() { echo "ok: $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
 # piped STATUS FILE CMD...: cat FILE | CMD, compare CMD's exit status
 piped() {
     local want=$1 in=$2; shift 2

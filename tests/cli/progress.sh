@@ -5,13 +5,7 @@
 # goes back and ends at 100 %, with a phase label where a run has phases;
 # the same for --compare; -q silences --compare's summary.
 set -u
-B="$MRIMG_BIN"
-F="$MRIMG_FIXTURES"
-W=$(mktemp -d "${TMPDIR:-/tmp}/mrimg-progress.XXXXXX")
-trap 'rm -rf "$W"' EXIT
-fails=0
-ok() { echo "ok: $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
+. "$(dirname "$0")/lib.sh"
 
 # bar SAME_TOTAL CMD...: run with stderr captured, check the updates
 bar() {
@@ -100,5 +94,4 @@ bar 0 "$V" -p "$sparse"
 bar 0 "$V" -p --digest "$F/libvirt/xz.sav"
 bar 0 "$B/imginfo" -p --extents "$F/libvirt/gzip.sav"
 
-echo "$fails failure(s)"
-[ "$fails" = 0 ]
+finish

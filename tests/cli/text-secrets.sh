@@ -10,26 +10,7 @@
 #    are reported apart;
 #  - --digest escapes file names as sha256sum does.
 set -u
-B="$MRIMG_BIN"
-F="$MRIMG_FIXTURES"
-SRC="$MRIMG_SRC"
-CHECK="$SRC/tests/tools/check_json.py"
-W=$(mktemp -d "${TMPDIR:-/tmp}/text-secrets.XXXXXX")
-trap 'rm -rf "$W"' EXIT
-fails=0
-passes=0
-ok() { passes=$((passes + 1)); echo "ok: $*"; }
-bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
-expect() {
-    local want=$1; shift
-    "$@" >"$W/out" 2>"$W/err"
-    local got=$?
-    if [ "$got" = "$want" ]; then ok "$* -> $got"; else
-        bad "$* -> $got (expected $want)"; sed 's/^/  | /' "$W/out" "$W/err" | head -20; fi
-}
-json() {
-    python3 "$CHECK" "$SRC/docs/$1.schema.json" "$W/out" "${2:-True}" || bad "JSON ($1): ${2:-}"
-}
+. "$(dirname "$0")/lib.sh"
 # clean FILE...: valid UTF-8, no control byte but newline and tab, no C1
 # control, no ESC/BEL
 clean() {
@@ -211,5 +192,4 @@ grep -q "  cookie: differs" "$W/out" || bad "cookie not reported different"
 expect 1 "$B/imgverify" --compare --output=json "$RAW" "$W/cookie.sav"
 json imgverify "d['xml-identical'] is True and d['cookie-identical'] is False and 'qemu65' in d['cookie-diff']"
 
-echo "text-secrets: $passes passed, $fails failed"
-[ $fails -eq 0 ]
+finish
