@@ -169,19 +169,10 @@ ok "two 255-byte names sharing 243 bytes, converted at the same time"
 rm -rf "$d/dir"/*
 
 # ---- 4. every terminating signal cleans up ---------------------------------
-python3 "$SRC/tests/tools/mkstream.py" "$W/big.mig" 160
-"$B/imgconv" -q -O raw --xml "$SRC/testdata/libvirt/dumpxml-security-info.xml" "$W/big.mig" "$W/big.sav"
+big_sav
 sig_case() { # SIGNAL FORMAT
-    local sig=$1 fmt=$2 tmp="" rc=0 before=$fails
-    printf 'precious' > "$W/out.sav"
-    # slow enough to be caught working: one thread, a high level where one
-    # applies (xz's default level: at -9 its 192 MiB blocks would show no
-    # output before the end)
-    local lvl=()
-    case $fmt in gzip | bzip2 | lzop | zstd) lvl=(-l 9) ;; esac
-    "$B/imgconv" -q -f -T 1 "${lvl[@]}" -O "$fmt" "$W/big.sav" "$W/out.sav" 2> "$W/err" &
-    local pid=$!
-    pids+=("$pid")
+    local sig=$1 fmt=$2 tmp="" rc=0 before=$fails pid
+    slow_convert "$fmt"
     for _ in $(seq 1 500); do
         tmp=$(find "$W" -maxdepth 1 -name '.out.sav.*.tmp' | head -1)
         [ -n "$tmp" ] && [ -s "$tmp" ] && break

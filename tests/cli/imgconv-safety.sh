@@ -10,9 +10,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 mnt=$W/tiny
 
-xml=$SRC/testdata/libvirt/dumpxml-security-info.xml
-python3 "$SRC/tests/tools/mkstream.py" "$W/big.mig" 160
-"$B/imgconv" -q -O raw --xml "$xml" "$W/big.mig" "$W/big.sav"
+big_sav
 
 leftovers() { find "$1" -maxdepth 1 -name '.*.tmp' | wc -l; }
 
@@ -29,16 +27,8 @@ ok "existing output kept without --force (exit 3)"
 
 # 2. signals: the target stays as it was, the temporary goes
 signal_case() { # SIGNAL FORMAT
-    local sig=$1 fmt=$2
-    printf 'precious' > "$W/out.sav"
-    # slow enough to be caught working: one thread, a high level where one
-    # applies (xz's default level: at -9 its 192 MiB blocks would show no
-    # output before the end)
-    local lvl=()
-    case $fmt in gzip | bzip2 | lzop | zstd) lvl=(-l 9) ;; esac
-    "$B/imgconv" -q -f -T 1 "${lvl[@]}" -O "$fmt" "$W/big.sav" "$W/out.sav" 2> "$W/err" &
-    local pid=$!
-    pids+=("$pid")
+    local sig=$1 fmt=$2 pid
+    slow_convert "$fmt"
     # xz's encoder (multi-threaded block layout, one thread included) holds
     # a whole block (3 x the dictionary: 24 MiB at its default level) before
     # it emits a byte, and the output's 8 MiB write buffer holds the header

@@ -15,6 +15,8 @@
 #   json SCHEMA [EXPR]     $W/out is a valid document of docs/SCHEMA.schema.json
 #               (and the Python EXPR over it, d, holds)
 #   finish      the summary line; exit 0 when nothing failed, else 1
+#   big_sav     $W/big.sav: a libvirt raw image of a 160 MiB stream
+#   slow_convert FORMAT    convert it to $W/out.sav in the background
 # The work directory and the summary are named after the script.
 
 T_NAME=$(basename "$0" .sh)
@@ -50,4 +52,25 @@ json() {
 finish() {
     echo "$T_NAME: $passes passed, $fails failed"
     exit $((fails > 0))
+}
+
+# big_sav: $W/big.sav, a libvirt raw image of a 160 MiB stream (from
+# $W/big.mig), long enough to be caught converting
+big_sav() {
+    python3 "$SRC/tests/tools/mkstream.py" "$W/big.mig" 160 &&
+        "$B/imgconv" -q -O raw --xml "$SRC/testdata/libvirt/dumpxml-security-info.xml" \
+            "$W/big.mig" "$W/big.sav"
+}
+# slow_convert FORMAT: convert $W/big.sav to $W/out.sav (which holds
+# "precious" until then) in the background, stderr in $W/err; its pid in
+# $pid (and pids).  Slow enough to be caught working: one thread, a high
+# level where one applies (xz's default level: at -9 its 192 MiB blocks
+# would show no output before the end).
+slow_convert() {
+    printf 'precious' > "$W/out.sav"
+    local lvl=()
+    case $1 in gzip | bzip2 | lzop | zstd) lvl=(-l 9) ;; esac
+    "$B/imgconv" -q -f -T 1 "${lvl[@]}" -O "$1" "$W/big.sav" "$W/out.sav" 2> "$W/err" &
+    pid=$!
+    pids+=("$pid")
 }
