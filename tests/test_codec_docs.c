@@ -206,10 +206,9 @@ static void test_imgconv_help(void **state)
 static void test_unknown_format_message(void **state)
 {
     (void)state;
-    char *dir = test_tmpdir("codec-docs");
     char path[4096];
-    snprintf(path, sizeof(path), "%s/format7.sav", dir);
-    test_sparse_copy(fixture_path("libvirt/raw.sav"), path);
+    char *dir = test_fixture_copy("libvirt/raw.sav", "codec-docs", "format7.sav", path,
+                                  sizeof(path));
     FILE *f = fopen(path, "r+b");
     assert_non_null(f);
     const uint8_t seven[4] = {MRIMG_FORMAT_COUNT, 0, 0, 0}; /* little-endian header */

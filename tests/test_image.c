@@ -12,20 +12,6 @@
 
 #include "image.h"
 
-static char *g_dir;
-
-static int setup(void **state)
-{
-    (void)state;
-    return test_group_tmpdir_setup(&g_dir, "image");
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return test_group_tmpdir_teardown(&g_dir);
-}
-
 /* A second peek reads nothing: the head is spoiled in the file after the
  * first, and the second still answers with the first's configuration
  * (the same one, kept on the handle), which is not the scan's. */
@@ -33,8 +19,7 @@ static void test_head_read_once(void **state)
 {
     (void)state;
     char path[4096];
-    snprintf(path, sizeof(path), "%s/plain.mig", g_dir);
-    test_sparse_copy(fixture_path("qemu/plain.mig"), path);
+    char *dir = test_fixture_copy("qemu/plain.mig", "image", "plain.mig", path, sizeof(path));
     mrimg_image *img = test_open(path);
     mrimg_error e;
     const sp_config *c1 = NULL, *c2 = NULL;
@@ -62,6 +47,8 @@ static void test_head_read_once(void **state)
     img->head_read = false;
     assert_true(img_peek_config(img, &c2, &e) < 0);
     mrimg_close(img);
+    test_rmdir_all(dir);
+    free(dir);
 }
 
 /* After a scan the scan's configuration is the answer (no read). */
@@ -87,5 +74,5 @@ int main(void)
         cmocka_unit_test(test_head_read_once),
         cmocka_unit_test(test_head_after_scan),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -425,3 +425,12 @@ mrimg_image *t_open(const char *path, const t_open_opts *o, mrimg_error *err)
     mrimg_open_opts_free(h);
     return img;
 }
+
+char *test_fixture_copy(const char *rel, const char *tag, const char *name, char *path,
+                        size_t cap)
+{
+    char *dir = test_tmpdir(tag);
+    assert_true((size_t)snprintf(path, cap, "%s/%s", dir, name) < cap);
+    test_sparse_copy(fixture_path(rel), path);
+    return dir;
+}

@@ -26,6 +26,10 @@ int test_group_tmpdir_setup(char **dir, const char *tag);
 int test_group_tmpdir_teardown(char **dir);
 /* Copy src to dst keeping holes (the mapped-ram fixtures are sparse). */
 void test_sparse_copy(const char *src, const char *dst);
+/* A writable copy of fixture rel, named name, in a fresh test_tmpdir(tag):
+ * its path in path[cap]; returns the directory (test_rmdir_all, free). */
+char *test_fixture_copy(const char *rel, const char *tag, const char *name, char *path,
+                        size_t cap);
 /* mrimg_open(path), failing the test with the library's message. */
 mrimg_image *test_open(const char *path);
 /* The files a and b hold the same bytes (small files: read whole). */
