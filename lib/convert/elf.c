@@ -59,7 +59,7 @@ typedef struct ew {
 static int layout(gout_walk *g, mrimg_error *err)
 {
     ew *e = (ew *)g;
-    unsigned n = e->g.nblocks;
+    unsigned n = g->nblocks;
     e->base = calloc(n ? n : 1, sizeof(*e->base));
     if (!e->base)
         return err_nomem(err);
@@ -68,7 +68,7 @@ static int layout(gout_walk *g, mrimg_error *err)
     uint64_t off = e->hdr_space;
     for (unsigned i = 0; i < n; i++) {
         e->base[i] = off;
-        off = round_up(off + mrimg_block(e->g.in, i)->used_length, 1u << 20);
+        off = round_up(off + mrimg_block(g->in, i)->used_length, 1u << 20);
     }
     e->size = off;
     return 0;

@@ -41,7 +41,7 @@ typedef struct pw {
 static int layout(gout_walk *g, mrimg_error *err)
 {
     pw *w = (pw *)g;
-    unsigned n = w->g.nblocks;
+    unsigned n = g->nblocks;
     w->base = calloc(n ? n : 1, sizeof(*w->base));
     const char **names = calloc(n ? n : 1, sizeof(*names));
     uint64_t *lens = calloc(n ? n : 1, sizeof(*lens));
@@ -53,13 +53,13 @@ static int layout(gout_walk *g, mrimg_error *err)
     }
     uint64_t off = 0;
     for (unsigned i = 0; i < n; i++) {
-        const mrimg_ram_block_info *b = mrimg_block(w->g.in, i);
+        const mrimg_ram_block_info *b = mrimg_block(g->in, i);
         names[i] = b->name;
         lens[i] = b->used_length;
         w->base[i] = off;
         off = round_up(off + b->used_length, 1u << 20);
     }
-    guest_layout_in li = {g->machine, w->g.in->ci.xml, n, names, lens, NULL, true};
+    guest_layout_in li = {g->machine, g->in->ci.xml, n, names, lens, NULL, true};
     rc = guest_layout(&li, w->fixed, err);
 out:
     free(names);
@@ -72,7 +72,7 @@ out:
 static int put(void *ctx, uint64_t k0, uint64_t k1, mrimg_error *err)
 {
     pw *w = ctx;
-    const gout_walk *g = &w->g;
+    gout_walk *g = &w->g;
     uint64_t s = (g->first + k0) * g->ps, e = (g->first + k1) * g->ps;
     const uint8_t *d0 = g->data - g->first * g->ps; /* block byte 0 */
     uint64_t at = s;
@@ -88,7 +88,7 @@ static int put(void *ctx, uint64_t k0, uint64_t k1, mrimg_error *err)
             rc = gout_scratch_write(w->scratch, d0 + at, (size_t)(a - at), w->base[g->block] + at,
                            w->scratch_dir, err);
         if (rc == 0)
-            rc = gout_wc_put(&w->g.wc, d0 + a, (size_t)(b - a), r->gpa + (a - r->offset), err);
+            rc = gout_wc_put(&g->wc, d0 + a, (size_t)(b - a), r->gpa + (a - r->offset), err);
         if (rc < 0)
             return rc;
         at = b;
