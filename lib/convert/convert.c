@@ -625,32 +625,32 @@ typedef struct ram_out {
     uint8_t *buf;
 } ram_out;
 
-static void block_file_name(char *out, size_t cap, const char *name, unsigned idx,
-                            const mrimg_image *in)
+/* A block name as a file name: without a leading '/', '/' and control
+ * bytes as '_'; its length. */
+static size_t block_name_subst(char out[MRIMG_NAME_MAX + 1], const char *name)
 {
-    char b[MRIMG_NAME_MAX + 1];
     size_t k = 0;
     for (const char *p = name; *p && k < MRIMG_NAME_MAX; p++) {
         if (p == name && *p == '/')
             continue;
         unsigned char ch = (unsigned char)*p;
-        b[k++] = (ch == '/' || ch < 0x20 || ch == 0x7f) ? '_' : (char)ch;
+        out[k++] = (ch == '/' || ch < 0x20 || ch == 0x7f) ? '_' : (char)ch;
     }
-    b[k] = '\0';
+    out[k] = '\0';
+    return k;
+}
+
+static void block_file_name(char *out, size_t cap, const char *name, unsigned idx,
+                            const mrimg_image *in)
+{
+    char b[MRIMG_NAME_MAX + 1];
+    size_t k = block_name_subst(b, name);
     if (k == 0 || !strcmp(b, ".") || !strcmp(b, ".."))
         snprintf(b, sizeof(b), "block%u", idx);
     /* names that collide after the substitution get the block index */
     for (unsigned j = 0; j < idx; j++) {
         char o[MRIMG_NAME_MAX + 1];
-        size_t m = 0;
-        const char *on = mrimg_block(in, j)->name;
-        for (const char *p = on; *p && m < MRIMG_NAME_MAX; p++) {
-            if (p == on && *p == '/')
-                continue;
-            unsigned char ch = (unsigned char)*p;
-            o[m++] = (ch == '/' || ch < 0x20 || ch == 0x7f) ? '_' : (char)ch;
-        }
-        o[m] = '\0';
+        block_name_subst(o, mrimg_block(in, j)->name);
         if (!strcmp(o, b)) {
             size_t l = strlen(b);
             snprintf(b + MRIMG_MIN(l, (size_t)MRIMG_NAME_MAX - 12), 12, "-%u", idx);
