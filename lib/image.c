@@ -214,6 +214,7 @@ void mrimg_close(mrimg_image *img)
     if (img->have_mat)
         src_close(&img->mat);
     free(img->mat_base);
+    free(img->tail);
     src_close(&img->src);
     free(img->meta);
     free(img);
@@ -293,6 +294,48 @@ void img_rider_remove(mrimg_image *img, img_rider *r)
             img->riders[i] = NULL;
 }
 
+/* The caller's after hook, then: a parse that reached the end of the
+ * stream leaves its tail window in the image (taken from the parser, not
+ * copied), unless the image holds one already (the same bytes: a borrower
+ * of the first keeps a valid pointer). */
+typedef struct parse_after {
+    mrimg_image *img;
+    const img_parse_opts *o;
+} parse_after;
+
+static int keep_tail(void *ctx, sp_pass *ps, int rc, mrimg_error *err)
+{
+    parse_after *pa = ctx;
+    mrimg_image *img = pa->img;
+    int r = pa->o->after ? pa->o->after(pa->o->after_ctx, ps, rc, err) : rc;
+    sp_parser *p = ps->p;
+    const mrimg_stream_info *si = ps->si;
+    if (rc == 0 && !img->tail && !pa->o->head_only && p->at == SP_AT_TAIL && p->tail &&
+        si->stream_size >= si->ram_end && si->ram_end == p->tail_start &&
+        si->stream_size - si->ram_end <= p->tail_len) {
+        size_t n = (size_t)(si->stream_size - si->ram_end);
+        uint8_t *t = realloc(p->tail, n ? n : 1); /* only shrinks */
+        img->tail = t ? t : p->tail;
+        img->tail_len = n;
+        img->tail_start = si->ram_end;
+        p->tail = NULL;
+        p->tail_len = p->tail_cap = 0;
+    }
+    return r;
+}
+
+int img_tail(mrimg_image *img, mrimg_error *err)
+{
+    if (img->tail)
+        return 0;
+    img_parse_opts o = {0};
+    int rc = img_parse(img, &o, NULL, err);
+    if (rc == 0 && !img->tail)
+        rc = err_set(err, MRIMG_ERR_FORMAT, MRIMG_OFF_NONE, 0,
+                     "the device state after the RAM could not be read");
+    return rc;
+}
+
 int img_parse(mrimg_image *img, const img_parse_opts *o, img_parse_out *out, mrimg_error *err)
 {
     img_parse_out local;
@@ -318,9 +361,10 @@ int img_parse(mrimg_image *img, const img_parse_opts *o, img_parse_out *out, mri
         .si = o->si,
         .ci = o->regions ? &img->ci : NULL,
         .head_only = o->head_only,
-        .after = o->after,
-        .after_ctx = o->after_ctx,
+        .after = keep_tail,
     };
+    parse_after pa = {img, o};
+    ro.after_ctx = &pa;
     /* the pass's own handler first, then the riders, through one tee */
     if (o->hooks.before || o->hooks.after) {
         ro.hooks[0] = o->hooks;

@@ -20,11 +20,12 @@ typedef struct img_block {
 /* A consumer that rides along the passes that scan img's stream (a RAM
  * walk's or a scan's pass, a conversion's own pass), so that it needs no
  * pass of its own: its events come through an sp_tee after the pass's own
- * handler, its hooks see the parse's result.  A persistent rider (the
- * device-state collectors of lib/guest and lib/verify/digest.c) is fed by
+ * handler, its hooks see the parse's result.  A persistent rider is fed by
  * every such pass (on_tail_start says where the tail starts: start over);
- * a one-shot rider (the judgement of a conversion) by the first only, and
- * is then detached (fed tells that it was). */
+ * a one-shot rider (the judgement riding on a conversion's, a digest's or
+ * a scan's pass) by the first only, and is then detached (fed tells that
+ * it was).  The device state needs no rider: every pass keeps it in the
+ * image (img_tail). */
 typedef struct img_rider {
     const sp_handler *h;
     void *ctx;
@@ -64,6 +65,16 @@ struct mrimg_image {
     mrimg_source mat;
     uint64_t *mat_base;          /* per block: offset of page 0 in mat */
     img_rider *riders[IMG_RIDERS];  /* see img_rider */
+    /* the device-state tail of the stream, stream offsets [tail_start,
+     * tail_start + tail_len): from the RAM END through the EOF record and
+     * the VMDESCRIPTION, as the parser's tail window held it after the
+     * first pass that parsed the whole stream (at most SP_TAIL_MAX bytes).
+     * Kept once, unchanged until mrimg_close: the device-state readers
+     * (lib/guest, the digest) borrow it instead of reading the stream
+     * again, which a pipe could not (img_tail). */
+    uint8_t *tail;
+    size_t tail_len;
+    uint64_t tail_start;
     /* the cached judgement (mrimg_check), freed by judgement_free (set by
      * the verify layer, so that this layer does not depend on it) */
     mrimg_verify_result *judgement;
@@ -102,6 +113,12 @@ typedef struct img_parse_out {
 
 MRIMG_INTERNAL int img_parse(mrimg_image *img, const img_parse_opts *o, img_parse_out *out,
                              mrimg_error *err);
+/* The device-state tail of img (img->tail): the one kept by a pass that
+ * parsed the whole stream, else from a pass of its own (which fails on a
+ * pipe, whose bytes are gone: the source's error).  0 when img->tail is
+ * set; a stream that cannot be parsed to its end fails with the parse's
+ * error. */
+MRIMG_INTERNAL int img_tail(mrimg_image *img, mrimg_error *err);
 /* Attach / detach a rider (IMG_RIDERS at most; -1 when full). */
 MRIMG_INTERNAL int img_rider_add(mrimg_image *img, img_rider *r);
 MRIMG_INTERNAL void img_rider_remove(mrimg_image *img, img_rider *r);

@@ -10,9 +10,8 @@
  * PAM registers that decide what backs 0xc0000-0xfffff.  A device with a
  * "vga" VMSD decodes the legacy VGA window 0xa0000-0xbffff.
  *
- * The tail is collected while a RAM walk passes over it (an img_rider),
- * or read afterwards: straight from the file for uncompressed payloads, by
- * one more decoding pass otherwise. */
+ * The tail is the one the image kept from the pass that parsed its stream
+ * (img_tail): never read a second time. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -20,58 +19,23 @@
 #include "guest.h"
 #include "../util/vec.h"
 
-/* ---- collecting the tail ------------------------------------------------ */
-
-static int tail_start(void *ctx, uint64_t pos, mrimg_error *err)
-{
-    (void)err;
-    guest_tail *t = ctx;
-    t->start = pos;
-    t->len = 0;
-    t->started = true;
-    t->overflow = false;
-    return 0;
-}
-
-static int tail_bytes(void *ctx, const uint8_t *p, size_t n, mrimg_error *err)
-{
-    guest_tail *t = ctx;
-    if (!t->started || t->overflow)
-        return 0;
-    if (n > GUEST_TAIL_MAX - t->len) {
-        t->overflow = true; /* the map is then made without the device state */
-        return 0;
-    }
-    if (!vec_reserve(t->buf, t->cap, t->len + n, 256u << 10, GUEST_TAIL_MAX))
-        return err_nomem(err);
-    memcpy(t->buf + t->len, p, n);
-    t->len += n;
-    return 0;
-}
-
-static const sp_handler tail_handler = {.on_tail_start = tail_start, .on_tail = tail_bytes};
+/* ---- the tail, kept by the image ------------------------------------------ */
 
 void guest_tail_attach(guest_tail *t, mrimg_image *img)
 {
     memset(t, 0, sizeof(*t));
     t->img = img;
-    t->rider.h = &tail_handler;
-    t->rider.ctx = t;
-    t->rider.hooks.member = -1;
-    img_rider_add(img, &t->rider);
 }
 
 void guest_tail_detach(guest_tail *t)
 {
-    if (t->img)
-        img_rider_remove(t->img, &t->rider);
+    (void)t; /* nothing rides along: the pass leaves the tail in the image */
 }
 
 void guest_tail_free(guest_tail *t)
 {
-    free(t->buf);
-    t->buf = NULL;
-    t->len = t->cap = 0;
+    t->buf = NULL; /* the image's */
+    t->len = 0;
 }
 
 bool guest_tail_complete(const guest_tail *t, const mrimg_stream_info *si)
@@ -87,34 +51,19 @@ int guest_tail_finish(guest_tail *t, mrimg_error *err)
     if (rc < 0)
         return rc;
     const mrimg_stream_info *si = &img->si;
-    if (guest_tail_complete(t, si))
-        return 0;
     if (si->stream_size < si->ram_end || si->stream_size - si->ram_end > GUEST_TAIL_MAX) {
         t->overflow = true;
         return 0;
     }
-    size_t n = (size_t)(si->stream_size - si->ram_end);
-    if (img->codec == &codec_raw) {
-        uint8_t *b = malloc(n ? n : 1);
-        if (!b)
-            return err_nomem(err);
-        rc = src_pread(&img->src, b, n, si->stream_offset + si->ram_end, "device state", err);
-        if (rc < 0) {
-            free(b);
-            return rc;
-        }
-        free(t->buf);
-        t->buf = b;
-        t->len = t->cap = n;
-        t->start = si->ram_end;
-        t->started = true;
-        t->overflow = false;
-        return 0;
-    }
-    /* compressed: one more pass over the stream, keeping only the tail */
-    img_parse_opts o = {.h = &tail_handler, .ctx = t};
-    rc = img_parse(img, &o, NULL, err);
-    return rc;
+    rc = img_tail(img, err);
+    if (rc < 0)
+        return rc;
+    t->buf = img->tail;
+    t->len = img->tail_len;
+    t->start = img->tail_start;
+    t->started = true;
+    t->overflow = false;
+    return 0;
 }
 
 /* ---- decoding it -------------------------------------------------------- */

@@ -35,16 +35,17 @@ typedef struct guest_devinfo {
 
 MRIMG_INTERNAL void guest_devinfo_free(guest_devinfo *di);
 
-/* Collects the device-state tail while a RAM walk runs (a rider on img);
- * after the walk, guest_tail_finish reads it from the image if the walk
- * did not pass over it (mapped-ram, or already scanned). */
+/* The device-state tail of an image, for the decoders below: borrowed
+ * from the image, which keeps it from the pass that parsed its stream
+ * (img_tail), so that it is never read twice (a pipe could not).
+ * guest_tail_attach names the image before a walk or scan;
+ * guest_tail_finish (after it) scans if needed and takes the kept tail. */
 typedef struct guest_tail {
     mrimg_image *img;
-    uint8_t *buf;
-    size_t len, cap;
+    const uint8_t *buf;      /* the image's (valid until mrimg_close) */
+    size_t len;
     uint64_t start;
     bool started, overflow;
-    img_rider rider;         /* rides the walk's pass */
 } guest_tail;
 
 #define GUEST_TAIL_MAX (64u << 20)
