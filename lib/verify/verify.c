@@ -172,6 +172,7 @@ typedef struct vf {
     uint64_t sbase;              /* ... and their base */
     bool quick;                  /* MRIMG_CHECK_QUICK: no codec re-checks */
     bool head_skipped;           /* vf_before judged the stream head bad */
+    bool drain_after;            /* ... riding: vf_after drains the payload */
     bool stream_done;            /* vf_after ran */
     bool cut;                    /* the pass did not run to its end: incomplete */
     int frc;                     /* vf_after failed (fatal): rc and error */
@@ -491,6 +492,21 @@ static const sp_handler vf_handler = {
     .on_page = on_page,
 };
 
+/* A bad stream head: the verifier judged the stream itself, and drains a
+ * compressed payload for its codec's findings.  On its own pass it skips
+ * the parse (1); riding on another consumer's pass (a tee) it lets the
+ * parse run for that consumer, which gets the parser's error as it would
+ * without the judgement, and drains what is left after it (vf_after). */
+static int head_judged(vf *v, sp_pass *ps, bool drain, mrimg_error *err)
+{
+    if (ps->tee) {
+        v->drain_after = drain;
+        return 0;
+    }
+    int rc = drain ? drain_payload(v, ps->s, ps->dec, err) : 0;
+    return rc < 0 ? rc : 1;
+}
+
 static int vf_before(void *ctx, sp_pass *ps, mrimg_error *err)
 {
     vf *v = ctx;
@@ -510,13 +526,12 @@ static int vf_before(void *ctx, sp_pass *ps, mrimg_error *err)
             return rc;
         }
         rc = payload_problem(v, &e, err);
-        return rc < 0 ? rc : 1;
+        return rc < 0 ? rc : head_judged(v, ps, false, err);
     }
     if (rc == 0) {
         ERR(v, "stream.truncated", v->sk, v->sbase + srd_avail(s),
             "the stream ends inside its 8-byte header (%zu bytes)", srd_avail(s));
-        rc = drain_payload(v, s, ps->dec, err);
-        return rc < 0 ? rc : 1;
+        return head_judged(v, ps, true, err);
     }
     const uint8_t *hd = srd_ptr(s);
     if (rd_be32(hd) != QEMU_FILE_MAGIC) {
@@ -532,8 +547,7 @@ static int vf_before(void *ctx, sp_pass *ps, mrimg_error *err)
         return 0;
     }
     v->stream_error = true;
-    rc = drain_payload(v, s, ps->dec, err);
-    return rc < 0 ? rc : 1;
+    return head_judged(v, ps, true, err);
 }
 
 /* The parse's result (rc, *perr) as problems. */
@@ -615,8 +629,10 @@ static int vf_after(void *ctx, sp_pass *ps, int rc, const mrimg_error *perr, mri
         v->cut = true;
     if (!v->head_skipped)
         rc = vf_parsed(v, ps, rc, perr, err);
+    else if (v->drain_after)
+        rc = drain_payload(v, ps->s, ps->dec, err); /* the parse's error is not ours */
     else
-        rc = 0; /* vf_before judged the head, and drained the payload */
+        rc = 0; /* vf_before judged the head (and drained the payload) */
     if (rc < 0) {
         v->cut = true;
         v->frc = rc;
@@ -1333,6 +1349,9 @@ int vf_judge_end(vf_judge *j, mrimg_image *img, const mrimg_verify_result **res,
     vf *v = &j->v;
     if (!j->rider.fed || !v->stream_done || v->cut)
         return 1; /* the pass ended early: no judgement */
+    if (v->mapped)
+        return 1; /* a mapped-ram payload's checks name what its offsets point
+                   * into from a pass of their own (metadata only) */
     /* the parser's stream info is the conversion pass's (vf_after took a copy) */
     mrimg_verify_result *r = NULL;
     int rc = vf_conclude(v, 0, &r, err);
