@@ -218,20 +218,23 @@ static int verify_one(const char *path, const opts *o, out *w)
             bool quiet_ok = o->quiet && r->nproblems == 0 && rc == 0;
             if (!quiet_ok) {
                 const char *sp = out_safe(path);
-                if (rc < 0)
-                    printf("%s: verification stopped; found before:", sp);
-                else if (r->errors)
+                if (rc < 0) {
+                    /* why, as on stderr; then what was found before */
+                    printf("%s: verification stopped: %s", sp,
+                           out_safe(err.message[0] ? err.message : mrimg_code_name(err.code)));
+                    if (r->errors || r->warnings)
+                        printf("; found before:");
+                } else if (r->errors) {
                     printf("%s: NOT SOUND:", sp);
-                else
+                } else {
                     printf("%s: sound%s", sp, r->warnings ? ", with" : "");
+                }
                 if (r->errors)
                     printf(" %" PRIu64 " error%s", r->errors, r->errors == 1 ? "" : "s");
                 if (r->errors && r->warnings)
                     printf(",");
                 if (r->warnings)
                     printf(" %" PRIu64 " warning%s", r->warnings, r->warnings == 1 ? "" : "s");
-                if (rc < 0 && !r->errors && !r->warnings)
-                    printf(" nothing");
                 printf("\n");
                 for (unsigned i = 0; i < r->nproblems; i++)
                     print_problem_human(&r->problems[i]);
@@ -320,17 +323,25 @@ static int digest_one(const char *path, const opts *o, out *w)
     mrimg_image *img = cli_open(path, o->stream_offset, 0, &err);
     if (!img)
         return file_failure(w, path, &err);
-    /* the same judgement as every tool: no digest of an image with errors */
-    mrimg_code jcode = MRIMG_OK;
-    int j = cli_judge(path, img, false, &jcode);
-    if (j != 0) {
-        mrimg_close(img);
-        return judged_failure(w, path, j, jcode);
-    }
+    /* one pass: the library's judgement rides on the digest's walk; then
+     * the same judgement as every tool: no digest of an image with errors
+     * (whatever the walk made of it) */
     cli_progress_setup(o->quiet ? 0 : o->progress, "digest");
     mrimg_digest *d = NULL;
     int rc = mrimg_digest_compute(img, &d, cli_progress, NULL, &err);
     cli_progress_done();
+    if (rc < 0 && cli_exit_for(&err) == EXIT_FILE) {
+        /* the input could not be read (as the digest needs): nothing to judge */
+        mrimg_close(img);
+        return file_failure(w, path, &err);
+    }
+    mrimg_code jcode = MRIMG_OK;
+    int j = cli_judge(path, img, false, &jcode);
+    if (j != 0) {
+        mrimg_digest_free(d);
+        mrimg_close(img);
+        return judged_failure(w, path, j, jcode);
+    }
     if (rc < 0) {
         mrimg_close(img);
         return file_failure(w, path, &err);
@@ -418,11 +429,25 @@ static int compare(const char *pa, const char *pb, const opts *o)
         mrimg_close(a);
         return compare_failure(pa, pb, o, &err, pb);
     }
-    /* the same judgement as every tool: images with errors are not compared */
+    /* one pass over each: the library's judgement rides on the comparison's
+     * walks; then the same judgement as every tool: images with errors are
+     * not compared (whatever the walks made of them) */
+    cli_progress_setup(o->quiet ? 0 : o->progress, "comparing");
+    mrimg_compare_result *r = NULL;
+    int rc = mrimg_compare(a, b, &r, cli_progress, NULL, &err);
+    cli_progress_done();
+    if (rc < 0 && cli_exit_for(&err) == EXIT_FILE) {
+        /* an input could not be read (as the comparison needs): nothing to judge */
+        mrimg_close(a);
+        mrimg_close(b);
+        return compare_failure(pa, pb, o, &err,
+                               !strncmp(err.message, "second image: ", 14) ? pb : pa);
+    }
     mrimg_code ca = MRIMG_OK, cb = MRIMG_OK;
     int ja = cli_judge(pa, a, false, &ca);
     int jb = cli_judge(pb, b, false, &cb);
     if (ja != 0 || jb != 0) {
+        mrimg_compare_free(r);
         mrimg_error je;
         mrimg_error_clear(&je);
         int first_a = ja != 0;
@@ -454,10 +479,6 @@ static int compare(const char *pa, const char *pb, const opts *o)
         mrimg_close(b);
         return st;
     }
-    cli_progress_setup(o->quiet ? 0 : o->progress, "comparing");
-    mrimg_compare_result *r = NULL;
-    int rc = mrimg_compare(a, b, &r, cli_progress, NULL, &err);
-    cli_progress_done();
     if (rc < 0) {
         mrimg_close(a);
         mrimg_close(b);
@@ -774,15 +795,6 @@ int main(int argc, char **argv)
     }
     if (!cli_stdin_once(argv + optind, nfiles))
         return EXIT_USAGE;
-    for (int i = optind; i < argc && mode != 0; i++) {
-        /* the judgement, then the digest: two passes, a pipe gives one */
-        if (cli_input_is_pipe(argv[i])) {
-            cli_error(argv[i], "%s reads the input twice (the judgement, then the digest): this "
-                               "input is a FIFO (pipe), which can be read only once (give a file)",
-                      mode == OPT_COMPARE ? "--compare" : "--digest");
-            return EXIT_FILE; /* the input cannot be read as this needs */
-        }
-    }
     cli_signals();
     if (mode == OPT_COMPARE)
         return compare(argv[optind], argv[optind + 1], &o);

@@ -451,6 +451,12 @@ int mrimg_ram_walk(mrimg_image *img, mrimg_ram_fn fn, void *opaque, mrimg_progre
         }
         if (rc < 0 && !pc.disorder)
             return rc;
+        if (rc < 0 && !src_seekable(&img->src))
+            /* the replay would read the stream again */
+            return src_need_seek(&img->src,
+                                 "a stream whose pages come out of order (a live migration's "
+                                 "later passes), replayed in guest order from the input,",
+                                 err);
         if (rc < 0) {
             /* out of order: start over from a replay of the whole stream */
             mrimg_error_clear(err);

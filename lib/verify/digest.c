@@ -2,8 +2,9 @@
 /* Digests and comparison of the guest state (RAM per block + device state).
  *
  * One walk per image through the RAM view (canonical order, any layout,
- * any compression) feeds a SHA-256 per block; the device state is captured
- * through the image's tail hook during the same pass.  For a comparison
+ * any compression) feeds a SHA-256 per block; the device state is the tail
+ * the same pass kept in the image, and the quick judgement rides on that
+ * pass too (dg_run): one read of each input.  For a comparison
  * each walk also keeps a 64-bit hash per page (per granule of pages for
  * very large blocks) to say which pages differ; the two walks run in two
  * threads.  The definition of the digest is in mrimg.h and imgverify(1). */
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "judge.h"
 #include "vfy.h"
 #include "../util/vec.h"
 
@@ -18,10 +20,6 @@
  * hashed in granules of 2, 4, ... pages (the same for every block of an
  * image, so that equal block lists give comparable arrays) */
 #define GRAN_MAX_ENTRIES (4u << 20)
-/* device state kept whole in memory up to this size (else: hashed on the
- * fly, and a comparison shows no byte detail) */
-#define TAIL_KEEP (128u << 20)
-#define TAIL_WINDOW ((size_t)SP_VMDESC_MAX + 4096u)
 
 typedef struct dg_block {
     vf_sha256 sha;
@@ -38,13 +36,10 @@ typedef struct dg {
     bool setup;
     unsigned nblocks;
     dg_block *b;
-    /* device-state tail: buf holds the bytes of [tail_pos + hashed, ...) */
-    bool tail_seen;
-    uint64_t tail_pos;
-    vf_sha256 tsha;
-    uint64_t hashed;
-    uint8_t *buf;
-    size_t len, cap;
+    /* the device state: borrowed from the image (img_tail), stream
+     * offsets [tail_pos, tail_pos + dev_len) */
+    const uint8_t *dev;
+    uint64_t tail_pos, dev_len;
     /* progress: user callback (main thread) or shared counters */
     mrimg_progress_fn progress;
     void *pctx;
@@ -159,56 +154,6 @@ static int dg_cb(void *opaque, unsigned block, uint64_t first, uint64_t n, const
     return 0;
 }
 
-/* ---- the device-state tail ------------------------------------------------- */
-
-static int tail_start(void *ctx, uint64_t pos, mrimg_error *err)
-{
-    (void)err;
-    dg *d = ctx;
-    d->tail_seen = true;
-    d->tail_pos = pos;
-    d->hashed = 0;
-    d->len = 0;
-    vf_sha256_init(&d->tsha);
-    return 0;
-}
-
-static int tail_bytes(void *ctx, const uint8_t *p, size_t n, mrimg_error *err)
-{
-    dg *d = ctx;
-    while (n) {
-        if (d->len == d->cap) {
-            if (d->cap >= TAIL_KEEP) {
-                /* hash the oldest bytes, keep a window that holds the JSON */
-                size_t drop = d->len - TAIL_WINDOW;
-                vf_sha256_update(&d->tsha, d->buf, drop);
-                memmove(d->buf, d->buf + drop, d->len - drop);
-                d->len -= drop;
-                d->hashed += drop;
-            } else if (!vec_reserve(d->buf, d->cap, d->len + 1, 1u << 20, TAIL_KEEP)) {
-                return err_nomem(err);
-            }
-        }
-        size_t k = MRIMG_MIN(n, d->cap - d->len);
-        memcpy(d->buf + d->len, p, k);
-        d->len += k;
-        p += k;
-        n -= k;
-    }
-    return 0;
-}
-
-static const sp_handler tail_handler = {.on_tail_start = tail_start, .on_tail = tail_bytes};
-
-/* Read the tail again when the image had been scanned before (the walk then
- * does not pass over it). */
-static int tail_pass(dg *d, mrimg_error *err)
-{
-    img_parse_opts o = {.h = &tail_handler, .ctx = d};
-    int rc = img_parse(d->img, &o, NULL, err);
-    return rc;
-}
-
 static int walk_progress(void *opaque, uint64_t done, uint64_t total)
 {
     dg *d = opaque;
@@ -219,37 +164,55 @@ static int walk_progress(void *opaque, uint64_t done, uint64_t total)
     return d->progress ? d->progress(d->pctx, done, total) : 0;
 }
 
-/* Walk img: block digests, optional page hashes, the device state. */
+/* Walk img: block digests, optional page hashes, the device state.  The
+ * quick judgement (mrimg_check) rides on the walk's pass when img has none
+ * yet, so that judging and digesting read the input once (a pipe gives
+ * one pass); a pass that did not carry it to the end leaves it to
+ * mrimg_check.  The device state is the one the pass kept in the image. */
 static int dg_run(dg *d, mrimg_error *err)
 {
     mrimg_image *img = d->img;
-    /* the walk's pass collects the device state too */
-    img_rider rider = {.h = &tail_handler, .ctx = d, .hooks = {.member = -1}};
-    img_rider_add(img, &rider);
+    vf_judge *j = NULL;
+    if (!img->judgement) {
+        int jrc = vf_judge_begin(img, &j, err);
+        if (jrc < 0)
+            return jrc;
+        if (jrc == 0 && img_rider_add(img, vf_judge_rider(j)) < 0) {
+            vf_judge_free(j);
+            j = NULL;
+        }
+    }
     int rc = mrimg_ram_walk(img, dg_cb, d, walk_progress, d, err);
-    img_rider_remove(img, &rider);
+    if (j) {
+        img_rider_remove(img, vf_judge_rider(j));
+        const mrimg_verify_result *jr;
+        mrimg_error je;
+        (void)vf_judge_end(j, img, &jr, &je); /* else mrimg_check makes its own */
+        vf_judge_free(j);
+    }
     if (rc == 0 && !d->setup)
         rc = dg_setup(d, err); /* no page at all was delivered */
-    if (rc == 0 && !d->tail_seen)
-        rc = tail_pass(d, err);
+    if (rc == 0)
+        rc = img_tail(img, err);
     if (rc < 0)
         return rc;
     const mrimg_stream_info *si = mrimg_stream(img);
+    d->tail_pos = img->tail_start;
     if (!si->has_eof || si->eof_offset < d->tail_pos)
         return err_set(err, MRIMG_ERR_FORMAT, MRIMG_OFF_NONE, 0,
                        "the end of the device state (EOF record) is unknown");
-    uint64_t dev_len = si->eof_offset - d->tail_pos;
-    if (dev_len < d->hashed || dev_len - d->hashed > d->len)
+    d->dev_len = si->eof_offset - d->tail_pos;
+    if (d->dev_len > img->tail_len)
         return err_set(err, MRIMG_ERR_LIMIT, MRIMG_OFF_NONE, 0,
-                       "the end of the device state lies outside the kept window");
+                       "the end of the device state lies outside the kept tail");
+    d->dev = img->tail;
     return 0;
 }
 
 static void dg_free(dg *d)
 {
     dg_blocks_free(d);
-    free(d->buf);
-    d->buf = NULL;
+    d->dev = NULL;
 }
 
 static mrimg_digest *dg_result(dg *d, mrimg_error *err)
@@ -263,10 +226,10 @@ static mrimg_digest *dg_result(dg *d, mrimg_error *err)
         return NULL;
     }
     r->nblocks = d->nblocks;
-    const mrimg_stream_info *si = mrimg_stream(d->img);
-    uint64_t dev_len = si->eof_offset - d->tail_pos;
-    vf_sha256 t = d->tsha;
-    vf_sha256_update(&t, d->buf, (size_t)(dev_len - d->hashed));
+    uint64_t dev_len = d->dev_len;
+    vf_sha256 t;
+    vf_sha256_init(&t);
+    vf_sha256_update(&t, d->dev, (size_t)dev_len);
     vf_sha256_final(&t, r->device_digest);
     r->device_bytes = dev_len;
     r->device_offset = d->tail_pos;
@@ -387,6 +350,8 @@ static int compare_progress(void *opaque, uint64_t done, uint64_t total)
 
 static uint64_t payload_of(const mrimg_image *img)
 {
+    if (!src_size_known(&img->src)) /* a pipe: its share shows at its end */
+        return 1;
     return img->src.size > img->ci.payload_offset ? img->src.size - img->ci.payload_offset : 1;
 }
 
@@ -566,10 +531,8 @@ static void compare_device(mrimg_compare_result *r, const dg *da, const dg *db)
         r->device_bytes_a == r->device_bytes_b &&
         !memcmp(r->digest_a->device_digest, r->digest_b->device_digest, MRIMG_DIGEST_LEN);
     r->device_first_diff = UINT64_MAX;
-    if (da->hashed || db->hashed)
-        return; /* not kept whole: digests only */
-    r->device_detail = 1;
-    const uint8_t *x = da->buf, *y = db->buf;
+    r->device_detail = 1; /* both kept whole (img_tail) */
+    const uint8_t *x = da->dev, *y = db->dev;
     uint64_t n = MRIMG_MIN(r->device_bytes_a, r->device_bytes_b);
     mrimg_range *cur = NULL;
     for (uint64_t i = 0; i < n; i++) {
@@ -625,9 +588,9 @@ int mrimg_compare(mrimg_image *a, mrimg_image *b, mrimg_compare_result **out,
     bool threaded = pthread_create(&th, NULL, side_thread, &sa) == 0;
     if (!threaded)
         side_thread(&sa);
+    /* a side that fails does not stop the other: its walk carries its
+     * judgement (dg_run), which the caller asks for next */
     sb.rc = dg_run(&sb.d, &sb.err);
-    if (sb.rc < 0)
-        __atomic_store_n(&mp.cancel, 1, __ATOMIC_RELAXED); /* no need to finish the other side */
     if (threaded)
         pthread_join(th, NULL);
     int rc = 0;
