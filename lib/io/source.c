@@ -307,8 +307,21 @@ int src_open_fd(mrimg_source *s, int fd, const char *name, bool own, mrimg_error
     return 0;
 }
 
+/* The name messages give a source: standard input by its role (a tool
+ * names it "-" and then says what went wrong: "-: standard input is a
+ * pipe: ...", never "-: /dev/stdin ..."), any other path as given. */
+static const char *src_display_name(const char *path)
+{
+    static const char *const stdin_paths[] = {"/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"};
+    for (size_t i = 0; i < MRIMG_ARRAY_SIZE(stdin_paths); i++)
+        if (!strcmp(path, stdin_paths[i]))
+            return "standard input";
+    return path;
+}
+
 int src_open(mrimg_source *s, const char *path, mrimg_error *err)
 {
+    const char *name = src_display_name(path);
     /* O_NONBLOCK: opening a FIFO without a writer would wait forever (its
      * first read waits a bounded time instead, seq_read); every source gets
      * its blocking reads back below */
@@ -323,17 +336,17 @@ int src_open(mrimg_source *s, const char *path, mrimg_error *err)
                             err_set(err, MRIMG_ERR_IO, MRIMG_OFF_NONE, 0,
                                     "%s is a socket: an input must be a regular file, a "
                                     "block device or a pipe",
-                                    path));
-        return err_side(err, MRIMG_SIDE_INPUT, err_sys(err, e, "cannot open %s", path));
+                                    name));
+        return err_side(err, MRIMG_SIDE_INPUT, err_sys(err, e, "cannot open %s", name));
     }
-    int rc = src_open_fd(s, fd, path, true, err);
+    int rc = src_open_fd(s, fd, name, true, err);
     if (rc < 0) {
         close(fd);
         return rc;
     }
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
-        rc = SIDE(s, err_sys(err, errno, "cannot open %s", path));
+        rc = SIDE(s, err_sys(err, errno, "cannot open %s", name));
         src_close(s);
         return rc;
     }
