@@ -697,7 +697,8 @@ static void print_sizes(out *w, const mrimg_image *img, int scanned_ok, int cont
     out_size(w, "allocated", "allocated on disk", ci->file_allocated);
     out_size(w, "guest-ram", "guest RAM", t.ram);
     out_size(w, "ram-data", "RAM data", t.data);
-    uint64_t payload = ci->file_size - ci->payload_offset;
+    /* a pipe whose end was not read has no size yet (0) */
+    uint64_t payload = ci->file_size > ci->payload_offset ? ci->file_size - ci->payload_offset : 0;
     out_size(w, "payload-size", compressed ? "payload (compressed)" : "payload", payload);
     if (scanned_ok) {
         uint64_t stream = si->stream_size + si->trailing_bytes;
@@ -1136,11 +1137,9 @@ int main(int argc, char **argv)
         /* a pipe is read once, forward: what needs the file's hole map or
          * the input twice is refused before anything is read */
         const char *f = argv[optind + i];
-        const char *no = op.extents      ? "--extents (a map of the file's data and holes)"
-                         : op.content    ? "--content (a second pass over the pages)"
-                         : op.cpu        ? "--cpu (the device state, read again)"
-                         : op.memory_map ? "--memory-map (the device state, read again)"
-                                         : NULL;
+        const char *no = op.extents   ? "--extents (a map of the file's data and holes)"
+                         : op.content ? "--content (a second pass over the pages)"
+                                      : NULL;
         if (no && cli_input_is_pipe(f)) {
             cli_error(f,
                       "%s needs a file: this input is a FIFO (pipe), which can be read only once",
