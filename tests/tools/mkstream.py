@@ -3,9 +3,11 @@
 """Write a synthetic but well-formed plain QEMU migration stream: one RAM
 block of MIB MiB whose pages hold random data (every 8th page zero), a
 SWITCHOVER_START command, an END section and one small device section
-described by a VMDESCRIPTION, so that conversions take a while.
+described by a VMDESCRIPTION, so that conversions take a while.  With
+REDIRTY, a second PART sends every 64th page again with other data, as a
+live migration's next pass does (the records are then out of order).
 
-Usage: mkstream.py OUT MIB [SEED]"""
+Usage: mkstream.py OUT MIB [SEED [REDIRTY]]"""
 
 import json
 import random
@@ -39,6 +41,15 @@ def main():
             else:
                 f.write(hdr + rnd.randbytes(page))
         f.write(struct.pack(">Q", 0x10) + b"\x7e" + struct.pack(">I", 2))
+        if len(sys.argv) > 4 and sys.argv[4] == "REDIRTY":
+            f.write(b"\x02" + struct.pack(">I", 2))
+            for n, i in enumerate(range(0, size // page, 64)):
+                cont = 0x20 if n else 0
+                hdr = struct.pack(">Q", i * page | 0x08 | cont)
+                if not cont:
+                    hdr += bytes([len(name)]) + name
+                f.write(hdr + rnd.randbytes(page))
+            f.write(struct.pack(">Q", 0x10) + b"\x7e" + struct.pack(">I", 2))
         f.write(b"\x08" + struct.pack(">HH", 11, 0))              # SWITCHOVER_START
         f.write(b"\x03" + struct.pack(">I", 2) + struct.pack(">Q", 0x10) + b"\x7e" + struct.pack(">I", 2))
         # one device: 8 bytes of state
