@@ -952,7 +952,13 @@ typedef struct mrimg_digest {
 } mrimg_digest;
 
 /*! mrimg_digest_compute(): walk img's RAM and device state once and compute
- *  the digest v1 (see above).  *out is freed with mrimg_digest_free. */
+ *  the digest v1 (see above).  *out is freed with mrimg_digest_free.
+ *  When img has no judgement yet, the quick judgement (mrimg_check,
+ *  MRIMG_CHECK_QUICK) rides on the walk's pass and is cached: a
+ *  mrimg_check afterwards reads nothing more, so that judging and
+ *  digesting read the input once (a pipe too).  A stream whose pages come
+ *  out of order is replayed from the input: on a pipe that fails with
+ *  MRIMG_ERR_IO (ESPIPE). */
 MRIMG_API int mrimg_digest_compute(mrimg_image *img, mrimg_digest **out,
                                    mrimg_progress_fn progress, void *pctx,
                                    mrimg_error *err);
@@ -1013,6 +1019,9 @@ typedef struct mrimg_compare_result {
 
 /*! mrimg_compare(): walk both images (concurrently, one thread each) and
  *  compare RAM page by page, the device state byte by byte and the XML.
+ *  Each walk carries its image's quick judgement as mrimg_digest_compute
+ *  does (one read of each input, a pipe too); a side that fails does not
+ *  stop the other.
  *  On failure the message starts with "first image: " or "second image: ",
  *  naming the image it is about.
  *  Memory: 8 bytes per guest page per image, capped (docs/imgverify.1).
@@ -1113,9 +1122,9 @@ typedef struct mrimg_memmap {
 } mrimg_memmap;
 
 /*! mrimg_memory_map(): the guest-physical map of img (see above).  Needs
- *  the block list and the device state: scans the image if needed and
- *  reads the device state (for compressed payloads this decodes the
- *  stream once).  Machines other than the PC ones give
+ *  the block list and the device state: scans the image if needed; the
+ *  device state is the one the pass that parsed the stream kept (no
+ *  second read: a pipe works once scanned).  Machines other than the PC ones give
  *  MRIMG_ERR_UNSUPPORTED.  Free *out with mrimg_memory_map_free. */
 MRIMG_API int mrimg_memory_map(mrimg_image *img, mrimg_memmap **out, mrimg_error *err);
 MRIMG_API void mrimg_memory_map_free(mrimg_memmap *m);
@@ -1170,9 +1179,9 @@ typedef struct mrimg_x86_cpu {
 
 typedef struct mrimg_cpus mrimg_cpus;
 
-/*! mrimg_cpus_read(): decode the vCPUs of img.  Scans the image if needed
- *  and reads its device state (for compressed payloads this decodes the
- *  stream once more).  A stream without VMDESCRIPTION, or whose CPU
+/*! mrimg_cpus_read(): decode the vCPUs of img.  Scans the image if
+ *  needed; its device state is the one the pass that parsed the stream
+ *  kept (no second read: a pipe works once scanned).  A stream without VMDESCRIPTION, or whose CPU
  *  sections are not described as x86-64 ones, gives MRIMG_ERR_UNSUPPORTED;
  *  a device state that does not match its description MRIMG_ERR_FORMAT
  *  naming the stream offset and the field.  A guest without "cpu"
