@@ -238,6 +238,7 @@ void img_blocks_free(mrimg_image *img)
         for (unsigned i = 0; i < img->nblocks; i++) {
             lb_free(&img->blocks[i].data);
             lb_free(&img->blocks[i].seen);
+            lb_free(&img->blocks[i].zf);
         }
         free(img->blocks);
     }

@@ -15,6 +15,7 @@ typedef struct img_block {
     sp_block sp;             /* as parsed (mapped-ram offsets) */
     lbitmap data;            /* final content is data (PAGE / bit set) */
     lbitmap seen;            /* plain: some record was seen */
+    lbitmap zf;              /* plain: final content is data, all zero bytes */
 } img_block;
 
 /* A consumer that rides along the passes that scan img's stream (a RAM

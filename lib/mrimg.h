@@ -356,7 +356,8 @@ MRIMG_API const mrimg_container_info *mrimg_container(const mrimg_image *img);
  * stream and fills the stream and RAM summaries below.  For mapped-ram
  * payloads it reads only headers and bitmaps (and, with
  * MRIMG_SCAN_CONTENT, the pages, to count zero-filled ones); for plain
- * payloads it reads and decodes everything.
+ * payloads it reads and decodes everything, and counts the zero-filled
+ * data pages on the way (its scan covers MRIMG_SCAN_CONTENT).
  * ---------------------------------------------------------------------- */
 
 #define MRIMG_SCAN_CONTENT 0x1u /* mapped-ram: read pages to find zero ones */
@@ -383,7 +384,9 @@ typedef struct mrimg_ram_block_info {
     uint64_t bitmap_size;     /* bytes */
     uint64_t pages_offset;    /* absolute file offset of page 0 */
     uint64_t header_offset;   /* absolute file offset of the 28-byte header */
-    uint64_t pages_zero_filled; /* with MRIMG_SCAN_CONTENT: bit set, bytes 0 */
+    uint64_t pages_zero_filled; /* with MRIMG_SCAN_CONTENT: final content is
+                                 * data (mapped-ram: bit set), bytes 0; a plain
+                                 * stream's scan always counts them */
 } mrimg_ram_block_info;
 
 typedef struct mrimg_stream_info {
@@ -764,7 +767,8 @@ MRIMG_API int mrimg_stream_map(mrimg_image *img, mrimg_extent_fn fn, void *opaqu
  *  pages whose final content is data but all zero bytes
  *  (mrimg_ram_block_info.pages_zero_filled).  Mapped-ram: reads the pages
  *  whose bit is set (mrimg_scan with MRIMG_SCAN_CONTENT).  Plain streams:
- *  one more pass over the RAM (mrimg_ram_walk).  Scans first if needed. */
+ *  counted by the scan's own pass (no second pass: a pipe works).  Scans
+ *  first if needed. */
 MRIMG_API int mrimg_content_scan(mrimg_image *img, mrimg_progress_fn progress, void *pctx,
                                  mrimg_error *err);
 

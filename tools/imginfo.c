@@ -1134,16 +1134,14 @@ int main(int argc, char **argv)
     if (!cli_stdin_once(argv + optind, nfiles))
         return EXIT_USAGE;
     for (int i = 0; i < nfiles; i++) {
-        /* a pipe is read once, forward: what needs the file's hole map or
-         * the input twice is refused before anything is read */
+        /* a pipe is read once, forward: what needs the file's hole map is
+         * refused before anything is read (a mapped-ram input, which needs
+         * random access, by mrimg_open) */
         const char *f = argv[optind + i];
-        const char *no = op.extents   ? "--extents (a map of the file's data and holes)"
-                         : op.content ? "--content (a second pass over the pages)"
-                                      : NULL;
-        if (no && cli_input_is_pipe(f)) {
+        if (op.extents && cli_input_is_pipe(f)) {
             cli_error(f,
-                      "%s needs a file: this input is a FIFO (pipe), which can be read only once",
-                      no);
+                      "--extents (a map of the file's data and holes) needs a file: this input "
+                      "is a FIFO (pipe), which can be read only once");
             return EXIT_FILE; /* the input cannot be read as this needs */
         }
     }

@@ -522,29 +522,6 @@ int mrimg_stream_map(mrimg_image *img, mrimg_extent_fn fn, void *opaque,
 
 /* ---- content statistics ------------------------------------------------ */
 
-typedef struct zc_ctx {
-    mrimg_image *img;
-    uint64_t *zf;   /* per block */
-} zc_ctx;
-
-static int zc_cb(void *opaque, unsigned block, uint64_t first, uint64_t n, const uint8_t *data,
-                 mrimg_error *err)
-{
-    (void)first;
-    (void)err;
-    zc_ctx *z = opaque;
-    if (block == MRIMG_WALK_RESTART) {
-        memset(z->zf, 0, z->img->nblocks * sizeof(*z->zf));
-        return 0;
-    }
-    if (!data || block >= z->img->nblocks)
-        return 0;
-    uint64_t ps = z->img->blocks[block].info.page_size;
-    for (uint64_t k = 0; k < n; k++)
-        z->zf[block] += mem_is_zero(data + k * ps, (size_t)ps);
-    return 0;
-}
-
 int mrimg_content_scan(mrimg_image *img, mrimg_progress_fn progress, void *pctx,
                        mrimg_error *err)
 {
@@ -554,20 +531,7 @@ int mrimg_content_scan(mrimg_image *img, mrimg_progress_fn progress, void *pctx,
     int rc = mrimg_scan(img, 0, progress, pctx, err);
     if (rc < 0)
         return rc;
-    if (img->si.mapped_ram)
-        return mrimg_scan(img, MRIMG_SCAN_CONTENT, progress, pctx, err);
-    if (img->scan_flags & MRIMG_SCAN_CONTENT)
-        return 0;
-    zc_ctx z = {img, NULL};
-    z.zf = xcalloc(img->nblocks ? img->nblocks : 1, sizeof(*z.zf), err);
-    if (!z.zf)
-        return MRIMG_ERR_NOMEM;
-    rc = mrimg_ram_walk(img, zc_cb, &z, progress, pctx, err);
-    if (rc == 0) {
-        for (unsigned i = 0; i < img->nblocks; i++)
-            img->blocks[i].info.pages_zero_filled = z.zf[i];
-        img->scan_flags |= MRIMG_SCAN_CONTENT;
-    }
-    free(z.zf);
-    return rc;
+    /* a plain stream's scan counted them on its pass (one pass, a pipe
+     * too); mapped-ram reads the pages whose bit is set */
+    return mrimg_scan(img, MRIMG_SCAN_CONTENT, progress, pctx, err);
 }

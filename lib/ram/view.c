@@ -88,6 +88,8 @@ static int pass_on_blocks(void *ctx, const sp_block *b, unsigned n, mrimg_error 
         int rc = lb_init(&ib->data, b[i].pages, err);
         if (rc == 0 && !b[i].mapped)
             rc = lb_init(&ib->seen, b[i].pages, err);
+        if (rc == 0 && !b[i].mapped)
+            rc = lb_init(&ib->zf, b[i].pages, err);
         if (rc < 0)
             return rc;
     }
@@ -137,6 +139,15 @@ static int pass_on_page(void *ctx, unsigned block, uint64_t page, const uint8_t 
         } else {
             lb_clear(&b->data, page);
         }
+        /* the content statistics on the way (MRIMG_SCAN_CONTENT): a data
+         * page of zero bytes (mem_is_zero stops at the first other byte,
+         * so that costs next to nothing for the rest) */
+        if (data && mem_is_zero(data, (size_t)b->info.page_size)) {
+            if (lb_set(&b->zf, page, err) < 0)
+                return MRIMG_ERR_NOMEM;
+        } else {
+            lb_clear(&b->zf, page);
+        }
     }
     if (pc->materialize) {
         uint64_t ps = b->info.page_size, off = img->mat_base[block] + page * ps;
@@ -177,7 +188,15 @@ static void finish_plain_stats(mrimg_image *img)
         bi->pages_data = lb_count(&img->blocks[i].data);
         bi->pages_zero = seen - bi->pages_data;
         bi->pages_absent = bi->pages - seen;
+        bi->pages_zero_filled = lb_count(&img->blocks[i].zf);
     }
+}
+
+/* A scan completed: a plain stream's pass counted its content too. */
+static void scan_done(mrimg_image *img)
+{
+    img->scanned = true;
+    img->scan_flags = img->si.mapped_ram ? 0 : MRIMG_SCAN_CONTENT;
 }
 
 /* Parse the stream once with pc's duties. */
@@ -331,10 +350,8 @@ static int materialize(mrimg_image *img, mrimg_progress_fn progress, void *pctx,
         return 0;
     pass_ctx pc = {.img = img, .scan = true, .materialize = true};
     int rc = run_pass(img, &pc, progress, pctx, err);
-    if (rc == 0) {
-        img->scanned = true;
-        img->scan_flags = 0;
-    }
+    if (rc == 0)
+        scan_done(img);
     return rc;
 }
 
@@ -384,8 +401,7 @@ int mrimg_scan(mrimg_image *img, unsigned flags, mrimg_progress_fn progress, voi
         }
         if (rc < 0)
             return rc;
-        img->scanned = true;
-        img->scan_flags = 0;
+        scan_done(img);
     }
     if ((flags & MRIMG_SCAN_CONTENT) && img->si.mapped_ram) {
         rc = scan_mapped_content(img, progress, opaque, err);
@@ -446,7 +462,7 @@ int mrimg_ram_walk(mrimg_image *img, mrimg_ram_fn fn, void *opaque, mrimg_progre
         pass_ctx pc = {.img = img, .scan = true, .fn = fn, .opaque = opaque};
         rc = run_pass(img, &pc, progress, pctx, err);
         if (rc == 0 && !img->si.mapped_ram) {
-            img->scanned = true;
+            scan_done(img);
             return 0;
         }
         if (rc < 0 && !pc.disorder)

@@ -13,7 +13,7 @@
 #      every output (sparse, elf, phys, kdump, ram too), byte for byte as
 #      from the file
 #   1b. imgverify --digest and --compare (a pipe on either side), imginfo
-#      --cpu and --memory-map, human and --output=json: from a pipe byte for
+#      --cpu, --memory-map and --content, human and --output=json: from a pipe byte for
 #      byte what the same command says of the file on standard input, with
 #      the same exit status; in one pass (the input larger than the head
 #      window too); an image with errors is judged the same from a pipe
@@ -123,8 +123,16 @@ for f in "$F"/libvirt/{raw,zstd,xz}.sav "$F/qemu/plain.mig" "$F/qemu/plain-q35.m
         same_out imgverify --digest $o - -- "$f"
         same_out imginfo --cpu $o - -- "$f"
         same_out imginfo --memory-map $o - -- "$f"
+        same_out imginfo --content $o - -- "$f"
     done
 done
+# zero-filled pages (zero-page detection off): counted on the scan's pass
+for o in "" --output=json; do
+    same_out imginfo --content $o - -- "$F/qemu/plain-nozerodetect.mig"
+done
+cat "$F/qemu/plain-nozerodetect.mig" | "$B/imginfo" --content --output=json - |
+    python3 -c 'import json,sys; d=json.load(sys.stdin); assert sum(b["pages-zero-filled"] for b in d["ram"]["blocks"]) > 0' &&
+    ok "imginfo --content -: zero-filled pages counted from a pipe" || bad "no zero-filled pages counted from a pipe"
 same_out imgverify --digest -v - -- "$F/libvirt/gzip.sav"
 same_out imginfo --cpu --memory-map - -- "$F/libvirt/bzip2.sav"
 # --compare: the pipe on either side; identical (0) and different (1)
@@ -252,9 +260,9 @@ for f in "$F/libvirt/sparse.sav" "$F/qemu/mapped.mig"; do
     piped 3 "$f" timeout 60 "$B/imgconv" -O zstd - "$W/x.sav"
     says "^imgconv: -: standard input is a pipe: a mapped-ram"
 done
-# options that need the file itself or a second pass, on a pipe: refused
+# an option that needs the file itself (its hole map), on a pipe: refused
 # before reading
-for o in --extents --content; do
+for o in --extents; do
     piped 3 "$F/libvirt/raw.sav" "$B/imginfo" $o -
     says "^imginfo: -: $o .*needs a file: this input is a FIFO"
 done
