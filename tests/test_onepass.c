@@ -2,9 +2,10 @@
 /* One pass over a pipe for what needs the judgement and the guest state:
  * the digest and the comparison carry the quick judgement on their walk's
  * pass, the device state is the tail the scan's pass kept in the image
- * (vCPUs, memory map), and a judgement riding on another consumer's pass
- * leaves that pass's parse to fail as it would without it.  Each result
- * from a pipe equals the one from the file. */
+ * (vCPUs, memory map), the content statistics are the scan's, and a
+ * judgement riding on another consumer's pass leaves that pass's parse to
+ * fail as it would without it.  Each result from a pipe equals the one
+ * from the file. */
 #include "testutil.h"
 
 #include <fcntl.h>
@@ -229,6 +230,33 @@ static void test_device_state_kept(void **state)
     }
 }
 
+/* Content statistics of a plain stream from a pipe: counted by the scan's
+ * pass (the judgement's, here), as of the file; no second pass. */
+static void test_content_on_the_scan(void **state)
+{
+    (void)state;
+    tpipe p;
+    mrimg_image *g = open_pipe(&p, "qemu/plain-nozerodetect.mig");
+    mrimg_image *f = test_open(fixture_path("qemu/plain-nozerodetect.mig"));
+    const mrimg_verify_result *jr;
+    mrimg_error err;
+    assert_int_equal(mrimg_check(g, MRIMG_CHECK_QUICK, NULL, NULL, &jr, &err), 0);
+    if (mrimg_content_scan(g, NULL, NULL, &err) != 0)
+        fail_msg("content from a pipe: %s", err.message);
+    assert_int_equal(mrimg_content_scan(f, NULL, NULL, &err), 0);
+    assert_int_equal(mrimg_block_count(f), mrimg_block_count(g));
+    uint64_t zf = 0;
+    for (unsigned i = 0; i < mrimg_block_count(f); i++) {
+        assert_int_equal(mrimg_block(f, i)->pages_zero_filled,
+                         mrimg_block(g, i)->pages_zero_filled);
+        zf += mrimg_block(f, i)->pages_zero_filled;
+    }
+    assert_true(zf > 0); /* zero-page detection was off */
+    mrimg_close(f);
+    mrimg_close(g);
+    pipe_close(&p);
+}
+
 /* A bad stream magic after a good libvirt header, from a pipe: the
  * judgement riding on the scan finds stream.magic, and the scan itself
  * fails as it does on the file (it used to "succeed" with nothing
@@ -283,6 +311,7 @@ int main(void)
         cmocka_unit_test(test_digest_judged_on_its_pass),
         cmocka_unit_test(test_compare_pipe),
         cmocka_unit_test(test_device_state_kept),
+        cmocka_unit_test(test_content_on_the_scan),
         cmocka_unit_test(test_riding_judgement_bad_head),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
