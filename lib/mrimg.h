@@ -904,7 +904,10 @@ MRIMG_API void mrimg_verify_free(mrimg_verify_result *res);
  *  call at the same or a lower level returns it at once; a higher level
  *  runs again and replaces it.  *res points into the handle (valid until
  *  the next mrimg_check at a higher level or mrimg_close; do not free it).
- *  The handle itself is not changed otherwise (its scan results stay).
+ *  The quick judgement of a handle not scanned yet rides on the scan's
+ *  pass (one read of the input, a pipe too): the handle is then scanned
+ *  (mrimg_scan returns at once, or with the scan's error).  The handle is
+ *  not changed otherwise (its scan results stay).
  *  progress may be NULL; it receives payload bytes of the pass.
  *  @return MRIMG_OK when the checks ran to their end, whatever they found;
  *  a negative code (nothing cached) when they could not: I/O error, out

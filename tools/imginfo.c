@@ -878,32 +878,25 @@ static int info_image(out *w, const char *path, mrimg_image *img, const opts *op
      * an equal span of it; each reads at most the payload once */
     int compressed0 = ci->payload_format != MRIMG_FORMAT_RAW &&
                       ci->payload_format != MRIMG_FORMAT_SPARSE;
-    int npass = 2 + (op->content != 0) + (op->extents ? 1 + compressed0 : 0), pass = 0;
+    int npass = 1 + (op->content != 0) + (op->extents ? 1 + compressed0 : 0), pass = 0;
     double span = 100.0 / npass;
     cli_progress_setup(op->progress ? 1 : 0, "imginfo");
+    /* the library's one judgement (quick level): its errors make the exit
+     * status 1, its warnings do not.  It rides on the scan's pass (one
+     * read, a pipe or a file); the scan then returns at once, or its
+     * error (a mapped-ram image's judgement reads its metadata again) */
     const mrimg_verify_result *jr = NULL;
     mrimg_error jerr;
-    int jrc = 0;
-    bool pipe = cli_input_is_pipe(path);
-    if (pipe) {
-        /* a pipe is read once: the judgement's pass scans it too */
-        cli_progress_span("checking", 0, 100);
-        jrc = mrimg_check(img, MRIMG_CHECK_QUICK, cli_progress, NULL, &jr, &jerr);
-    }
     cli_progress_span("scanning", 0, span * ++pass);
+    int jrc = mrimg_check(img, MRIMG_CHECK_QUICK, cli_progress, NULL, &jr, &jerr);
     int rc = mrimg_scan(img, 0, cli_progress, NULL, &err);
     int crc = 0;
     if (rc == 0 && op->content) {
+        /* a plain stream's scan counted them; mapped-ram reads its pages */
         cli_progress_span("content", span * pass, span * (pass + 1));
         pass++;
         crc = mrimg_content_scan(img, cli_progress, NULL, &cerr);
     }
-    /* the library's one judgement (quick level): its errors make the exit
-     * status 1, its warnings do not */
-    cli_progress_span("checking", span * pass, span * (pass + 1));
-    pass++;
-    if (!pipe)
-        jrc = mrimg_check(img, MRIMG_CHECK_QUICK, cli_progress, NULL, &jr, &jerr);
     cli_progress_break();
     int scanned_ok = rc == 0;
     int compressed = ci->payload_format != MRIMG_FORMAT_RAW &&

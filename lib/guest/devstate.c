@@ -17,7 +17,6 @@
 
 #include "../stream/vmdesc.h"
 #include "guest.h"
-#include "../util/vec.h"
 
 /* ---- the tail, kept by the image ------------------------------------------ */
 

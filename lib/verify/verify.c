@@ -1242,8 +1242,9 @@ int mrimg_check(mrimg_image *img, unsigned flags, mrimg_progress_fn progress, vo
         return MRIMG_OK;
     }
     int rc;
-    if (!src_seekable(&img->src) && level == 1 && !img->scanned && !img->scan_tried) {
-        /* a pipe is read once: the judgement rides on the scan's pass */
+    if (level == 1 && !img->scanned && !img->scan_tried) {
+        /* the judgement rides on the scan's pass: one read of the input for
+         * both (a pipe is read once; a file is not read twice) */
         vf_judge *j = NULL;
         rc = vf_judge_begin(img, &j, err);
         if (rc < 0)
