@@ -1006,7 +1006,8 @@ typedef struct mrimg_compare_result {
     /* device state: offsets relative to its start */
     uint64_t device_bytes_a, device_bytes_b;
     int device_detail;            /* both device states were compared byte by
-                                   * byte (0: only by digest, too large) */
+                                   * byte (always, since they are at most
+                                   * 64 MiB; 0 was: only by digest) */
     uint64_t device_first_diff;   /* UINT64_MAX when identical */
     uint64_t device_bytes_differ; /* differing bytes in the common length */
     unsigned ndevice_ranges;      /* first differing byte runs */

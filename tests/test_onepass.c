@@ -184,6 +184,10 @@ static void test_device_state_kept(void **state)
         const mrimg_verify_result *jr;
         mrimg_error err;
         assert_int_equal(mrimg_check(g, MRIMG_CHECK_QUICK, NULL, NULL, &jr, &err), 0);
+        assert_int_equal(mrimg_check(f, MRIMG_CHECK_QUICK, NULL, NULL, &jr, &err), 0);
+        /* the judgement rode on the scan's pass, for the file too */
+        assert_true(g->scanned);
+        assert_true(f->scanned);
         assert_int_equal(mrimg_scan(g, 0, NULL, NULL, &err), 0);
         assert_int_equal(mrimg_scan(f, 0, NULL, NULL, &err), 0);
         /* the tail, kept once: the stream from the RAM END to its end */
