@@ -519,16 +519,19 @@ static int tap_out(void *ctx, const uint8_t *p, size_t n, mrimg_error *err)
     return k ? sw_bytes(&c->w, p, k, err) : 0;
 }
 
-/* A stream we cannot fully interpret is still copied verbatim; its
- * structure was checked as far as it could be. */
-static int copy_rest(void *ctx, sp_pass *ps, int rc, mrimg_error *err)
+/* The verbatim copy stops where the parse stops: a stream that does not
+ * parse to its end is refused (the judgement riding along records why,
+ * cv_failed gives its verdict), so nothing after that point is worth
+ * writing - not the rest of the payload, which the judgement may still
+ * decode for its codec checks, nor a terabyte hole after it. */
+static int stop_tap(void *ctx, sp_pass *ps, int rc, const mrimg_error *perr, mrimg_error *err)
 {
     (void)ctx;
-    if (rc == MRIMG_ERR_UNSUPPORTED) {
-        mrimg_error_clear(err);
-        rc = srd_drain(ps->s, NULL, NULL, err);
-    }
-    return rc;
+    (void)perr;
+    (void)err;
+    if (rc < 0)
+        ps->s->tap = NULL;
+    return 0;
 }
 
 /* The conversion's pass over the input stream; the riders (the judgement,
@@ -545,7 +548,7 @@ static int run_parse(cv *c, const sp_handler *h, bool tap, mrimg_error *err)
     if (tap) {
         o.tap = tap_out;
         o.tap_ctx = c;
-        o.after = copy_rest;
+        o.hooks.after = stop_tap;
     }
     img_parse_out po;
     int rc = img_parse(c->in, &o, &po, err);
