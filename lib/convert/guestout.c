@@ -64,17 +64,15 @@ static int walk_run(gout_walk *g, const char *out_path, const mrimg_convert_opts
     if (rc < 0)
         return rc;
     g->sink_open = true;
-    guest_tail_attach(t, g->in);
     g->wc.sink = &g->sink;
     rc = mrimg_ram_walk(g->in, walk_page, g, progress, pctx, err);
     if (rc == 0)
         rc = gout_wc_flush(&g->wc, err);
     gout_wc_free(&g->wc);
-    guest_tail_detach(t);
     if (rc == 0 && !g->laid_out)
         rc = walk_layout(g, err); /* no page at all */
     if (rc == 0)
-        rc = guest_tail_finish(t, err);
+        rc = guest_tail_get(t, g->in, err);
     if (rc == 0)
         rc = guest_memmap_from_tail(g->in, t, m, err);
     return rc;
@@ -109,7 +107,6 @@ int gout_convert(const gout_ops *ops, mrimg_image *in, const char *out_path,
     if (rc < 0 && g->sink_open)
         sink_abort(&g->sink);
     mrimg_memory_map_free(m);
-    guest_tail_free(&t);
     ops->free(g);
     free(g);
     return rc;

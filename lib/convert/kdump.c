@@ -634,15 +634,12 @@ int cv_kdump(mrimg_image *in, const char *out_path, const mrimg_convert_opts *o,
     rc = w.scratch < 0 ? w.scratch : 0;
     if (rc == 0)
         rc = pc_start(&w, err);
-    if (rc == 0) {
-        guest_tail_attach(&t, in);
+    if (rc == 0)
         rc = mrimg_ram_walk(in, walk_cb, &w, progress, pctx, err);
-        guest_tail_detach(&t);
-    }
     if (rc == 0)
         rc = pc_finish(&w, err);
     if (rc == 0)
-        rc = guest_tail_finish(&t, err);
+        rc = guest_tail_get(&t, in, err);
     if (rc == 0)
         rc = guest_memmap_from_tail(in, &t, &m, err);
     if (rc < 0)
@@ -694,7 +691,6 @@ out:
         sink_abort(&w.sink);
     if (w.scratch >= 0)
         close(w.scratch);
-    guest_tail_free(&t);
     mrimg_memory_map_free(m);
     free(notes);
     free(w.first_desc);

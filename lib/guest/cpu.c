@@ -599,9 +599,7 @@ int mrimg_cpus_read(mrimg_image *img, mrimg_cpus **out, mrimg_error *err)
         return err_set(err, MRIMG_ERR_LIMIT, MRIMG_OFF_STREAM, si->ram_end,
                        "the device state is larger than %u MiB", GUEST_TAIL_MAX >> 20);
     guest_tail t;
-    memset(&t, 0, sizeof(t));
-    t.img = img;
-    rc = guest_tail_finish(&t, err);
+    rc = guest_tail_get(&t, img, err);
     if (rc == 0 && !guest_tail_complete(&t, si))
         rc = err_set(err, MRIMG_ERR_FORMAT, MRIMG_OFF_STREAM, si->ram_end,
                      "the device state could not be read again as the scan found it");
@@ -618,7 +616,6 @@ int mrimg_cpus_read(mrimg_image *img, mrimg_cpus **out, mrimg_error *err)
                                    (size_t)(si->eof_offset - si->ram_end), si->ram_end, out,
                                    err);
     }
-    guest_tail_free(&t);
     return rc;
 }
 

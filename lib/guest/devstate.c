@@ -20,32 +20,15 @@
 
 /* ---- the tail, kept by the image ------------------------------------------ */
 
-void guest_tail_attach(guest_tail *t, mrimg_image *img)
-{
-    memset(t, 0, sizeof(*t));
-    t->img = img;
-}
-
-void guest_tail_detach(guest_tail *t)
-{
-    (void)t; /* nothing rides along: the pass leaves the tail in the image */
-}
-
-void guest_tail_free(guest_tail *t)
-{
-    t->buf = NULL; /* the image's */
-    t->len = 0;
-}
-
 bool guest_tail_complete(const guest_tail *t, const mrimg_stream_info *si)
 {
     return t->started && !t->overflow && t->start == si->ram_end &&
            t->len >= si->stream_size - si->ram_end;
 }
 
-int guest_tail_finish(guest_tail *t, mrimg_error *err)
+int guest_tail_get(guest_tail *t, mrimg_image *img, mrimg_error *err)
 {
-    mrimg_image *img = t->img;
+    memset(t, 0, sizeof(*t));
     int rc = mrimg_scan(img, 0, NULL, NULL, err);
     if (rc < 0)
         return rc;

@@ -37,11 +37,9 @@ MRIMG_INTERNAL void guest_devinfo_free(guest_devinfo *di);
 
 /* The device-state tail of an image, for the decoders below: borrowed
  * from the image, which keeps it from the pass that parsed its stream
- * (img_tail), so that it is never read twice (a pipe could not).
- * guest_tail_attach names the image before a walk or scan;
- * guest_tail_finish (after it) scans if needed and takes the kept tail. */
+ * (img_tail), so that it is never read twice (a pipe could not).  Nothing
+ * to free. */
 typedef struct guest_tail {
-    mrimg_image *img;
     const uint8_t *buf;      /* the image's (valid until mrimg_close) */
     size_t len;
     uint64_t start;
@@ -50,10 +48,9 @@ typedef struct guest_tail {
 
 #define GUEST_TAIL_MAX (64u << 20)
 
-MRIMG_INTERNAL void guest_tail_attach(guest_tail *t, mrimg_image *img);
-MRIMG_INTERNAL void guest_tail_detach(guest_tail *t);
-MRIMG_INTERNAL int guest_tail_finish(guest_tail *t, mrimg_error *err);
-MRIMG_INTERNAL void guest_tail_free(guest_tail *t);
+/* Borrow img's tail into t (scans img if needed, after a walk at no
+ * cost); a device state over GUEST_TAIL_MAX leaves t->overflow set. */
+MRIMG_INTERNAL int guest_tail_get(guest_tail *t, mrimg_image *img, mrimg_error *err);
 /* t holds the whole device state of the image whose stream info is si. */
 MRIMG_INTERNAL bool guest_tail_complete(const guest_tail *t, const mrimg_stream_info *si);
 /* Decode the device state in t (the stream after the RAM END section,

@@ -614,14 +614,11 @@ int guest_memmap_scan(mrimg_image *img, mrimg_memmap **out, mrimg_progress_fn pr
 {
     *out = NULL;
     guest_tail t;
-    guest_tail_attach(&t, img);
     int rc = mrimg_scan(img, 0, progress, pctx, err);
-    guest_tail_detach(&t);
     if (rc == 0)
-        rc = guest_tail_finish(&t, err);
+        rc = guest_tail_get(&t, img, err);
     if (rc == 0)
         rc = guest_memmap_from_tail(img, &t, out, err);
-    guest_tail_free(&t);
     return rc;
 }
 
