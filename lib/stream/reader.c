@@ -923,16 +923,14 @@ static int tail_try(sp_parser *p, size_t c, size_t L)
     return 1;
 }
 
-/* Can t[from, n) be the start of a JSON text cut at n?  JSON has no
- * control bytes outside whitespace, not even inside strings (a zero byte
- * is one: the EOF record of the real stream end is one too).  Returns
- * false for not JSON; true for text so far, with *upto = n. */
-static bool json_text(const uint8_t *t, size_t from, size_t n, size_t *upto)
+/* Can t[from, n) be part of a JSON text?  JSON has no control bytes
+ * outside whitespace, not even inside strings (a zero byte is one: the
+ * EOF record of the real stream end is one too). */
+static bool json_text(const uint8_t *t, size_t from, size_t n)
 {
     for (size_t i = from; i < n; i++)
         if (t[i] < 0x20 && t[i] != '\t' && t[i] != '\n' && t[i] != '\r')
             return false;
-    *upto = n;
     return true;
 }
 
@@ -954,11 +952,11 @@ static int tail_scan(sp_parser *p, bool final)
              * if those bytes are JSON text (a look-alike in binary device
              * state is not, and must not end the stream where a conversion
              * that drops a cut description would then end it) */
-            size_t from = MRIMG_MAX(p->tail_text, c + 6);
-            if (!json_text(t, from, n, &p->tail_text)) {
+            if (!json_text(t, MRIMG_MAX(p->tail_text, c + 6), n)) {
                 p->tail_scan = c + 1;
                 continue;
             }
+            p->tail_text = n;
             if (!final) /* decide this one first, when its JSON is here */
                 return 0;
             if (!p->tail_cut_set) {
