@@ -35,6 +35,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -79,40 +80,128 @@ def versions():
             tuple(map(int, qm.groups())) if qm else None)
 
 
+LOG = "/var/tmp/mrimg-libvirtd.log"   # warnings of the daemons we start
+
+
+def daemon_pid(name):
+    """The pid in /run/NAME.pid if it is a live process called NAME, else None.
+
+    A pid file can outlive its daemon (a zombie not yet reaped, a pid
+    reused by another program, a daemon that was killed): none of those is
+    a running daemon."""
+    try:
+        pid = int(open(f"/run/{name}.pid").read().strip())
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except (OSError, ValueError):
+        return None
+    comm, state = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:][:1]
+    return pid if comm == name and state not in ("Z", "X") else None
+
+
+def gone(pid, seconds):
+    """Wait up to SECONDS for PID to exit (a zombie has exited); True if it did."""
+    deadline = time.time() + seconds
+    while True:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1][1:2] in ("Z", "X"):
+                    return True
+        except OSError:
+            return True
+        if time.time() > deadline:
+            return False
+        time.sleep(0.1)
+
+
 class Daemons:
-    """Make sure libvirtd answers on qemu:///system; stop what we started."""
+    """Make sure libvirtd answers on qemu:///system; stop what we started.
+
+    The libvirt tests run one after another, each starting the daemons and
+    stopping them at its end: down() waits until they have exited, and up()
+    waits out a daemon that is still shutting down, so that a test never
+    takes the previous test's exiting daemon for a running one."""
+
+    WAIT = 90  # seconds for a daemon to answer, or to exit
 
     def __init__(self):
-        self.started = []
+        self.started = []  # (name, pid)
+
+    def answers(self):
+        return virsh("version", check=False).returncode == 0
 
     def up(self):
-        if virsh("version", check=False).returncode == 0:
+        """Return once libvirtd answers; raise RuntimeError saying why not (and
+        stop what was started)."""
+        if self.answers():
             return
         if os.geteuid() != 0:
             raise RuntimeError("no libvirt daemon is running and starting one needs root")
+        try:
+            self._start()
+        except RuntimeError:
+            self.down()
+            raise
+
+    def _start(self):
+        old = daemon_pid("libvirtd")
+        if old:
+            # running but not answering: starting up, or shutting down
+            deadline = time.time() + self.WAIT
+            while daemon_pid("libvirtd") == old and not self.answers():
+                if time.time() > deadline:
+                    raise RuntimeError(f"libvirtd (pid {old}) neither answered nor exited "
+                                       f"within {self.WAIT} s")
+                time.sleep(0.2)
+            if self.answers():
+                return
+        env = dict(os.environ, LIBVIRT_LOG_OUTPUTS=f"3:file:{LOG}")
+        open(LOG, "w").close()
         for d in ("virtlogd", "libvirtd"):
+            if daemon_pid(d):
+                continue
             exe = shutil.which(d) or f"/usr/sbin/{d}"
-            pidfile = f"/run/{d}.pid"
-            if os.path.exists(pidfile):
-                try:
-                    os.kill(int(open(pidfile).read().strip() or 0), 0)
-                    continue  # already running
-                except (OSError, ValueError):
-                    pass
-            run([exe, "-d"])
-            self.started.append(pidfile)
-        deadline = time.time() + 30
-        while virsh("version", check=False).returncode != 0:
+            run([exe, "-d"], env=env)
+            pid = daemon_pid(d)
+            if not pid:
+                raise RuntimeError(f"{exe} -d: no live {d} in /run/{d}.pid after it returned"
+                                   + self._log_tail())
+            self.started.append((d, pid))
+        deadline = time.time() + self.WAIT
+        while not self.answers():
             if time.time() > deadline:
-                raise RuntimeError("libvirtd did not answer within 30 s")
+                pid = daemon_pid("libvirtd")
+                raise RuntimeError(f"libvirtd did not answer within {self.WAIT} s ("
+                                   + (f"pid {pid} is running" if pid else "it is not running")
+                                   + ")" + self._log_tail())
             time.sleep(0.2)
 
+    @staticmethod
+    def _log_tail():
+        try:
+            with open(LOG, errors="replace") as f:
+                lines = f.read().splitlines()[-15:]
+        except OSError:
+            return ""
+        return "".join(f"\n  {LOG}: {line}" for line in lines)
+
     def down(self):
-        for pidfile in reversed(self.started):
+        """Stop the daemons up() started and wait until they have exited."""
+        for d, pid in reversed(self.started):
+            if daemon_pid(d) != pid:
+                continue
+            t0 = time.time()
             try:
-                os.kill(int(open(pidfile).read().strip()), 15)
-            except (OSError, ValueError):
-                pass
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                continue
+            if not gone(pid, self.WAIT):
+                say(f"{d} (pid {pid}) did not exit within {self.WAIT} s of SIGTERM: killed")
+                os.kill(pid, signal.SIGKILL)
+                gone(pid, 10)
+            elif time.time() - t0 > 5:
+                say(f"{d} took {time.time() - t0:.0f} s to exit")
+        self.started = []
 
 
 class Test:
