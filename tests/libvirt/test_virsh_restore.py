@@ -162,7 +162,9 @@ class Daemons:
                 continue
             exe = shutil.which(d) or f"/usr/sbin/{d}"
             run([exe, "-d"], env=env)
-            pid = daemon_pid(d)
+            deadline = time.time() + 10  # the pid file is written before -d returns
+            while not (pid := daemon_pid(d)) and time.time() < deadline:
+                time.sleep(0.1)
             if not pid:
                 raise RuntimeError(f"{exe} -d: no live {d} in /run/{d}.pid after it returned"
                                    + self._log_tail())
