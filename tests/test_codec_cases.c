@@ -42,10 +42,7 @@ static const char *put_file(const void *p, size_t n)
 {
     static char path[4200];
     snprintf(path, sizeof(path), "%s/in.bin", g_dir);
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(p, 1, n, f), n);
-    assert_int_equal(fclose(f), 0);
+    write_file(path, p, n);
     return path;
 }
 

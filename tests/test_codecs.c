@@ -99,14 +99,6 @@ static char *path_in_dir(const char *name)
     return p;
 }
 
-static void write_bytes(const char *path, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    if (len)
-        assert_int_equal(fwrite(data, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
-}
 
 static bool have_tool(const char *tool)
 {
@@ -543,8 +535,8 @@ static void test_decode_stock_output(void **s)
     const uint8_t *data = g_mixed + 4096;
     char *in = path_in_dir("stock.in");
     char *in2 = path_in_dir("stock2.in");
-    write_bytes(in, data, len);
-    write_bytes(in2, g_rand, 100000);
+    write_file(in, data, len);
+    write_file(in2, g_rand, 100000);
     /* expected output of each command: 1 = in, 2 = in+in2, 3 = in2+in */
     struct { const char *codec, *need, *cmd; int expect; unsigned members; } cmds[] = {
         {"gzip", "gzip", "gzip -c < IN", 1, 1},
@@ -650,7 +642,7 @@ static int decode_buf(const mrimg_codec *c, const uint8_t *b, size_t n, mrimg_de
                       uint8_t **out, size_t *out_len, mrimg_error *err)
 {
     char *p = path_in_dir("corrupt.bin");
-    write_bytes(p, b, n);
+    write_file(p, b, n);
     uint8_t *o = NULL;
     size_t ol = 0;
     int rc = decode_from(c, p, 0, 2, 1u << 20, &o, &ol, st, err);
@@ -777,7 +769,7 @@ static void test_gzip_corrupt(void **s)
     free(out);
     if (have_tool("gzip")) {
         char *p = path_in_dir("hdr.gz");
-        write_bytes(p, h, hn);
+        write_file(p, h, hn);
         assert_int_equal(run("gzip -dc < '%s' > /dev/null 2>&1", p), 0);
         free(p);
     }
@@ -953,7 +945,7 @@ static void test_trailing(void **s)
             memcpy(b, m, n);
             if (t->bytes)
                 memcpy(b + n, t->bytes, t->len);
-            write_bytes(p, b, n + t->len);
+            write_file(p, b, n + t->len);
             mrimg_dec_stats st;
             mrimg_error err = {0};
             uint8_t *out;
@@ -1101,7 +1093,7 @@ static void test_memory_caps(void **s)
     b[f + 2] = 37; /* 3 << 29 = 1.5 GiB */
     wr_le32(b + 12 + hsize - 4, (uint32_t)crc32(0L, b + 12, (uInt)(hsize - 4)));
     for (unsigned t = 1; t <= 4; t += 3) {
-        write_bytes(p, b, n);
+        write_file(p, b, n);
         uint8_t *out;
         size_t out_len;
         int rc = decode_from(&codec_xz, p, 0, t, 1u << 20, &out, &out_len, NULL, &err);
@@ -1121,7 +1113,7 @@ static void test_memory_caps(void **s)
     }
     char *in = path_in_dir("caps.in");
     char *z = path_in_dir("caps.zst");
-    write_bytes(in, g_rand, 100000);
+    write_file(in, g_rand, 100000);
     assert_int_equal(run("zstd -q --long=28 -c < '%s' > '%s'", in, z), 0);
     b = slurp(z, &n);
     expect_code(&codec_zstd, b, n, MRIMG_ERR_LIMIT, MRIMG_ERR_LIMIT, "--long=28");

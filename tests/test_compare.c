@@ -143,10 +143,7 @@ static void test_compare_damaged(void **state)
     assert_non_null(all);
     char cutp[4200];
     snprintf(cutp, sizeof(cutp), "%s/cut.sav", g_dir);
-    FILE *f = fopen(cutp, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(all, 1, n / 2, f), n / 2);
-    fclose(f);
+    write_file(cutp, all, n / 2);
     free(all);
     mrimg_image *a = test_open(fixture_path("libvirt/raw.sav"));
     mrimg_image *b = test_open(cutp);

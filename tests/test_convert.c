@@ -420,9 +420,7 @@ static void test_safety(void **state)
     char target[4200], cut[4200];
     snprintf(target, sizeof(target), "%s/out.sav", dir);
     snprintf(cut, sizeof(cut), "%s/cut.sav", dir);
-    FILE *f = fopen(target, "w");
-    fputs("precious", f);
-    fclose(f);
+    write_file(target, "precious", 8);
 
     mrimg_image *img = open_at(fixture_path("libvirt/raw.sav"), 0);
     t_convert_opts o;
@@ -444,9 +442,7 @@ static void test_safety(void **state)
     size_t len;
     uint8_t *b = read_file(fixture_path("libvirt/raw.sav"), &len);
     assert_true(keep < len);
-    f = fopen(cut, "wb");
-    fwrite(b, 1, keep, f);
-    fclose(f);
+    write_file(cut, b, keep);
     free(b);
     unsigned before = count_entries(dir);
     static const mrimg_output fmts[] = {MRIMG_OUT_ZSTD, MRIMG_OUT_SPARSE, MRIMG_OUT_GZIP};
@@ -508,10 +504,7 @@ static void test_unparsable_then_hole(void **state)
     char in[4200], out[4200];
     snprintf(in, sizeof(in), "%s", tpath("unparsable.sav"));
     snprintf(out, sizeof(out), "%s", tpath("unparsable.out"));
-    FILE *f = fopen(in, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(b, 1, len, f), len);
-    fclose(f);
+    write_file(in, b, len);
     free(b);
     assert_int_equal(truncate(in, (off_t)len + ((off_t)1 << 40)), 0);
     static const mrimg_output fmts[] = {MRIMG_OUT_QEMU, MRIMG_OUT_RAW, MRIMG_OUT_ZSTD};
@@ -576,9 +569,7 @@ static void test_error_side(void **state)
         assert_int_equal(e.side, MRIMG_SIDE_OUTPUT);
     }
     o.force = 0;
-    FILE *f = fopen(tpath("exists.sav"), "w");
-    assert_non_null(f);
-    fclose(f);
+    write_file(tpath("exists.sav"), "", 0);
     assert_int_equal(t_convert(img, tpath("exists.sav"), &o, NULL, &e), MRIMG_ERR_EXISTS);
     assert_int_equal(e.side, MRIMG_SIDE_OUTPUT);
     mrimg_close(img);

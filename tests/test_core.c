@@ -339,10 +339,7 @@ static const char *make_variant(const char *name, void (*patch)(uint8_t *, size_
     if (patch)
         patch(b, &len);
     snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(b, 1, len, f), len);
-    fclose(f);
+    write_file(path, b, len);
     free(b);
     return path;
 }

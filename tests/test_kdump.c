@@ -307,10 +307,7 @@ static void test_refused_on_the_pass(void **state)
     uint64_t po = mrimg_container(img)->payload_offset;
     mrimg_close(img);
     b[po + (len - po) / 2] ^= 0x5a;
-    FILE *f = fopen(bad, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(b, 1, len, f), len);
-    fclose(f);
+    write_file(bad, b, len);
     free(b);
     /* what the judgement says on its own */
     img = t_open(bad, NULL, &e);
@@ -330,10 +327,7 @@ static void test_refused_on_the_pass(void **state)
     static const int kinds[] = {MRIMG_FORMAT_ZSTD, MRIMG_OUT_ELF, MRIMG_OUT_PHYS,
                                 MRIMG_OUT_KDUMP_ZLIB, MRIMG_FORMAT_SPARSE};
     for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
-        f = fopen(out, "wb");
-        assert_non_null(f);
-        fputs("keep", f);
-        fclose(f);
+        write_file(out, "keep", 4);
         img = t_open(bad, NULL, &e);
         assert_non_null(img);
         t_convert_opts o;

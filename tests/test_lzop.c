@@ -82,19 +82,11 @@ static char *tpath(const char *name)
     return p;
 }
 
-static void write_path(const char *path, const uint8_t *p, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    if (n)
-        assert_int_equal(fwrite(p, 1, n, f), n);
-    assert_int_equal(fclose(f), 0);
-}
 
 static void write_tmp(const char *name, const uint8_t *p, size_t n)
 {
     char *path = tpath(name);
-    write_path(path, p, n);
+    write_file(path, p, n);
     free(path);
 }
 
@@ -236,7 +228,7 @@ static dres decode_path(const char *path, uint64_t start, unsigned threads, size
 static dres decode_mem(const uint8_t *p, size_t n, unsigned threads, size_t cap)
 {
     char *path = tpath("dec-in.lzo");
-    write_path(path, p, n);
+    write_file(path, p, n);
     dres r = decode_path(path, 0, threads, cap);
     free(path);
     return r;

@@ -560,10 +560,7 @@ static void test_unsupported_machine(void **state)
     char in[4096], out[4096];
     snprintf(in, sizeof(in), "%s/in.mig", dir);
     snprintf(out, sizeof(out), "%s/out", dir);
-    FILE *f = fopen(in, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(img_bytes, 1, len, f), len);
-    fclose(f);
+    write_file(in, img_bytes, len);
     free(img_bytes);
     int kinds[] = {MRIMG_OUT_ELF, MRIMG_OUT_PHYS, MRIMG_OUT_KDUMP_ZLIB, MRIMG_OUT_KDUMP_LZO};
     for (unsigned k = 0; k < 4; k++) {

@@ -276,10 +276,7 @@ static void test_riding_judgement_bad_head(void **state)
     q[3] = 'X';
     char bad[4200];
     snprintf(bad, sizeof(bad), "%s/badmagic.sav", g_dir);
-    FILE *fp = fopen(bad, "wb");
-    assert_non_null(fp);
-    assert_int_equal(fwrite(all, 1, n, fp), n);
-    fclose(fp);
+    write_file(bad, all, n);
     free(all);
     for (int piped = 0; piped < 2; piped++) {
         tpipe p;

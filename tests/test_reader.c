@@ -134,10 +134,7 @@ static void expect_fail(const st *s, mrimg_code code, const char *want, uint64_t
 {
     char path[4200];
     snprintf(path, sizeof(path), "%s/s.mig", g_dir);
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(s->b, 1, s->n, f), s->n);
-    fclose(f);
+    write_file(path, s->b, s->n);
     mrimg_error err;
     mrimg_image *img = t_open(path, NULL, &err);
     int rc = img ? mrimg_scan(img, 0, NULL, NULL, &err) : err.code;

@@ -36,13 +36,6 @@ static const char *scratch(const char *name)
     return p;
 }
 
-static void write_all(const char *path, const void *p, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(p, 1, n, f), n);
-    assert_int_equal(fclose(f), 0);
-}
 
 /* Replace every occurrence of `from` in buf[0, n) by `to` (same length). */
 static unsigned replace(uint8_t *buf, size_t n, const char *from, const char *to)
@@ -100,7 +93,7 @@ static void test_xml_root_and_name(void **state)
     assert_int_equal(replace(copy, 4096, "<domain ", "<dimain "), 1);
     assert_int_equal(replace(copy, 8192, "</domain>", "</dimain>"), 1);
     const char *p = scratch("root.sav");
-    write_all(p, copy, n);
+    write_file(p, copy, n);
     mrimg_verify_result *r = verify(p);
     expect(r, "container.xml", MRIMG_SEV_ERROR, "the root element is <dimain> (expected <domain>)");
     assert_true(r->errors > 0);
@@ -110,7 +103,7 @@ static void test_xml_root_and_name(void **state)
     assert_int_equal(replace(copy, 4096, "<name>", "<nome>"), 1);
     assert_int_equal(replace(copy, 4096, "</name>", "</nome>"), 1);
     p = scratch("name.sav");
-    write_all(p, copy, n);
+    write_file(p, copy, n);
     r = verify(p);
     expect(r, "container.xml", MRIMG_SEV_ERROR, "the <domain> element has no <name>");
     mrimg_verify_free(r);
@@ -144,7 +137,7 @@ static const char *with_vmdesc(const char *json)
     out[eof + 5] = (uint8_t)jl;
     memcpy(out + eof + 6, json, jl);
     const char *p = scratch("vmdesc.mig");
-    write_all(p, out, eof + 6 + jl);
+    write_file(p, out, eof + 6 + jl);
     free(out);
     free(all);
     return p;

@@ -4,6 +4,7 @@
 
 #include <ctype.h>
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -41,6 +42,17 @@ uint8_t *read_file(const char *path, size_t *len)
         *len = (size_t)n;
     }
     return p;
+}
+
+void write_file(const char *path, const void *buf, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        fail_msg("cannot create %s: %s", path, strerror(errno));
+    if (len && fwrite(buf, 1, len, f) != len)
+        fail_msg("cannot write %s: %s", path, strerror(errno));
+    if (fclose(f) != 0)
+        fail_msg("cannot write %s: %s", path, strerror(errno));
 }
 
 char *test_tmpdir(const char *tag)

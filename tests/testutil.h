@@ -16,6 +16,8 @@
 const char *fixture_path(const char *rel);
 /* Read a whole (small) file; *len set; NULL on failure. Caller frees. */
 uint8_t *read_file(const char *path, size_t *len);
+/* Create (or truncate) path holding buf[0, len); fails the test on error. */
+void write_file(const char *path, const void *buf, size_t len);
 /* A fresh empty directory under $TMPDIR (removed by test_rmdir_all). */
 char *test_tmpdir(const char *tag);
 void test_rmdir_all(const char *dir);
