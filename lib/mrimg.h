@@ -104,7 +104,12 @@ typedef enum mrimg_offset_kind {
 
 /* Which file an error is about, as the I/O layer knows it: so that a tool
  * can name the right file and tell "cannot read the input" from "cannot
- * write the output" without guessing from the code. */
+ * write the output" without guessing from the code.  Messages call the
+ * input and the output by their role ("the input", "standard input", "the
+ * output"), never by the path the caller gave: the caller puts that in
+ * front, as the tools do ("imginfo: vm.sav: cannot open the input: ...").
+ * A scratch file, and a file inside an output directory (MRIMG_OUT_RAM),
+ * are named. */
 typedef enum mrimg_side {
     MRIMG_SIDE_NONE = 0,    /* not an error of a file (argument, memory) */
     MRIMG_SIDE_INPUT = 1,   /* the image being read (or sparsified in place) */
@@ -653,7 +658,8 @@ MRIMG_API int mrimg_convert(mrimg_image *in, const char *out_path, const mrimg_c
  *  Like mrimg_convert(), but the output goes to fd, an open descriptor
  *  (standard output in a pipeline), written strictly in order: no
  *  temporary, no rename, no holes, no sync unless fd is a regular file;
- *  fd is not closed.  name names it in messages (e.g. "(stdout)").  Only
+ *  fd is not closed.  name names it in messages ("standard output":
+ *  "standard output is a pipe: ...").  Only
  *  outputs written in one forward pass can go there: the libvirt formats
  *  raw, gzip, bzip2, xz, lzop and zstd, and MRIMG_OUT_QEMU.  sparse,
  *  qemu-mapped, ram, elf, phys and kdump-* fail with MRIMG_ERR_INVAL

@@ -553,7 +553,7 @@ int main(int argc, char **argv)
     mrimg_convert_stats st = {.size = sizeof(st)};
     mrimg_convert_opts *co = convert_opts(&o, &err);
     int rc = !co         ? err.code
-             : to_stdout ? mrimg_convert_fd(img, 1, "-", co, &st, &err)
+             : to_stdout ? mrimg_convert_fd(img, 1, "standard output", co, &st, &err)
                          : mrimg_convert(img, out_path, co, &st, &err);
     mrimg_convert_opts_free(co);
     clock_gettime(CLOCK_MONOTONIC, &t1);

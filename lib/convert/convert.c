@@ -744,7 +744,7 @@ static int pipeline_ram(cv *c, const char *dir, mrimg_error *err)
     unsigned opened = 0, committed = 0;
     for (unsigned i = 0; i < n && rc == 0; i++) {
         ram_path(path, sizeof(path), dir, c, i);
-        rc = sink_create(&r.sinks[i], path, c->o->force ? SINK_FORCE : 0, err);
+        rc = sink_create(&r.sinks[i], path, SINK_NAMED | (c->o->force ? SINK_FORCE : 0), err);
         if (rc < 0)
             break;
         opened++;

@@ -25,7 +25,6 @@
 typedef struct spz {
     mrimg_image *img;
     int fd;                      /* read-write descriptor of the same file */
-    const char *path;
     uint64_t run_off, run_len;   /* pending punch */
     mrimg_sparsify_stats *st;
     mrimg_progress_fn progress;
@@ -46,7 +45,7 @@ static int punch_flush(spz *z, mrimg_error *err)
                            z->st->runs_punched ? " (some holes were punched before this)"
                                                : "; nothing was changed");
         return err_side(err, MRIMG_SIDE_INPUT,
-                        err_sys(err, e, "cannot punch a hole in %s at offset %llu", z->path,
+                        err_sys(err, e, "cannot punch a hole in the input at offset %llu",
                                 (unsigned long long)z->run_off));
     }
     z->st->bytes_punched += z->run_len;
@@ -151,7 +150,7 @@ int mrimg_sparsify(const char *path, uint64_t stream_offset, mrimg_progress_fn p
             vstruct_copy(caller, stats, sizeof(*stats));
         return err ? err->code : MRIMG_ERR_IO;
     }
-    spz z = {.img = img, .fd = -1, .path = path, .st = stats, .progress = progress,
+    spz z = {.img = img, .fd = -1, .st = stats, .progress = progress,
              .pctx = pctx};
     int rc = 0;
     const mrimg_container_info *ci = &img->ci;
@@ -171,32 +170,33 @@ int mrimg_sparsify(const char *path, uint64_t stream_offset, mrimg_progress_fn p
      * for a FIFO's writer, and the file must be the one mrimg_open read */
     z.fd = open(path, O_RDWR | O_CLOEXEC | O_NONBLOCK);
     if (z.fd < 0) {
-        rc = err_side(err, MRIMG_SIDE_INPUT, err_sys(err, errno, "cannot open %s for writing", path));
+        rc = err_side(err, MRIMG_SIDE_INPUT, err_sys(err, errno, "cannot open the input for writing"));
         goto out;
     }
     struct stat st, st0;
     if (fstat(z.fd, &st) != 0 || fstat(img->src.fd, &st0) != 0) {
-        rc = err_side(err, MRIMG_SIDE_INPUT, err_sys(err, errno, "%s: stat", path));
+        rc = err_side(err, MRIMG_SIDE_INPUT, err_sys(err, errno, "cannot stat the input"));
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
         rc = err_side(err, MRIMG_SIDE_INPUT,
                       err_set(err, MRIMG_ERR_IO, MRIMG_OFF_NONE, 0,
-                              "%s is %s: only a regular file can be sparsified in place", path,
+                              "the input is %s: only a regular file can be sparsified in "
+                              "place",
                               io_kind_name(st.st_mode)));
         goto out;
     }
     if (st.st_dev != st0.st_dev || st.st_ino != st0.st_ino ||
         (uint64_t)st.st_size != img->src.size) {
         rc = err_side(err, MRIMG_SIDE_INPUT,
-                      err_set(err, MRIMG_ERR_IO, MRIMG_OFF_NONE, 0, "%s changed while being read",
-                              path));
+                      err_set(err, MRIMG_ERR_IO, MRIMG_OFF_NONE, 0,
+                              "the input changed while being read"));
         goto out;
     }
     int fl = fcntl(z.fd, F_GETFL);
     if (fl < 0 || fcntl(z.fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
         rc = err_side(err, MRIMG_SIDE_INPUT,
-                      err_sys(err, errno, "cannot open %s for writing", path));
+                      err_sys(err, errno, "cannot open the input for writing"));
         goto out;
     }
     stats->allocated_before = (uint64_t)st.st_blocks * 512;
@@ -216,7 +216,7 @@ int mrimg_sparsify(const char *path, uint64_t stream_offset, mrimg_progress_fn p
     if (mapped && rc == 0)
         rc = do_blocks(&z, err);
     if (rc == 0 && fsync(z.fd) != 0)
-        rc = err_side(err, MRIMG_SIDE_INPUT, err_sys(err, errno, "cannot sync %s", path));
+        rc = err_side(err, MRIMG_SIDE_INPUT, err_sys(err, errno, "cannot sync the input"));
     /* holes and skipped ranges do not tick: the bar ends at 100 % */
     if (rc == 0 && progress)
         (void)progress(pctx, z.total, z.total);

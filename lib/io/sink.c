@@ -96,7 +96,7 @@ static inline int out_side(mrimg_error *err, int rc) { return err_side(err, MRIM
 static int no_seek(mrimg_sink *s, const char *what, mrimg_error *err)
 {
     int rc = err_set(err, MRIMG_ERR_IO, MRIMG_OFF_NONE, 0,
-                     "%s is a pipe: cannot %s (this output needs a seekable file)", s->target,
+                     "%s is a pipe: cannot %s (this output needs a seekable file)", s->label,
                      what);
     if (err)
         err->sys_errno = ESPIPE;
@@ -115,11 +115,11 @@ static int write_all(mrimg_sink *s, const void *data, size_t len, uint64_t off, 
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            return err_sys(err, errno, "cannot write %s at offset %llu", s->target,
+            return err_sys(err, errno, "cannot write %s at offset %llu", s->label,
                            (unsigned long long)off);
         }
         if (n == 0)
-            return err_sys(err, ENOSPC, "cannot write %s at offset %llu", s->target,
+            return err_sys(err, ENOSPC, "cannot write %s at offset %llu", s->label,
                            (unsigned long long)off);
         p += n;
         off += (uint64_t)n;
@@ -163,7 +163,8 @@ static char *make_tmp_name(const char *path, mrimg_error *err)
  * replaced atomically, in its own directory, and the link survives.  A
  * dangling link, or one to anything else, is refused.  *path is the file
  * to create or replace. */
-static int resolve_target(const char *target, unsigned flags, char **path, mrimg_error *err)
+static int resolve_target(const char *target, const char *label, unsigned flags, char **path,
+                          mrimg_error *err)
 {
     struct stat st;
     *path = NULL;
@@ -175,26 +176,26 @@ static int resolve_target(const char *target, unsigned flags, char **path, mrimg
     if (S_ISLNK(st.st_mode)) {
         if (stat(target, &st) != 0)
             return err_set(err, MRIMG_ERR_IO, MRIMG_OFF_NONE, 0,
-                           "%s is a symbolic link to a missing file (%s); not followed", target,
+                           "%s is a symbolic link to a missing file (%s); not followed", label,
                            strerror(errno));
         link = "a symbolic link to ";
     }
     if (S_ISDIR(st.st_mode)) {
-        int rc = err_set(err, MRIMG_ERR_IO, MRIMG_OFF_NONE, 0, "%s is %s%s", target, link,
+        int rc = err_set(err, MRIMG_ERR_IO, MRIMG_OFF_NONE, 0, "%s is %s%s", label, link,
                          io_kind_name(st.st_mode));
         err->sys_errno = EISDIR; /* for callers that test the errno */
         return rc;
     }
     if (!S_ISREG(st.st_mode))
         return err_set(err, MRIMG_ERR_IO, MRIMG_OFF_NONE, 0,
-                       "%s is %s%s, not a regular file: refusing to replace it", target, link,
+                       "%s is %s%s, not a regular file: refusing to replace it", label, link,
                        io_kind_name(st.st_mode));
     if (!(flags & SINK_FORCE))
         return err_set(err, MRIMG_ERR_EXISTS, MRIMG_OFF_NONE, 0,
-                       "%s already exists (use --force to replace it)", target);
+                       "%s already exists (use --force to replace it)", label);
     *path = *link ? realpath(target, NULL) : xstrdup(target, err);
     if (!*path && *link)
-        return err_sys(err, errno, "cannot resolve the symbolic link %s", target);
+        return err_sys(err, errno, "cannot resolve %s, a symbolic link", label);
     return *path ? 0 : MRIMG_ERR_NOMEM;
 }
 
@@ -204,12 +205,15 @@ int sink_create(mrimg_sink *s, const char *target, unsigned flags, mrimg_error *
     s->fd = -1;
     s->slot = -1;
     s->flags = flags;
-    int rc = resolve_target(target, flags, &s->path, err);
+    const char *slash = strrchr(target, '/');
+    const char *label = (flags & SINK_NAMED) ? (slash ? slash + 1 : target) : "the output";
+    int rc = resolve_target(target, label, flags, &s->path, err);
     if (rc < 0)
         return rc;
     s->target = xstrdup(target, err);
     if (!s->target)
         goto fail;
+    s->label = (flags & SINK_NAMED) ? s->target + (label - target) : label;
     for (int attempt = 0; attempt < 100; attempt++) {
         free(s->tmp);
         s->tmp = make_tmp_name(s->path, err);
@@ -225,13 +229,13 @@ int sink_create(mrimg_sink *s, const char *target, unsigned flags, mrimg_error *
         tmp_unregister(s->slot);
         s->slot = -1;
         if (e != EEXIST) {
-            err_sys(err, e, "cannot create a temporary file beside %s", target);
+            err_sys(err, e, "cannot create a temporary file beside %s", label);
             goto fail;
         }
     }
     if (s->fd < 0) {
         err_set(err, MRIMG_ERR_IO, MRIMG_OFF_NONE, 0, "cannot create a temporary file beside %s",
-                target);
+                label);
         goto fail;
     }
     s->cap = SINK_BUF;
@@ -246,6 +250,7 @@ fail:
     free(s->target);
     free(s->path);
     s->tmp = s->target = s->path = NULL;
+    s->label = NULL;
     return err ? err->code : MRIMG_ERR_IO;
 }
 
@@ -258,11 +263,13 @@ int sink_create_fd(mrimg_sink *s, int fd, const char *name, mrimg_error *err)
     s->target = xstrdup(name ? name : "(fd)", err);
     if (!s->target)
         return MRIMG_ERR_NOMEM;
+    s->label = s->target;
     s->cap = SINK_BUF;
     s->buf = xmalloc_aligned(s->cap, err);
     if (!s->buf) {
         free(s->target);
         s->target = NULL;
+        s->label = NULL;
         return MRIMG_ERR_NOMEM;
     }
     return 0;
@@ -332,7 +339,7 @@ int sink_truncate(mrimg_sink *s, uint64_t size, mrimg_error *err)
     if (s->sequential)
         return size == s->size ? 0 : no_seek(s, "change the size", err);
     if (ftruncate(s->fd, (off_t)size) != 0)
-        return err_sys(err, errno, "cannot set the size of %s", s->target);
+        return err_sys(err, errno, "cannot set the size of %s", s->label);
     s->size = size;
     return 0;
 }
@@ -347,7 +354,7 @@ int sink_punch(mrimg_sink *s, uint64_t off, uint64_t len, mrimg_error *err)
     if (fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0)
         return 0;
     if (errno != EOPNOTSUPP && errno != ENOSYS)
-        return err_sys(err, errno, "cannot punch a hole in %s", s->target);
+        return err_sys(err, errno, "cannot punch a hole in %s", s->label);
     static const uint8_t zeros[65536];
     while (len) {
         size_t n = len > sizeof(zeros) ? sizeof(zeros) : (size_t)len;
@@ -366,14 +373,14 @@ int sink_reserve(mrimg_sink *s, uint64_t off, uint64_t len, mrimg_error *err)
         return 0;
     if (s->sequential)
         return err_set(err, MRIMG_ERR_UNSUPPORTED, MRIMG_OFF_NONE, 0,
-                       "%s is a pipe: nothing can be reserved", s->target);
+                       "%s is a pipe: nothing can be reserved", s->label);
     if (fallocate(s->fd, FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0)
         return 0;
     if (errno == EOPNOTSUPP || errno == ENOSYS)
         return err_set(err, MRIMG_ERR_UNSUPPORTED, MRIMG_OFF_NONE, 0,
-                       "the file system of %s cannot reserve space", s->target);
+                       "the file system of %s cannot reserve space", s->label);
     return err_sys(err, errno, "cannot reserve %llu bytes for %s", (unsigned long long)len,
-                   s->target);
+                   s->label);
 }
 
 static void fsync_dir(const char *target)
@@ -408,12 +415,13 @@ static int stream_commit(mrimg_sink *s, mrimg_error *err)
         return rc;
     struct stat st;
     if (fstat(s->fd, &st) == 0 && S_ISREG(st.st_mode) && fsync(s->fd) != 0)
-        return err_sys(err, errno, "cannot sync %s", s->target);
+        return err_sys(err, errno, "cannot sync %s", s->label);
     s->fd = -1;
     free(s->buf);
     s->buf = NULL;
     free(s->target);
     s->target = NULL;
+    s->label = NULL;
     return 0;
 }
 
@@ -425,22 +433,22 @@ int sink_commit(mrimg_sink *s, const char *final_magic, mrimg_error *err)
     if (rc < 0)
         return rc;
     if (fsync(s->fd) != 0)
-        return err_sys(err, errno, "cannot sync %s", s->target);
+        return err_sys(err, errno, "cannot sync %s", s->label);
     if (final_magic) {
         rc = write_all(s, final_magic, 16, 0, err);
         if (rc < 0)
             return rc;
         if (fsync(s->fd) != 0)
-            return err_sys(err, errno, "cannot sync %s", s->target);
+            return err_sys(err, errno, "cannot sync %s", s->label);
     }
     if (close(s->fd) != 0) {
         s->fd = -1;
-        return err_sys(err, errno, "cannot close %s", s->target);
+        return err_sys(err, errno, "cannot close %s", s->label);
     }
     s->fd = -1;
     if (s->flags & SINK_FORCE) {
         if (rename(s->tmp, s->path) != 0)
-            return err_sys(err, errno, "cannot rename the output to %s", s->target);
+            return err_sys(err, errno, "cannot rename the temporary file to %s", s->label);
     } else {
         long r;
 #ifdef SYS_renameat2
@@ -463,8 +471,8 @@ int sink_commit(mrimg_sink *s, const char *final_magic, mrimg_error *err)
             if (errno == EEXIST)
                 return err_set(err, MRIMG_ERR_EXISTS, MRIMG_OFF_NONE, 0,
                                "%s appeared while converting; not replaced (use --force)",
-                               s->target);
-            return err_sys(err, errno, "cannot rename the output to %s", s->target);
+                               s->label);
+            return err_sys(err, errno, "cannot rename the temporary file to %s", s->label);
         }
     }
     tmp_unregister(s->slot);
@@ -477,6 +485,7 @@ int sink_commit(mrimg_sink *s, const char *final_magic, mrimg_error *err)
     free(s->target);
     free(s->path);
     s->target = s->path = NULL;
+    s->label = NULL;
     return 0;
 }
 
@@ -496,4 +505,5 @@ void sink_abort(mrimg_sink *s)
     s->tmp = NULL;
     s->buf = NULL;
     s->target = s->path = NULL;
+    s->label = NULL;
 }

@@ -19,10 +19,15 @@
 #include "../util/util.h"
 
 #define SINK_FORCE 0x1u   /* replace an existing target */
+#define SINK_NAMED 0x2u   /* messages name the file (its last component: a
+                           * file of an output directory); else "the output",
+                           * since the caller names the target itself */
 
 typedef struct mrimg_sink {
     int fd;
-    char *target;        /* the name given, for messages */
+    char *target;        /* the name given */
+    const char *label;   /* what messages call it: "the output", the file's
+                          * name (SINK_NAMED), or sink_create_fd's name */
     char *path;          /* the file replaced: target, or what its symlink names */
     char *tmp;           /* the temporary beside path */
     int slot;            /* index in the signal-cleanup registry, -1 none */

@@ -261,7 +261,7 @@ static int src_stat(mrimg_source *s, mrimg_error *err)
 {
     struct stat st;
     if (fstat(s->fd, &st) != 0)
-        return SIDE(s, err_sys(err, errno, "%s: stat", s->name));
+        return SIDE(s, err_sys(err, errno, "cannot stat %s", s->name));
     /* a file or block device is read at any offset; a FIFO (a pipe:
      * /dev/stdin in a pipeline) forward only; a socket or character device
      * (a terminal) not at all */
@@ -275,8 +275,7 @@ static int src_stat(mrimg_source *s, mrimg_error *err)
         return seq_init(s, err);
     if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
         return SIDE(s, err_set(err, MRIMG_ERR_IO, MRIMG_OFF_NONE, 0,
-                               "%s is %s: an input must be a regular file, a block device "
-                               "or a pipe",
+                               "%s is %s, not a regular file, a block device or a pipe",
                                s->name, io_kind_name(st.st_mode)));
     s->regular = S_ISREG(st.st_mode);
     s->size = st.st_size > 0 ? (uint64_t)st.st_size : 0;
@@ -307,16 +306,17 @@ int src_open_fd(mrimg_source *s, int fd, const char *name, bool own, mrimg_error
     return 0;
 }
 
-/* The name messages give a source: standard input by its role (a tool
- * names it "-" and then says what went wrong: "-: standard input is a
- * pipe: ...", never "-: /dev/stdin ..."), any other path as given. */
+/* The name messages give a source: its role, never its path.  A tool
+ * puts the path it was given in front ("imginfo: vm.sav: cannot open the
+ * input: ...", "imgconv: -: standard input is a pipe: ..."); a path in the
+ * message too would say it twice, and /dev/stdin where the user typed -. */
 static const char *src_display_name(const char *path)
 {
     static const char *const stdin_paths[] = {"/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"};
     for (size_t i = 0; i < MRIMG_ARRAY_SIZE(stdin_paths); i++)
         if (!strcmp(path, stdin_paths[i]))
             return "standard input";
-    return path;
+    return "the input";
 }
 
 int src_open(mrimg_source *s, const char *path, mrimg_error *err)
@@ -334,8 +334,8 @@ int src_open(mrimg_source *s, const char *path, mrimg_error *err)
         if (e == ENXIO && stat(path, &st) == 0 && S_ISSOCK(st.st_mode))
             return err_side(err, MRIMG_SIDE_INPUT,
                             err_set(err, MRIMG_ERR_IO, MRIMG_OFF_NONE, 0,
-                                    "%s is a socket: an input must be a regular file, a "
-                                    "block device or a pipe",
+                                    "%s is a socket, not a regular file, a block device or "
+                                    "a pipe",
                                     name));
         return err_side(err, MRIMG_SIDE_INPUT, err_sys(err, e, "cannot open %s", name));
     }

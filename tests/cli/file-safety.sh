@@ -68,8 +68,8 @@ for spec in "${outputs[@]}"; do
     n=${spec%%:*} t=${spec#*:}
     for fmt in zstd sparse; do
         if run 3 "-f -O $fmt onto $n" "$B/imgconv" -f -O "$fmt" "$raw" "$d/$n"; then
-            if [ "$n" = dir ]; then says "-f onto $n ($fmt)" "is a directory"
-            else says "-f onto $n ($fmt)" "not a regular file: refusing to replace it"; fi
+            if [ "$n" = dir ]; then says "-f onto $n ($fmt)" "^imgconv: $d/$n: the output is a directory$"
+            else says "-f onto $n ($fmt)" "^imgconv: $d/$n: the output is .*, not a regular file: refusing to replace it$"; fi
         fi
         check_kept "$n" "$t"
     done
@@ -87,7 +87,7 @@ if run 0 "-f onto a symlink" "$B/imgconv" -f -O zstd "$raw" "$d/link"; then
     ok "-f onto a symlink: the link survives, the file it names was replaced"
 fi
 # without -f a symlink is an existing output like any other
-run 3 "a symlink without -f" "$B/imgconv" -O zstd "$raw" "$d/link" && says "symlink without -f" "already exists"
+run 3 "a symlink without -f" "$B/imgconv" -O zstd "$raw" "$d/link" && says "symlink without -f" "^imgconv: $d/link: the output already exists"
 # nothing left behind by any of it
 left=$(find "$d" -name '.*.tmp' | wc -l)
 [ "$left" = 0 ] || bad "$left temporaries left behind"
@@ -96,7 +96,7 @@ left=$(find "$d" -name '.*.tmp' | wc -l)
 mkdir "$d/ram"
 mkfifo "$d/ram/pc.ram"
 run 3 "-O ram -f with a FIFO as pc.ram" "$B/imgconv" -f -O ram "$F/libvirt/sparse.sav" "$d/ram" &&
-    says "-O ram -f with a FIFO as pc.ram" "pc.ram is a FIFO"
+    says "-O ram -f with a FIFO as pc.ram" "^imgconv: $d/ram: pc.ram is a FIFO"
 check_kept ram/pc.ram p
 [ "$(find "$d/ram" -name '.*.tmp' | wc -l)" = 0 ] || bad "-O ram left temporaries"
 
@@ -120,15 +120,16 @@ inputs=(fifo sock dir link-fifo)
 for n in "${inputs[@]}"; do
     rm -f "$W/x.sav"
     case $n in
-    dir) re="dir is a directory" ;;
-    sock) re="sock is a socket" ;;
-    null) re="null is a character device" ;;
-    *) re="is a FIFO" ;;
+    dir) re="the input is a directory" ;;
+    sock) re="the input is a socket" ;;
+    null) re="the input is a character device" ;;
+    *) re="the input is a FIFO" ;;
     esac
-    run 3 "imginfo $n" "$B/imginfo" "$d/$n" && says "imginfo $n" "^imginfo: $d/$n: .*$re"
-    run 3 "imgverify $n" "$B/imgverify" "$d/$n" && says "imgverify $n" "^imgverify: $d/$n: .*$re"
+    # the tool names the file, once: the message calls it the input
+    run 3 "imginfo $n" "$B/imginfo" "$d/$n" && says "imginfo $n" "^imginfo: $d/$n: $re"
+    run 3 "imgverify $n" "$B/imgverify" "$d/$n" && says "imgverify $n" "^imgverify: $d/$n: $re"
     run 3 "imgverify --digest $n" "$B/imgverify" --digest "$d/$n" && says "imgverify --digest $n" "$re"
-    run 3 "imgconv $n" "$B/imgconv" "$d/$n" "$W/x.sav" && says "imgconv $n" "^imgconv: $d/$n: .*$re"
+    run 3 "imgconv $n" "$B/imgconv" "$d/$n" "$W/x.sav" && says "imgconv $n" "^imgconv: $d/$n: $re"
     run 3 "imgconv --sparsify $n" "$B/imgconv" --sparsify "$d/$n" && says "imgconv --sparsify $n" "$re"
     check_kept "$n" "$(case $n in fifo) echo p ;; sock) echo s ;; dir) echo d ;; null) echo c ;; *) echo l ;; esac)"
 done
