@@ -96,7 +96,15 @@ void src_seq_keep(mrimg_source *s, uint64_t upto)
     pthread_mutex_unlock(&q->mu);
 }
 
-uint64_t src_seq_pos(const mrimg_source *s) { return s->seq ? s->seq->pos : 0; }
+uint64_t src_seq_pos(const mrimg_source *s)
+{
+    if (!s->seq)
+        return 0;
+    pthread_mutex_lock(&s->seq->mu); /* the read-ahead thread advances it */
+    uint64_t pos = s->seq->pos;
+    pthread_mutex_unlock(&s->seq->mu);
+    return pos;
+}
 
 void src_share(mrimg_source *dst, const mrimg_source *src, mrimg_error *err)
 {

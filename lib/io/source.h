@@ -28,7 +28,9 @@ typedef struct mrimg_source {
     bool own_fd;
     char *name;          /* for messages */
     mrimg_side side;     /* named on every error (input unless told) */
-    uint64_t size;       /* st_size at open */
+    /* st_size at open; a sequential source's is SRC_SIZE_UNKNOWN until the
+     * read-ahead thread reads its end, while other threads look at it */
+    _Atomic uint64_t size;
     uint64_t allocated;  /* st_blocks * 512 at open */
     bool regular;        /* S_ISREG */
     bool seek_data_ok;   /* SEEK_DATA works on this file (probed lazily) */
