@@ -11,9 +11,13 @@
 #                                          build-clang/, -O3; ctest -LE
 #                                          'qemu|libvirt': the round trips
 #                                          already ran three times)
-#   5. the fuzzers (fuzz/run.sh, if present: builds them with clang in
+#   5. ctest in a ThreadSanitizer build  ($MRIMG_BUILD_TSAN, default
+#                                          build-tsan/, -DMRIMG_TSAN=ON;
+#                                          ctest -L 'unit|cli': the threads
+#                                          of the library and its tools)
+#   6. the fuzzers (fuzz/run.sh, if present: builds them with clang in
 #      build-fuzz/ and runs each target for $MRIMG_FUZZ_SECONDS seconds,
-#      default 60 -- 12 targets, so about 12 minutes; 0 skips fuzzing)
+#      default 60 -- 13 targets, so about 14 minutes; 0 skips fuzzing)
 # Every build uses -DMRIMG_WERROR=ON: a warning of either compiler at any
 # optimisation level fails its step (users' builds leave it off).
 # Every step runs even if an earlier one failed; the exit status is 0 only if
@@ -28,6 +32,7 @@ build=${MRIMG_BUILD:-build}
 asan=${MRIMG_BUILD_ASAN:-build-asan}
 release=${MRIMG_BUILD_RELEASE:-build-release}
 clang=${MRIMG_BUILD_CLANG:-build-clang}
+tsan=${MRIMG_BUILD_TSAN:-build-tsan}
 jobs=${MRIMG_TEST_JOBS:-$(nproc)}
 fuzz_seconds=${MRIMG_FUZZ_SECONDS:-60}  # per fuzz target
 start=$SECONDS
@@ -75,6 +80,14 @@ release_clang_build_and_ctest() {
         run_ctest "$clang" -LE 'qemu|libvirt'
 }
 
+tsan_build_and_ctest() {
+    cmake -S . -B "$tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMRIMG_TSAN=ON \
+        -DMRIMG_WERROR=ON &&
+        cmake --build "$tsan" -j "$(nproc)" &&
+        TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1 second_deadlock_stack=1} \
+            run_ctest "$tsan" -L 'unit|cli'
+}
+
 run_fuzz() {
     MRIMG_FUZZ_SECONDS=$fuzz_seconds bash fuzz/run.sh
 }
@@ -87,6 +100,7 @@ step "ctest ($build)" run_ctest "$build"
 step "build and ctest ($asan, ASan+UBSan)" asan_build_and_ctest
 step "build and ctest ($release, Release, GCC)" release_gcc_build_and_ctest
 step "build and ctest ($clang, Release, clang, -LE 'qemu|libvirt')" release_clang_build_and_ctest
+step "build and ctest ($tsan, ThreadSanitizer, -L 'unit|cli')" tsan_build_and_ctest
 if [ "$fuzz_seconds" = 0 ]; then
     printf '\n=== fuzz: skipped (MRIMG_FUZZ_SECONDS=0)\n'
 elif [ -f fuzz/run.sh ]; then

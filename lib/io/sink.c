@@ -44,8 +44,9 @@ static int tmp_register(const char *path, int kind)
     for (int i = 0; i < TMP_SLOTS; i++) {
         if (!tmp_used[i]) {
             strcpy(tmp_paths[i], path);
-            __atomic_thread_fence(__ATOMIC_SEQ_CST);
-            tmp_used[i] = kind;
+            /* release: a handler on any thread that sees the slot used
+             * sees the whole path (a lock-free int store: signal-safe) */
+            __atomic_store_n(&tmp_used[i], kind, __ATOMIC_RELEASE);
             slot = i;
             break;
         }
@@ -72,7 +73,7 @@ void mrimg_cleanup_temporaries(void)
     /* async-signal-safe: unlink() and rmdir() only, no locks */
     for (int kind = 1; kind <= 2; kind++) {
         for (int i = 0; i < TMP_SLOTS; i++) {
-            if (tmp_used[i] == kind) {
+            if (__atomic_load_n(&tmp_used[i], __ATOMIC_ACQUIRE) == kind) {
                 if (kind == 1)
                     unlink(tmp_paths[i]);
                 else

@@ -5,7 +5,7 @@
 # linked dynamically and once statically, and both run on a real image.
 # Usage: run.sh BUILD-DIR CONSUMER.C IMAGE [CC [EXTRA-CFLAGS]]
 # EXTRA-CFLAGS: what the library was built with that its users must link
-# with too (the sanitizers of -DMRIMG_SANITIZE=ON); then the static
+# with too (the sanitizers of -DMRIMG_SANITIZE=ON or -DMRIMG_TSAN=ON); then the static
 # consumer links libmrimg.a but the C library dynamically (a sanitized
 # program cannot be fully static).
 set -eu
