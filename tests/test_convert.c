@@ -433,14 +433,11 @@ static void test_safety(void **state)
     /* a truncated input fails mid-way: target unchanged, no temporary
      * (cut inside the device state, just before the EOF record: a cut
      * inside the VMDESCRIPTION after it is only a warning, QEMU loads it) */
-    img = open_at(fixture_path("libvirt/raw.sav"), 0);
-    assert_int_equal(mrimg_scan(img, 0, NULL, NULL, &e), 0);
-    const mrimg_stream_info *si = mrimg_stream(img);
-    assert_true(si->has_eof);
-    size_t keep = (size_t)(si->stream_offset + si->eof_offset - 1);
-    mrimg_close(img);
+    mrimg_stream_info si;
     size_t len;
-    uint8_t *b = read_file(fixture_path("libvirt/raw.sav"), &len);
+    uint8_t *b = test_read_scanned(fixture_path("libvirt/raw.sav"), &len, &si);
+    assert_true(si.has_eof);
+    size_t keep = (size_t)(si.stream_offset + si.eof_offset - 1);
     assert_true(keep < len);
     write_file(cut, b, keep);
     free(b);
@@ -483,14 +480,10 @@ static void test_safety(void **state)
 static void test_unparsable_then_hole(void **state)
 {
     (void)state;
-    mrimg_image *img = open_at(fixture_path("libvirt/raw.sav"), 0);
-    mrimg_error e;
-    assert_int_equal(mrimg_scan(img, 0, NULL, NULL, &e), 0);
-    uint32_t id = mrimg_stream(img)->ram_section_id;
-    mrimg_close(img);
+    mrimg_stream_info si;
     size_t len;
-    uint8_t *b = read_file(fixture_path("libvirt/raw.sav"), &len);
-    assert_non_null(b);
+    uint8_t *b = test_read_scanned(fixture_path("libvirt/raw.sav"), &len, &si);
+    uint32_t id = si.ram_section_id;
     /* the first PART of the RAM section: right after the START's footer */
     uint8_t want[10] = {0x7e, 0, 0, 0, 0, 0x02, 0, 0, 0, 0};
     for (int k = 0; k < 4; k++)
@@ -509,7 +502,8 @@ static void test_unparsable_then_hole(void **state)
     assert_int_equal(truncate(in, (off_t)len + ((off_t)1 << 40)), 0);
     static const mrimg_output fmts[] = {MRIMG_OUT_QEMU, MRIMG_OUT_RAW, MRIMG_OUT_ZSTD};
     for (size_t i = 0; i < 3; i++) {
-        img = open_at(in, 0);
+        mrimg_image *img = open_at(in, 0);
+        mrimg_error e;
         t_convert_opts o;
         t_convert_opts_init(&o);
         o.out = fmts[i];

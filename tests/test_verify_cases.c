@@ -116,15 +116,10 @@ static void test_xml_root_and_name(void **state)
 /* plain.mig with its VMDESCRIPTION replaced by json */
 static const char *with_vmdesc(const char *json)
 {
-    mrimg_error err;
-    mrimg_image *img = t_open(fixture_path("qemu/plain.mig"), NULL, &err);
-    assert_non_null(img);
-    assert_int_equal(mrimg_scan(img, 0, NULL, NULL, &err), 0);
-    uint64_t eof = mrimg_stream(img)->eof_offset;
-    mrimg_close(img);
+    mrimg_stream_info si;
     size_t n;
-    uint8_t *all = read_file(fixture_path("qemu/plain.mig"), &n);
-    assert_non_null(all);
+    uint8_t *all = test_read_scanned(fixture_path("qemu/plain.mig"), &n, &si);
+    uint64_t eof = si.eof_offset;
     assert_true(eof < n && all[eof] == 0x00);
     size_t jl = strlen(json);
     uint8_t *out = malloc(eof + 1 + 5 + jl);

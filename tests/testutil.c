@@ -341,6 +341,20 @@ mrimg_image *test_open(const char *path)
     return img;
 }
 
+uint8_t *test_read_scanned(const char *path, size_t *len, mrimg_stream_info *si)
+{
+    mrimg_image *img = test_open(path);
+    mrimg_error err;
+    if (mrimg_scan(img, 0, NULL, NULL, &err) != 0)
+        fail_msg("%s: scan: %s", path, err.message);
+    *si = *mrimg_stream(img);
+    mrimg_close(img);
+    uint8_t *b = read_file(path, len);
+    if (!b)
+        fail_msg("%s: cannot read it", path);
+    return b;
+}
+
 void test_assert_same_file(const char *a, const char *b)
 {
     size_t la, lb;

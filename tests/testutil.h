@@ -34,6 +34,10 @@ char *test_fixture_copy(const char *rel, const char *tag, const char *name, char
                         size_t cap);
 /* mrimg_open(path), failing the test with the library's message. */
 mrimg_image *test_open(const char *path);
+/* The bytes of the (small) image at path, for a test to alter, and in *si
+ * its stream as mrimg_scan found it (where its parts lie); fails the test
+ * with the library's message.  Caller frees. */
+uint8_t *test_read_scanned(const char *path, size_t *len, mrimg_stream_info *si);
 /* The files a and b hold the same bytes (small files: read whole). */
 void test_assert_same_file(const char *a, const char *b);
 
