@@ -83,6 +83,18 @@ def versions():
 LOG = "/var/tmp/mrimg-libvirtd.log"   # warnings of the daemons we start
 
 
+def live_comm(pid):
+    """The command name of PID if it is a live process (a zombie has exited), else None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    if stat[stat.rindex(")") + 2:][:1] in ("Z", "X"):
+        return None
+    return stat[stat.index("(") + 1:stat.rindex(")")]
+
+
 def daemon_pid(name):
     """The pid in /run/NAME.pid if it is a live process called NAME, else None.
 
@@ -91,27 +103,19 @@ def daemon_pid(name):
     a running daemon."""
     try:
         pid = int(open(f"/run/{name}.pid").read().strip())
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
     except (OSError, ValueError):
         return None
-    comm, state = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:][:1]
-    return pid if comm == name and state not in ("Z", "X") else None
+    return pid if live_comm(pid) == name else None
 
 
 def gone(pid, seconds):
-    """Wait up to SECONDS for PID to exit (a zombie has exited); True if it did."""
+    """Wait up to SECONDS for PID to exit; True if it did."""
     deadline = time.time() + seconds
-    while True:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                if f.read().rsplit(")", 1)[1][1:2] in ("Z", "X"):
-                    return True
-        except OSError:
-            return True
+    while live_comm(pid) is not None:
         if time.time() > deadline:
             return False
         time.sleep(0.1)
+    return True
 
 
 class Daemons:
