@@ -206,15 +206,18 @@ int sink_create(mrimg_sink *s, const char *target, unsigned flags, mrimg_error *
     s->fd = -1;
     s->slot = -1;
     s->flags = flags;
-    const char *slash = strrchr(target, '/');
-    const char *label = (flags & SINK_NAMED) ? (slash ? slash + 1 : target) : "the output";
-    int rc = resolve_target(target, label, flags, &s->path, err);
-    if (rc < 0)
-        return rc;
     s->target = xstrdup(target, err);
     if (!s->target)
-        goto fail;
-    s->label = (flags & SINK_NAMED) ? s->target + (label - target) : label;
+        return MRIMG_ERR_NOMEM;
+    const char *slash = strrchr(s->target, '/');
+    s->label = (flags & SINK_NAMED) ? (slash ? slash + 1 : s->target) : "the output";
+    int rc = resolve_target(target, s->label, flags, &s->path, err);
+    if (rc < 0) {
+        free(s->target);
+        s->target = NULL;
+        s->label = NULL;
+        return rc;
+    }
     for (int attempt = 0; attempt < 100; attempt++) {
         free(s->tmp);
         s->tmp = make_tmp_name(s->path, err);
@@ -230,13 +233,13 @@ int sink_create(mrimg_sink *s, const char *target, unsigned flags, mrimg_error *
         tmp_unregister(s->slot);
         s->slot = -1;
         if (e != EEXIST) {
-            err_sys(err, e, "cannot create a temporary file beside %s", label);
+            err_sys(err, e, "cannot create a temporary file beside %s", s->label);
             goto fail;
         }
     }
     if (s->fd < 0) {
         err_set(err, MRIMG_ERR_IO, MRIMG_OFF_NONE, 0, "cannot create a temporary file beside %s",
-                label);
+                s->label);
         goto fail;
     }
     s->cap = SINK_BUF;
